@@ -1,0 +1,3 @@
+"""Importing this package registers every built-in report section (see registry.py)."""
+
+from . import core  # noqa: F401

@@ -1,0 +1,87 @@
+"""Sections every report has: the run, totals, top ops and top kernels."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from ...analyzers import summary
+from ..context import ReportContext
+from ..format import fmt_ns, fmt_share
+from ..registry import section
+
+
+def _render_run(run: dict, console) -> None:
+    status = "partial" if run["partial"] else "complete"
+    exit_text = "" if run["exit_code"] is None else f", exit code {run['exit_code']}"
+    console.print(f"[bold]profkit report[/bold] · {' '.join(run['command']) or '(no command)'}")
+    console.print(
+        f"device: {run['device']} · duration {fmt_ns(run['duration_ns'])} · ranks {run['ranks']} · {status}{exit_text}"
+    )
+    for note in run.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+@section("run", order=0, render=_render_run)
+def run_section(ctx: ReportContext) -> dict:
+    meta = ctx.metadata
+    devices = meta.get("devices") or []
+    gpu_names = sorted({d.get("name", "?") for d in devices if d.get("type") == "gpu"})
+    first, last = summary.span_ns(ctx.events)
+    partial = any(bool(t.metadata.get("partial")) for t in ctx.traces)
+    notes = []
+    for trace in ctx.traces:
+        notes.extend(trace.metadata.get("notes") or [])
+    return {
+        "command": meta.get("command") or [],
+        "device": ", ".join(gpu_names) if gpu_names else (meta.get("cpu_name") or "cpu"),
+        "duration_ns": last - first,
+        "partial": partial,
+        "exit_code": meta.get("exit_code"),
+        "ranks": sorted({t.rank for t in ctx.traces}),
+        "world_size": meta.get("world_size"),
+        "host": meta.get("host"),
+        "producer": meta.get("producer"),
+        "torch_version": meta.get("torch_version"),
+        "files": [str(t.path) for t in ctx.traces if t.path],
+        "notes": sorted(set(notes)),
+    }
+
+
+def _render_totals(totals: dict, console) -> None:
+    busy_share = totals["device_busy_ns"] / totals["span_ns"] if totals["span_ns"] else None
+    what = "GPU" if totals["device"] == "gpu" else "CPU (time inside top-level ops)"
+    console.print(
+        f"{what} busy {fmt_ns(totals['device_busy_ns'])} of {fmt_ns(totals['span_ns'])} ({fmt_share(busy_share)}), "
+        f"{totals['kernel_count']} kernels ({fmt_ns(totals['kernel_time_ns'])}), {totals['op_count']} ops"
+    )
+
+
+@section("totals", order=10, render=_render_totals)
+def totals_section(ctx: ReportContext) -> dict:
+    return summary.totals(ctx.events)
+
+
+def _render_top(title: str):
+    def render(rows: list[dict], console) -> None:
+        if not rows:
+            return
+        table = Table(title=title, title_justify="left")
+        table.add_column("name", overflow="fold", max_width=70)
+        table.add_column("count", justify="right")
+        table.add_column("self time", justify="right")
+        table.add_column("share", justify="right")
+        for row in rows:
+            table.add_row(row["name"], str(row["count"]), fmt_ns(row["self_time_ns"]), fmt_share(row["share"]))
+        console.print(table)
+
+    return render
+
+
+@section("top_ops", order=80, render=_render_top("Top ops by self time"))
+def top_ops_section(ctx: ReportContext) -> list[dict]:
+    return summary.top_ops(ctx.events, ctx.options.top).to_dict("records")
+
+
+@section("top_kernels", order=81, render=_render_top("Top GPU kernels"))
+def top_kernels_section(ctx: ReportContext) -> list[dict]:
+    return summary.top_kernels(ctx.events, ctx.options.top).to_dict("records")

@@ -1,0 +1,98 @@
+"""Turn raw event columns into a finished v1 events table.
+
+Collectors (the live recorder, the Chrome-trace importer) hand over a pandas
+DataFrame with the schema's columns they know plus ``linked_correlation_id``
+(GPU events: the correlation id of the host call that launched them). This
+module sorts, numbers, nests host events, links GPU work to its launching op
+and returns an Arrow table in the exact v1 schema.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .nesting import nest
+from .schema import ARROW_SCHEMA, COLUMN_NAMES, GPU_KINDS, HOST_NESTED_KINDS, Kind
+
+
+def build_events(raw: pd.DataFrame) -> pa.Table:
+    """Sort by start, number rows, fill parent/depth and op/launch links."""
+    frame = raw.copy()
+    frame["kind"] = frame["kind"].astype(str)
+    frame = frame.sort_values(["start_ns", "duration_ns"], ascending=[True, False], kind="stable")
+    frame = frame.reset_index(drop=True)
+    frame["event_id"] = np.arange(len(frame), dtype=np.int64)
+
+    kind = frame["kind"].to_numpy()
+    host = np.isin(kind, list(HOST_NESTED_KINDS))
+    if "parent_id" not in frame or frame["parent_id"].isna().all():
+        thread_key = (
+            frame["process_id"].fillna(-1).astype(np.int64).to_numpy() * 1_000_003
+            + frame["thread_id"].fillna(-1).astype(np.int64).to_numpy()
+        )
+        host_rows = np.flatnonzero(host)
+        start = frame["start_ns"].to_numpy(np.int64)
+        end = start + frame["duration_ns"].to_numpy(np.int64)
+        depth, parent = nest(start[host_rows], end[host_rows], thread_key[host_rows])
+        parent_id = np.full(len(frame), -1, dtype=np.int64)
+        depth_all = np.full(len(frame), -1, dtype=np.int64)
+        parent_id[host_rows] = np.where(parent >= 0, host_rows[np.maximum(parent, 0)], -1)
+        depth_all[host_rows] = depth
+        frame["parent_id"] = pd.array(np.where(parent_id >= 0, parent_id, 0), dtype="Int64").where(parent_id >= 0)
+        frame["depth"] = pd.array(depth_all, dtype="Int64").where(depth_all >= 0)
+
+    if "linked_correlation_id" in frame:
+        _link_gpu_events(frame)
+    for column in COLUMN_NAMES:
+        if column not in frame:
+            frame[column] = None
+    return pa.Table.from_pandas(frame[list(COLUMN_NAMES)], schema=ARROW_SCHEMA, preserve_index=False)
+
+
+def _link_gpu_events(frame: pd.DataFrame) -> None:
+    """Set launch_id/op_id of GPU events from their linked correlation id.
+
+    The launching runtime call (cudaLaunchKernel...) shares the kernel's
+    correlation id; the op is the innermost CPU op enclosing that call. Some
+    producers link a kernel straight to its CPU op's correlation id: that wins.
+    """
+    kind = frame["kind"].to_numpy()
+    gpu = np.isin(kind, list(GPU_KINDS)) & frame["linked_correlation_id"].notna().to_numpy()
+    if not gpu.any():
+        return
+    key_cols = ["process_id", "correlation_id"]
+    linked = frame.loc[gpu, ["process_id", "linked_correlation_id"]].rename(
+        columns={"linked_correlation_id": "correlation_id"}
+    )
+    linked["correlation_id"] = linked["correlation_id"].astype("Int64")
+
+    def lookup(kinds: list[str]) -> pd.Series:
+        table = frame.loc[np.isin(kind, kinds) & frame["correlation_id"].notna().to_numpy(), key_cols + ["event_id"]]
+        table = table.drop_duplicates(key_cols).astype({"correlation_id": "Int64"})
+        hit = linked.reset_index().merge(table, on=key_cols, how="left").set_index("index")["event_id"]
+        return hit.astype("Int64")
+
+    launch = lookup([Kind.RUNTIME.value])
+    direct_op = lookup([Kind.CPU_OP.value])
+    frame["launch_id"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    frame.loc[launch.index, "launch_id"] = launch
+    op = _innermost_cpu_op(frame, launch)
+    op = direct_op.fillna(op)
+    frame["op_id"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    frame.loc[op.index, "op_id"] = op
+
+
+def _innermost_cpu_op(frame: pd.DataFrame, start_ids: pd.Series) -> pd.Series:
+    """Walk parent_id upwards from each id until a cpu_op is reached (one step per level)."""
+    parent = frame["parent_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    is_op = (frame["kind"] == Kind.CPU_OP.value).to_numpy()
+    current = start_ids.astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    current = np.where(current >= 0, parent[np.maximum(current, 0)], -1)  # start from the call's parent
+    for _ in range(512):  # bounded by stack depth
+        pending = (current >= 0) & ~is_op[np.maximum(current, 0)]
+        if not pending.any():
+            break
+        current = np.where(pending, parent[np.maximum(current, 0)], current)
+    return pd.Series(current, index=start_ids.index).astype("Int64").where(current >= 0)

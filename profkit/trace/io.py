@@ -1,0 +1,150 @@
+"""Read and write trace files: atomic writes, one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import TraceFormatError
+from .schema import ARROW_SCHEMA, FORMAT_VERSION, METADATA_KEY, Kind
+
+# Nullable integer columns read as pandas' nullable dtypes, so a column's dtype
+# does not depend on whether this particular file has a null in it.
+_PANDAS_TYPES = {
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+}
+
+
+def write_trace(path: str | os.PathLike, table: pa.Table, metadata: dict[str, Any]) -> Path:
+    """Write ``table`` with ``metadata`` to ``path`` atomically (temp file, then rename)."""
+    path = Path(path)
+    meta = {"format_version": FORMAT_VERSION, **metadata}
+    table = table.cast(ARROW_SCHEMA).replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp_name, compression="zstd", use_dictionary=True, row_group_size=1 << 20)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The file-level metadata of a trace (cheap: reads only the footer)."""
+    path = Path(path)
+    schema = _read_schema(path)
+    return _decode_metadata(path, schema.metadata)
+
+
+@dataclass
+class Trace:
+    """One process's trace: ``events`` (pandas) and its file-level ``metadata``."""
+
+    events: pd.DataFrame
+    metadata: dict[str, Any]
+    path: Path | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def of_kind(self, *kinds: Kind | str) -> pd.DataFrame:
+        wanted = [k.value if isinstance(k, Kind) else k for k in kinds]
+        return self.events[self.events["kind"].isin(wanted)]
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        """CPU operators."""
+        return self.of_kind(Kind.CPU_OP)
+
+    @property
+    def kernels(self) -> pd.DataFrame:
+        """GPU kernels."""
+        return self.of_kind(Kind.KERNEL)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """Telemetry samples (long format: name = metric, value)."""
+        return self.of_kind(Kind.SAMPLE)
+
+    @property
+    def phases(self) -> pd.DataFrame:
+        """Phase and step marks."""
+        return self.of_kind(Kind.PHASE)
+
+    @property
+    def rank(self) -> int:
+        return int(self.metadata.get("rank") or 0)
+
+
+def load(path: str | os.PathLike) -> Trace:
+    """Read one trace file; raise TraceFormatError with a one-line reason if it is not one."""
+    path = Path(path)
+    schema = _read_schema(path)
+    metadata = _decode_metadata(path, schema.metadata)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceFormatError(f"{path}: unreadable Parquet data ({_first_line(exc)})") from None
+    missing = [f.name for f in ARROW_SCHEMA if f.name not in table.column_names]
+    if missing:
+        raise TraceFormatError(f"{path}: missing columns {', '.join(missing)}")
+    events = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return Trace(events=events, metadata=metadata, path=path)
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; a folder stands for the *.parquet files in it."""
+    found: list[Path] = []
+    for item in paths:
+        item = Path(item)
+        if item.is_dir():
+            inside = sorted(item.glob("*.parquet"))
+            if not inside:
+                raise TraceFormatError(f"{item}: folder holds no .parquet traces")
+            found.extend(inside)
+        else:
+            found.append(item)
+    return found
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    if not path.exists():
+        raise TraceFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise TraceFormatError(f"{path}: is a folder, not a trace file")
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceFormatError(f"{path}: not a Parquet file or truncated ({_first_line(exc)})") from None
+
+
+def _decode_metadata(path: Path, raw: dict | None) -> dict[str, Any]:
+    if not raw or METADATA_KEY not in raw:
+        raise TraceFormatError(f"{path}: not a profkit trace (Parquet without profkit metadata)")
+    try:
+        metadata = json.loads(raw[METADATA_KEY])
+    except ValueError:
+        raise TraceFormatError(f"{path}: profkit metadata is not valid JSON") from None
+    version = metadata.get("format_version")
+    if not isinstance(version, int):
+        raise TraceFormatError(f"{path}: profkit metadata has no format_version")
+    if version > FORMAT_VERSION:
+        raise TraceFormatError(
+            f"{path}: trace format v{version} is newer than this profkit reads (v{FORMAT_VERSION}); upgrade profkit"
+        )
+    return metadata
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,66 @@
+"""Who encloses whom on a host thread, computed without a per-event loop.
+
+Host events on one thread are well nested (a call stack). Sorted by
+(start asc, end desc), an event's depth is the number of earlier events that
+are still open at its start; its parent is the closest earlier event one level
+up. Both come from sorted-array arithmetic per thread (a loop over threads,
+not events).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def nest(start_ns: np.ndarray, end_ns: np.ndarray, thread_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (depth, parent_index) for intervals grouped by ``thread_key``.
+
+    ``parent_index`` is the row index (into the inputs) of the innermost
+    enclosing interval, or -1. Inputs are parallel 1-d arrays.
+    """
+    n = len(start_ns)
+    depth = np.zeros(n, dtype=np.int64)
+    parent = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return depth, parent
+    start_ns = np.asarray(start_ns, dtype=np.int64)
+    end_ns = np.maximum(np.asarray(end_ns, dtype=np.int64), start_ns)
+    # Stack order: thread, then start ascending, then the longer (enclosing) event first.
+    order = np.lexsort((-end_ns, start_ns, thread_key))
+    s, e, t = start_ns[order], end_ns[order], np.asarray(thread_key)[order]
+    bounds = np.flatnonzero(np.r_[True, t[1:] != t[:-1], True])
+    depth_sorted = np.empty(n, dtype=np.int64)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):  # per thread, vectorized inside
+        ts, te = s[lo:hi], e[lo:hi]
+        position = np.arange(hi - lo)
+        ends_sorted = np.sort(te)
+        closed = np.searchsorted(ends_sorted, ts, side="right")
+        # Zero-length events that start exactly here are not closed before us.
+        zero = ts[te == ts]
+        if len(zero):
+            zero.sort()
+            closed -= np.searchsorted(zero, ts, side="right") - np.searchsorted(zero, ts, side="left")
+        depth_sorted[lo:hi] = np.maximum(position - closed, 0)
+    # Parent: the latest earlier event (same thread) at depth - 1.
+    frame = pd.DataFrame({"pos": np.arange(n), "thread": t, "depth": depth_sorted})
+    candidates = frame.rename(columns={"pos": "parent_pos"}).assign(depth=frame["depth"] + 1)
+    queries = frame[frame["depth"] > 0]
+    if len(queries):
+        matched = pd.merge_asof(
+            queries,
+            candidates,
+            left_on="pos",
+            right_on="parent_pos",
+            by=["thread", "depth"],
+            allow_exact_matches=False,
+            direction="backward",
+        )
+        parent_sorted = np.full(n, -1, dtype=np.int64)
+        found = matched["parent_pos"].notna().to_numpy()
+        parent_sorted[matched["pos"].to_numpy()[found]] = matched["parent_pos"].to_numpy()[found].astype(np.int64)
+    else:
+        parent_sorted = np.full(n, -1, dtype=np.int64)
+    depth[order] = depth_sorted
+    parent[order] = np.where(parent_sorted >= 0, order[np.maximum(parent_sorted, 0)], -1)
+    return depth, parent
