@@ -40,15 +40,16 @@ def build_events(raw: pd.DataFrame) -> pa.Table:
         depth_all = np.full(len(frame), -1, dtype=np.int64)
         parent_id[host_rows] = np.where(parent >= 0, host_rows[np.maximum(parent, 0)], -1)
         depth_all[host_rows] = depth
-        frame["parent_id"] = pd.array(np.where(parent_id >= 0, parent_id, 0), dtype="Int64").where(parent_id >= 0)
-        frame["depth"] = pd.array(depth_all, dtype="Int64").where(depth_all >= 0)
+        frame["parent_id"] = pd.arrays.IntegerArray(np.maximum(parent_id, 0), parent_id < 0)
+        frame["depth"] = pd.arrays.IntegerArray(np.maximum(depth_all, 0), depth_all < 0)
 
     if "linked_correlation_id" in frame:
         _link_gpu_events(frame)
     for column in COLUMN_NAMES:
         if column not in frame:
             frame[column] = None
-    return pa.Table.from_pandas(frame[list(COLUMN_NAMES)], schema=ARROW_SCHEMA, preserve_index=False)
+    # nthreads=1: this runs from atexit, where Python refuses to start new threads.
+    return pa.Table.from_pandas(frame[list(COLUMN_NAMES)], schema=ARROW_SCHEMA, preserve_index=False, nthreads=1)
 
 
 def _link_gpu_events(frame: pd.DataFrame) -> None:

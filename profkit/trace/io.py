@@ -25,6 +25,10 @@ _PANDAS_TYPES = {
 }
 
 
+#: Columns every row has: plain numpy int64 in pandas (fast arithmetic).
+_NEVER_NULL = ("event_id", "start_ns", "duration_ns", "process_id")
+
+
 def write_trace(path: str | os.PathLike, table: pa.Table, metadata: dict[str, Any]) -> Path:
     """Write ``table`` with ``metadata`` to ``path`` atomically (temp file, then rename)."""
     path = Path(path)
@@ -99,6 +103,9 @@ def load(path: str | os.PathLike) -> Trace:
     if missing:
         raise TraceFormatError(f"{path}: missing columns {', '.join(missing)}")
     events = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    for column in _NEVER_NULL:
+        if not events[column].hasnans:
+            events[column] = events[column].to_numpy(dtype="int64")
     return Trace(events=events, metadata=metadata, path=path)
 
 
@@ -148,3 +155,12 @@ def _decode_metadata(path: Path, raw: dict | None) -> dict[str, Any]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def update_metadata(path: str | os.PathLike, **changes: Any) -> Path:
+    """Rewrite a trace with some metadata fields changed (atomic, like every write)."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    metadata.update(changes)
+    table = pq.read_table(path)
+    return write_trace(path, table, metadata)

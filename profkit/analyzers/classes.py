@@ -1,0 +1,312 @@
+"""Operator classes: which kind of work each op and kernel is.
+
+"Data Movement Is All You Need" (Ivanov et al., MLSys 2021) sorts transformer
+work into tensor contractions, statistical normalizations and element-wise
+operators; profkit adds ``memory`` (copies, layout changes, allocation),
+``communication`` (collectives) and ``other`` so that no time goes unlisted.
+
+Classification is an ordered rule table, first match wins, in three tiers:
+
+1. exact aten/torch op names (a dict lookup),
+2. regular expressions on op names (backward nodes, families such as
+   ``aten::_foreach_*``, collectives),
+3. regular expressions on GPU kernel names, for kernels whose launching op is
+   unknown (imported traces, torch.compile's Triton kernels, library kernels).
+
+Every rule carries an example name; tests check each example lands on its own
+rule, so no row is shadowed by an earlier pattern. A kernel that fuses several
+operators (flash attention, Triton ``fused`` kernels, cuBLASLt epilogues)
+takes the class of its dominant work and is flagged ``fused``.
+
+Each unique name is classified once (``classify_names``) and mapped back.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+import pandas as pd
+
+
+class OpClass(str, enum.Enum):
+    """The class of an op or kernel; the value is the name used in reports."""
+
+    CONTRACTION = "contraction"
+    NORMALIZATION = "normalization"
+    ELEMENTWISE = "elementwise"
+    MEMORY = "memory"
+    COMMUNICATION = "communication"
+    OTHER = "other"
+
+
+#: Report order of the classes.
+CLASS_ORDER = tuple(c.value for c in OpClass)
+
+
+class Tier(str, enum.Enum):
+    OP_EXACT = "op_exact"
+    OP_PATTERN = "op_pattern"
+    KERNEL_PATTERN = "kernel_pattern"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table: names it matches -> class (and whether it is a fused kernel)."""
+
+    tier: Tier
+    key: str  # the exact name, or the regular expression
+    op_class: OpClass
+    example: str  # a real name this rule must match (tested)
+    fused: bool = False
+    via_forward: bool = False  # backward-node rule: classify the forward op instead
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.tier.value}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Match:
+    op_class: OpClass
+    fused: bool
+    rule_id: str | None  # None: no rule matched (class OTHER)
+
+
+_EXACT: dict[str, Rule] = {}
+_PATTERNS: list[tuple[re.Pattern, Rule]] = []  # op tier, then kernel tier, each in order
+
+
+def _add(rule: Rule) -> None:
+    """The single way into the table; refuses a name or pattern given twice."""
+    if rule.tier is Tier.OP_EXACT:
+        if rule.key in _EXACT:
+            raise ValueError(f"op class rule for {rule.key!r} registered twice")
+        _EXACT[rule.key] = rule
+        return
+    if any(existing.key == rule.key and existing.tier is rule.tier for _, existing in _PATTERNS):
+        raise ValueError(f"op class pattern {rule.key!r} registered twice")
+    if _PATTERNS and _tier_rank(_PATTERNS[-1][1].tier) > _tier_rank(rule.tier):
+        raise ValueError("op-name patterns must all come before kernel-name patterns")
+    _PATTERNS.append((re.compile(rule.key), rule))
+    classify_name.cache_clear()
+
+
+def _tier_rank(tier: Tier) -> int:
+    return (Tier.OP_EXACT, Tier.OP_PATTERN, Tier.KERNEL_PATTERN).index(tier)
+
+
+def exact(op_class: OpClass, *names: str, fused: bool = False) -> None:
+    """Tier 1: these exact op names are ``op_class`` (each name is its own rule and example)."""
+    for name in names:
+        _add(Rule(Tier.OP_EXACT, name, op_class, example=name, fused=fused))
+
+
+def op_pattern(pattern: str, op_class: OpClass, example: str, *, fused: bool = False, via_forward: bool = False) -> None:
+    """Tier 2: a regular expression (``re.search``) over op names."""
+    _add(Rule(Tier.OP_PATTERN, pattern, op_class, example=example, fused=fused, via_forward=via_forward))
+
+
+def kernel_pattern(pattern: str, op_class: OpClass, example: str, *, fused: bool = False) -> None:
+    """Tier 3: a regular expression (``re.search``) over GPU kernel names."""
+    _add(Rule(Tier.KERNEL_PATTERN, pattern, op_class, example=example, fused=fused))
+
+
+def rules() -> list[Rule]:
+    """The whole table in match order."""
+    return list(_EXACT.values()) + [rule for _, rule in _PATTERNS]
+
+
+_UNMATCHED = Match(OpClass.OTHER, False, None)
+
+
+@lru_cache(maxsize=65536)
+def classify_name(name: str) -> Match:
+    """Class of one op or kernel name: first matching rule, else OTHER."""
+    rule = _EXACT.get(name)
+    if rule is not None:
+        return Match(rule.op_class, rule.fused, rule.rule_id)
+    for regex, rule in _PATTERNS:
+        found = regex.search(name)
+        if found is None:
+            continue
+        if rule.via_forward:
+            forward = classify_name(_forward_op_name(found.group("node")))
+            if forward.rule_id is None:
+                continue  # unknown forward op: let later rules try
+            return Match(forward.op_class, forward.fused, rule.rule_id)
+        return Match(rule.op_class, rule.fused, rule.rule_id)
+    return _UNMATCHED
+
+
+def classify_names(names: Iterable[str] | pd.Series) -> pd.DataFrame:
+    """Classify each unique name once; returns ``name, op_class, fused, rule`` per unique name."""
+    unique = pd.unique(pd.Series(list(names) if not isinstance(names, pd.Series) else names, dtype=object).astype(str))
+    matches = [classify_name(n) for n in unique]  # one call per unique name, cached
+    return pd.DataFrame(
+        {
+            "name": unique,
+            "op_class": [m.op_class.value for m in matches],
+            "fused": [m.fused for m in matches],
+            "rule": [m.rule_id for m in matches],
+        }
+    )
+
+
+def _forward_op_name(node: str) -> str:
+    """``NativeLayerNormBackward0``'s node part ``NativeLayerNorm`` -> ``aten::native_layer_norm``."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", node).lower()
+    candidate = f"aten::{snake}"
+    if candidate not in _EXACT and f"aten::_{snake}" in _EXACT:
+        candidate = f"aten::_{snake}"  # UnsafeView -> aten::_unsafe_view
+    return candidate
+
+
+C, N, E, M, X, O = (
+    OpClass.CONTRACTION,
+    OpClass.NORMALIZATION,
+    OpClass.ELEMENTWISE,
+    OpClass.MEMORY,
+    OpClass.COMMUNICATION,
+    OpClass.OTHER,
+)
+
+# ---------------------------------------------------------------- tier 1: exact op names
+exact(
+    C,
+    "aten::linear", "aten::mm", "aten::addmm", "aten::_addmm_activation", "aten::bmm", "aten::baddbmm",
+    "aten::addbmm", "aten::matmul", "aten::einsum", "aten::tensordot", "aten::dot", "aten::vdot", "aten::mv",
+    "aten::addmv", "aten::bilinear", "aten::_scaled_mm", "aten::_int_mm", "aten::mkldnn_linear",
+    "aten::convolution", "aten::_convolution", "aten::conv1d", "aten::conv2d", "aten::conv3d",
+    "aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d", "aten::convolution_backward",
+    "aten::cudnn_convolution", "aten::cudnn_convolution_transpose", "aten::mkldnn_convolution",
+    "aten::miopen_convolution", "aten::_scaled_dot_product_attention_math",
+)
+exact(
+    C,
+    "aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_flash_attention_backward", "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_efficient_attention_backward", "aten::_scaled_dot_product_cudnn_attention",
+    "aten::_scaled_dot_product_cudnn_attention_backward", "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward", "aten::_flash_attention_forward",
+    "aten::_flash_attention_backward", "aten::_efficient_attention_forward", "aten::_efficient_attention_backward",
+    fused=True,
+)
+exact(
+    N,
+    "aten::softmax", "aten::_softmax", "aten::log_softmax", "aten::_log_softmax", "aten::_softmax_backward_data",
+    "aten::_log_softmax_backward_data", "aten::layer_norm", "aten::native_layer_norm",
+    "aten::native_layer_norm_backward", "aten::rms_norm", "aten::_fused_rms_norm", "aten::_fused_rms_norm_backward",
+    "aten::group_norm", "aten::native_group_norm", "aten::native_group_norm_backward", "aten::batch_norm",
+    "aten::_batch_norm_impl_index", "aten::native_batch_norm", "aten::native_batch_norm_backward",
+    "aten::_native_batch_norm_legit", "aten::_native_batch_norm_legit_no_training", "aten::cudnn_batch_norm",
+    "aten::cudnn_batch_norm_backward", "aten::miopen_batch_norm", "aten::instance_norm",
+    "aten::sum", "aten::mean", "aten::var", "aten::std", "aten::var_mean", "aten::std_mean", "aten::norm",
+    "aten::linalg_vector_norm", "aten::amax", "aten::amin", "aten::logsumexp", "aten::prod",
+    "aten::cross_entropy_loss", "aten::nll_loss", "aten::nll_loss_nd", "aten::nll_loss_forward",
+    "aten::nll_loss_backward", "aten::mse_loss", "aten::mse_loss_backward",
+)
+exact(
+    E,
+    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
+    "aten::div_", "aten::neg", "aten::exp", "aten::exp_", "aten::log", "aten::sqrt", "aten::rsqrt", "aten::pow",
+    "aten::pow_", "aten::abs", "aten::reciprocal", "aten::square", "aten::sin", "aten::cos", "aten::erf",
+    "aten::relu", "aten::relu_", "aten::gelu", "aten::gelu_", "aten::silu", "aten::silu_", "aten::sigmoid",
+    "aten::tanh", "aten::hardtanh", "aten::leaky_relu", "aten::elu", "aten::softplus", "aten::mish",
+    "aten::threshold", "aten::threshold_backward", "aten::gelu_backward", "aten::silu_backward",
+    "aten::sigmoid_backward", "aten::tanh_backward", "aten::where", "aten::masked_fill", "aten::masked_fill_",
+    "aten::clamp", "aten::clamp_", "aten::clamp_min", "aten::clamp_max", "aten::maximum", "aten::minimum",
+    "aten::eq", "aten::ne", "aten::lt", "aten::gt", "aten::le", "aten::ge", "aten::logical_and",
+    "aten::logical_or", "aten::logical_not", "aten::addcmul", "aten::addcmul_", "aten::addcdiv", "aten::addcdiv_",
+    "aten::lerp", "aten::lerp_", "aten::dropout", "aten::native_dropout", "aten::native_dropout_backward",
+    "aten::feature_dropout", "aten::_fused_dropout", "aten::_masked_scale", "aten::bernoulli", "aten::bernoulli_",
+    "aten::uniform_", "aten::normal_", "aten::rand", "aten::randn", "aten::randint", "aten::rand_like",
+    "aten::randn_like", "torch::autograd::AccumulateGrad",
+)
+exact(
+    M,
+    "aten::copy_", "aten::_to_copy", "aten::to", "aten::clone", "aten::contiguous", "aten::cat", "aten::stack",
+    "aten::fill_", "aten::zero_", "aten::zeros", "aten::zeros_like", "aten::ones", "aten::ones_like", "aten::full",
+    "aten::full_like", "aten::empty", "aten::empty_like", "aten::empty_strided", "aten::new_empty",
+    "aten::new_zeros", "aten::view", "aten::reshape", "aten::_reshape_alias", "aten::_unsafe_view", "aten::t",
+    "aten::transpose", "aten::permute", "aten::expand", "aten::expand_as", "aten::as_strided", "aten::slice",
+    "aten::select", "aten::narrow", "aten::split", "aten::split_with_sizes", "aten::chunk", "aten::unbind",
+    "aten::unsqueeze", "aten::squeeze", "aten::flatten", "aten::unflatten", "aten::detach", "aten::detach_",
+    "aten::alias", "aten::lift_fresh", "aten::view_as", "aten::resolve_conj", "aten::resolve_neg",
+    "aten::broadcast_tensors", "aten::index_select", "aten::gather", "aten::scatter", "aten::scatter_",
+    "aten::scatter_add_", "aten::index", "aten::index_put_", "aten::embedding", "aten::embedding_dense_backward",
+    "aten::item", "aten::_local_scalar_dense", "aten::set_", "aten::pin_memory", "aten::_pin_memory",
+)
+exact(O, "aten::sort", "aten::topk", "aten::nonzero", "aten::unique", "aten::argmax", "aten::multinomial")
+exact(X, "record_param_comms")
+
+# ---------------------------------------------------------------- tier 2: op-name patterns
+# autograd's backward nodes take the class of their forward op (AddmmBackward0 -> aten::addmm).
+op_pattern(
+    r"^(?:autograd::engine::evaluate_function: )?(?P<node>[A-Z][A-Za-z0-9]*?)Backward\d*$",
+    O,
+    "autograd::engine::evaluate_function: NativeLayerNormBackward0",
+    via_forward=True,
+)
+op_pattern(r"AccumulateGrad$", E, "autograd::engine::evaluate_function: torch::autograd::AccumulateGrad")
+op_pattern(r"^(?:c10d|_c10d_functional|c10d_functional)::", X, "c10d::allreduce_")
+op_pattern(r"^(?:nccl|gloo|mpi|rccl):", X, "nccl:all_reduce")
+op_pattern(r"^aten::_foreach_", E, "aten::_foreach_add_")
+op_pattern(r"^aten::_fused_(?:adam|adamw|sgd)", E, "aten::_fused_adamw_")
+op_pattern(r"attention", C, "aten::_scaled_dot_product_fused_attention_overrideable", fused=True)
+op_pattern(r"^aten::\w*(?:conv(?:olution)?\w*)$", C, "aten::_convolution_double_backward")
+op_pattern(r"^aten::\w*(?:softmax|_norm)\w*$", N, "aten::_weight_norm_interface")
+op_pattern(r"^aten::\w*pool\w*$", O, "aten::max_pool2d_with_indices")
+
+# ---------------------------------------------------------------- tier 3: kernel-name patterns
+# Collectives first: an NCCL kernel is never anything else.
+kernel_pattern(r"(?i)nccl|rccl", X, "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)")
+kernel_pattern(r"^Memcpy|^Memset|__amd_rocclr_(?:copy|fill)", M, "Memcpy HtoD (Pageable -> Device)")
+# Fused attention: flash (Dao, PyTorch's copy), memory-efficient (xformers/cutlass), cuDNN, ROCm CK/Triton.
+kernel_pattern(
+    r"(?i)flash|fmha|_attn_|^attn_(?:fwd|bwd)|attention|mha_|cutlass[FB]|sdpa",
+    C,
+    "void pytorch_flash::flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, "
+    "cutlass::bfloat16_t> >(pytorch_flash::Flash_fwd_params)",
+    fused=True,
+)
+# GEMM libraries: cuBLAS/cuBLASLt (sm90_xmma_gemm, nvjet, ampere_sgemm, gemv), CUTLASS, Tensile (rocBLAS/
+# hipBLASLt Cijk_*), Composable Kernel, MIOpen igemm, torch.compile mm templates.
+kernel_pattern(r"^triton_tem_", C, "triton_tem_fused_addmm_0", fused=True)
+kernel_pattern(r"(?i)epilogue|splitKreduce", C, "void epilogue::impl::globalKernel<float, float, float, true, true>(int)")
+kernel_pattern(
+    r"(?i)gemm|gemv|^nvjet|^Cijk_|rocblas|hipblaslt|cublas|wgmma|xmma",
+    C,
+    "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas",
+)
+kernel_pattern(
+    r"(?i)convolve|conv\d?d|_conv_|miopen\w*conv|fprop|dgrad|wgrad|winograd|scudnn|fft2d|cudnn_infer",
+    C,
+    "cudnn_ampere_scudnn_128x64_relu_xregs_large_nn_v1",
+)
+# torch.compile (Inductor) Triton kernels: per-row/reduction kernels normalize, pointwise kernels are element-wise.
+kernel_pattern(r"^triton_(?:per|red)_", N, "triton_per_fused__softmax_0", fused=True)
+kernel_pattern(r"^triton_(?:poi|for)_", E, "triton_poi_fused_add_mul_0", fused=True)
+# Layout changes and copies before the generic element-wise rule (copy kernels are TensorIterator kernels too).
+kernel_pattern(
+    r"(?i)copy_kernel|CatArrayBatchedCopy|nchwToNhwc|nhwcToNchw|transpose|FillFunctor|fill_kernel|"
+    r"indexSelect|index_select|gather|scatter|index_elementwise|embedding|permute",
+    M,
+    "void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, unsigned int, 3, 64, 64>(float*)",
+)
+kernel_pattern(
+    r"(?i)softmax|layer_?norm|LayerNorm|rms_?norm|RowwiseMoments|GammaBetaBackward|batch_?norm|bn_(?:fw|bw)|"
+    r"group_?norm|reduce_kernel|DeviceReduce|MeanOps|NormTwoOps",
+    N,
+    "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>(int, float, float const*)",
+)
+kernel_pattern(r"(?i)pool", O, "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int)")
+kernel_pattern(
+    r"(?i)elementwise|multi_tensor_apply|dropout|Functor|_kernel_cuda|scal_kernel|philox",
+    E,
+    "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, "
+    "at::detail::Array<char*, 3> >(int, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3>)",
+)

@@ -1,0 +1,32 @@
+"""`profkit demo`: record the bundled example (train a small transformer, then
+generate) and report it — on the GPU when there is one, else on the CPU."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..collectors.launch import launch_recorded
+from ..report import ReportOptions, build_report, render_terminal
+from ..trace.io import load
+
+
+@click.command("demo")
+@click.option("-o", "--output", default="profkit-demo.parquet", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--steps", default=6, show_default=True, type=click.IntRange(min=1), help="Training steps.")
+@click.option("--new-tokens", default=16, show_default=True, type=click.IntRange(min=2), help="Tokens to generate.")
+def command(output, device, steps, new_tokens):
+    """Record and report the bundled example end to end."""
+    program = [sys.executable, "-m", "profkit.examples.tiny_transformer", "--device", device,
+               "--steps", str(steps), "--new-tokens", str(new_tokens)]
+    click.echo(f"profkit: recording {' '.join(program[1:])}", err=True)
+    result = launch_recorded(program, output, {"skip_steps": 1})
+    if result.exit_code != 0 or not result.traces:
+        raise SystemExit(result.exit_code or 1)
+    document = build_report([load(Path(output))], ReportOptions())
+    render_terminal(document, Console())
+    click.echo(f"profkit: trace {output}; try `profkit report {output} --format json`", err=True)

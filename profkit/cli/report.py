@@ -1,0 +1,40 @@
+"""`profkit report TRACE...`: explain one trace or a set of rank traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..report import ReportOptions, build_report, render_terminal, to_json
+from ..trace.io import expand_paths, load
+
+
+@click.command("report")
+@click.argument("traces", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--top", default=15, show_default=True, type=click.IntRange(min=1), help="Rows in top-N tables.")
+@click.option("--hardware", default=None, help="Analyze against this device (e.g. h100, a100-80gb) instead of the trace's.")
+def command(traces, fmt, output, top, hardware):
+    """Report on TRACES: files, or folders of per-rank trace files."""
+    loaded = [load(path) for path in expand_paths(traces)]
+    document = build_report(loaded, ReportOptions(top=top, hardware=hardware))
+    if fmt == "json":
+        text = to_json(document) + "\n"
+    elif fmt == "html":
+        from ..report.html import render_html
+
+        text = render_html(document)
+    else:
+        console = Console(record=output is not None, width=120 if output else None)
+        render_terminal(document, console)
+        if output is None:
+            return
+        text = console.export_text()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"profkit: wrote {output}", err=True)

@@ -1,0 +1,1 @@
+"""Collectors: everything that produces trace rows (live recording, importers)."""

@@ -1,0 +1,270 @@
+"""One recording: torch.profiler + telemetry + marks in, one trace file out.
+
+``RecordingSession`` owns the profiler for its process. It is started once,
+may restart the profiler once when the skipped warm-up steps end, and is
+finalized exactly once (normal end, exception, sys.exit, SIGTERM, step limit),
+writing the trace atomically. ``record()`` is the context-manager API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from ..errors import UsageError
+from ..trace.build import build_events
+from ..trace.io import write_trace
+from . import marks
+from .metadata import run_metadata
+from .quiet import quiet_profiler
+from .steps import StepHook
+
+
+@dataclass
+class RecordOptions:
+    skip_steps: int = 0  # optimizer steps to run unrecorded first (warm-up)
+    max_steps: int | None = None  # stop recording after this many kept steps
+    window_s: tuple[float, float] | None = None  # keep events in [a, b) s after recording starts
+    record_shapes: bool = True
+    telemetry: bool = True
+    telemetry_interval_ms: float = 20.0
+    command: list[str] | None = None  # recorded in the metadata (default: this process's argv)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "skip_steps": self.skip_steps,
+            "max_steps": self.max_steps,
+            "window_s": list(self.window_s) if self.window_s else None,
+            "record_shapes": self.record_shapes,
+            "telemetry": self.telemetry,
+            "telemetry_interval_ms": self.telemetry_interval_ms,
+        }
+
+
+def check_writable(path: Path) -> None:
+    """Fail before anything runs if ``path`` cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give a file name such as {path / 'trace.parquet'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{path}: folder {parent} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
+
+
+@dataclass
+class RecordingSession:
+    path: Path
+    options: RecordOptions = field(default_factory=RecordOptions)
+    _profiler: Any = None
+    _telemetry: Any = None
+    _marks: marks.MarkRecorder = field(default_factory=marks.MarkRecorder)
+    _steps: StepHook | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _finalized: bool = False
+    _start_ns: int = 0
+    _kept_from_step: int = 0
+    _keep_from_ns: int = 0
+    notes: list[str] = field(default_factory=list)
+    written: Path | None = None
+    stop_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> "RecordingSession":
+        check_writable(self.path)
+        self._start_ns = time.time_ns()
+        self._start_profiler()
+        self._start_telemetry()
+        marks.activate(self._marks)
+        self._steps = StepHook(self._on_step, first_start_ns=self._start_ns)
+        self._steps.install()
+        _install_phase_detection(self._marks)
+        return self
+
+    def finalize(
+        self,
+        *,
+        exit_code: int | None = 0,
+        partial: bool = False,
+        signal_name: str | None = None,
+        error: str | None = None,
+    ) -> Path | None:
+        """Stop everything and write the trace; later calls return the first result."""
+        with self._lock:
+            if self._finalized:
+                return self.written
+            self._finalized = True
+            _uninstall_phase_detection()
+            if self._steps is not None:
+                self._steps.uninstall()
+            marks.activate(None)
+            raw = [self._stop_profiler()]
+            raw.append(self._stop_telemetry())
+            raw.append(self._marks.frame())
+            frame = pd.concat([r for r in raw if r is not None and len(r)], ignore_index=True) if any(
+                r is not None and len(r) for r in raw
+            ) else _empty_raw()
+            frame = self._apply_window(frame)
+            metadata = run_metadata(self.options.command)
+            metadata["devices"] = _merge_devices(metadata["devices"], self._telemetry_devices())
+            metadata.update(
+                start_time_ns=self._start_ns,
+                end_time_ns=time.time_ns(),
+                exit_code=exit_code,
+                signal=signal_name,
+                error=error,
+                partial=bool(partial),
+                stop_reason=self.stop_reason,
+                steps_seen=self._steps.steps if self._steps else 0,
+                kept_from_step=self._kept_from_step,
+                options=self.options.describe(),
+                notes=self.notes,
+            )
+            self.written = write_trace(self.path, build_events(frame), metadata)
+            return self.written
+
+    # -- profiler ------------------------------------------------------------
+    def _start_profiler(self) -> None:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU]
+        if torch.cuda.is_available():
+            activities.append(ProfilerActivity.CUDA)
+        with quiet_profiler():
+            self._profiler = profile(activities=activities, record_shapes=self.options.record_shapes)
+            self._profiler.start()
+
+    def _stop_profiler(self) -> pd.DataFrame | None:
+        from .torch_events import extract_events
+
+        if self._profiler is None:
+            return None
+        with quiet_profiler():
+            self._profiler.stop()
+        results = self._profiler.profiler.kineto_results
+        self._profiler = None
+        return extract_events(results, with_shapes=self.options.record_shapes)
+
+    def _on_step(self, step: int, start_ns: int, end_ns: int) -> None:
+        if self._finalized:
+            return
+        skip, keep = self.options.skip_steps, self.options.max_steps
+        if step > skip:
+            self._marks.add("train_step", start_ns, end_ns, extra={"step": step, "source": "optimizer"})
+        if skip and step == skip:
+            # Warm-up over. Restarting the profiler here would corrupt it (this
+            # hook runs inside the optimizer's record_function range), so the
+            # warm-up is cut off by time when the trace is written.
+            self._keep_from_ns = end_ns
+            self._marks.rows.clear()
+            self._kept_from_step = skip + 1
+        elif keep is not None and step >= skip + keep:
+            self.stop_reason = f"kept {keep} steps after skipping {skip}"
+            self.finalize(exit_code=None)
+        elif self.options.window_s and end_ns > self._start_ns + self.options.window_s[1] * 1e9:
+            self.stop_reason = f"time window {self.options.window_s[0]}-{self.options.window_s[1]} s ended"
+            self.finalize(exit_code=None)
+
+    def _apply_window(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Drop the skipped warm-up steps and anything outside the time window."""
+        if frame.empty:
+            return frame
+        low, high = self._keep_from_ns, None
+        if self.options.window_s:
+            low = max(low, self._start_ns + int(self.options.window_s[0] * 1e9))
+            high = self._start_ns + int(self.options.window_s[1] * 1e9)
+        if not low and high is None:
+            return frame
+        keep = frame["start_ns"] >= low
+        if high is not None:
+            keep &= frame["start_ns"] < high
+        return frame[keep]
+
+    # -- telemetry (optional collector) -------------------------------------
+    def _start_telemetry(self) -> None:
+        if not self.options.telemetry:
+            return
+        try:
+            from .telemetry import TelemetryCollector
+        except ImportError:
+            return
+        self._telemetry = TelemetryCollector(interval_ms=self.options.telemetry_interval_ms)
+        self._telemetry.start()
+
+    def _stop_telemetry(self) -> pd.DataFrame | None:
+        if self._telemetry is None:
+            return None
+        self._telemetry.stop()
+        self.notes.extend(self._telemetry.notes())
+        return self._telemetry.samples()
+
+    def _telemetry_devices(self) -> list[dict]:
+        return self._telemetry.device_info() if self._telemetry is not None else []
+
+
+def _merge_devices(from_torch: list[dict], from_telemetry: list[dict]) -> list[dict]:
+    """torch's view of each device, completed by NVML's (uuid, power limit...)."""
+    by_index = {(d.get("type"), d.get("index")): dict(d) for d in from_torch}
+    for device in from_telemetry:
+        key = (device.get("type", "gpu"), device.get("index"))
+        by_index[key] = {**device, **by_index.get(key, {})}
+    return list(by_index.values())
+
+
+def _empty_raw() -> pd.DataFrame:
+    return pd.DataFrame({"kind": pd.Series([], dtype=str), "name": pd.Series([], dtype=str),
+                         "start_ns": pd.Series([], dtype="int64"), "duration_ns": pd.Series([], dtype="int64"),
+                         "process_id": pd.Series([], dtype="int64"), "thread_id": pd.Series([], dtype="Int64")})
+
+
+def _install_phase_detection(recorder: marks.MarkRecorder) -> None:
+    try:
+        from . import phase_detect
+    except ImportError:
+        return
+    phase_detect.install(recorder)
+
+
+def _uninstall_phase_detection() -> None:
+    try:
+        from . import phase_detect
+    except ImportError:
+        return
+    phase_detect.uninstall()
+
+
+@contextlib.contextmanager
+def record(path: str | os.PathLike = "profkit-trace.parquet", **options: Any) -> Iterator[RecordingSession]:
+    """Record the enclosed code into ``path``: ``with profkit.record("t.parquet"): train()``.
+
+    Options are those of RecordOptions (skip_steps, max_steps, window_s,
+    record_shapes, telemetry, telemetry_interval_ms). An exception leaves a
+    trace marked partial and propagates.
+    """
+    session = RecordingSession(Path(path), RecordOptions(**options)).start()
+    try:
+        yield session
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        session.finalize(exit_code=code, partial=code != 0)
+        raise
+    except BaseException as exc:
+        session.finalize(exit_code=1, partial=True, error=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    else:
+        session.finalize(exit_code=None)

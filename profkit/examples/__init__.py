@@ -1,0 +1,1 @@
+"""Small example programs bundled for `profkit demo` and the tests."""
