@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "profkit.cli.record",
     "profkit.cli.report",
     "profkit.cli.demo",
+    "profkit.cli.import_cmd",
 )
 
 

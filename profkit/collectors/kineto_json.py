@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,12 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from .. import __version__
 from ..errors import TraceImportError, UsageError
 from ..trace.build import build_events
-from ..trace.io import write_trace
+from ..trace.io import Trace, expand_paths, load, write_trace
 from ..trace.schema import GPU_KINDS, Kind
 from .json_stream import JsonStream, iter_members
 
@@ -136,10 +138,22 @@ def read_kineto(path: str | os.PathLike, *, progress: bool = True) -> ImportedTr
     return _assemble(header, collected, path)
 
 
+@dataclass(frozen=True)
+class Written:
+    """One imported file: where it went and what was in it."""
+
+    source: Path
+    path: Path
+    events: int
+    kernels: int
+    rank: int | None
+    notes: tuple[str, ...]
+
+
 def import_paths(
     paths: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *, progress: bool = True
-) -> list[Path]:
-    """Import every trace in ``paths`` (files or folders); return the Parquet files written.
+) -> list[Written]:
+    """Import every trace in ``paths`` (files or folders) to Parquet; one at a time (bounded memory).
 
     ``output``: a ``.parquet`` file (one input only) or a folder (created if
     needed); by default each output sits beside its input.
@@ -149,8 +163,31 @@ def import_paths(
     written = []
     for source, target in zip(sources, targets):
         imported = read_kineto(source, progress=progress)
-        written.append(write_trace(target, imported.table, imported.metadata))
+        kernels = pa.compute.sum(pa.compute.equal(imported.table.column("kind").cast(pa.string()), Kind.KERNEL.value))
+        write_trace(target, imported.table, imported.metadata)
+        written.append(
+            Written(source, target, imported.table.num_rows, int(kernels.as_py() or 0), imported.metadata.get("rank"),
+                    tuple(imported.metadata["notes"]))
+        )
     return written
+
+
+def load_any(paths: Iterable[str | os.PathLike]) -> list[Trace]:
+    """Traces from profkit Parquet files, folders of them, or Chrome-trace JSON (converted in memory)."""
+    traces: list[Trace] = []
+    for item in map(Path, paths):
+        if item.is_file() and item.name.endswith(_TRACE_SUFFIXES):
+            imported = read_kineto(item, progress=False)
+            with tempfile.TemporaryDirectory(prefix="profkit-") as folder:
+                target = write_trace(Path(folder) / "trace.parquet", imported.table, imported.metadata)
+                trace = load(target)
+            trace.path = item
+            traces.append(trace)
+        else:
+            traces.extend(load(path) for path in expand_paths([item]))
+    if not traces:
+        raise UsageError("no traces given")
+    return traces
 
 
 def trace_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -499,7 +536,7 @@ def _remap_devices(device: np.ndarray, gpu: np.ndarray, properties: Any) -> tupl
 
 def _fill_from_flows(correlation, kind, gpu, pid, tid, ts_us, flows: list[tuple]) -> None:
     """Where an event has no args.correlation, take the id of the flow arrow bound to it."""
-    missing = np.isnan(correlation) & (gpu | (kind == Kind.RUNTIME.value))
+    missing = np.isnan(correlation) & (np.isin(kind, list(_DEVICE_WORK)) | (kind == Kind.RUNTIME.value))
     if not missing.any() or not flows:
         return
     frame = pd.DataFrame(flows, columns=["ph", "id", "pid", "tid", "ts"])
@@ -528,6 +565,8 @@ def _gpu_process(pid, host_pid: int, kind, gpu, correlation) -> np.ndarray:
 
 def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: str = "Int64") -> pd.arrays.IntegerArray:
     values = np.asarray(values, dtype=np.float64)
+    if dtype == "Int32":  # CUDA writes the default stream's "no stream" as uint32 -1
+        values = np.where(values >= 2**31, values - 2**32, values)
     mask = np.isnan(values) if keep is None else (np.isnan(values) | ~keep)
     return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(dtype.lower()), mask)
 
