@@ -62,7 +62,7 @@ class Rule:
     op_class: OpClass
     example: str  # a real name this rule must match (tested)
     fused: bool = False
-    via_forward: bool = False  # backward-node rule: classify the forward op instead
+    derive: str | None = None  # a key of _DERIVE: classify a related op name instead
 
     @property
     def rule_id(self) -> str:
@@ -105,9 +105,16 @@ def exact(op_class: OpClass, *names: str, fused: bool = False) -> None:
         _add(Rule(Tier.OP_EXACT, name, op_class, example=name, fused=fused))
 
 
-def op_pattern(pattern: str, op_class: OpClass, example: str, *, fused: bool = False, via_forward: bool = False) -> None:
-    """Tier 2: a regular expression (``re.search``) over op names."""
-    _add(Rule(Tier.OP_PATTERN, pattern, op_class, example=example, fused=fused, via_forward=via_forward))
+def op_pattern(pattern: str, op_class: OpClass, example: str, *, fused: bool = False, derive: str | None = None) -> None:
+    """Tier 2: a regular expression (``re.search``) over op names.
+
+    With ``derive``, the pattern's ``base`` group names a related op (the
+    forward op of a backward node, the out-of-place op of an in-place one)
+    whose class is taken; ``op_class`` is then unused.
+    """
+    if derive is not None and derive not in _DERIVE:
+        raise ValueError(f"unknown derive {derive!r}")
+    _add(Rule(Tier.OP_PATTERN, pattern, op_class, example=example, fused=fused, derive=derive))
 
 
 def kernel_pattern(pattern: str, op_class: OpClass, example: str, *, fused: bool = False) -> None:
@@ -133,11 +140,11 @@ def classify_name(name: str) -> Match:
         found = regex.search(name)
         if found is None:
             continue
-        if rule.via_forward:
-            forward = classify_name(_forward_op_name(found.group("node")))
-            if forward.rule_id is None:
-                continue  # unknown forward op: let later rules try
-            return Match(forward.op_class, forward.fused, rule.rule_id)
+        if rule.derive is not None:
+            related = classify_name(_DERIVE[rule.derive](found.group("base")))
+            if related.rule_id is None:
+                continue  # unknown related op: let later rules try
+            return Match(related.op_class, related.fused, rule.rule_id)
         return Match(rule.op_class, rule.fused, rule.rule_id)
     return _UNMATCHED
 
@@ -163,6 +170,12 @@ def _forward_op_name(node: str) -> str:
     if candidate not in _EXACT and f"aten::_{snake}" in _EXACT:
         candidate = f"aten::_{snake}"  # UnsafeView -> aten::_unsafe_view
     return candidate
+
+
+_DERIVE = {
+    "backward_node": _forward_op_name,
+    "inplace": lambda base: f"aten::{base}",  # aten::clamp_min_ -> aten::clamp_min
+}
 
 
 C, N, E, M, X, O = (
@@ -206,13 +219,14 @@ exact(
     "aten::cudnn_batch_norm_backward", "aten::miopen_batch_norm", "aten::instance_norm",
     "aten::sum", "aten::mean", "aten::var", "aten::std", "aten::var_mean", "aten::std_mean", "aten::norm",
     "aten::linalg_vector_norm", "aten::amax", "aten::amin", "aten::logsumexp", "aten::prod",
+    "aten::max", "aten::min", "aten::all", "aten::any", "aten::cumsum", "aten::binary_cross_entropy_with_logits",
     "aten::cross_entropy_loss", "aten::nll_loss", "aten::nll_loss_nd", "aten::nll_loss_forward",
     "aten::nll_loss_backward", "aten::mse_loss", "aten::mse_loss_backward",
 )
 exact(
     E,
     "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
-    "aten::div_", "aten::neg", "aten::exp", "aten::exp_", "aten::log", "aten::sqrt", "aten::rsqrt", "aten::pow",
+    "aten::div_", "aten::neg", "aten::log2", "aten::logit", "aten::logit_backward", "aten::nan_to_num", "aten::exp", "aten::exp_", "aten::log", "aten::sqrt", "aten::rsqrt", "aten::pow",
     "aten::pow_", "aten::abs", "aten::reciprocal", "aten::square", "aten::sin", "aten::cos", "aten::erf",
     "aten::relu", "aten::relu_", "aten::gelu", "aten::gelu_", "aten::silu", "aten::silu_", "aten::sigmoid",
     "aten::tanh", "aten::hardtanh", "aten::leaky_relu", "aten::elu", "aten::softplus", "aten::mish",
@@ -238,6 +252,9 @@ exact(
     "aten::alias", "aten::lift_fresh", "aten::view_as", "aten::resolve_conj", "aten::resolve_neg",
     "aten::broadcast_tensors", "aten::index_select", "aten::gather", "aten::scatter", "aten::scatter_",
     "aten::scatter_add_", "aten::index", "aten::index_put_", "aten::embedding", "aten::embedding_dense_backward",
+    "aten::index_put", "aten::_index_put_impl_", "aten::repeat_interleave", "aten::repeat", "aten::arange",
+    "aten::resize_", "aten::scalar_tensor", "aten::type_as", "aten::is_nonzero", "aten::result_type",
+    "aten::_has_compatible_shallow_copy_type", "aten::value_selecting_reduction_backward", "detach",
     "aten::item", "aten::_local_scalar_dense", "aten::set_", "aten::pin_memory", "aten::_pin_memory",
 )
 exact(O, "aten::sort", "aten::topk", "aten::nonzero", "aten::unique", "aten::argmax", "aten::multinomial")
@@ -246,11 +263,12 @@ exact(X, "record_param_comms")
 # ---------------------------------------------------------------- tier 2: op-name patterns
 # autograd's backward nodes take the class of their forward op (AddmmBackward0 -> aten::addmm).
 op_pattern(
-    r"^(?:autograd::engine::evaluate_function: )?(?P<node>[A-Z][A-Za-z0-9]*?)Backward\d*$",
+    r"^(?:autograd::engine::evaluate_function: )?(?P<base>[A-Z][A-Za-z0-9]*?)Backward\d*$",
     O,
     "autograd::engine::evaluate_function: NativeLayerNormBackward0",
-    via_forward=True,
+    derive="backward_node",
 )
+op_pattern(r"^aten::(?P<base>[a-z]\w*?)_$", O, "aten::clamp_min_", derive="inplace")
 op_pattern(r"AccumulateGrad$", E, "autograd::engine::evaluate_function: torch::autograd::AccumulateGrad")
 op_pattern(r"^(?:c10d|_c10d_functional|c10d_functional)::", X, "c10d::allreduce_")
 op_pattern(r"^(?:nccl|gloo|mpi|rccl):", X, "nccl:all_reduce")
@@ -278,7 +296,7 @@ kernel_pattern(
 kernel_pattern(r"^triton_tem_", C, "triton_tem_fused_addmm_0", fused=True)
 kernel_pattern(r"(?i)epilogue|splitKreduce", C, "void epilogue::impl::globalKernel<float, float, float, true, true>(int)")
 kernel_pattern(
-    r"(?i)gemm|gemv|^nvjet|^Cijk_|rocblas|hipblaslt|cublas|wgmma|xmma",
+    r"(?i)(?<!fb)gemm|gemv|^nvjet|^Cijk_|rocblas|hipblaslt|cublas|wgmma|xmma",
     C,
     "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas",
 )
@@ -292,7 +310,7 @@ kernel_pattern(r"^triton_(?:per|red)_", N, "triton_per_fused__softmax_0", fused=
 kernel_pattern(r"^triton_(?:poi|for)_", E, "triton_poi_fused_add_mul_0", fused=True)
 # Layout changes and copies before the generic element-wise rule (copy kernels are TensorIterator kernels too).
 kernel_pattern(
-    r"(?i)copy_kernel|CatArrayBatchedCopy|nchwToNhwc|nhwcToNchw|transpose|FillFunctor|fill_kernel|"
+    r"(?i)copy_kernel|CatArrayBatchedCopy|nchwToNhwc|nhwcToNchw|transpose|FillFunctor|"
     r"indexSelect|index_select|gather|scatter|index_elementwise|embedding|permute",
     M,
     "void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, unsigned int, 3, 64, 64>(float*)",
@@ -305,7 +323,7 @@ kernel_pattern(
 )
 kernel_pattern(r"(?i)pool", O, "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int)")
 kernel_pattern(
-    r"(?i)elementwise|multi_tensor_apply|dropout|Functor|_kernel_cuda|scal_kernel|philox",
+    r"(?i)elementwise|multi_tensor_apply|dropout|Functor|_kernel_cuda|philox",
     E,
     "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, "
     "at::detail::Array<char*, 3> >(int, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3>)",
