@@ -1,0 +1,191 @@
+"""`profkit record` end to end: real programs in subprocesses, traces checked by content."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import profkit
+from conftest import run_profkit
+
+pytestmark = pytest.mark.slow
+
+TRAIN = textwrap.dedent(
+    """
+    import sys, torch
+    print("program stdout", flush=True)
+    print("program stderr", file=sys.stderr, flush=True)
+    model = torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.ReLU(), torch.nn.Linear(40, 8))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    steps = int(sys.argv[sys.argv.index("--steps") + 1])
+    for _ in range(steps):
+        model(torch.randn(16, 24)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+    """
+)
+
+ENDINGS = textwrap.dedent(
+    """
+    import sys, torch
+    x = torch.randn(16, 16)
+    for _ in range(3):
+        x = (x @ x).tanh()
+    mode = sys.argv[1]
+    if mode == "raise":
+        raise RuntimeError("boom")
+    if mode == "exit":
+        sys.exit(3)
+    if mode == "systemexit":
+        raise SystemExit(4)
+    if mode == "wait":
+        print("ready", flush=True)
+        while True:
+            x = (x @ x).tanh()
+    """
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_record_script_end_to_end(tmp_path):
+    script = _write(tmp_path, "train.py", TRAIN)
+    out = tmp_path / "t.parquet"
+    proc = run_profkit("record", "-o", str(out), "--", sys.executable, str(script), "--steps", "3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # The program's own output reaches the terminal; the profiler's log lines do not.
+    assert "program stdout" in proc.stdout
+    assert "program stderr" in proc.stderr
+    assert "USDT" not in proc.stderr and "STAGE:" not in proc.stderr
+
+    # Plain pyarrow reads the file and its metadata, without profkit.
+    table = pq.read_table(out)
+    meta = json.loads(pq.read_schema(out).metadata[b"profkit"])
+    assert meta["format_version"] == 1 and meta["exit_code"] == 0 and meta["partial"] is False
+    assert str(script) in meta["command"] and "--steps" in meta["command"]
+    assert table.num_rows > 50
+
+    trace = profkit.load(out)
+    ev = trace.events
+    addmm = ev[ev["name"] == "aten::addmm"]
+    # 3 steps x 2 Linear layers in forward.
+    assert len(addmm) == 6
+    shapes = {json.loads(s)[1][1] if json.loads(s)[1] else None for s in addmm["input_shapes"].astype(str)}
+    assert shapes == {24, 40}  # inputs [16,24] and [16,40]
+    steps = trace.phases[trace.phases["name"] == "train_step"]
+    assert len(steps) == 3
+    # Times consistent: children lie inside their parents.
+    child = ev[ev["parent_id"].notna()]
+    parent = ev.set_index("event_id").loc[child["parent_id"].astype("int64")]
+    assert (child["start_ns"].to_numpy() >= parent["start_ns"].to_numpy()).all()
+    assert ((child["start_ns"] + child["duration_ns"]).to_numpy()
+            <= (parent["start_ns"] + parent["duration_ns"]).to_numpy()).all()
+    assert (ev["duration_ns"] >= 0).all()
+    # Self time adds up: no op's self time exceeds its duration.
+    report = json.loads(run_profkit("report", str(out), "--format", "json").stdout)
+    assert report["run"]["exit_code"] == 0 and report["run"]["ranks"] == [0]
+    names = [row["name"] for row in report["top_ops"]]
+    assert "aten::addmm" in names
+    assert all(row["self_time_ns"] <= row["total_time_ns"] for row in report["top_ops"])
+
+
+def test_record_module_with_step_limits(tmp_path):
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    _write(pkg, "train.py", TRAIN)
+    out = tmp_path / "m.parquet"
+    proc = run_profkit("record", "-o", str(out), "--skip-steps", "2", "--steps", "3", "--",
+                       sys.executable, "-m", "mypkg.train", "--steps", "8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trace = profkit.load(out)
+    steps = trace.phases[trace.phases["name"] == "train_step"]
+    # Steps 3, 4, 5 kept: 2 skipped, then 3 recorded; the program ran all 8.
+    assert sorted(json.loads(x)["step"] for x in steps["extra"]) == [3, 4, 5]
+    assert trace.metadata["stop_reason"]
+    assert len(trace.events[trace.events["name"] == "aten::addmm"]) == 6
+
+
+@pytest.mark.parametrize(
+    "mode, code, error",
+    [("raise", 1, "RuntimeError: boom"), ("exit", 3, None), ("systemexit", 4, None)],
+)
+def test_exit_code_and_partial_trace(tmp_path, mode, code, error):
+    script = _write(tmp_path, "endings.py", ENDINGS)
+    out = tmp_path / f"{mode}.parquet"
+    proc = run_profkit("record", "-o", str(out), "--", sys.executable, str(script), mode, cwd=tmp_path)
+    assert proc.returncode == code
+    meta = profkit.load(out).metadata
+    assert meta["exit_code"] == code and meta["partial"] is True
+    if error:
+        assert meta["error"] == error
+    assert len(profkit.load(out).ops) > 0
+
+
+def test_sigterm_leaves_partial_trace(tmp_path):
+    script = _write(tmp_path, "endings.py", ENDINGS)
+    out = tmp_path / "term.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "profkit", "record", "-o", str(out), "--", sys.executable,
+                             str(script), "wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    meta = profkit.load(out).metadata
+    assert meta["partial"] is True and meta["signal"] == "SIGTERM" and meta["exit_code"] == 143
+    assert not list(tmp_path.glob("*.tmp")), "no temporary file left behind"
+
+
+def test_torchrun_two_ranks(tmp_path):
+    script = _write(tmp_path, "dist.py", textwrap.dedent(
+        """
+        import torch, torch.distributed as dist
+        dist.init_process_group("gloo")
+        x = torch.ones(256) * (dist.get_rank() + 1)
+        for _ in range(2):
+            dist.all_reduce(x)
+        dist.destroy_process_group()
+        """
+    ))
+    out = tmp_path / "dist.parquet"
+    proc = run_profkit("record", "-o", str(out), "--", sys.executable, "-m", "torch.distributed.run",
+                       "--nproc_per_node", "2", "--master_port", "29571", str(script), cwd=tmp_path,
+                       env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(tmp_path.glob("dist.rank*.parquet"))
+    assert [f.name for f in files] == ["dist.rank0.parquet", "dist.rank1.parquet"]
+    assert not out.exists(), "the launcher itself is not profiled"
+    for rank, path in enumerate(files):
+        meta = profkit.load(path).metadata
+        assert (meta["rank"], meta["world_size"]) == (rank, 2)
+    report = json.loads(run_profkit("report", str(files[0]), str(files[1]), "--format", "json").stdout)
+    assert report["run"]["ranks"] == [0, 1]
+    assert report["totals"]["op_count"] == sum(len(profkit.load(f).ops) for f in files)
+
+
+def test_unwritable_output_fails_before_program_runs(tmp_path):
+    marker = tmp_path / "ran"
+    proc = run_profkit("record", "-o", str(tmp_path / "missing" / "t.parquet"), "--", sys.executable, "-c",
+                       f"open({str(marker)!r}, 'w')")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+    assert not marker.exists()
+
+
+def test_program_without_torch_records_nothing(tmp_path):
+    proc = run_profkit("record", "-o", str(tmp_path / "t.parquet"), "--", sys.executable, "-c",
+                       "import sys; print('hi'); sys.exit(5)")
+    assert proc.returncode == 5 and proc.stdout == "hi\n"
+    assert "nothing was recorded" in proc.stderr
+    assert not (tmp_path / "t.parquet").exists()

@@ -1,0 +1,93 @@
+"""The trace file contract: atomic writes, one-line errors on bad input, nesting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_profkit
+from profkit.errors import TraceFormatError
+from profkit.trace import build_events, load, write_trace
+from profkit.trace.nesting import nest
+from profkit.trace.schema import METADATA_KEY
+
+
+def _raw(rows):
+    frame = pd.DataFrame(rows, columns=["kind", "name", "start_ns", "duration_ns", "thread_id", "correlation_id",
+                                        "linked_correlation_id"])
+    frame["process_id"] = 7
+    frame["device_type"] = np.where(frame["kind"].isin(["kernel"]), "gpu", "cpu")
+    for col in ("thread_id", "correlation_id", "linked_correlation_id"):
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def test_nesting_depth_and_parent():
+    # Thread 1: A[0,10) holds B[1,4) which holds C[2,3); D[5,8) is A's second child. Thread 2: E alone.
+    start = np.array([0, 1, 2, 5, 0])
+    end = np.array([10, 4, 3, 8, 4])
+    thread = np.array([1, 1, 1, 1, 2])
+    depth, parent = nest(start, end, thread)
+    assert depth.tolist() == [0, 1, 2, 1, 0]
+    assert parent.tolist() == [-1, 0, 1, 0, -1]
+
+
+def test_kernel_linked_to_op_through_runtime_call(tmp_path):
+    raw = _raw([
+        ("cpu_op", "aten::mm", 100, 50, 1, 11, None),
+        ("runtime", "cudaLaunchKernel", 110, 10, 1, 12, None),
+        ("kernel", "sm90_gemm", 130, 40, None, None, 12),
+        ("kernel", "orphan", 300, 5, None, None, 99),
+    ])
+    table = build_events(raw)
+    path = write_trace(tmp_path / "t.parquet", table, {"command": []})
+    ev = load(path).events.set_index("name")
+    assert ev.loc["sm90_gemm", "op_id"] == ev.loc["aten::mm", "event_id"]
+    assert ev.loc["sm90_gemm", "launch_id"] == ev.loc["cudaLaunchKernel", "event_id"]
+    assert pd.isna(ev.loc["orphan", "op_id"])
+    assert ev.loc["cudaLaunchKernel", "parent_id"] == ev.loc["aten::mm", "event_id"]
+
+
+def _good_trace(tmp_path):
+    raw = _raw([("cpu_op", "aten::add", 0, 5, 1, 1, None)])
+    return write_trace(tmp_path / "good.parquet", build_events(raw), {"command": ["x"]})
+
+
+@pytest.mark.parametrize("problem", ["not_parquet", "truncated", "no_metadata", "newer_version", "missing"])
+def test_bad_files_give_one_line_error(tmp_path, problem):
+    good = _good_trace(tmp_path)
+    bad = tmp_path / "bad.parquet"
+    if problem == "not_parquet":
+        bad.write_text("hello")
+    elif problem == "truncated":
+        bad.write_bytes(good.read_bytes()[:-40])
+    elif problem == "no_metadata":
+        pq.write_table(pa.table({"a": [1]}), bad)
+    elif problem == "newer_version":
+        table = pq.read_table(good)
+        meta = json.loads(table.schema.metadata[METADATA_KEY])
+        meta["format_version"] = 99
+        pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps(meta)}), bad)
+    with pytest.raises(TraceFormatError) as info:
+        load(bad)
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    proc = run_profkit("report", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("profkit: error:") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+    if problem == "newer_version":
+        assert "newer" in proc.stderr
+
+
+def test_write_is_atomic_and_leaves_no_temp_on_failure(tmp_path):
+    good = _good_trace(tmp_path)
+    before = good.read_bytes()
+    with pytest.raises(Exception):
+        write_trace(good, pa.table({"not": ["a trace"]}), {})
+    assert good.read_bytes() == before, "a failed write never touches the existing file"
+    assert [p.name for p in tmp_path.iterdir()] == ["good.parquet"]
