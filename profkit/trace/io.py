@@ -38,11 +38,18 @@ def write_trace(path: str | os.PathLike, table: pa.Table, metadata: dict[str, An
     os.close(fd)
     try:
         pq.write_table(table, tmp_name, compression="zstd", use_dictionary=True, row_group_size=1 << 20)
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a trace is an ordinary file
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,0 +1,16 @@
+# Two commands do all the set-up (README): `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: install demo test
+
+# torch first: the CPU build when none is installed (users with a GPU bring their own torch).
+install:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) torch==2.13.0
+	@$(PIP) -e '.[test]'
+
+demo: install
+	$(PYTHON) -m profkit demo
+
+test: install
+	$(PYTHON) -m pytest -q
