@@ -19,6 +19,9 @@ _COMMAND_MODULES = (
     "profkit.cli.report",
     "profkit.cli.demo",
     "profkit.cli.import_cmd",
+    "profkit.cli.export",
+    "profkit.cli.diff",
+    "profkit.cli.check",
 )
 
 

@@ -147,8 +147,7 @@ def iter_array(stream: JsonStream, *, closing_optional: bool = False) -> Iterato
         char = stream.peek()
         if char == ",":
             stream.pos += 1
-            if closing_optional and stream.peek() in ("", "]"):  # "...},\n" then EOF
-                stream.pos += stream.peek() == "]"
+            if closing_optional and stream.peek() == "":  # "...},\n" then the end: allowed
                 return
         elif char == "]":
             stream.pos += 1

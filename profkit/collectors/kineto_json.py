@@ -588,6 +588,8 @@ def _unpack_phase_args(raw: pd.DataFrame) -> None:
 
 def _step_phases(raw: pd.DataFrame) -> pd.DataFrame | None:
     """One ``step`` phase mark per ProfilerStep#N annotation (steps are what check compares)."""
+    if (raw["kind"] == Kind.PHASE.value).any():  # profkit's own marks (an exported trace) already say it
+        return None
     annotations = raw[(raw["kind"] == Kind.ANNOTATION.value)]
     steps = annotations["name"].astype(str).str.extract(_STEP_NAME, expand=False).dropna()
     if steps.empty:

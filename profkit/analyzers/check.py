@@ -1,0 +1,253 @@
+"""Regression budgets: is NEW within budget of BASE?
+
+A budget is (metric, scope, limit): time or energy, of the whole run, of one
+operator class or of one phase, may grow by at most ``limit`` (0.05 = 5 %).
+
+What is compared, so that one slow outlier does not fail CI:
+
+- whole run, time: the device's busy time (GPU work, or CPU ops on a CPU-only
+  trace) per step, as the median over steps, when both traces have step marks
+  (``step`` / ``train_step`` phases, or ProfilerStep#N in imported traces);
+  the total otherwise;
+- a phase (``prefill``, ``decode``, a user phase...): the median over its passes
+  of the busy time inside each pass (its wall time if no work was recorded);
+- a class: its time (classes analyzer) per step when both traces have steps,
+  in total otherwise;
+- energy: from telemetry samples, per device: the ``energy_j`` counter's rise,
+  or the integral of ``power_w``; per step as a median when steps exist.
+
+Everything here is pure: tables in, ``Verdict`` objects out. ``CheckInputError``
+(a UsageError) says a budget cannot be measured: exit 2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..trace.schema import Kind
+from .diff import class_table
+from .intervals import merge_intervals, overlap_ns
+from .summary import DEVICE_WORK_KINDS, has_gpu_work
+
+#: Phase names that mark one training/inference step each.
+STEP_PHASES = ("step", "train_step")
+METRICS = ("time", "energy")
+SCOPES = ("total", "class", "phase")
+_LIMIT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
+
+
+class CheckInputError(UsageError):
+    """A budget names something the traces cannot measure (a missing phase, no energy data...): exit 2."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    metric: str  # "time" | "energy"
+    limit: float  # largest allowed relative increase, 0.05 = 5 %
+    scope: str = "total"  # "total" | "class" | "phase"
+    target: str | None = None  # the class or phase name
+
+    @property
+    def label(self) -> str:
+        return self.metric if self.scope == "total" else f"{self.metric} of {self.scope} {self.target}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: float  # ns for time, J for energy
+    basis: str  # how it was measured, for the reader: "median of 8 steps", "total"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    budget: Budget
+    base: Measurement
+    new: Measurement
+
+    @property
+    def change(self) -> float | None:
+        """Relative change (0.2 = 20 % more); None when the base is 0."""
+        return None if self.base.value == 0 else (self.new.value - self.base.value) / self.base.value
+
+    @property
+    def ok(self) -> bool:
+        change = self.change
+        if change is None:
+            return self.new.value <= 0
+        return change <= self.budget.limit + 1e-12
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget.label,
+            "metric": self.budget.metric,
+            "scope": self.budget.scope,
+            "target": self.budget.target,
+            "limit": self.budget.limit,
+            "base": self.base.value,
+            "new": self.new.value,
+            "base_basis": self.base.basis,
+            "new_basis": self.new.basis,
+            "change": self.change,
+            "ok": self.ok,
+        }
+
+
+def parse_limit(text: str) -> float:
+    """'5%' or '5' -> 0.05 (a budget is always in percent); raises ValueError otherwise."""
+    match = _LIMIT.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a percentage such as 5%")
+    return float(match.group(1)) / 100
+
+
+def parse_scoped(text: str) -> tuple[str, float]:
+    """'decode=10%' -> ('decode', 0.10)."""
+    name, sep, limit = str(text).rpartition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"{text!r}: expected NAME=PERCENT, e.g. decode=10%")
+    return name.strip(), parse_limit(limit)
+
+
+def check(
+    base_events: pd.DataFrame, new_events: pd.DataFrame, budgets: list[Budget],
+    base_doc: dict | None = None, new_doc: dict | None = None,
+) -> list[Verdict]:
+    """One verdict per budget; raises CheckInputError when a budget cannot be measured on both."""
+    per_step = bool(len(step_windows(base_events)[0]) and len(step_windows(new_events)[0]))
+    verdicts = []
+    for budget in budgets:
+        base = measure(base_events, budget, per_step=per_step, doc=base_doc, side="baseline")
+        new = measure(new_events, budget, per_step=per_step, doc=new_doc, side="trace")
+        verdicts.append(Verdict(budget, base, new))
+    return verdicts
+
+
+def measure(events: pd.DataFrame, budget: Budget, *, per_step: bool, doc: dict | None = None,
+            side: str = "trace") -> Measurement:
+    """The figure ``budget`` compares, on one trace."""
+    if budget.scope == "phase":
+        starts, ends = phase_windows(events, budget.target)
+        if not len(starts):
+            names = ", ".join(sorted(set(events.loc[events["kind"] == Kind.PHASE.value, "name"].astype(str))))
+            raise CheckInputError(f"the {side} has no phase {budget.target!r} (phases: {names or 'none'})")
+        values = _window_values(events, budget.metric, starts, ends, side)
+        return Measurement(float(np.median(values)), f"median of {_count(len(values), budget.target + ' pass', budget.target + ' passes')}")
+    if budget.scope == "class":
+        if budget.metric != "time":
+            raise CheckInputError("class budgets are time budgets (energy is not split by class)")
+        table = class_table(events).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
+        total = float(table.get(budget.target, 0.0))
+        if not per_step:
+            return Measurement(total, "total")
+        steps = len(step_windows(events)[0])
+        return Measurement(total / steps, f"mean over {_count(steps, 'step', 'steps')}")
+    if per_step:
+        starts, ends = step_windows(events)
+        values = _window_values(events, budget.metric, starts, ends, side)
+        return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
+    if budget.metric == "time":
+        return Measurement(float(_busy_in(events, np.array([np.iinfo(np.int64).min // 2]),
+                                          np.array([np.iinfo(np.int64).max // 2]))[0]), "total")
+    return Measurement(total_energy_j(events, doc, side), "total")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def step_windows(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the step marks, from the first step phase name present."""
+    for name in STEP_PHASES:
+        starts, ends = phase_windows(events, name)
+        if len(starts):
+            return starts, ends
+    return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+
+
+def phase_windows(events: pd.DataFrame, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+    marks = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) == name)]
+    starts = marks["start_ns"].to_numpy(np.int64)
+    return starts, starts + marks["duration_ns"].to_numpy(np.int64)
+
+
+def _window_values(events: pd.DataFrame, metric: str, starts: np.ndarray, ends: np.ndarray, side: str) -> np.ndarray:
+    if metric == "time":
+        busy = _busy_in(events, starts, ends)
+        return np.where(busy > 0, busy, ends - starts).astype(np.float64)  # no recorded work: wall time
+    values = energy_in_windows(events, starts, ends)
+    if values is None:
+        raise CheckInputError(f"the {side} has no power or energy samples (record with telemetry on)")
+    return values
+
+
+def _busy_in(events: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Device busy ns inside each window (GPU work; CPU-only traces: outermost CPU ops), summed over ranks."""
+    if has_gpu_work(events):
+        work = events[events["kind"].isin(DEVICE_WORK_KINDS)]
+    else:
+        ops = events[events["kind"] == Kind.CPU_OP.value]
+        work = ops[ops["depth"].fillna(0) == 0] if "depth" in ops else ops
+    total = np.zeros(len(starts), dtype=np.int64)
+    groups = work.groupby("rank", observed=True) if "rank" in work else [(0, work)]
+    for _, part in groups:
+        s = part["start_ns"].to_numpy(np.int64)
+        merged = merge_intervals(s, s + part["duration_ns"].to_numpy(np.int64))
+        total += overlap_ns(merged[0], merged[1], starts, ends)
+    return total
+
+
+# ---------------------------------------------------------------- energy from telemetry
+
+
+def energy_in_windows(events: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """Joules per window, summed over devices; None when the trace has no power/energy samples.
+
+    Per device: the cumulative ``energy_j`` counter interpolated at the window
+    edges, or else the trapezoid integral of ``power_w``.
+    """
+    samples = events[(events["kind"] == Kind.SAMPLE.value) & events["value"].notna()]
+    if samples.empty:
+        return None
+    names = samples["name"].astype(str)
+    total = np.zeros(len(starts), dtype=np.float64)
+    found = False
+    keys = [c for c in ("rank", "device_type", "device_index") if c in samples]
+    for _, device in samples.groupby(keys, observed=True, dropna=False) if keys else [(0, samples)]:
+        dev_names = names.loc[device.index]
+        energy = device[dev_names == "energy_j"]
+        power = device[dev_names == "power_w"]
+        if len(energy) >= 2:
+            cumulative, t = energy["value"].to_numpy(np.float64), energy["start_ns"].to_numpy(np.int64)
+        elif len(power) >= 2:
+            t = power["start_ns"].to_numpy(np.int64)
+            order = np.argsort(t, kind="stable")
+            t, watts = t[order], power["value"].to_numpy(np.float64)[order]
+            cumulative = np.r_[0.0, np.cumsum((watts[1:] + watts[:-1]) / 2 * np.diff(t) / 1e9)]
+        else:
+            continue
+        order = np.argsort(t, kind="stable")
+        t, cumulative = t[order], cumulative[order]
+        total += np.interp(ends, t, cumulative) - np.interp(starts, t, cumulative)
+        found = True
+    return total if found else None
+
+
+def total_energy_j(events: pd.DataFrame, doc: dict | None = None, side: str = "trace") -> float:
+    """Whole-trace energy: from samples, else from the report's ``energy`` section."""
+    samples = events[events["kind"] == Kind.SAMPLE.value]
+    if len(samples):
+        values = energy_in_windows(events, np.array([samples["start_ns"].min()]), np.array([samples["start_ns"].max()]))
+        if values is not None:
+            return float(values[0])
+    section = (doc or {}).get("energy")
+    if isinstance(section, dict):
+        for key in ("total_j", "energy_j", "gpu_energy_j", "device_energy_j"):
+            if isinstance(section.get(key), (int, float)):
+                return float(section[key])
+    raise CheckInputError(f"the {side} has no power or energy samples (record with telemetry on)")

@@ -1,0 +1,168 @@
+"""`profkit diff BASE NEW`: what changed, per class, per op and per kernel (terminal, JSON, Markdown)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..analyzers.diff import diff_traces
+from ..collectors.kineto_json import load_any
+from ..report import ReportOptions, build_report
+from ..report.build import jsonable
+from ..report.context import ReportContext
+from ..report.format import fmt_ns, fmt_si
+
+_SHAPES_WIDTH = 48
+
+
+@click.command("diff")
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--top", default=15, show_default=True, type=click.IntRange(min=1), help="Rows per table.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def command(base, new, fmt, top, output):
+    """Compare NEW with BASE (profkit traces, folders of rank traces, or Chrome-trace JSON)."""
+    document = compute_diff(base, new, top=top)
+    if fmt == "json":
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    elif fmt == "markdown":
+        text = render_markdown(document, top)
+    else:
+        console = Console(record=output is not None, width=140 if output or not sys.stdout.isatty() else None)
+        render_text(document, console, top)
+        if output is None:
+            return
+        text = console.export_text()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"profkit: wrote {output}", err=True)
+
+
+def compute_diff(base: str, new: str, *, top: int | None = None) -> dict:
+    base_traces, new_traces = load_any([base]), load_any([new])
+    options = ReportOptions(top=top or 15)
+    base_doc, new_doc = build_report(base_traces, options), build_report(new_traces, options)
+    return jsonable(
+        diff_traces(_events(base_traces), _events(new_traces), base_doc, new_doc,
+                    labels=(str(base), str(new)), top=None)
+    )
+
+
+def _events(traces: list):
+    """All ranks' events in one table, as the report sees them."""
+    return ReportContext(traces=traces).events
+
+
+# ---------------------------------------------------------------- formatting (pure)
+
+#: (title, records key, key columns, metrics shown) for the diff's own tables.
+TABLES = (
+    ("Classes", "classes", ("class",), ("time_ns", "count")),
+    ("Ops (matched by name and input shapes)", "ops", ("name", "input_shapes"),
+     ("gpu_time_ns", "cpu_self_time_ns", "count", "flop")),
+    ("Kernels in both", "kernels_matched", ("name",), ("time_ns", "count")),
+    ("Kernels that appeared", "kernels_appeared", ("name",), ("time_ns", "count")),
+    ("Kernels that vanished", "kernels_vanished", ("name",), ("time_ns", "count")),
+)
+
+
+def fmt_value(metric: str, value) -> str:
+    """A value formatted by the unit its metric name ends in."""
+    if value is None:
+        return "–"
+    if metric.endswith("_ns"):
+        return fmt_ns(value)
+    if metric.endswith("_j"):
+        return fmt_si(value, "J")
+    if metric.endswith("flop") or metric.endswith("flops"):
+        return fmt_si(value, "flop")
+    if metric.endswith("_bytes"):
+        return fmt_si(value, "B")
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3g}"
+    return f"{int(value)}"
+
+
+def fmt_change(change) -> str:
+    return "–" if change is None else f"{100 * change:+.1f} %"
+
+
+def _cell(metric: str, base, new, change) -> str:
+    return f"{fmt_value(metric, base)} → {fmt_value(metric, new)} ({fmt_change(change)})"
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Every table of the diff as (title, header, rows of text): report sections first, then the diff's own."""
+    out = []
+    for name, section in document.get("sections", {}).items():
+        if section["type"] == "flat":
+            rows = [[r["metric"], _cell(r["metric"], r["base"], r["new"], r["change"])] for r in section["rows"]]
+            out.append((name, ["metric", "base → new (change)"], rows))
+        else:
+            out.append((name, *_record_table(section["rows"], (section["key"],), tuple(section["metrics"][:4]), top)))
+    for title, key, keys, metrics in TABLES:
+        if key == "ops":
+            metrics = (document.get("op_metric", "gpu_time_ns"), "count", "flop")
+        records = document.get(key) or []
+        if key == "kernels_matched":
+            records = [r for r in document.get("kernels") or [] if r.get("status") in ("same", "changed")]
+        if records:
+            out.append((title, *_record_table(records, keys, metrics, top)))
+    return out
+
+
+def _record_table(records: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...], top: int):
+    shown = [m for m in metrics if any(r.get(f"base_{m}") or r.get(f"new_{m}") for r in records)]
+    header = list(keys) + [m.replace("_", " ") for m in shown] + ["status"]
+    rows = []
+    for record in records[:top]:
+        row = [_short(str(record.get(k, "")), 70 if k == "name" else _SHAPES_WIDTH) for k in keys]
+        row += [_cell(m, record.get(f"base_{m}"), record.get(f"new_{m}"), record.get(f"change_{m}")) for m in shown]
+        rows.append(row + [record.get("status", "")])
+    return header, rows
+
+
+def headline(document: dict) -> list[str]:
+    base, new = document["base"], document["new"]
+    lines = [f"base: {base['label']} ({base.get('device') or '?'})", f"new:  {new['label']} ({new.get('device') or '?'})"]
+    if document.get("cross_device"):
+        lines.append("different devices: ops are matched by name and shapes; kernel names are device-specific")
+    counts = document["kernel_counts"]
+    lines.append(
+        f"ops matched: {document['ops_matched']} of {document['ops_total']} (name + shapes); kernels: "
+        f"{counts['matched']} matched, {counts['appeared']} appeared, {counts['vanished']} vanished"
+    )
+    return lines
+
+
+def render_text(document: dict, console, top: int) -> None:
+    for line in headline(document):
+        console.print(line, highlight=False)
+    for title, header, rows in tables(document, top):
+        table = Table(title=title, title_justify="left")
+        for i, column in enumerate(header):
+            table.add_column(column, overflow="fold", justify="right" if "→" in (rows[0][i] if rows else "") else "left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def render_markdown(document: dict, top: int) -> str:
+    """A pull-request comment: the headline, then one Markdown table per section."""
+    lines = ["### profkit diff", ""] + [f"- {line}" for line in headline(document)]
+    for title, header, rows in tables(document, top):
+        lines += ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

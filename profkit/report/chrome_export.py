@@ -1,0 +1,274 @@
+"""Write a profkit trace as Chrome-trace JSON that Perfetto UI and chrome://tracing open.
+
+The layout follows what torch.profiler writes, so the file also re-imports
+with ``profkit import`` (and opens in tools that read Kineto traces):
+
+- host events on their process/thread; GPU work on ``pid = device index``,
+  ``tid = stream``; categories as Kineto names them (cpu_op, kernel...);
+- launch arrows (``ac2g`` flows) from each runtime call to its GPU work;
+- telemetry samples as counter tracks (``"ph": "C"``) on the device's process;
+- phase marks (steps, prefill/decode, user phases) as ranges on one track
+  per phase name;
+- timestamps in µs relative to ``baseTimeNanoseconds`` with 3 decimals, so
+  nanoseconds survive a round trip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+import numpy as np
+import pandas as pd
+
+from ..trace.io import Trace
+from ..trace.schema import Kind
+
+#: Event kind -> Chrome-trace category (Kineto's names; profkit_phase is profkit's own).
+KIND_CATEGORIES: dict[str, str] = {
+    Kind.CPU_OP.value: "cpu_op",
+    Kind.KERNEL.value: "kernel",
+    Kind.MEMCPY.value: "gpu_memcpy",
+    Kind.MEMSET.value: "gpu_memset",
+    Kind.RUNTIME.value: "cuda_runtime",
+    Kind.ANNOTATION.value: "user_annotation",
+    Kind.GPU_ANNOTATION.value: "gpu_user_annotation",
+    Kind.PYTHON_FUNCTION.value: "python_function",
+    Kind.PHASE.value: "profkit_phase",
+    Kind.OTHER.value: "other",
+}
+
+#: ``extra`` keys written back under Kineto's argument names (the importer's ARG_KEYS, reversed).
+EXTRA_ARGS: dict[str, str] = {
+    "external_id": "External id",
+    "sequence_nr": "Sequence number",
+    "fwd_thread_id": "Fwd thread id",
+    "concrete_inputs": "Concrete Inputs",
+    "registers_per_thread": "registers per thread",
+    "shared_memory_bytes": "shared memory",
+    "blocks_per_sm": "blocks per SM",
+    "warps_per_sm": "warps per SM",
+    "occupancy_pct": "est. achieved occupancy %",
+    "bandwidth_gb_per_s": "memory bandwidth (GB/s)",
+    "python_id": "Python id",
+    "python_parent_id": "Python parent id",
+    "python_module_id": "Python module id",
+}
+
+_PHASE_TID_BASE = 1 << 30  # one synthetic thread per phase name, away from real thread ids
+_SORT_INDEX_GPU = 1 << 24
+
+
+def write_chrome(trace: Trace, path: str | os.PathLike, *, compresslevel: int = 3) -> dict[str, int]:
+    """Write ``trace`` to ``path`` (gzipped when it ends in .gz) atomically; return event counts."""
+    path = Path(path)
+    counts: dict[str, int] = {}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        opener = gzip.open(tmp_name, "wt", encoding="utf-8", compresslevel=compresslevel) if path.name.endswith(
+            ".gz") else open(tmp_name, "w", encoding="utf-8")
+        with opener as out:
+            _write_document(trace, out, counts)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _write_document(trace: Trace, out: TextIO, counts: dict[str, int]) -> None:
+    events = trace.events
+    meta = trace.metadata
+    timed = events["start_ns"]
+    base_ns = int(timed.min()) // 1_000_000_000 * 1_000_000_000 if len(events) else 0
+    header = {
+        "schemaVersion": 1,
+        "traceName": str(trace.path) if trace.path else "profkit trace",
+        "displayTimeUnit": "ms",
+        "baseTimeNanoseconds": base_ns,
+        "deviceProperties": _device_properties(meta.get("devices") or []),
+        "profkit": {k: meta.get(k) for k in ("producer", "command", "torch_version", "host") if meta.get(k)},
+    }
+    if meta.get("rank") is not None or meta.get("world_size") is not None:
+        header["distributedInfo"] = {"rank": meta.get("rank"), "world_size": meta.get("world_size")}
+    out.write("{\n")
+    for key, value in header.items():
+        out.write(f"{json.dumps(key)}: {json.dumps(value, default=str)},\n")
+    out.write('"traceEvents": [\n')
+    first = True
+    for line in _event_lines(events, meta, base_ns, counts):
+        out.write(line if first else ",\n" + line)
+        first = False
+    out.write("\n]}\n")
+
+
+def _event_lines(events: pd.DataFrame, meta: dict, base_ns: int, counts: dict[str, int]) -> Iterator[str]:
+    host_pid = int(events["process_id"].mode().iloc[0]) if len(events) else 0
+    kind = events["kind"].astype(str).to_numpy()
+    yield from _process_lines(events, meta, host_pid, kind)
+    spans = ~np.isin(kind, [Kind.SAMPLE.value])
+    yield from _span_lines(events[spans], kind[spans], base_ns, counts)
+    yield from _flow_lines(events, kind, base_ns, counts)
+    yield from _counter_lines(events[kind == Kind.SAMPLE.value], host_pid, base_ns, counts)
+
+
+def _process_lines(events: pd.DataFrame, meta: dict, host_pid: int, kind: np.ndarray) -> Iterator[str]:
+    """Metadata events: process names/labels for host and GPUs, names of the phase tracks."""
+    command = " ".join(meta.get("command") or []) or "profkit"
+    for pid in sorted(set(events["process_id"].dropna().astype(int).tolist()) or {host_pid}):
+        yield _meta_line("process_name", pid, 0, {"name": command})
+        yield _meta_line("process_labels", pid, 0, {"labels": "CPU"})
+        yield _meta_line("process_sort_index", pid, 0, {"sort_index": pid})
+    gpu = events["device_type"].astype(str).to_numpy() == "gpu"
+    for index in sorted(set(events.loc[gpu, "device_index"].astype(int).tolist())):
+        yield _meta_line("process_name", index, 0, {"name": f"GPU {index}"})
+        yield _meta_line("process_labels", index, 0, {"labels": f"GPU {index}"})
+        yield _meta_line("process_sort_index", index, 0, {"sort_index": _SORT_INDEX_GPU + index})
+    for offset, name in enumerate(_phase_names(events, kind)):
+        yield _meta_line("thread_name", host_pid, _PHASE_TID_BASE + offset, {"name": f"phase: {name}"})
+
+
+def _meta_line(name: str, pid: int, tid: int, args: dict) -> str:
+    return json.dumps({"name": name, "ph": "M", "pid": pid, "tid": tid, "args": args})
+
+
+def _phase_names(events: pd.DataFrame, kind: np.ndarray) -> list[str]:
+    return sorted(set(events.loc[kind == Kind.PHASE.value, "name"].astype(str)))
+
+
+def _span_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: dict[str, int]) -> Iterator[str]:
+    phase_tid = {name: _PHASE_TID_BASE + i for i, name in enumerate(_phase_names(events, kind))}
+    on_gpu = events["device_type"].astype(str).to_numpy() == "gpu"
+    names = events["name"].astype(str).to_numpy()
+    pid = np.where(on_gpu, events["device_index"].fillna(0).astype(np.int64), events["process_id"].astype(np.int64))
+    tid = np.where(on_gpu, _ints(events["stream"]), _ints(events["thread_id"]))
+    host_pid = int(events["process_id"].mode().iloc[0]) if len(events) else 0
+    start = events["start_ns"].to_numpy(np.int64) - base_ns
+    duration = events["duration_ns"].to_numpy(np.int64)
+    columns = [_optional(events[c]) for c in ("correlation_id", "bytes", "batch_size", "token_count")]
+    device = events["device_index"].to_numpy()
+    stream = _optional(events["stream"])
+    shapes = events["input_shapes"].astype(object).to_numpy()
+    dtypes = events["input_dtypes"].astype(object).to_numpy()
+    extra = events["extra"].astype(object).to_numpy()
+    quoted: dict[str, str] = {}
+    for i in range(len(events)):
+        k = kind[i]
+        args: dict[str, Any] = _extra_args(extra[i])
+        correlation, nbytes, batch, tokens = (c[i] for c in columns)
+        if correlation is not None:
+            args["correlation"] = correlation
+        if on_gpu[i]:
+            args["device"] = int(device[i])
+            if stream[i] is not None:
+                args["stream"] = stream[i]
+        if nbytes is not None:
+            args["bytes"] = nbytes
+        if batch is not None:
+            args["batch_size"] = batch
+        if tokens is not None:
+            args["token_count"] = tokens
+        args_text = json.dumps(args, default=str)
+        if isinstance(shapes[i], str):  # already JSON: spliced in as it is
+            args_text = f'{args_text[:-1]}{", " if args else ""}"Input Dims": {shapes[i]}, "Input type": {dtypes[i] or "[]"}}}'
+        name = quoted.get(names[i]) or quoted.setdefault(names[i], json.dumps(names[i]))
+        p, t = (host_pid, phase_tid[names[i]]) if k == Kind.PHASE.value else (int(pid[i]), int(tid[i]))
+        counts[k] = counts.get(k, 0) + 1
+        yield (
+            f'{{"ph": "X", "cat": "{KIND_CATEGORIES.get(k, "other")}", "name": {name}, "pid": {p}, "tid": {t}, '
+            f'"ts": {_us(start[i])}, "dur": {_us(duration[i])}, "args": {args_text}}}'
+        )
+
+
+def _flow_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: dict[str, int]) -> Iterator[str]:
+    """An arrow from each runtime call to the GPU work it launched (Kineto's ac2g flows)."""
+    linked = events["launch_id"].notna().to_numpy() & (events["device_type"].astype(str).to_numpy() == "gpu")
+    if not linked.any():
+        return
+    rows = np.flatnonzero(linked)
+    launch = pd.Index(events["event_id"].to_numpy(np.int64)).get_indexer(
+        events["launch_id"].to_numpy(dtype=np.float64, na_value=np.nan)[rows].astype(np.int64))
+    rows, launch = rows[launch >= 0], launch[launch >= 0]
+    start = events["start_ns"].to_numpy(np.int64) - base_ns
+    pid = events["process_id"].to_numpy(np.int64)
+    thread = _ints(events["thread_id"])
+    device = _ints(events["device_index"])
+    stream = _ints(events["stream"])
+    for fid, (g, c) in enumerate(zip(rows.tolist(), launch.tolist()), start=1):
+        yield (f'{{"ph": "s", "id": {fid}, "pid": {pid[c]}, "tid": {thread[c]}, '
+               f'"ts": {_us(start[c])}, "cat": "ac2g", "name": "ac2g"}}')
+        yield (f'{{"ph": "f", "id": {fid}, "pid": {device[g]}, "tid": {stream[g]}, '
+               f'"ts": {_us(start[g])}, "cat": "ac2g", "name": "ac2g", "bp": "e"}}')
+    counts["flow"] = len(rows)
+
+
+def _counter_lines(samples: pd.DataFrame, host_pid: int, base_ns: int, counts: dict[str, int]) -> Iterator[str]:
+    """Telemetry as counter tracks: one per (device, metric)."""
+    if samples.empty:
+        return
+    on_gpu = samples["device_type"].astype(str).to_numpy() == "gpu"
+    pid = np.where(on_gpu, samples["device_index"].fillna(0).astype(np.int64), host_pid)
+    names = samples["name"].astype(str).to_numpy()
+    values = samples["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+    start = samples["start_ns"].to_numpy(np.int64) - base_ns
+    for i in range(len(samples)):
+        if np.isnan(values[i]):
+            continue
+        yield (f'{{"ph": "C", "name": {json.dumps(names[i])}, "pid": {int(pid[i])}, "tid": 0, '
+               f'"ts": {_us(start[i])}, "args": {{"value": {float(values[i])!r}}}}}')
+    counts[Kind.SAMPLE.value] = int((~np.isnan(values)).sum())
+
+
+def _device_properties(devices: list[dict]) -> list[dict]:
+    props = []
+    for device in devices:
+        if device.get("type") != "gpu":
+            continue
+        major, _, minor = str(device.get("compute_capability") or "").partition(".")
+        prop = {
+            "id": device.get("index"),
+            "name": device.get("name"),
+            "totalGlobalMem": device.get("total_memory_bytes"),
+            "numSms": device.get("multiprocessor_count"),
+            "warpSize": device.get("warp_size"),
+            "computeMajor": int(major) if major.isdigit() else None,
+            "computeMinor": int(minor) if minor.isdigit() else None,
+        }
+        props.append({k: v for k, v in prop.items() if v is not None})
+    return props
+
+
+def _extra_args(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        extra = json.loads(text)
+    except ValueError:
+        return {"extra": text}
+    if not isinstance(extra, dict):
+        return {"extra": extra}
+    return {EXTRA_ARGS.get(k, k): v for k, v in extra.items()}
+
+
+def _us(ns: int) -> str:
+    """Integer ns -> exact µs text with 3 decimals (no float rounding)."""
+    ns = int(ns)
+    sign = "-" if ns < 0 else ""
+    whole, frac = divmod(abs(ns), 1000)
+    return f"{sign}{whole}.{frac:03d}"
+
+
+def _ints(series: pd.Series) -> np.ndarray:
+    return series.astype("Float64").fillna(0).to_numpy(dtype=np.int64)
+
+
+def _optional(series: pd.Series) -> list:
+    """Python ints, or None where null (JSON-ready)."""
+    missing = series.isna().to_numpy()
+    values = series.astype("Float64").fillna(0).to_numpy(dtype=np.int64).tolist()
+    return [None if m else v for m, v in zip(missing.tolist(), values)]
