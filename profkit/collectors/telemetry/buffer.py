@@ -48,9 +48,6 @@ class SampleBuffer:
             self._series_rows.append(key)
         return code
 
-    def name_of(self, code: int) -> str:
-        return self._series_rows[code][0]
-
     def append(self, code: int, start_ns: int, value: float, duration_ns: int = 0) -> None:
         with self._lock:
             self._code.append(code)

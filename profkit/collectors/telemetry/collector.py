@@ -20,6 +20,7 @@ from .cpu import CpuSampler
 from .nvml import NvmlSampler
 
 DEFAULT_INTERVAL_MS = 20.0
+_MAX_SLEEP_S = 0.05  # longest sleep between checks of the stop flag
 
 
 def load_pynvml() -> tuple[Any | None, str | None]:
@@ -55,7 +56,7 @@ class TelemetryCollector:
         self._devices = None if devices is None else [int(d) for d in devices]
         self._nvml = nvml
         self._cpu = cpu
-        self._cpu_every = max(1, round(cpu_interval_ms / interval_ms))
+        self._cpu_interval_ms = float(cpu_interval_ms)
         self._gpm = gpm
         self._gpm_interval_ns = int(gpm_interval_ms * 1e6)
         self._clock = clock
@@ -75,6 +76,11 @@ class TelemetryCollector:
         if self._thread is not None:
             return
         self._samplers = self._open_samplers()
+        self._tick_ms = self.interval_ms if any(isinstance(s, NvmlSampler) for s in self._samplers) else max(
+            self.interval_ms, self._cpu_interval_ms)  # no GPU: wake only as often as the CPU sampler needs
+        for sampler in self._samplers:
+            if isinstance(sampler, CpuSampler):
+                sampler.every_ticks = max(1, round(self._cpu_interval_ms / self._tick_ms))
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="profkit-telemetry", daemon=True)
         self._thread.start()
@@ -145,19 +151,25 @@ class TelemetryCollector:
                 self._notes.extend(gpu.notes)
         if self._cpu:
             kwargs = {"powercap_root": self._powercap_root} if self._powercap_root else {}
-            host = CpuSampler(self._buffer, self._cpu_every, clock=self._clock, **kwargs)
+            host = CpuSampler(self._buffer, clock=self._clock, **kwargs)
             host.open(rows)
             samplers.append(host)
         self._buffer.append_many(rows)
         return samplers
 
     def _run(self) -> None:
-        interval_s = self.interval_ms / 1e3
+        # time.sleep, not Event.wait: a timed wait costs several system calls per tick,
+        # which at 50 Hz is most of the sampler's budget. stop() waits at most one slice.
+        interval_s = self._tick_ms / 1e3
         started = time.monotonic()
         cpu_before = time.thread_time()
         next_tick = started + interval_s
         try:
-            while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
+            while not self._stop.is_set():
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    time.sleep(min(delay, _MAX_SLEEP_S))
+                    continue
                 rows: list = []
                 for sampler in self._samplers:
                     sampler.tick(rows)

@@ -33,7 +33,7 @@ class CpuSampler:
     def __init__(self, buffer: SampleBuffer, every_ticks: int = 1, *, powercap_root: Path | str = POWERCAP_ROOT,
                  statm: Path | str = _STATM, clock=time.time_ns):
         self._buffer = buffer
-        self._every = max(1, int(every_ticks))
+        self.every_ticks = max(1, int(every_ticks))
         self._root = Path(powercap_root)
         self._statm_path = Path(statm)
         self._clock = clock
@@ -57,7 +57,7 @@ class CpuSampler:
 
     def tick(self, rows: list, force: bool = False) -> None:
         self._tick += 1
-        if not force and self._tick % self._every:
+        if not force and self._tick % self.every_ticks:
             return
         now = self._clock()
         rows.append((self._cpu_code, now, time.process_time(), 0))

@@ -74,6 +74,7 @@ class GpmState:
     codes: list[int]
     previous_ns: int
     failed: set[str] = field(default_factory=set)
+    unavailable: dict[str, str] = field(default_factory=dict)  # metric -> reason, noted at close
 
     def sample(self, nvml: Any, now_ns: int, rows: list, notes: list[str]) -> None:
         """Take a sample; emit the metrics over [previous sample, now]."""
@@ -97,14 +98,15 @@ class GpmState:
             result = self.request.metrics[i]
             if result.nvmlReturn == 0:
                 rows.append((code, self.previous_ns, float(result.value) * metric.scale, span))
-            elif metric.name not in self.failed:
-                self.failed.add(metric.name)
-                why = reason(nvml.NVMLError(result.nvmlReturn))
-                notes.append(f"telemetry: GPU {self.device_index}: GPM metric {metric.name} unavailable ({why})")
+            elif metric.name not in self.unavailable:
+                self.unavailable[metric.name] = reason(nvml.NVMLError(result.nvmlReturn))
         self.samples.reverse()
         self.previous_ns = now_ns
 
-    def close(self, nvml: Any) -> None:
+    def close(self, nvml: Any, notes: list[str]) -> None:
+        if self.unavailable:
+            names = ", ".join(self.unavailable)
+            notes.append(f"telemetry: GPU {self.device_index}: GPM lacks {names} ({next(iter(self.unavailable.values()))})")
         for sample in self.samples:
             try:
                 nvml.nvmlGpmSampleFree(sample)

@@ -73,11 +73,24 @@ _FIELD_ATTR = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "
 
 
 def field_value(nvml: Any, field_id: int, handle: Any) -> float:
-    """One field through nvmlDeviceGetFieldValues, which reports failure per value, not by raising."""
-    value = nvml.nvmlDeviceGetFieldValues(handle, [field_id])[0]
+    """One field through nvmlDeviceGetFieldValues."""
+    return _checked(nvml, nvml.nvmlDeviceGetFieldValues(handle, [field_id])[0])
+
+
+def _checked(nvml: Any, value: Any) -> float:
+    """A field value's number; nvmlDeviceGetFieldValues reports failure per value, not by raising."""
     if value.nvmlReturn != 0:
         raise nvml.NVMLError(value.nvmlReturn)
     return float(getattr(value.value, _FIELD_ATTR.get(value.valueType, "dVal")))
+
+
+@gpu_metric("power_w", "energy_j", every_ms=0, source="nvml_field_values")
+def _power_and_energy(nvml, handle, pid):
+    """Instant power and the energy counter in one call: the sampler's hot path."""
+    power, energy = nvml.nvmlDeviceGetFieldValues(
+        handle, [nvml.NVML_FI_DEV_POWER_INSTANT, nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION]
+    )
+    return (_checked(nvml, power) / 1e3, _checked(nvml, energy) / 1e3)
 
 
 @gpu_metric("power_w", every_ms=0, source="nvml_power_instant")
@@ -162,6 +175,7 @@ class _DeviceState:
     unsupported: dict[str, str] = field(default_factory=dict)  # metric -> reason
     lost: bool = False
     gpm: GpmState | None = None
+    process_listed: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -233,10 +247,8 @@ class NvmlSampler:
     def close(self, rows: list) -> None:
         for state in self._states:
             if state.gpm is not None:
-                state.gpm.close(self._nvml)
-            if any(a.metric.names == ("process_memory_bytes",) for a in state.active) and not state.info.get(
-                "process_listed"
-            ):
+                state.gpm.close(self._nvml, self.notes)
+            if any(a.metric.names == ("process_memory_bytes",) for a in state.active) and not state.process_listed:
                 self.notes.append(
                     f"telemetry: GPU {state.device.cuda_index}: this process never appeared in NVML's process list "
                     "(no CUDA context yet, or a container's PID namespace): no per-process GPU memory"
@@ -272,7 +284,10 @@ class NvmlSampler:
         name = _safe(nvml, lambda: text(nvml.nvmlDeviceGetName(device.handle)), "unknown GPU")
         state = _DeviceState(device, name)
         state.info = _static_info(nvml, device, name)
+        covered: set[str] = set()
         for metric in metrics():
+            if covered.issuperset(metric.names):
+                continue  # an earlier group (one call for several metrics) already reads these
             every_ticks = 0 if metric.every_ms == ONCE else max(1, round(metric.every_ms * 1e6 / self._interval_ns))
             failures: list[str] = []
             for source in metric.sources:
@@ -282,13 +297,15 @@ class NvmlSampler:
                     failures.append(reason(exc) if isinstance(exc, nvml.NVMLError) else "binding lacks the call")
                     continue
                 codes = tuple(self._buffer.series(n, "gpu", index, source.extra) for n in metric.names)
-                self._emit(state, codes, values, rows)
+                self._emit(state, metric, codes, values, rows)
                 if every_ticks:
                     state.active.append(_Active(metric, source, codes, every_ticks))
+                covered.update(metric.names)
                 break
             else:
                 for n in metric.names:
-                    state.unsupported[n] = failures[0] if failures else "no source"
+                    state.unsupported.setdefault(n, failures[0] if failures else "no source")
+        state.unsupported = {n: why for n, why in state.unsupported.items() if n not in covered}
         self._note_probe(state)
         if self._want_gpm:
             state.gpm, gpm_note = open_gpm(nvml, device, self._buffer, self._clock())
@@ -304,7 +321,7 @@ class NvmlSampler:
                 by_reason.setdefault(why, []).append(metric)
             parts = "; ".join(f"{', '.join(ms)} ({why})" for why, ms in by_reason.items())
             self.notes.append(f"telemetry: GPU {index} ({state.name}) lacks {parts}")
-        power = next((a.source for a in state.active if a.metric.names == ("power_w",)), None)
+        power = next((a.source for a in state.active if "power_w" in a.metric.names), None)
         if power is not None and power.extra and power.extra.get("averaged"):
             self.notes.append(
                 f"telemetry: GPU {index}: instantaneous power not supported; power_w is NVML's 1 s average"
@@ -326,15 +343,15 @@ class NvmlSampler:
                 self.notes.append(f"telemetry: GPU {index}: {names} dropped after repeated errors ({reason(exc)})")
             return
         active.errors = 0
-        self._emit(state, active.codes, values, rows)
+        self._emit(state, active.metric, active.codes, values, rows)
 
-    def _emit(self, state: _DeviceState, codes: tuple[int, ...], values, rows: list) -> None:
+    def _emit(self, state: _DeviceState, metric: GpuMetric, codes: tuple[int, ...], values, rows: list) -> None:
         now = self._clock()
         for code, value in zip(codes, values):
             if value is not None:
                 rows.append((code, now, value, 0))
-        if codes and values[0] is not None and self._buffer.name_of(codes[0]) == "process_memory_bytes":
-            state.info["process_listed"] = True
+        if metric.names[0] == "process_memory_bytes" and values[0] is not None:
+            state.process_listed = True
 
     @staticmethod
     def _sources(state: _DeviceState) -> dict[str, str]:

@@ -1,0 +1,48 @@
+"""How much the telemetry sampler costs the profiled run: its thread's CPU time per wall second.
+
+Uses the fake NVML (``profkit.collectors.telemetry.FakeNvml``, pure Python, so
+each call costs about what a real NVML call costs through ctypes — a real GPU
+run is owed) and the real CPU sampler. The budget is < 1 % of one core at the
+default interval.
+
+    python benchmarks/bench_telemetry.py [--seconds 5] [--interval-ms 20] [--gpus 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from profkit.collectors.telemetry import DEFAULT_INTERVAL_MS, FakeDevice, FakeNvml, TelemetryCollector
+
+
+def measure(seconds: float, interval_ms: float, gpus: int, gpm: bool = True) -> dict:
+    devices = [FakeDevice(uuid=f"GPU-{i:08x}-0000-0000-0000-000000000000", pci_bus_id=f"00000000:{i + 1:02x}:00.0")
+               for i in range(gpus)]
+    nvml = FakeNvml(devices) if gpus else FakeNvml(init_error=12)  # 0 GPUs: NVML absent, CPU sampler only
+    collector = TelemetryCollector(interval_ms=interval_ms, nvml=nvml, gpm=gpm)
+    with collector:
+        time.sleep(seconds)  # the "program": idle, so the sampler's cost is all that is measured
+    stats = collector.stats()
+    stats["rows"] = len(collector.samples())
+    return stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--interval-ms", type=float, default=DEFAULT_INTERVAL_MS)
+    parser.add_argument("--gpus", type=int, default=1)
+    args = parser.parse_args()
+    for gpus, gpm in ((0, False), (args.gpus, False), (args.gpus, True)):
+        stats = measure(args.seconds, args.interval_ms, gpus, gpm=gpm)
+        what = f"{gpus} fake GPU(s), GPM {'on' if gpm else 'off'}" if gpus else "no GPU (CPU sampler only)"
+        print(
+            f"interval {args.interval_ms:g} ms, {what}: "
+            f"sampler thread CPU {1e3 * stats['thread_cpu_s']:.1f} ms over {stats['wall_s']:.2f} s wall "
+            f"= {100 * stats['cpu_share']:.2f} % of one core ({stats['ticks']} ticks, {stats['rows']} rows; budget 1 %)"
+        )
+
+
+if __name__ == "__main__":
+    main()
