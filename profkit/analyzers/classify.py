@@ -1,0 +1,228 @@
+"""Per-row classes and costs: the table every class, roofline and phase analysis reads.
+
+``classify_events(events)`` returns one row per CPU op and per device work
+item (kernel, memcpy, memset) with its class, flop, ideal bytes and roofline
+bound. The rules that tie the pieces together:
+
+- **Units of work.** An op is costed once, at the *outermost* op that has a
+  cost formula: aten::linear is costed, the aten::addmm inside it (and the
+  bias copy_ inside that) are not. Leaf-most costing would lose work here:
+  on the CPU, addmm calls copy_ for its bias, so the leaf would be a copy.
+  Such an op and everything under it is one unit; its class applies to all of
+  its time (the bias copy inside a linear is contraction time).
+- **Kernels** take the class of the unit their launching op belongs to, else
+  of the launching op when it is classified, else of their own name (imported
+  traces, Triton, library kernels). They inherit the unit's flop and bytes,
+  split among the unit's kernels by duration. Memcpy/memset are always
+  ``memory`` and carry the bytes they recorded.
+- **Time.** On a GPU trace the class time is device time (kernels, copies).
+  On a CPU-only trace it is each op's self time (its duration minus its child
+  ops'), credited to its unit's class; the sum is the time inside top-level ops.
+
+Costs are parsed once per unique (name, shapes, dtypes); classes once per
+unique name; the tree walks are vectorized, one step per nesting level.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..trace.schema import Kind
+from .classes import CLASS_ORDER, OpClass, classify_names
+from .cost import costs_table
+from .hardware import Ceilings, resolve_ceilings
+from .roofline import bounds
+
+DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
+_CATEGORY = pd.CategoricalDtype(list(CLASS_ORDER))
+
+
+def is_gpu_trace(events: pd.DataFrame) -> bool:
+    return bool(events["kind"].isin(DEVICE_KINDS).any())
+
+
+def classify_events(
+    events: pd.DataFrame,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    hardware: str | None = None,
+    ceilings: Ceilings | None = None,
+) -> pd.DataFrame:
+    """Class, cost and bound of every CPU op and device work row of ``events``.
+
+    Columns: event_id, kind, name, start_ns, duration_ns (and rank when present);
+    category (contraction/normalization/elementwise/memory/communication/other),
+    fused, rule, unit_id (event_id of the op whose cost this row carries or
+    shares), flops, bytes, dtype, self_ns, device_work (the row's ``time_ns``
+    counts towards its class on the device timeline), time_ns, and the roofline
+    columns from ``roofline.bounds``: arithmetic_intensity, achieved_flops_per_s,
+    achieved_bytes_per_s, peak_flops_per_s, flop_fraction, bandwidth_fraction,
+    roofline_ns, bound.
+
+    ``hardware`` names a device for a what-if analysis; ``ceilings`` overrides
+    the device resolution entirely (tests, callers that resolved it already).
+    """
+    gpu = is_gpu_trace(events)
+    if ceilings is None:
+        ceilings = resolve_ceilings(metadata, gpu_trace=gpu, requested=hardware)
+    rows = _attribute(events, gpu)
+    return pd.concat([rows, bounds(rows, ceilings)], axis=1)
+
+
+def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
+    kind = events["kind"].astype(str).to_numpy()
+    n = len(events)
+    event_ids = events["event_id"].to_numpy(np.int64)
+    index = pd.Index(event_ids)
+    parent_pos = _positions(index, events["parent_id"])
+    is_op = kind == Kind.CPU_OP.value
+    is_device = np.isin(kind, DEVICE_KINDS)
+    names = events["name"].astype(str)
+
+    # Classes: once per unique name.
+    wanted = is_op | is_device
+    table = classify_names(names[wanted]).set_index("name")
+    name_class = np.full(n, OpClass.OTHER.value, dtype=object)
+    name_fused = np.zeros(n, dtype=bool)
+    rule = np.full(n, None, dtype=object)
+    name_class[wanted] = table["op_class"].reindex(names[wanted]).to_numpy()
+    name_fused[wanted] = table["fused"].reindex(names[wanted]).to_numpy(dtype=bool)
+    rule[wanted] = table["rule"].reindex(names[wanted]).to_numpy()
+
+    # Costs: once per unique (name, shapes, dtypes), ops only.
+    flops = np.zeros(n)
+    nbytes = np.zeros(n)
+    dtype = np.full(n, None, dtype=object)
+    if is_op.any():
+        ops = events.loc[is_op, ["name", "input_shapes", "input_dtypes"]]
+        costs = costs_table(ops)
+        flops[is_op] = costs["flops"].to_numpy()
+        nbytes[is_op] = costs["bytes"].to_numpy()
+        dtype[is_op] = costs["dtype"].to_numpy()
+    costed = is_op & ((flops > 0) | (nbytes > 0))
+
+    unit_pos, op_parent_pos = _walk_up(parent_pos, costed, is_op)
+    in_unit = unit_pos >= 0
+    is_unit = costed & (unit_pos == np.arange(n))
+    flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
+    nbytes = np.where(is_unit, nbytes, 0.0)
+
+    category = name_class.copy()
+    fused = name_fused.copy()
+    op_rows = is_op & in_unit
+    category[op_rows] = name_class[unit_pos[op_rows]]
+    fused[op_rows] = name_fused[unit_pos[op_rows]]
+
+    duration = events["duration_ns"].fillna(0).to_numpy(np.int64)
+    self_ns = np.zeros(n, dtype=np.int64)
+    if is_op.any():
+        child_time = np.bincount(op_parent_pos[is_op & (op_parent_pos >= 0)], weights=duration[is_op & (op_parent_pos >= 0)], minlength=n)
+        self_ns[is_op] = np.maximum(duration[is_op] - child_time[is_op].astype(np.int64), 0)
+
+    unit_id = np.full(n, -1, dtype=np.int64)
+    unit_id[op_rows] = event_ids[unit_pos[op_rows]]
+
+    if is_device.any():
+        _attribute_device_rows(events, kind, is_device, index, unit_pos, name_class, name_fused,
+                               category, fused, flops, nbytes, dtype, unit_id, duration)
+
+    device_work = is_device if gpu else is_op
+    time_ns = np.where(device_work, np.where(is_device, duration, self_ns), 0)
+    # The roofline point of a row: a kernel over its duration, a CPU unit over its whole span.
+    span_ns = np.where(is_device, duration, np.where(is_unit, duration, 0))
+
+    out = pd.DataFrame(
+        {
+            "event_id": event_ids,
+            "kind": kind,
+            "name": names.to_numpy(),
+            "start_ns": events["start_ns"].to_numpy(np.int64),
+            "duration_ns": duration,
+            "category": pd.Categorical(category, dtype=_CATEGORY),
+            "fused": fused,
+            "rule": rule,
+            "unit_id": pd.array(np.where(unit_id >= 0, unit_id, 0), dtype="Int64"),
+            "flops": flops,
+            "bytes": nbytes,
+            "dtype": dtype,
+            "self_ns": self_ns,
+            "device_work": device_work,
+            "time_ns": time_ns,
+            "span_ns": span_ns,
+        },
+        index=events.index,
+    )
+    out.loc[unit_id < 0, "unit_id"] = pd.NA
+    if "rank" in events:
+        out.insert(1, "rank", events["rank"].to_numpy())
+    return out[wanted].reset_index(drop=True)
+
+
+def _attribute_device_rows(events, kind, is_device, index, unit_pos, name_class, name_fused,
+                           category, fused, flops, nbytes, dtype, unit_id, duration) -> None:
+    """Classes and cost shares of kernels, memcpys and memsets (in place)."""
+    dev = np.flatnonzero(is_device)
+    op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
+    launched_unit = np.where(op_pos >= 0, unit_pos[np.maximum(op_pos, 0)], -1)
+    copies = kind[dev] != Kind.KERNEL.value
+
+    # Class: the unit's, else the launching op's when it has one, else the kernel name's.
+    op_class = np.where(op_pos >= 0, name_class[np.maximum(op_pos, 0)], OpClass.OTHER.value)
+    chosen = np.where(launched_unit >= 0, name_class[np.maximum(launched_unit, 0)],
+                      np.where(op_class != OpClass.OTHER.value, op_class, name_class[dev]))
+    chosen = np.where(copies, OpClass.MEMORY.value, chosen)
+    category[dev] = chosen
+    fused[dev] = name_fused[dev] | ((launched_unit >= 0) & name_fused[np.maximum(launched_unit, 0)])
+
+    # Cost: each unit's flop and bytes split among its kernels by duration.
+    share_rows = (~copies) & (launched_unit >= 0)
+    if share_rows.any():
+        units = launched_unit[share_rows]
+        dur = duration[dev][share_rows].astype(float)
+        total = np.bincount(units, weights=dur, minlength=len(kind))[units]
+        count = np.bincount(units, minlength=len(kind))[units]
+        share = np.where(total > 0, dur / np.where(total > 0, total, 1), 1.0 / count)
+        rows = dev[share_rows]
+        flops[rows] = flops[units] * share
+        nbytes[rows] = nbytes[units] * share
+        dtype[rows] = dtype[units]
+    unit_id[dev] = np.where(launched_unit >= 0, events["event_id"].to_numpy(np.int64)[np.maximum(launched_unit, 0)], -1)
+    if "bytes" in events:
+        recorded = pd.to_numeric(events["bytes"], errors="coerce").fillna(0).to_numpy(float)[dev]
+        flops[dev[copies]] = 0.0
+        nbytes[dev[copies]] = recorded[copies]
+
+
+def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
+    """Row positions of the event ids in ``ids`` (-1 where null or absent)."""
+    values = pd.to_numeric(ids, errors="coerce")
+    known = values.notna().to_numpy()
+    pos = np.full(len(ids), -1, dtype=np.int64)
+    if known.any():
+        pos[known] = index.get_indexer(values[known].astype(np.int64).to_numpy())
+    return pos
+
+
+def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every row: its outermost costed ancestor-or-self, and its nearest CPU-op ancestor (-1: none).
+
+    One vectorized step per nesting level; host events nest on one thread, so
+    the chain ends within the stack depth.
+    """
+    n = len(parent_pos)
+    rows = np.arange(n)
+    unit = np.where(costed, rows, -1)
+    op_parent = np.full(n, -1, dtype=np.int64)
+    current = parent_pos.copy()
+    for _ in range(1024):
+        live = current >= 0
+        if not live.any():
+            break
+        at = np.maximum(current, 0)
+        unit = np.where(live & costed[at], current, unit)
+        op_parent = np.where(live & (op_parent < 0) & is_op[at], current, op_parent)
+        current = np.where(live, parent_pos[at], -1)
+    return unit, op_parent

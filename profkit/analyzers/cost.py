@@ -1,0 +1,565 @@
+"""Flop and ideal bytes of an op from its recorded input shapes and dtypes.
+
+Counting rules of "Data Movement Is All You Need" (and its spcl/substation
+code): a matrix product is 2·M·N·K (times the batch); every other arithmetic
+operation is one flop per element (min/max count 0); ideal bytes are every
+input read once plus every output written once, times the dtype's size. The
+matmul, convolution and attention formulas follow the semantics of
+``torch.utils.flop_counter`` (bias adds of addmm/baddbmm are not counted,
+causal masking is not discounted, attention backward recomputes the scores),
+written here as pure functions of shapes so no torch is needed.
+
+Only input shapes are recorded, so outputs are inferred: a matmul's from its
+operands, a pointwise op's by broadcasting its tensor inputs, an in-place op's
+is its first input. What cannot be known from shapes alone is documented at
+each formula (a reduction's output is taken as negligible; a convolution's
+output spatial size as its input's, i.e. stride 1 and "same" padding).
+
+Parse, then compute: ``parse_inputs`` turns the JSON text into an ``OpInputs``
+of ``Tensor``s once per unique (name, shapes, dtypes); each formula is a small
+pure function registered for its op names through ``formula`` (one door,
+refusing duplicates).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Recorded dtype spelling -> (short name, bytes per element). Short names are
+#: the keys of the hardware peaks table (fp32, bf16, ...).
+_DTYPES: dict[str, tuple[str, int]] = {}
+
+
+def _dtype(short: str, size: int, *spellings: str) -> None:
+    for spelling in spellings:
+        if spelling in _DTYPES:
+            raise ValueError(f"dtype spelling {spelling!r} registered twice")
+        _DTYPES[spelling] = (short, size)
+
+
+_dtype("fp64", 8, "double", "torch.float64", "float64")
+_dtype("fp32", 4, "float", "torch.float32", "float32")
+_dtype("fp16", 2, "c10::Half", "torch.float16", "float16", "half")
+_dtype("bf16", 2, "c10::BFloat16", "torch.bfloat16", "bfloat16")
+_dtype(
+    "fp8", 1,
+    "c10::Float8_e4m3fn", "c10::Float8_e5m2", "c10::Float8_e4m3fnuz", "c10::Float8_e5m2fnuz",
+    "torch.float8_e4m3fn", "torch.float8_e5m2", "float8_e4m3fn", "float8_e5m2",
+)
+_dtype("int8", 1, "signed char", "torch.int8", "int8")
+_dtype("uint8", 1, "unsigned char", "torch.uint8", "uint8")
+_dtype("bool", 1, "bool", "torch.bool")
+_dtype("int16", 2, "short int", "short", "torch.int16", "int16")
+_dtype("int32", 4, "int", "torch.int32", "int32")
+_dtype("int64", 8, "long int", "long", "torch.int64", "int64")
+_dtype("complex64", 8, "c10::complex<float>", "torch.complex64", "complex64")
+_dtype("complex128", 16, "c10::complex<double>", "torch.complex128", "complex128")
+
+#: Short dtype names that are floating point (the ones a flop peak exists for).
+FLOAT_DTYPES = ("fp64", "fp32", "fp16", "bf16", "fp8")
+
+
+def dtype_info(spelling: str) -> tuple[str, int] | None:
+    """(short name, bytes per element) of a recorded dtype, or None if not a tensor dtype."""
+    return _DTYPES.get(spelling)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    shape: tuple[int, ...]
+    dtype: str  # short name (fp32, bf16, ...)
+    itemsize: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.itemsize
+
+
+@dataclass(frozen=True)
+class OpInputs:
+    """An op's positional inputs: a Tensor, or None for scalars, lists and absent args."""
+
+    args: tuple[Tensor | None, ...]
+
+    def __getitem__(self, index: int) -> Tensor | None:
+        return self.args[index] if -len(self.args) <= index < len(self.args) else None
+
+    @property
+    def tensors(self) -> list[Tensor]:
+        return [a for a in self.args if a is not None]
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+    @property
+    def dtype(self) -> str | None:
+        """The compute dtype: the first floating-point tensor's, else the first tensor's."""
+        tensors = self.tensors
+        for t in tensors:
+            if t.dtype in FLOAT_DTYPES:
+                return t.dtype
+        return tensors[0].dtype if tensors else None
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: float
+    bytes: float
+
+
+ZERO = Cost(0.0, 0.0)
+
+
+def parse_inputs(shapes_json: str | None, dtypes_json: str | None) -> OpInputs:
+    """Parse the trace's JSON text columns; anything unparsable becomes no tensors."""
+    try:
+        shapes = json.loads(shapes_json) if isinstance(shapes_json, str) else None
+        dtypes = json.loads(dtypes_json) if isinstance(dtypes_json, str) else None
+    except ValueError:
+        return OpInputs(())
+    if not isinstance(shapes, list) or not isinstance(dtypes, list):
+        return OpInputs(())
+    args: list[Tensor | None] = []
+    for i, spelling in enumerate(dtypes):
+        shape = shapes[i] if i < len(shapes) else None
+        info = _DTYPES.get(spelling) if isinstance(spelling, str) else None
+        if info is None or not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+            args.append(None)
+            continue
+        args.append(Tensor(tuple(shape), info[0], info[1]))
+    return OpInputs(tuple(args))
+
+
+# ---------------------------------------------------------------- the registry
+
+Formula = Callable[[str, OpInputs], Cost]
+_FORMULAS: dict[str, Formula] = {}
+
+
+def formula(*names: str) -> Callable[[Formula], Formula]:
+    """Register ``fn(name, inputs) -> Cost`` for these op names (refuses duplicates)."""
+
+    def register(fn: Formula) -> Formula:
+        for name in names:
+            if name in _FORMULAS:
+                raise ValueError(f"cost formula for {name!r} registered twice")
+            _FORMULAS[name] = fn
+        return fn
+
+    return register
+
+
+def costed_names() -> list[str]:
+    return sorted(_FORMULAS)
+
+
+def op_cost(name: str, inputs: OpInputs) -> Cost:
+    """Cost of one op; ZERO for ops without a formula or with shapes the formula cannot use."""
+    fn = _FORMULAS.get(name)
+    if fn is None:
+        return ZERO
+    try:
+        return fn(name, inputs)
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return ZERO  # missing or inconsistent shapes: no cost rather than a wrong one
+
+
+def costs_table(ops: pd.DataFrame) -> pd.DataFrame:
+    """Per row of ``ops`` (name, input_shapes, input_dtypes): flops, bytes, dtype.
+
+    Each unique (name, shapes, dtypes) is parsed and costed once, then mapped back.
+    """
+    out = pd.DataFrame(index=ops.index, data={"flops": 0.0, "bytes": 0.0, "dtype": None})
+    if ops.empty:
+        return out
+    names = ops["name"].astype(str)
+    has_formula = names.isin(_FORMULAS.keys()).to_numpy()
+    if not has_formula.any():
+        return out
+    keys = pd.DataFrame(
+        {
+            "name": names[has_formula],
+            "shapes": ops["input_shapes"][has_formula].astype(object),
+            "dtypes": ops["input_dtypes"][has_formula].astype(object),
+        }
+    )
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys.fillna("")))
+    flops = np.zeros(len(uniques))
+    nbytes = np.zeros(len(uniques))
+    dtypes: list[str | None] = []
+    for i, (name, shapes, dtypes_json) in enumerate(uniques):  # one parse per unique key
+        inputs = parse_inputs(shapes or None, dtypes_json or None)
+        cost = op_cost(name, inputs)
+        flops[i], nbytes[i] = cost.flops, cost.bytes
+        dtypes.append(inputs.dtype)
+    out.loc[has_formula, "flops"] = flops[codes]
+    out.loc[has_formula, "bytes"] = nbytes[codes]
+    out.loc[has_formula, "dtype"] = np.asarray(dtypes, dtype=object)[codes]
+    return out
+
+
+# ---------------------------------------------------------------- shape helpers
+
+
+def _need(t: Tensor | None) -> Tensor:
+    if t is None:
+        raise ValueError("missing tensor input")
+    return t
+
+
+def broadcast(shapes: Iterable[Sequence[int]]) -> tuple[int, ...]:
+    """NumPy broadcasting of shapes (1-sized dims stretch)."""
+    shapes = [tuple(s) for s in shapes]
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(ndim):
+        dims = {s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ValueError(f"shapes do not broadcast: {shapes}")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _io(inputs: Sequence[Tensor], outputs: Sequence[tuple[tuple[int, ...], int]]) -> float:
+    """Ideal bytes: each input read once + each (shape, itemsize) output written once."""
+    return float(sum(t.nbytes for t in inputs) + sum(math.prod(shape) * size for shape, size in outputs))
+
+
+# ---------------------------------------------------------------- contractions
+
+
+def mm_flops(m: int, k: int, n: int, batch: int = 1) -> float:
+    """2·M·N·K per product (one multiply and one add per term), times the batch."""
+    return 2.0 * batch * m * n * k
+
+
+@formula("aten::mm", "aten::_scaled_mm", "aten::_int_mm")
+def _mm(name: str, x: OpInputs) -> Cost:
+    a, b = _need(x[0]), _need(x[1])
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2:
+        raise ValueError("inner dimensions differ")
+    return Cost(mm_flops(m, k, n), _io([a, b], [((m, n), a.itemsize)]))
+
+
+@formula("aten::addmm", "aten::_addmm_activation")
+def _addmm(name: str, x: OpInputs) -> Cost:
+    bias, a, b = _need(x[0]), _need(x[1]), _need(x[2])
+    (m, k), (_, n) = a.shape, b.shape
+    return Cost(mm_flops(m, k, n), _io([bias, a, b], [((m, n), a.itemsize)]))
+
+
+@formula("aten::bmm")
+def _bmm(name: str, x: OpInputs) -> Cost:
+    a, b = _need(x[0]), _need(x[1])
+    (batch, m, k), (_, _, n) = a.shape, b.shape
+    return Cost(mm_flops(m, k, n, batch), _io([a, b], [((batch, m, n), a.itemsize)]))
+
+
+@formula("aten::baddbmm")
+def _baddbmm(name: str, x: OpInputs) -> Cost:
+    c, a, b = _need(x[0]), _need(x[1]), _need(x[2])
+    (batch, m, k), (_, _, n) = a.shape, b.shape
+    return Cost(mm_flops(m, k, n, batch), _io([c, a, b], [((batch, m, n), a.itemsize)]))
+
+
+@formula("aten::matmul")
+def _matmul(name: str, x: OpInputs) -> Cost:
+    a, b = _need(x[0]), _need(x[1])
+    sa, sb = a.shape, b.shape
+    m, k = (1, sa[0]) if len(sa) == 1 else sa[-2:]
+    k2, n = (sb[0], 1) if len(sb) == 1 else sb[-2:]
+    if k != k2:
+        raise ValueError("inner dimensions differ")
+    batch_shape = broadcast([sa[:-2], sb[:-2]])
+    out = batch_shape + ((m,) if len(sa) > 1 else ()) + ((n,) if len(sb) > 1 else ())
+    return Cost(mm_flops(m, k, n, math.prod(batch_shape)), _io([a, b], [(out, a.itemsize)]))
+
+
+@formula("aten::linear", "aten::mkldnn_linear")
+def _linear(name: str, x: OpInputs) -> Cost:
+    inp, weight = _need(x[0]), _need(x[1])
+    n, k = weight.shape
+    rows = math.prod(inp.shape[:-1])
+    out = inp.shape[:-1] + (n,)
+    return Cost(mm_flops(rows, k, n), _io(x.tensors, [(out, inp.itemsize)]))
+
+
+@formula("aten::mv", "aten::addmv")
+def _mv(name: str, x: OpInputs) -> Cost:
+    mat, vec = (_need(x[0]), _need(x[1])) if name == "aten::mv" else (_need(x[1]), _need(x[2]))
+    m, k = mat.shape
+    return Cost(mm_flops(m, k, 1), _io(x.tensors, [((m,), mat.itemsize)]))
+
+
+@formula("aten::dot", "aten::vdot")
+def _dot(name: str, x: OpInputs) -> Cost:
+    a = _need(x[0])
+    return Cost(2.0 * a.numel, _io(x.tensors, [((), a.itemsize)]))
+
+
+def conv_flops(x_shape: Sequence[int], w_shape: Sequence[int], out_spatial: Sequence[int]) -> float:
+    """2 · N · C_out · prod(out spatial) · (C_in / groups) · prod(kernel); the weight is [C_out, C_in/g, k...]."""
+    batch = x_shape[0]
+    c_out, c_in_per_group = w_shape[0], w_shape[1]
+    return 2.0 * batch * c_out * math.prod(out_spatial) * c_in_per_group * math.prod(w_shape[2:])
+
+
+@formula(
+    "aten::convolution", "aten::_convolution", "aten::conv1d", "aten::conv2d", "aten::conv3d",
+    "aten::cudnn_convolution", "aten::mkldnn_convolution", "aten::miopen_convolution",
+)
+def _conv(name: str, x: OpInputs) -> Cost:
+    # Stride, padding and dilation are not recorded as shapes: the output is taken
+    # to have the input's spatial size (stride 1, "same" padding). Transposed
+    # convolutions are counted as if direct.
+    inp, weight = _need(x[0]), _need(x[1])
+    out_spatial = inp.shape[2:]
+    out = (inp.shape[0], weight.shape[0], *out_spatial)
+    return Cost(conv_flops(inp.shape, weight.shape, out_spatial), _io(x.tensors, [(out, inp.itemsize)]))
+
+
+@formula("aten::convolution_backward")
+def _conv_backward(name: str, x: OpInputs) -> Cost:
+    # grad_output gives the real output size; grad input + grad weight = 2 × forward.
+    grad_out, inp, weight = _need(x[0]), _need(x[1]), _need(x[2])
+    flops = 2 * conv_flops(inp.shape, weight.shape, grad_out.shape[2:])
+    return Cost(flops, _io([grad_out, inp, weight], [(inp.shape, inp.itemsize), (weight.shape, weight.itemsize)]))
+
+
+def sdpa_flops(b: int, h_q: int, s_q: int, s_k: int, d_q: int, d_v: int) -> float:
+    """Q·Kᵀ plus scores·V: 2·b·h·s_q·s_k·(d_q + d_v) (no causal discount, as torch counts)."""
+    return mm_flops(s_q, d_q, s_k, b * h_q) + mm_flops(s_q, s_k, d_v, b * h_q)
+
+
+def sdpa_backward_flops(b: int, h_q: int, s_q: int, s_k: int, d_q: int, d_v: int) -> float:
+    """Recomputed scores, grad scores, grad V, grad Q, grad K: five products (torch's count)."""
+    return (
+        mm_flops(s_q, d_q, s_k, b * h_q)
+        + mm_flops(s_q, d_v, s_k, b * h_q)
+        + mm_flops(s_k, s_q, d_v, b * h_q)
+        + mm_flops(s_q, s_k, d_q, b * h_q)
+        + mm_flops(d_q, s_q, s_k, b * h_q)
+    )
+
+
+def _bhsd(t: Tensor, heads_second: bool) -> tuple[int, int, int, int]:
+    """(batch, heads, seq, dim) from [B, H, S, D] (sdpa ops) or [B, S, H, D] (flash/efficient kernels)."""
+    b, p, q, d = t.shape
+    return (b, p, q, d) if heads_second else (b, q, p, d)
+
+
+_SDPA_FWD_BHSD = (
+    "aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_efficient_attention", "aten::_scaled_dot_product_cudnn_attention",
+    "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_attention_math",
+)
+_SDPA_FWD_BSHD = ("aten::_flash_attention_forward", "aten::_efficient_attention_forward")
+
+
+@formula(*_SDPA_FWD_BHSD, *_SDPA_FWD_BSHD)
+def _sdpa(name: str, x: OpInputs) -> Cost:
+    q, k, v = _need(x[0]), _need(x[1]), _need(x[2])
+    heads_second = name in _SDPA_FWD_BHSD
+    b, h, s_q, d_q = _bhsd(q, heads_second)
+    _, _, s_k, _ = _bhsd(k, heads_second)
+    d_v = v.shape[-1]
+    out = (b, h, s_q, d_v)
+    return Cost(sdpa_flops(b, h, s_q, s_k, d_q, d_v), _io([q, k, v], [(out, q.itemsize)]))
+
+
+_SDPA_BWD_BHSD = (
+    "aten::_scaled_dot_product_flash_attention_backward", "aten::_scaled_dot_product_efficient_attention_backward",
+    "aten::_scaled_dot_product_cudnn_attention_backward", "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+)
+_SDPA_BWD_BSHD = ("aten::_flash_attention_backward", "aten::_efficient_attention_backward")
+
+
+@formula(*_SDPA_BWD_BHSD, *_SDPA_BWD_BSHD)
+def _sdpa_backward(name: str, x: OpInputs) -> Cost:
+    # (grad_out, q, k, v, out, logsumexp, ...): every tensor input read, dq dk dv written.
+    q, k, v = _need(x[1]), _need(x[2]), _need(x[3])
+    heads_second = name in _SDPA_BWD_BHSD
+    b, h, s_q, d_q = _bhsd(q, heads_second)
+    _, _, s_k, _ = _bhsd(k, heads_second)
+    d_v = v.shape[-1]
+    outputs = [(t.shape, t.itemsize) for t in (q, k, v)]
+    return Cost(sdpa_backward_flops(b, h, s_q, s_k, d_q, d_v), _io(x.tensors, outputs))
+
+
+# ---------------------------------------------------------------- normalizations and reductions
+
+#: Flop per element of the normalized tensor, counted by hand (max/min count 0).
+#:   softmax: x - max, exp, sum, divide                                         = 4
+#:   log_softmax: x - max, exp, sum, subtract log-sum                           = 4
+#:   softmax backward: g·y, sum, g - s, y·(.)                                   = 4
+#:   layer/batch/group norm: mean, x - mean, square, sum, ·rstd, ·gamma, +beta   = 7
+#:     (the paper's LayerNorm: 29 M flop on 8·512·1024 = 4.19 M elements)
+#:   layer/batch/group norm backward: x̂ (2), g·gamma (1), dgamma (2), dbeta (1),
+#:     two row sums (3), dx = rstd·(g·gamma - a - x̂·b) (4)                       = 13
+#:   rms norm: square, sum, ·rrms, ·gamma                                        = 4
+#:   rms norm backward: x̂, g·gamma, dgamma (2), row sum (2), dx (3)             = 9
+_NORM_FLOPS_PER_ELEMENT = {
+    "aten::softmax": 4, "aten::_softmax": 4, "aten::log_softmax": 4, "aten::_log_softmax": 4,
+    "aten::_softmax_backward_data": 4, "aten::_log_softmax_backward_data": 4,
+    "aten::layer_norm": 7, "aten::native_layer_norm": 7, "aten::native_layer_norm_backward": 13,
+    "aten::rms_norm": 4, "aten::_fused_rms_norm": 4, "aten::_fused_rms_norm_backward": 9,
+    "aten::group_norm": 7, "aten::native_group_norm": 7, "aten::native_group_norm_backward": 13,
+    "aten::batch_norm": 7, "aten::_batch_norm_impl_index": 7, "aten::native_batch_norm": 7,
+    "aten::_native_batch_norm_legit": 7, "aten::_native_batch_norm_legit_no_training": 7,
+    "aten::cudnn_batch_norm": 7, "aten::miopen_batch_norm": 7, "aten::instance_norm": 7,
+    "aten::native_batch_norm_backward": 13, "aten::cudnn_batch_norm_backward": 13,
+}
+#: Backward normalizations also write grads of their affine parameters.
+_NORM_BACKWARD_PARAM_ARG = {
+    "aten::native_layer_norm_backward": 5, "aten::_fused_rms_norm_backward": 3,
+    "aten::native_group_norm_backward": 4, "aten::native_batch_norm_backward": 2,
+    "aten::cudnn_batch_norm_backward": 2,
+}
+
+
+@formula(*_NORM_FLOPS_PER_ELEMENT)
+def _normalization(name: str, x: OpInputs) -> Cost:
+    # The first tensor is the normalized input (or the incoming gradient, same shape);
+    # the output has its shape. Per-row statistics (mean, rstd) are negligible.
+    first = _need(x[0])
+    outputs = [(first.shape, first.itemsize)]
+    param = x[_NORM_BACKWARD_PARAM_ARG[name]] if name in _NORM_BACKWARD_PARAM_ARG else None
+    if param is not None:
+        outputs += [(param.shape, param.itemsize)] * 2  # grad weight, grad bias
+    return Cost(_NORM_FLOPS_PER_ELEMENT[name] * float(first.numel), _io(x.tensors, outputs))
+
+
+#: Reductions: flop per input element (the paper counts min/max as 0 flop).
+_REDUCTION_FLOPS_PER_ELEMENT = {
+    "aten::sum": 1, "aten::mean": 1, "aten::prod": 1, "aten::norm": 2, "aten::linalg_vector_norm": 2,
+    "aten::var": 3, "aten::std": 3, "aten::var_mean": 3, "aten::std_mean": 3, "aten::logsumexp": 3,
+    "aten::amax": 0, "aten::amin": 0, "aten::max": 0, "aten::min": 0, "aten::all": 0, "aten::any": 0,
+    "aten::cumsum": 1,
+}
+
+
+@formula(*_REDUCTION_FLOPS_PER_ELEMENT)
+def _reduction(name: str, x: OpInputs) -> Cost:
+    # The reduced dims are not recorded: the output is taken as negligible next to
+    # the input (cumsum, which keeps the shape, writes its input's size).
+    first = _need(x[0])
+    outputs = [(first.shape, first.itemsize)] if name == "aten::cumsum" else []
+    return Cost(_REDUCTION_FLOPS_PER_ELEMENT[name] * float(first.numel), _io([first], outputs))
+
+
+@formula("aten::cross_entropy_loss")
+def _cross_entropy(name: str, x: OpInputs) -> Cost:
+    logits = _need(x[0])  # log_softmax (4 per element) then a gather of one value per row
+    return Cost(4.0 * logits.numel, _io(x.tensors, []))
+
+
+@formula("aten::nll_loss", "aten::nll_loss_nd", "aten::nll_loss_forward")
+def _nll_loss(name: str, x: OpInputs) -> Cost:
+    logp, target = _need(x[0]), _need(x[1])  # reads one value per target, sums them
+    return Cost(float(target.numel), float(target.nbytes + target.numel * logp.itemsize))
+
+
+# ---------------------------------------------------------------- element-wise
+
+#: Flop per output element for element-wise ops that do more than one operation.
+_POINTWISE_FLOPS_PER_ELEMENT = {
+    "aten::addcmul": 3, "aten::addcmul_": 3, "aten::addcdiv": 3, "aten::addcdiv_": 3,
+    "aten::lerp": 3, "aten::lerp_": 3, "aten::mse_loss_backward": 2,
+}
+_POINTWISE = (
+    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
+    "aten::div_", "aten::neg", "aten::exp", "aten::exp_", "aten::log", "aten::log2", "aten::sqrt", "aten::rsqrt",
+    "aten::pow", "aten::pow_", "aten::abs", "aten::reciprocal", "aten::square", "aten::sin", "aten::cos",
+    "aten::erf", "aten::relu", "aten::relu_", "aten::gelu", "aten::gelu_", "aten::silu", "aten::silu_",
+    "aten::sigmoid", "aten::tanh", "aten::hardtanh", "aten::leaky_relu", "aten::elu", "aten::softplus",
+    "aten::mish", "aten::threshold", "aten::threshold_backward", "aten::gelu_backward", "aten::silu_backward",
+    "aten::sigmoid_backward", "aten::tanh_backward", "aten::where", "aten::masked_fill", "aten::masked_fill_",
+    "aten::clamp", "aten::clamp_", "aten::clamp_min", "aten::clamp_max", "aten::maximum", "aten::minimum",
+    "aten::eq", "aten::ne", "aten::lt", "aten::gt", "aten::le", "aten::ge", "aten::logical_and",
+    "aten::logical_or", "aten::logical_not", "aten::logit", "aten::logit_backward", "aten::nan_to_num",
+    "aten::native_dropout_backward", "aten::_masked_scale",
+    *_POINTWISE_FLOPS_PER_ELEMENT,
+)
+_BOOL_RESULT = ("aten::eq", "aten::ne", "aten::lt", "aten::gt", "aten::le", "aten::ge", "aten::logical_and",
+                "aten::logical_or", "aten::logical_not")
+
+
+@formula(*_POINTWISE)
+def _pointwise(name: str, x: OpInputs) -> Cost:
+    # One flop per output element (the paper's rule); the output broadcasts the
+    # tensor inputs, in place it is the first input. 0-d tensors (wrapped Python
+    # scalars) count as one element.
+    tensors = x.tensors
+    if not tensors:
+        raise ValueError("no tensor input")
+    shape = _need(x[0]).shape if name.endswith("_") else broadcast(t.shape for t in tensors)
+    floating = [t.itemsize for t in tensors if t.dtype in FLOAT_DTYPES]
+    itemsize = 1 if name in _BOOL_RESULT else (floating or [tensors[0].itemsize])[0]
+    flops = _POINTWISE_FLOPS_PER_ELEMENT.get(name, 1) * float(math.prod(shape))
+    return Cost(flops, _io(tensors, [(shape, itemsize)]))
+
+
+@formula("aten::mse_loss")
+def _mse_loss(name: str, x: OpInputs) -> Cost:
+    a = _need(x[0])  # subtract, square, sum: 3 per element; the (mean) output is one value
+    return Cost(3.0 * a.numel, _io(x.tensors, []))
+
+
+@formula("aten::dropout", "aten::native_dropout", "aten::feature_dropout", "aten::_fused_dropout")
+def _dropout(name: str, x: OpInputs) -> Cost:
+    # Paper: 1 flop per element, and three elements of I/O (read x, write y, write the mask).
+    inp = _need(x[0])
+    return Cost(float(inp.numel), _io([inp], [(inp.shape, inp.itemsize), (inp.shape, inp.itemsize)]))
+
+
+@formula("aten::bernoulli_", "aten::uniform_", "aten::normal_", "aten::rand_like", "aten::randn_like")
+def _random_fill(name: str, x: OpInputs) -> Cost:
+    out = _need(x[0])  # one random number per element, written once
+    return Cost(float(out.numel), _io([], [(out.shape, out.itemsize)]))
+
+
+# ---------------------------------------------------------------- memory
+
+
+@formula("aten::copy_")
+def _copy(name: str, x: OpInputs) -> Cost:
+    dst, src = _need(x[0]), _need(x[1])  # reads src, writes dst
+    return Cost(0.0, _io([src], [(dst.shape, dst.itemsize)]))
+
+
+@formula("aten::clone", "aten::_to_copy")
+def _clone(name: str, x: OpInputs) -> Cost:
+    src = _need(x[0])  # the output dtype of _to_copy is not recorded: taken as the input's
+    return Cost(0.0, _io([src], [(src.shape, src.itemsize)]))
+
+
+@formula("aten::fill_", "aten::zero_", "aten::zeros_like", "aten::ones_like", "aten::full_like")
+def _fill(name: str, x: OpInputs) -> Cost:
+    out = _need(x[0])  # writes only
+    return Cost(0.0, _io([], [(out.shape, out.itemsize)]))
+
+
+@formula("aten::embedding")
+def _embedding(name: str, x: OpInputs) -> Cost:
+    weight, indices = _need(x[0]), _need(x[1])  # gathers one row per index, writes it out
+    row_bytes = math.prod(weight.shape[1:]) * weight.itemsize
+    return Cost(0.0, float(indices.nbytes + 2 * indices.numel * row_bytes))
+
+
+@formula("aten::gather")
+def _gather(name: str, x: OpInputs) -> Cost:
+    src, index = _need(x[0]), _need(x[2])  # (self, dim, index): one element read and written per index entry
+    return Cost(0.0, float(index.nbytes + 2 * index.numel * src.itemsize))

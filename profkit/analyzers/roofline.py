@@ -1,0 +1,169 @@
+"""Roofline bounds: is a kernel (or a class of work) limited by compute, memory, or neither?
+
+Arithmetic intensity AI = flop / ideal bytes. The ridge point of a device is
+peak flop/s / peak bandwidth; below it work is ``memory``-bound, at or above
+it ``compute``-bound (REFERENCE.md §3). A row that reaches less than
+``LATENCY_FRACTION`` of the roof that applies to it, i.e. of both the flop/s
+and the bandwidth ceilings, is ``latency``-bound: too small or too short to
+fill the device, so neither roof explains its time. Rows without a cost model
+are ``unknown``.
+
+The "% of peak" of the paper is ``flop_fraction`` (achieved / peak flop/s at
+the row's dtype); its memory usage efficiency (MUE) is ``bandwidth_fraction``
+(ideal bytes / (time × peak bandwidth)) of memory-bound work. ``roofline_ns``
+is the time the work would take on the roofline: a what-if lower bound.
+
+``aggregate_classes`` sums rows per class (or per any grouping, e.g. phase
+and class) into the paper's Table 1 columns.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .classes import CLASS_ORDER, OpClass
+from .hardware import Ceilings, HardwareSpec
+
+#: Below this fraction of both roofs a row is latency-bound.
+LATENCY_FRACTION = 0.10
+
+
+class Bound(str, enum.Enum):
+    COMPUTE = "compute"
+    MEMORY = "memory"
+    LATENCY = "latency"
+    UNKNOWN = "unknown"
+
+
+_BOUND = pd.CategoricalDtype([b.value for b in Bound])
+
+
+def _peaks(spec: HardwareSpec | None, dtype: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Peak flop/s per row; computed once per unique (dtype, matrix) pair."""
+    if spec is None:
+        return np.full(len(dtype), np.nan)
+    keys = pd.DataFrame({"dtype": pd.Series(dtype, dtype=object).fillna("fp32"), "matrix": matrix})
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
+    values = np.array([spec.peak_for(d, matrix=bool(m)) for d, m in uniques], dtype=float)
+    return values[codes] if len(values) else np.zeros(0)
+
+
+def classify_bound(
+    intensity: np.ndarray, ridge: np.ndarray, efficiency: np.ndarray, has_cost: np.ndarray, *, latency: bool = True
+) -> np.ndarray:
+    """Bound per row from AI vs the ridge point and the fraction of the applicable roof reached."""
+    bound = np.where(intensity >= ridge, Bound.COMPUTE.value, Bound.MEMORY.value).astype(object)
+    if latency:
+        bound = np.where(efficiency < LATENCY_FRACTION, Bound.LATENCY.value, bound)
+    return np.where(has_cost & np.isfinite(ridge), bound, Bound.UNKNOWN.value)
+
+
+def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
+    """Roofline columns for rows with flops, bytes, dtype, category and span_ns (the time of the point)."""
+    spec = ceilings.primary
+    flops = rows["flops"].to_numpy(float)
+    nbytes = rows["bytes"].to_numpy(float)
+    span_s = rows["span_ns"].to_numpy(float) / 1e9
+    matrix = (rows["category"].astype(str) == OpClass.CONTRACTION.value).to_numpy()
+    peak = _peaks(spec, rows["dtype"].to_numpy(object), matrix)
+    bandwidth = spec.memory_bytes_per_s if spec else np.nan
+    has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.where(nbytes > 0, flops / nbytes, np.where(flops > 0, np.inf, np.nan))
+        achieved_flops = np.where(has_cost, flops / span_s, np.nan)
+        achieved_bytes = np.where(has_cost, nbytes / span_s, np.nan)
+        flop_fraction = achieved_flops / peak
+        bandwidth_fraction = achieved_bytes / bandwidth
+        roofline_ns = np.maximum(flops / peak, nbytes / bandwidth) * 1e9
+    efficiency = np.fmax(flop_fraction, bandwidth_fraction)  # = achieved / attainable at this AI
+    bound = classify_bound(intensity, peak / bandwidth, efficiency, has_cost, latency=not ceilings.what_if)
+    if ceilings.what_if:  # timings come from another device
+        flop_fraction = np.full(len(rows), np.nan)
+        bandwidth_fraction = np.full(len(rows), np.nan)
+    return pd.DataFrame(
+        {
+            "arithmetic_intensity": np.where(has_cost, intensity, np.nan),
+            "achieved_flops_per_s": achieved_flops,
+            "achieved_bytes_per_s": achieved_bytes,
+            "peak_flops_per_s": peak,
+            "flop_fraction": np.where(has_cost, flop_fraction, np.nan),
+            "bandwidth_fraction": np.where(has_cost, bandwidth_fraction, np.nan),
+            "roofline_ns": np.where(has_cost, roofline_ns, np.nan),
+            "bound": pd.Categorical(bound, dtype=_BOUND),
+        },
+        index=rows.index,
+    )
+
+
+def aggregate_classes(rows: pd.DataFrame, ceilings: Ceilings, by: Sequence[str] = ("category",)) -> pd.DataFrame:
+    """Table 1 per group of device-work rows (``classify_events`` output).
+
+    Shares are within the groups of ``by[:-1]`` (the whole table for the
+    default per-class grouping; within each phase for ("phase", "category")).
+    Achieved rates and roof fractions are over the time of rows that have a
+    cost (``costed_time_ns``), so uncosted ops do not dilute them.
+    """
+    by = list(by)
+    work = rows[rows["device_work"]].copy()
+    spec = ceilings.primary
+    span = work["span_ns"].to_numpy(float)
+    costed = (span > 0) & ((work["flops"].to_numpy() > 0) | (work["bytes"].to_numpy() > 0))
+    work["costed_time_ns"] = np.where(costed, span, 0.0)
+    peak = work["peak_flops_per_s"].fillna(0).to_numpy(float)
+    work["peak_flop_ns"] = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, ×1e9
+    measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
+    if measured is not None and not ceilings.what_if:
+        matrix = (work["category"].astype(str) == OpClass.CONTRACTION.value).to_numpy()
+        work["measured_peak_flop_ns"] = np.where(costed, span * _peaks(measured, work["dtype"].to_numpy(object), matrix), 0.0)
+    else:
+        work["measured_peak_flop_ns"] = 0.0
+    work["fused_time_ns"] = np.where(work["fused"].to_numpy(bool), work["time_ns"], 0)
+    for b in Bound:
+        work[f"{b.value}_ns"] = np.where(work["bound"].astype(str) == b.value, work["time_ns"], 0)
+    sums = ["time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns", "measured_peak_flop_ns",
+            "fused_time_ns", "roofline_ns"] + [f"{b.value}_ns" for b in Bound]
+    grouped = work.groupby(by, observed=False, dropna=False)[sums].sum(min_count=0)
+    grouped["count"] = work.groupby(by, observed=False, dropna=False).size()
+    grouped = grouped.reset_index()
+    if "category" in by:
+        grouped = grouped[(grouped["count"] > 0) | grouped["category"].isin(CLASS_ORDER[:3])]
+    outer = by[:-1]
+    totals = grouped.groupby(outer, observed=False)[["time_ns", "flops", "bytes"]].transform("sum") if outer else grouped[["time_ns", "flops", "bytes"]].sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grouped["time_share"] = grouped["time_ns"] / totals["time_ns"]
+        grouped["flop_share"] = grouped["flops"] / totals["flops"]
+        grouped["bytes_share"] = grouped["bytes"] / totals["bytes"]
+        costed_s = grouped["costed_time_ns"] / 1e9
+        grouped["arithmetic_intensity"] = grouped["flops"] / grouped["bytes"]
+        grouped["achieved_flops_per_s"] = grouped["flops"] / costed_s
+        grouped["achieved_bytes_per_s"] = grouped["bytes"] / costed_s
+        grouped["flop_fraction"] = grouped["flops"] / (grouped["peak_flop_ns"].where(grouped["peak_flop_ns"] > 0) / 1e9)
+        bandwidth = spec.memory_bytes_per_s if spec else np.nan
+        grouped["bandwidth_fraction"] = grouped["bytes"] / (costed_s * bandwidth)
+        ridge = (grouped["peak_flop_ns"] / grouped["costed_time_ns"]) / bandwidth
+        if measured is not None:
+            measured_flop_ns = grouped["measured_peak_flop_ns"].where(grouped["measured_peak_flop_ns"] > 0)
+            grouped["flop_fraction_measured"] = grouped["flops"] / (measured_flop_ns / 1e9)
+            grouped["bandwidth_fraction_measured"] = grouped["bytes"] / (costed_s * measured.memory_bytes_per_s)
+        else:
+            grouped["flop_fraction_measured"] = np.nan
+            grouped["bandwidth_fraction_measured"] = np.nan
+    efficiency = np.fmax(grouped["flop_fraction"].to_numpy(float), grouped["bandwidth_fraction"].to_numpy(float))
+    has_cost = (grouped["costed_time_ns"].to_numpy() > 0)
+    grouped["bound"] = classify_bound(
+        grouped["arithmetic_intensity"].fillna(np.inf).to_numpy(float),
+        ridge.to_numpy(float),
+        efficiency,
+        has_cost,
+        latency=not ceilings.what_if,
+    )
+    if ceilings.what_if:
+        for column in ("flop_fraction", "bandwidth_fraction"):
+            grouped[column] = np.nan
+    grouped["mue"] = np.where(grouped["bound"] == Bound.MEMORY.value, grouped["bandwidth_fraction"], np.nan)
+    grouped = grouped.drop(columns=["peak_flop_ns", "measured_peak_flop_ns"])
+    return grouped.reset_index(drop=True)
