@@ -9,7 +9,6 @@ the extraction cost.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -54,7 +53,9 @@ def extract_events(kineto_results, *, with_shapes: bool = True, process_id: int 
     kinds = [ACTIVITY_KINDS.get(a, Kind.OTHER.value) for a in activity]
     start = np.fromiter((e.start_ns() for e in events), dtype=np.int64, count=n)
     duration = np.fromiter((e.duration_ns() for e in events), dtype=np.int64, count=n)
-    is_gpu = np.fromiter((str(e.device_type()).endswith(("CUDA", "HIP", "PrivateUse1")) for e in events), bool, n)
+    device_types = [e.device_type() for e in events]
+    gpu_types = {t for t in set(device_types) if str(t).endswith(("CUDA", "HIP", "PrivateUse1"))}
+    is_gpu = np.fromiter((t in gpu_types for t in device_types), bool, n)
     device_index = np.fromiter((e.device_index() for e in events), dtype=np.int64, count=n)
     resource = np.fromiter((e.device_resource_id() for e in events), dtype=np.int64, count=n)
     correlation = np.fromiter((e.correlation_id() for e in events), dtype=np.int64, count=n)
@@ -68,8 +69,10 @@ def extract_events(kineto_results, *, with_shapes: bool = True, process_id: int 
             if kind == "cpu_op" and name not in SHAPELESS_OPS:
                 event_shapes = event.shapes()
                 if event_shapes:
-                    shapes[i] = json.dumps(event_shapes, separators=(",", ":"))
-                    dtypes[i] = json.dumps(event.dtypes(), separators=(",", ":"))
+                    # A list of int lists prints as JSON already; dtype names never contain quotes.
+                    shapes[i] = str(event_shapes).replace(" ", "")
+                    dtypes[i] = '["' + '","'.join(event.dtypes()) + '"]'
+
 
     frame = pd.DataFrame(
         {
