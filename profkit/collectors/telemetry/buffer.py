@@ -20,7 +20,8 @@ import pandas as pd
 from ...trace.schema import Kind
 
 FRAME_COLUMNS = (
-    "kind", "name", "start_ns", "duration_ns", "device_type", "device_index", "process_id", "value", "extra",
+    "kind", "name", "start_ns", "duration_ns", "device_type", "device_index", "process_id", "thread_id", "value",
+    "extra",
 )
 
 
@@ -88,6 +89,7 @@ class SampleBuffer:
                 "device_type": types[code],
                 "device_index": indexes[code],
                 "process_id": np.int64(self.process_id),
+                "thread_id": pd.array([pd.NA] * len(code), dtype="Int64"),  # samples belong to no thread
                 "value": value,
                 "extra": extras[code],
             },

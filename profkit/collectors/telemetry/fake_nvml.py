@@ -201,12 +201,12 @@ class FakeNvml:
         return device
 
     def _held_t(self, device: FakeDevice) -> float:
-        """Time as the counters see it: held for ``refresh_ms`` between updates."""
-        t = self._t()
+        """Time as the counters see it: held for ``refresh_ms`` between updates (integer ns, no float drift)."""
+        t_ns = self.clock() - self.t0_ns
         if device.refresh_ms > 0:
-            period = device.refresh_ms / 1e3
-            t = (t // period) * period
-        return t
+            period_ns = int(round(device.refresh_ms * 1e6))
+            t_ns = (t_ns // period_ns) * period_ns
+        return t_ns / 1e9
 
     def _energy_mj(self, device: FakeDevice) -> int:
         t = self._held_t(device)

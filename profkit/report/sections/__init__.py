@@ -1,3 +1,4 @@
 """Importing this package registers every built-in report section (see registry.py)."""
 
 from . import core  # noqa: F401
+from . import energy  # noqa: F401

@@ -1,0 +1,444 @@
+"""Energy from telemetry samples: totals, power, and attribution to steps, phases and classes.
+
+Pure functions over the events table (no torch, no pynvml). Each measured
+device becomes an ``EnergyTrack``: cumulative joules at knot times, linear in
+between, so the energy of any window is two ``np.interp`` lookups.
+
+- **Counter tracks** (NVML total-energy counter, RAPL package counters) keep
+  only the samples where the counter changed: a counter that refreshes every
+  ~100 ms read every 20 ms holds its value in between, and spreading each
+  increment over the time since the previous change is the honest estimate.
+  A drop is a wrap when the counter's range is known (RAPL), else a reset
+  (driver reload): the interval then counts the value since the restart.
+- **Power tracks** integrate power samples (trapezoid) when no counter works.
+  NVML's averaged power (1 s window) is marked and its resolution taken as 1 s.
+
+Attribution never pretends to a resolution the counters lack: windows of one
+label that lie closer together than the refresh period are merged into
+segments, segments shorter than ``min_window_ns`` (100 ms, or the refresh
+period if longer) make the label ``uncertain``, and every label carries
+``uncertainty_j`` = segments × refresh period × average power (each segment's
+two edges are each known only to about half a refresh period).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..trace.schema import Kind
+from .intervals import merge_intervals, overlap_ns
+
+#: Counters refresh every ~20-100 ms (REFERENCE §4): attribute to windows of at least this.
+MIN_WINDOW_NS = 100_000_000
+#: Resolution assumed for NVML's averaged power reading.
+AVERAGED_POWER_REFRESH_NS = 1_000_000_000
+#: Phase-mark names that are training steps, not inference phases.
+STEP_PHASE = "train_step"
+
+SOURCES = {
+    "energy_j": "nvml_energy_counter",
+    "rapl_energy_j": "rapl_package_counter",
+    "power_w": "nvml_power_instant_integrated",
+    "power_w_averaged": "nvml_power_average_integrated",
+}
+
+
+@dataclass(frozen=True)
+class EnergyTrack:
+    """Cumulative energy of one device: ``cum_j[i]`` joules from ``t_ns[0]`` to ``t_ns[i]``."""
+
+    rank: int
+    device_type: str
+    device_index: int
+    t_ns: np.ndarray
+    cum_j: np.ndarray
+    source: str
+    refresh_ns: int
+    resets: int = 0
+    wraps: int = 0
+
+    @property
+    def total_j(self) -> float:
+        return float(self.cum_j[-1] - self.cum_j[0])
+
+    @property
+    def span_ns(self) -> int:
+        return int(self.t_ns[-1] - self.t_ns[0])
+
+    @property
+    def avg_power_w(self) -> float | None:
+        return self.total_j / (self.span_ns / 1e9) if self.span_ns > 0 else None
+
+    def between(self, start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
+        """Joules in each [start, end) (vectorized; zero outside the sampled span)."""
+        t = self.t_ns.astype(np.float64)
+        start = np.asarray(start_ns, dtype=np.float64)
+        end = np.asarray(end_ns, dtype=np.float64)
+        return np.interp(end, t, self.cum_j) - np.interp(start, t, self.cum_j)
+
+    def rates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(interval starts, ends, joules) between consecutive knots."""
+        return self.t_ns[:-1], self.t_ns[1:], np.diff(self.cum_j)
+
+
+# ---------------------------------------------------------------- building tracks
+
+
+def counter_deltas(values: np.ndarray, wrap: float | None = None) -> tuple[np.ndarray, int, int]:
+    """Increments of a counter: (deltas, resets, wraps). A drop is a wrap if ``wrap`` is known, else a reset."""
+    values = np.asarray(values, dtype=np.float64)
+    deltas = np.diff(values)
+    drop = deltas < 0
+    if wrap:
+        deltas = np.where(drop, deltas + wrap, deltas)
+        return deltas, 0, int(drop.sum())
+    deltas = np.where(drop, values[1:], deltas)  # restarted from 0: what it counted since
+    return deltas, int(drop.sum()), 0
+
+
+def counter_track(t_ns, values, *, wrap: float | None = None, source: str, key=(0, "gpu", 0),
+                  floor_ns: int = 0) -> EnergyTrack | None:
+    """A track from counter readings (kept only where the value changed); None if it never changed."""
+    t_ns, values = _sorted(t_ns, values)
+    if len(values) < 2:
+        return None
+    changed = np.r_[True, values[1:] != values[:-1]]
+    t_k, v_k = t_ns[changed], values[changed]
+    if len(v_k) < 2:
+        return None
+    deltas, resets, wraps = counter_deltas(v_k, wrap)
+    refresh = _refresh_ns(t_k, floor_ns or _median_step(t_ns))
+    return EnergyTrack(*key, t_k, np.r_[0.0, np.cumsum(deltas)], source, refresh, resets, wraps)
+
+
+def power_track(t_ns, watts, *, averaged: bool = False, key=(0, "gpu", 0)) -> EnergyTrack | None:
+    """A track integrating power samples (trapezoid)."""
+    t_ns, watts = _sorted(t_ns, watts)
+    if len(watts) < 2:
+        return None
+    dt_s = np.diff(t_ns) / 1e9
+    cum = np.r_[0.0, np.cumsum((watts[1:] + watts[:-1]) / 2 * dt_s)]
+    if averaged:
+        refresh, source = AVERAGED_POWER_REFRESH_NS, SOURCES["power_w_averaged"]
+    else:
+        changed = np.r_[True, watts[1:] != watts[:-1]]
+        refresh, source = _refresh_ns(t_ns[changed], _median_step(t_ns)), SOURCES["power_w"]
+    return EnergyTrack(*key, t_ns, cum, source, refresh)
+
+
+def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
+    """One track for several counters of one device (RAPL packages): cumulative sums on the union of knots."""
+    if len(tracks) == 1:
+        return tracks[0]
+    t = np.unique(np.concatenate([tr.t_ns for tr in tracks]))
+    cum = sum(np.interp(t.astype(np.float64), tr.t_ns.astype(np.float64), tr.cum_j) for tr in tracks)
+    first = tracks[0]
+    return EnergyTrack(first.rank, first.device_type, first.device_index, t, cum, source,
+                       max(tr.refresh_ns for tr in tracks), sum(tr.resets for tr in tracks),
+                       sum(tr.wraps for tr in tracks))
+
+
+def samples_of(events: pd.DataFrame) -> pd.DataFrame:
+    """Telemetry sample rows with plain columns (rank 0 when the table has no rank)."""
+    rows = events[events["kind"] == Kind.SAMPLE.value]
+    out = pd.DataFrame(
+        {
+            "rank": rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64),
+            "name": rows["name"].astype(str).to_numpy(),
+            "device_type": rows["device_type"].astype(str).to_numpy(),
+            "device_index": rows["device_index"].fillna(-1).to_numpy(np.int64),
+            "start_ns": rows["start_ns"].to_numpy(np.int64),
+            "duration_ns": rows["duration_ns"].fillna(0).to_numpy(np.int64),
+            "value": rows["value"].to_numpy(np.float64),
+            "extra": rows["extra"].astype(object).to_numpy(),
+        }
+    )
+    return out[np.isfinite(out["value"].to_numpy())]
+
+
+def parse_extras(extra: pd.Series) -> dict[Any, dict]:
+    """JSON extras, parsed once per unique text."""
+    return {text: (json.loads(text) if isinstance(text, str) and text else {}) for text in pd.unique(extra)}
+
+
+def device_tracks(samples: pd.DataFrame) -> list[EnergyTrack]:
+    """The best energy track of every (rank, device): counter first, else integrated power."""
+    tracks: list[EnergyTrack] = []
+    extras = parse_extras(samples["extra"])
+    wanted = samples[samples["name"].isin(["energy_j", "power_w", "rapl_energy_j"])]
+    for key, device in wanted.groupby(["rank", "device_type", "device_index"], sort=True):
+        key = (int(key[0]), str(key[1]), int(key[2]))
+        track = _counter_for(device, extras, key)
+        if track is None:
+            track = _power_for(device, extras, key)
+        if track is not None:
+            tracks.append(track)
+    return tracks
+
+
+def _counter_for(device: pd.DataFrame, extras, key) -> EnergyTrack | None:
+    found = []
+    for (name, extra), series in device[device["name"].isin(["energy_j", "rapl_energy_j"])].groupby(
+        ["name", "extra"], dropna=False, sort=True
+    ):
+        wrap = extras.get(extra, {}).get("wrap_j") if isinstance(extra, str) else None
+        track = counter_track(series["start_ns"], series["value"], wrap=wrap, source=SOURCES[name], key=key)
+        if track is not None:
+            found.append(track)
+    return sum_tracks(found, found[0].source) if found else None
+
+
+def _power_for(device: pd.DataFrame, extras, key) -> EnergyTrack | None:
+    power = device[device["name"] == "power_w"]
+    if power.empty:
+        return None
+    averaged = power["extra"].map(lambda e: bool(extras.get(e, {}).get("averaged"))).to_numpy()
+    use = power[~averaged] if (~averaged).sum() >= 2 else power
+    return power_track(use["start_ns"], use["value"], averaged=bool(averaged.all()), key=key)
+
+
+# ---------------------------------------------------------------- device summaries
+
+
+def device_summaries(samples: pd.DataFrame, tracks: list[EnergyTrack]) -> list[dict[str, Any]]:
+    """Per device: energy, average and peak power, memory high-water marks."""
+    by_key = {(t.rank, t.device_type, t.device_index): t for t in tracks}
+    extras = parse_extras(samples["extra"])
+    out = []
+    for key, device in samples.groupby(["rank", "device_type", "device_index"], sort=True):
+        key = (int(key[0]), str(key[1]), int(key[2]))
+        track = by_key.get(key)
+        peak_w, peak_source = _peak_power(device, extras, track)
+        entry = {
+            "rank": key[0],
+            "device_type": key[1],
+            "device_index": key[2],
+            "source": track.source if track else None,
+            "total_j": track.total_j if track else None,
+            "span_ns": track.span_ns if track else None,
+            "avg_power_w": track.avg_power_w if track else None,
+            "peak_power_w": peak_w,
+            "peak_power_source": peak_source,
+            "refresh_ms": track.refresh_ns / 1e6 if track else None,
+            "counter_resets": track.resets if track else 0,
+            "counter_wraps": track.wraps if track else 0,
+        }
+        for name, label in (("memory_used_bytes", "memory_high_water_bytes"),
+                            ("process_memory_bytes", "process_memory_high_water_bytes"),
+                            ("rss_bytes", "rss_high_water_bytes")):
+            values = device.loc[device["name"] == name, "value"]
+            if len(values):
+                entry[label] = float(values.max())
+        if entry["source"] is not None or any(k.endswith("high_water_bytes") for k in entry):
+            out.append(entry)
+    return out
+
+
+def _peak_power(device: pd.DataFrame, extras, track: EnergyTrack | None) -> tuple[float | None, str | None]:
+    power = device[device["name"] == "power_w"]
+    if len(power):
+        averaged = power["extra"].map(lambda e: bool(extras.get(e, {}).get("averaged")))
+        return float(power["value"].max()), "power_average_sample" if averaged.all() else "power_sample"
+    if track is not None and len(track.t_ns) >= 2:
+        starts, ends, joules = track.rates()
+        return float((joules / ((ends - starts) / 1e9)).max()), "counter_rate"
+    return None, None
+
+
+def peak_total_power_w(samples: pd.DataFrame, keys: list[tuple]) -> float | None:
+    """Peak of the summed power of several devices (each interpolated onto all sample times)."""
+    power = samples[samples["name"] == "power_w"]
+    series = [g for k, g in power.groupby(["rank", "device_type", "device_index"]) if tuple(k) in set(keys)]
+    if not series:
+        return None
+    if len(series) == 1:
+        return float(series[0]["value"].max())
+    grid = np.unique(np.concatenate([s["start_ns"].to_numpy() for s in series])).astype(np.float64)
+    total = sum(np.interp(grid, s["start_ns"].to_numpy(np.float64), s["value"].to_numpy()) for s in series)
+    return float(np.max(total))
+
+
+# ---------------------------------------------------------------- attribution
+
+
+def window_energy(tracks: list[EnergyTrack], rank: np.ndarray, start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
+    """Joules of each window, summed over the measured devices of the window's rank."""
+    rank = np.asarray(rank, dtype=np.int64)
+    energy = np.zeros(len(start_ns))
+    for track in tracks:
+        mine = rank == track.rank
+        if mine.any():
+            energy[mine] += track.between(np.asarray(start_ns)[mine], np.asarray(end_ns)[mine])
+    return energy
+
+
+def attribute_windows(tracks: list[EnergyTrack], windows: pd.DataFrame,
+                      min_window_ns: int = MIN_WINDOW_NS) -> pd.DataFrame:
+    """Energy per label of ``windows`` (columns label, rank, start_ns, end_ns, optional tokens).
+
+    Returns one row per label: count, time_ns, energy_j, avg_power_w, tokens,
+    j_per_token, j_per_window, segments, short_segments, resolved_share,
+    uncertainty_j, uncertain.
+    """
+    columns = ["label", "count", "time_ns", "energy_j", "avg_power_w", "tokens", "j_per_token", "j_per_window",
+               "segments", "short_segments", "resolved_share", "uncertainty_j", "uncertain"]
+    if windows.empty or not tracks:
+        return pd.DataFrame(columns=columns)
+    windows = windows.assign(energy_j=window_energy(tracks, windows["rank"], windows["start_ns"], windows["end_ns"]))
+    refresh_ns = max(t.refresh_ns for t in tracks)
+    shortest = max(min_window_ns, refresh_ns)
+    rows = []
+    for label, group in windows.groupby("label", sort=False):
+        ranks = set(group["rank"].tolist())
+        power_w = sum(t.avg_power_w or 0.0 for t in tracks if t.rank in ranks)  # the devices these windows run on
+        seg_start, seg_end = _segments(group, refresh_ns)
+        seg_len = seg_end - seg_start
+        short = seg_len < shortest
+        time_ns = int((group["end_ns"] - group["start_ns"]).sum())
+        energy = float(group["energy_j"].sum())
+        tokens = group["tokens"].sum() if "tokens" in group and group["tokens"].notna().any() else None
+        uncertainty = len(seg_len) * refresh_ns / 1e9 * power_w
+        rows.append({
+            "label": label,
+            "count": len(group),
+            "time_ns": time_ns,
+            "energy_j": energy,
+            "avg_power_w": energy / (time_ns / 1e9) if time_ns else None,
+            "tokens": None if tokens is None else int(tokens),
+            "j_per_token": energy / tokens if tokens else None,
+            "j_per_window": energy / len(group),
+            "segments": len(seg_len),
+            "short_segments": int(short.sum()),
+            "resolved_share": float(seg_len[~short].sum() / seg_len.sum()) if seg_len.sum() else 0.0,
+            "uncertainty_j": uncertainty,
+            "uncertain": bool(short.any()),
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _segments(group: pd.DataFrame, gap_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows merged where they overlap or lie within ``gap_ns`` of each other (per rank)."""
+    starts, ends = [], []
+    for _, per_rank in group.groupby("rank"):
+        s = per_rank["start_ns"].to_numpy(np.int64)
+        e = per_rank["end_ns"].to_numpy(np.int64)
+        ms, me = merge_intervals(s, e + gap_ns)  # bridge gaps shorter than the refresh period
+        starts.append(ms)
+        ends.append(me - gap_ns)
+    return np.concatenate(starts), np.concatenate(ends)
+
+
+def attribute_classes(tracks: list[EnergyTrack], work: pd.DataFrame) -> pd.DataFrame:
+    """Energy per class: each knot interval's joules split by each class's busy time in it.
+
+    ``work`` has rank, device_type, device_index, category, start_ns, end_ns.
+    Time no class was busy goes to ``idle``. Assumes every class draws the same
+    power inside one interval (the counters cannot tell them apart).
+    """
+    totals: dict[str, float] = {}
+    busy_ns: dict[str, int] = {}
+    for track in tracks:
+        mine = work[(work["rank"] == track.rank) & (work["device_type"] == track.device_type)
+                    & (work["device_index"] == track.device_index)]
+        starts, ends, joules = track.rates()
+        lengths = (ends - starts).astype(np.float64)
+        overlaps = {}
+        for category, rows in mine.groupby("category", observed=True, sort=True):
+            ms, me = merge_intervals(rows["start_ns"].to_numpy(np.int64), rows["end_ns"].to_numpy(np.int64))
+            overlaps[str(category)] = overlap_ns(ms, me, starts, ends).astype(np.float64)
+            busy_ns[str(category)] = busy_ns.get(str(category), 0) + int(overlaps[str(category)].sum())
+        stacked = sum(overlaps.values()) if overlaps else np.zeros_like(lengths)
+        denominator = np.maximum(lengths, stacked)
+        denominator[denominator == 0] = 1.0
+        for category, overlap in overlaps.items():
+            totals[category] = totals.get(category, 0.0) + float((joules * overlap / denominator).sum())
+        idle = joules * np.clip(1 - stacked / denominator, 0, 1)
+        totals["idle"] = totals.get("idle", 0.0) + float(idle.sum())
+    grand = sum(totals.values())
+    rows = [{"category": c, "energy_j": j, "busy_ns": busy_ns.get(c), "share": j / grand if grand else None}
+            for c, j in totals.items()]
+    return pd.DataFrame(rows, columns=["category", "energy_j", "busy_ns", "share"])
+
+
+# ---------------------------------------------------------------- windows from the trace
+
+
+def step_windows(events: pd.DataFrame) -> pd.DataFrame:
+    """Training steps: ``train_step`` phase marks, else ProfilerStep#N annotations."""
+    phases = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) == STEP_PHASE)]
+    if phases.empty:
+        names = events["name"].astype(str)
+        phases = events[(events["kind"] == Kind.ANNOTATION.value) & names.str.match(r"ProfilerStep#\d+$")]
+    return _windows(phases, label=STEP_PHASE)
+
+
+def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
+    """Every phase mark other than training steps, labelled by its name."""
+    phases = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) != STEP_PHASE)]
+    return _windows(phases)
+
+
+def _windows(rows: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
+    start = rows["start_ns"].to_numpy(np.int64)
+    tokens = rows["token_count"] if "token_count" in rows else pd.Series(pd.NA, index=rows.index)
+    return pd.DataFrame({
+        "label": label if label is not None else rows["name"].astype(str).to_numpy(),
+        "rank": rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64),
+        "start_ns": start,
+        "end_ns": start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
+        "tokens": pd.to_numeric(tokens, errors="coerce").to_numpy(np.float64),
+    })
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _sorted(t_ns, values) -> tuple[np.ndarray, np.ndarray]:
+    t_ns = np.asarray(t_ns, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(t_ns, kind="stable")
+    return t_ns[order], values[order]
+
+
+def _median_step(t_ns: np.ndarray) -> int:
+    steps = np.diff(t_ns)
+    return int(np.median(steps)) if len(steps) else 0
+
+
+def _refresh_ns(change_times: np.ndarray, floor_ns: int) -> int:
+    """How often a reading really changes: the median time between changes, at least the sampling step."""
+    steps = np.diff(change_times)
+    measured = int(np.median(steps)) if len(steps) else 0
+    return max(measured, int(floor_ns), 1)
+
+
+Classifier = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def device_uuid_map(traces_metadata: list[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, int], str]:
+    """(rank, GPU index) -> UUID from each trace's metadata ``devices``."""
+    found = {}
+    for rank, metadata in traces_metadata:
+        for device in metadata.get("devices") or []:
+            if device.get("type") == "gpu" and device.get("uuid") and device.get("index") is not None:
+                found[(int(rank), int(device["index"]))] = str(device["uuid"])
+    return found
+
+
+def drop_duplicate_devices(tracks: list[EnergyTrack], uuids: Mapping[tuple[int, int], str]) -> list[EnergyTrack]:
+    """Keep one track per physical GPU when several ranks sampled the same one (lowest rank wins)."""
+    seen: set[str] = set()
+    kept = []
+    for track in sorted(tracks, key=lambda t: (t.rank, t.device_type, t.device_index)):
+        uuid = uuids.get((track.rank, track.device_index)) if track.device_type == "gpu" else None
+        if uuid is not None and uuid in seen:
+            continue
+        if uuid is not None:
+            seen.add(uuid)
+        kept.append(track)
+    return kept

@@ -1,0 +1,208 @@
+"""The ``energy`` section: joules and watts, per device, per training step, inference phase and class.
+
+JSON: an object with ``total_j``, ``avg_power_w``, ``peak_power_w``, ``source``
+(``nvml_energy_counter``, ``nvml_power_instant_integrated``,
+``nvml_power_average_integrated``, ``rapl_package_counter`` or ``mixed``) and
+``scope`` (``gpu`` or ``cpu``); without any power or energy samples these four
+are null and ``reason`` says why in one line. See docs/telemetry.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from ...analyzers import energy
+from ..context import ReportContext
+from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si
+from ..registry import section
+
+try:  # per-class energy when the class analyzer is present
+    from ...analyzers import classify as _classify
+except ImportError:  # pragma: no cover - only while that analyzer is missing
+    _classify = None
+
+UNCERTAINTY_TEXT = (
+    "energy in windows is interpolated between counter updates (~{refresh:.0f} ms apart): "
+    "each merged segment's edges carry about one refresh period of energy; labels whose segments are "
+    "shorter than {shortest:.0f} ms are marked uncertain"
+)
+CLASS_METHOD = (
+    "each counter interval's energy split by the time each class kept the device busy in it; "
+    "classes are assumed to draw equal power within one interval"
+)
+
+
+def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame, list[energy.EnergyTrack]]:
+    """Samples and energy tracks, one per physical device (cached for other sections)."""
+
+    def compute():
+        samples = energy.samples_of(ctx.events)
+        uuids = energy.device_uuid_map([(t.rank, t.metadata) for t in ctx.traces])
+        return samples, energy.drop_duplicate_devices(energy.device_tracks(samples), uuids)
+
+    return ctx.cached("energy_tracks", compute)
+
+
+@section("energy", order=45, render=lambda data, console: render(data, console))
+def energy_section(ctx: ReportContext) -> dict[str, Any]:
+    samples, tracks = tracks_of(ctx)
+    summaries = energy.device_summaries(samples, tracks)
+    high_water = _high_water(summaries)
+    gpu = [t for t in tracks if t.device_type == "gpu"]
+    cpu = [t for t in tracks if t.device_type == "cpu"]
+    scoped = gpu or cpu
+    if not scoped:
+        return {"total_j": None, "avg_power_w": None, "peak_power_w": None, "source": None, "scope": None,
+                **high_water, "devices": summaries, "reason": _reason(ctx, samples)}
+    start = min(int(t.t_ns[0]) for t in scoped)
+    end = max(int(t.t_ns[-1]) for t in scoped)
+    total_j = sum(t.total_j for t in scoped)
+    sources = sorted({t.source for t in scoped})
+    keys = [(t.rank, t.device_type, t.device_index) for t in scoped]
+    peak = energy.peak_total_power_w(samples, keys)
+    if peak is None:
+        peaks = [d["peak_power_w"] for d in summaries if (d["rank"], d["device_type"], d["device_index"]) in keys]
+        peak = sum(p for p in peaks if p is not None) or None
+    refresh_ns = max(t.refresh_ns for t in scoped)
+    shortest_ns = max(energy.MIN_WINDOW_NS, refresh_ns)
+    result: dict[str, Any] = {
+        "total_j": total_j,
+        "avg_power_w": total_j / ((end - start) / 1e9) if end > start else None,
+        "peak_power_w": peak,
+        "source": sources[0] if len(sources) == 1 else "mixed",
+        "scope": "gpu" if gpu else "cpu",
+        "span_ns": end - start,
+        "refresh_ms": refresh_ns / 1e6,
+        "min_window_ms": shortest_ns / 1e6,
+        **high_water,
+        "cpu_energy_j": sum(t.total_j for t in cpu) if gpu and cpu else None,
+        "devices": summaries,
+        "steps": _steps(ctx, scoped),
+        "phases": _phases(ctx, scoped),
+        "uncertainty": UNCERTAINTY_TEXT.format(refresh=refresh_ns / 1e6, shortest=shortest_ns / 1e6),
+        "reason": None,
+    }
+    token_phases = [p for p in result["phases"] if p["tokens"]]
+    tokens = sum(p["tokens"] for p in token_phases)
+    result["j_per_token"] = sum(p["energy_j"] for p in token_phases) / tokens if tokens else None
+    result["classes"], result["classes_method"] = _classes(ctx, scoped)
+    return result
+
+
+def _high_water(summaries: list[dict]) -> dict[str, Any]:
+    def most(key: str) -> float | None:
+        values = [d[key] for d in summaries if d.get(key) is not None]
+        return max(values) if values else None
+
+    return {
+        "memory_high_water_bytes": most("memory_high_water_bytes"),
+        "process_memory_high_water_bytes": most("process_memory_high_water_bytes"),
+        "rss_high_water_bytes": most("rss_high_water_bytes"),
+    }
+
+
+def _reason(ctx: ReportContext, samples: pd.DataFrame) -> str:
+    notes = [n for t in ctx.traces for n in (t.metadata.get("notes") or [])]
+    telemetry = [n.removeprefix("telemetry: ") for n in notes if n.startswith("telemetry:") and "energy" in n]
+    if telemetry:
+        return "; ".join(dict.fromkeys(telemetry))
+    if samples.empty:
+        return "no telemetry samples in the trace (recorded without telemetry, or imported)"
+    return "no power or energy samples in the trace (the devices did not report them)"
+
+
+def _label_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    keep = ["count", "time_ns", "energy_j", "avg_power_w", "tokens", "j_per_token", "j_per_window",
+            "uncertainty_j", "uncertain", "resolved_share", "segments", "short_segments"]
+    return [{"phase": row["label"], **{k: row[k] for k in keep}} for row in table.to_dict("records")]
+
+
+def _steps(ctx: ReportContext, tracks) -> dict[str, Any] | None:
+    windows = energy.step_windows(ctx.events)
+    table = energy.attribute_windows(tracks, windows)
+    if table.empty:
+        return None
+    row = _label_rows(table)[0]
+    out = {k: v for k, v in row.items() if k != "phase"}
+    out["j_per_step"] = out.pop("j_per_window")
+    long_enough = (windows["end_ns"] - windows["start_ns"]).to_numpy() >= max(
+        energy.MIN_WINDOW_NS, max(t.refresh_ns for t in tracks))
+    if long_enough.all():  # each step is long enough to be measured on its own
+        per_step = energy.window_energy(tracks, windows["rank"], windows["start_ns"], windows["end_ns"])
+        out.update(min_j=float(per_step.min()), median_j=float(np.median(per_step)), max_j=float(per_step.max()))
+    return out
+
+
+def _phases(ctx: ReportContext, tracks) -> list[dict[str, Any]]:
+    return _label_rows(energy.attribute_windows(tracks, energy.phase_windows(ctx.events)))
+
+
+def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]:
+    if _classify is None or not hasattr(_classify, "classify_events"):
+        return None, None
+    classified = ctx.cached(
+        "classified", lambda: _classify.classify_events(ctx.events, ctx.metadata, hardware=ctx.options.hardware)
+    )
+    work = classified[classified["device_work"].to_numpy(dtype=bool)]
+    if work.empty:
+        return None, None
+    events = ctx.events.set_index("event_id")
+    device_index = events["device_index"].reindex(work["event_id"]).fillna(-1).to_numpy(np.int64)
+    gpu = bool((work["kind"] != "cpu_op").any())
+    frame = pd.DataFrame({
+        "rank": work["rank"].to_numpy(np.int64) if "rank" in work else 0,
+        "device_type": "gpu" if gpu else "cpu",
+        "device_index": device_index if gpu else -1,
+        "category": work["category"].astype(str).to_numpy(),
+        "start_ns": work["start_ns"].to_numpy(np.int64),
+        "end_ns": (work["start_ns"] + work["duration_ns"]).to_numpy(np.int64),
+    })
+    table = energy.attribute_classes([t for t in tracks if t.device_type == ("gpu" if gpu else "cpu")], frame)
+    if table.empty:
+        return None, None
+    return table.to_dict("records"), CLASS_METHOD
+
+
+# ---------------------------------------------------------------- terminal
+
+
+def render(data: dict[str, Any], console) -> None:
+    if data.get("total_j") is None:
+        console.print(f"[bold]energy[/bold]: not measured — {data.get('reason')}")
+        return
+    scope = "GPU" if data["scope"] == "gpu" else "CPU package"
+    line = (f"[bold]energy[/bold] ({scope}, {data['source']}): {fmt_si(data['total_j'], 'J')} over "
+            f"{fmt_ns(data['span_ns'])}, average {fmt_si(data['avg_power_w'], 'W')}, peak {fmt_si(data['peak_power_w'], 'W')}")
+    if data.get("memory_high_water_bytes") is not None:
+        line += f", GPU memory high-water {fmt_bytes(data['memory_high_water_bytes'])}"
+    console.print(line)
+    if data.get("cpu_energy_j") is not None:
+        console.print(f"CPU packages (RAPL): {fmt_si(data['cpu_energy_j'], 'J')}")
+    steps = data.get("steps")
+    if steps:
+        console.print(
+            f"training steps: {steps['count']} × {fmt_si(steps['j_per_step'], 'J')} per step "
+            f"(± {fmt_si(steps['uncertainty_j'], 'J')} in all{', uncertain' if steps['uncertain'] else ''})"
+        )
+    rows = data.get("phases") or []
+    if rows:
+        table = Table(title="Energy per phase", title_justify="left")
+        for column in ("phase", "count", "time", "energy", "avg power", "J/token", "±"):
+            table.add_column(column, justify="left" if column == "phase" else "right")
+        for row in rows:
+            mark = " ?" if row["uncertain"] else ""
+            table.add_row(row["phase"] + mark, str(row["count"]), fmt_ns(row["time_ns"]), fmt_si(row["energy_j"], "J"),
+                          fmt_si(row["avg_power_w"], "W"),
+                          "–" if row["j_per_token"] is None else fmt_si(row["j_per_token"], "J"),
+                          fmt_si(row["uncertainty_j"], "J"))
+        console.print(table)
+    classes = data.get("classes") or []
+    if classes:
+        parts = ", ".join(f"{c['category']} {fmt_si(c['energy_j'], 'J')} ({fmt_share(c['share'])})" for c in classes)
+        console.print(f"energy by class: {parts}")
+    if any(r.get("uncertain") for r in rows) or (steps and steps.get("uncertain")):
+        console.print(f"[dim]? uncertain: {data['uncertainty']}[/dim]")
