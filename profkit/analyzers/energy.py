@@ -76,9 +76,10 @@ class EnergyTrack:
 
     def between(self, start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
         """Joules in each [start, end) (vectorized; zero outside the sampled span)."""
-        t = self.t_ns.astype(np.float64)
-        start = np.asarray(start_ns, dtype=np.float64)
-        end = np.asarray(end_ns, dtype=np.float64)
+        origin = self.t_ns[0]  # relative times: epoch ns as float64 would lose ~256 ns
+        t = (self.t_ns - origin).astype(np.float64)
+        start = (np.asarray(start_ns, dtype=np.int64) - origin).astype(np.float64)
+        end = (np.asarray(end_ns, dtype=np.int64) - origin).astype(np.float64)
         return np.interp(end, t, self.cum_j) - np.interp(start, t, self.cum_j)
 
     def rates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +137,9 @@ def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
     if len(tracks) == 1:
         return tracks[0]
     t = np.unique(np.concatenate([tr.t_ns for tr in tracks]))
-    cum = sum(np.interp(t.astype(np.float64), tr.t_ns.astype(np.float64), tr.cum_j) for tr in tracks)
+    origin = t[0]
+    cum = sum(np.interp((t - origin).astype(np.float64), (tr.t_ns - origin).astype(np.float64), tr.cum_j)
+              for tr in tracks)
     first = tracks[0]
     return EnergyTrack(first.rank, first.device_type, first.device_index, t, cum, source,
                        max(tr.refresh_ns for tr in tracks), sum(tr.resets for tr in tracks),
@@ -258,8 +261,10 @@ def peak_total_power_w(samples: pd.DataFrame, keys: list[tuple]) -> float | None
         return None
     if len(series) == 1:
         return float(series[0]["value"].max())
-    grid = np.unique(np.concatenate([s["start_ns"].to_numpy() for s in series])).astype(np.float64)
-    total = sum(np.interp(grid, s["start_ns"].to_numpy(np.float64), s["value"].to_numpy()) for s in series)
+    grid = np.unique(np.concatenate([s["start_ns"].to_numpy(np.int64) for s in series]))
+    origin = grid[0]
+    total = sum(np.interp((grid - origin).astype(np.float64), (s["start_ns"].to_numpy(np.int64) - origin).astype(np.float64),
+                          s["value"].to_numpy()) for s in series)
     return float(np.max(total))
 
 
