@@ -99,11 +99,18 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     )
 
 
-def aggregate_classes(rows: pd.DataFrame, ceilings: Ceilings, by: Sequence[str] = ("category",)) -> pd.DataFrame:
+def aggregate_classes(
+    rows: pd.DataFrame,
+    ceilings: Ceilings,
+    by: Sequence[str] = ("category",),
+    share_within: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Table 1 per group of device-work rows (``classify_events`` output).
 
-    Shares are within the groups of ``by[:-1]`` (the whole table for the
-    default per-class grouping; within each phase for ("phase", "category")).
+    Shares are within the groups of ``share_within`` (default ``by[:-1]``: the
+    whole table for the per-class grouping, each phase for ("phase",
+    "category")). Grouping by category alone always lists the paper's three
+    classes, with zeros when absent.
     Achieved rates and roof fractions are over the time of rows that have a
     cost (``costed_time_ns``), so uncosted ops do not dilute them.
     """
@@ -126,12 +133,13 @@ def aggregate_classes(rows: pd.DataFrame, ceilings: Ceilings, by: Sequence[str] 
         work[f"{b.value}_ns"] = np.where(work["bound"].astype(str) == b.value, work["time_ns"], 0)
     sums = ["time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns", "measured_peak_flop_ns",
             "fused_time_ns", "roofline_ns"] + [f"{b.value}_ns" for b in Bound]
-    grouped = work.groupby(by, observed=False, dropna=False)[sums].sum(min_count=0)
-    grouped["count"] = work.groupby(by, observed=False, dropna=False).size()
+    grouped = work.groupby(by, observed=True, dropna=False)[sums].sum()
+    grouped["count"] = work.groupby(by, observed=True, dropna=False).size()
+    if by == ["category"]:
+        present = [c for c in CLASS_ORDER if c in set(grouped.index.astype(str)) or c in CLASS_ORDER[:3]]
+        grouped = grouped.reindex(pd.CategoricalIndex(present, categories=CLASS_ORDER, name="category"), fill_value=0)
     grouped = grouped.reset_index()
-    if "category" in by:
-        grouped = grouped[(grouped["count"] > 0) | grouped["category"].isin(CLASS_ORDER[:3])]
-    outer = by[:-1]
+    outer = list(by[:-1] if share_within is None else share_within)
     totals = grouped.groupby(outer, observed=False)[["time_ns", "flops", "bytes"]].transform("sum") if outer else grouped[["time_ns", "flops", "bytes"]].sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         grouped["time_share"] = grouped["time_ns"] / totals["time_ns"]

@@ -1,0 +1,176 @@
+"""Report sections: time and flop per operator class (the paper's Table 1) and the roofline.
+
+``categories``: one object per class (contraction, normalization, elementwise,
+memory, communication, other) with its time and flop shares, bytes, achieved
+throughput, fraction of the datasheet (and measured) ceilings and its bound.
+``roofline``: the ceilings used, ridge points, the top kernels (CPU ops on a
+CPU trace) with class, arithmetic intensity and bound, and the device idle
+time attributed to the host.
+
+Other sections (phases, HTML) reuse the per-row table through
+``classified(ctx)`` and the ceilings through ``ceilings(ctx)``; both are
+computed once per report.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from rich import box
+from rich.table import Table
+
+from ...analyzers.classify import classify_events, is_gpu_trace
+from ...analyzers.hardware import Ceilings, resolve_ceilings
+from ...analyzers.idle import idle_attribution
+from ...analyzers.roofline import aggregate_classes
+from ..context import ReportContext
+from ..format import fmt_ns, fmt_share, fmt_si
+from ..registry import section
+
+_CLASS_COLUMNS = (
+    "category", "time_ns", "time_share", "flops", "flop_share", "bytes", "bytes_share", "arithmetic_intensity",
+    "achieved_flops_per_s", "achieved_bytes_per_s", "flop_fraction", "bandwidth_fraction", "mue",
+    "flop_fraction_measured", "bandwidth_fraction_measured", "bound", "count", "fused_time_ns", "costed_time_ns",
+    "roofline_ns",
+)
+_BOUND_TIME_COLUMNS = ("compute_ns", "memory_ns", "latency_ns", "unknown_ns")
+
+
+def ceilings(ctx: ReportContext) -> Ceilings:
+    """The ceilings this report analyzes against (``--hardware`` picks a what-if device)."""
+    return ctx.cached(
+        "ceilings",
+        lambda: resolve_ceilings(ctx.metadata, gpu_trace=is_gpu_trace(ctx.events), requested=ctx.options.hardware),
+    )
+
+
+def classified(ctx: ReportContext) -> pd.DataFrame:
+    """``classify_events`` over all ranks, once per report."""
+    return ctx.cached("classified_events", lambda: classify_events(ctx.events, ceilings=ceilings(ctx)))
+
+
+def _records(frame: pd.DataFrame, columns) -> list[dict]:
+    frame = frame[[c for c in columns if c in frame]].astype(object)
+    return frame.where(pd.notna(frame), None).to_dict("records")
+
+
+@section("categories", order=30, render=lambda data, console: _render_categories(data, console))
+def categories_section(ctx: ReportContext) -> list[dict]:
+    table = aggregate_classes(classified(ctx), ceilings(ctx))
+    records = _records(table, _CLASS_COLUMNS + _BOUND_TIME_COLUMNS)
+    for record in records:
+        record["category"] = str(record["category"])
+        record["time_by_bound_ns"] = {k[:-3]: record.pop(k) for k in _BOUND_TIME_COLUMNS}
+    return records
+
+
+@section("roofline", order=31, render=lambda data, console: _render_roofline(data, console))
+def roofline_section(ctx: ReportContext) -> dict:
+    limits = ceilings(ctx)
+    rows = classified(ctx)
+    gpu = is_gpu_trace(ctx.events)
+    if not gpu:  # on the CPU a unit of work is the outermost costed op: name rows after it
+        names = pd.Series(rows["name"].to_numpy(), index=rows["event_id"].to_numpy())
+        rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))
+    top = aggregate_classes(rows, limits, by=["name", "category"], share_within=[])
+    top = top.sort_values("time_ns", ascending=False).head(ctx.options.top)
+    fused = rows[rows["device_work"]].groupby("name", observed=True)["fused"].any()
+    top = top.assign(fused=top["name"].map(fused).fillna(False).astype(bool), category=top["category"].astype(str))
+    spec = limits.primary
+    ridge = None
+    if spec is not None:
+        ridge = {
+            "matrix": {d: spec.ridge_point(d, matrix=True) for d in ("fp32", "tf32", "bf16", "fp16", "fp8")
+                       if spec.peak_flops_per_s.get(d)},
+            "vector_fp32": spec.ridge_point("fp32", matrix=False),
+        }
+    return {
+        "device": "gpu" if gpu else "cpu",
+        "hardware": limits.to_json(),
+        "ridge_point_flop_per_byte": ridge,
+        "top": _records(top, ("name", "category", "fused", "count", "time_ns", "time_share", "flops", "bytes",
+                              "arithmetic_intensity", "achieved_flops_per_s", "flop_fraction", "bandwidth_fraction",
+                              "bound")),
+        "idle": idle_attribution(ctx.events),
+    }
+
+
+# ---------------------------------------------------------------- terminal rendering (display only)
+
+
+_GENERIC_PARTS = {"gpu_kernel_impl", "gpu_kernel_impl_nocast", "elementwise_kernel", "vectorized_elementwise_kernel",
+                  "unrolled_elementwise_kernel", "BinaryFunctor", "AUnaryFunctor", "BUnaryFunctor"}
+_PART = re.compile(r"\w*(?:Functor\w*|Ops|_kernel_cuda|_kernel_impl|_kernel)\b")
+
+
+def short_kernel_name(name: str, width: int = 34) -> str:
+    """Display form of a C++ kernel name: the function without namespaces, templates and
+    arguments, plus the functor it runs when that is what tells kernels apart."""
+    text = name[5:] if name.startswith("void ") else name
+    text = text.replace("at::native::", "").replace("(anonymous namespace)::", "")
+    head = re.split(r"[<(]", text, maxsplit=1)[0].strip()
+    inner = text[len(head):]
+    hint = next((p for p in _PART.findall(inner) if p and p not in _GENERIC_PARTS and p != head), None)
+    short = f"{hint} in {head}" if hint else head
+    return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def _fmt_ai(value) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    return f"{value:.3g}"
+
+
+def _render_categories(rows: list[dict], console) -> None:
+    if not rows:
+        return
+    table = Table(title="Where the time goes, by operator class", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for column in ("class", "% flop", "% time", "time", "flop/B", "% peak", "MUE", "bound"):
+        table.add_column(column, justify="left" if column in ("class", "bound") else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["category"], fmt_share(row["flop_share"]), fmt_share(row["time_share"]), fmt_ns(row["time_ns"]),
+            _fmt_ai(row["arithmetic_intensity"]), fmt_share(row["flop_fraction"]), fmt_share(row["mue"]),
+            row["bound"],
+        )
+    console.print(table)
+
+
+def _render_roofline(data: dict, console) -> None:
+    hardware = data["hardware"]
+    sheet, measured = hardware.get("datasheet"), hardware.get("measured")
+    parts = []
+    for label, spec in (("datasheet", sheet), ("measured", measured)):
+        if spec:
+            peaks = spec["peak_flops_per_s"]
+            best = max((v for v in peaks.values() if v), default=None)
+            parts.append(f"{label} {spec['name']}: up to {fmt_si(best, 'flop/s')}, "
+                         f"{fmt_si(spec['memory_bytes_per_s'], 'B/s')}")
+    if parts:
+        console.print("roofline · " + " · ".join(parts))
+    for note in hardware.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if data["top"]:
+        what = "GPU kernels" if data["device"] == "gpu" else "CPU ops (units of work)"
+        table = Table(title=f"Top {what} by class and bound", title_justify="left", box=box.SIMPLE_HEAD,
+                      pad_edge=False)
+        widths = {"name": None, "class": 14, "share": 7, "flop/B": 6, "bound": 7}
+        for column, width in widths.items():
+            table.add_column(column, justify="left" if column in ("name", "class", "bound") else "right",
+                             no_wrap=True, overflow="ellipsis", min_width=width)
+        for row in data["top"]:
+            label = row["category"] + ("*" if row["fused"] else "")
+            table.add_row(short_kernel_name(row["name"]), label, fmt_share(row["time_share"]),
+                          _fmt_ai(row["arithmetic_intensity"]), row["bound"])
+        console.print(table)
+        if any(row["fused"] for row in data["top"]):
+            console.print("[dim]* fused kernel: classed by its dominant work[/dim]")
+    idle = data["idle"]
+    if idle["idle_ns"]:
+        causes = ", ".join(f"{c['cause'].replace('_', ' ')} {fmt_share(c['share_of_idle'])}"
+                           for c in idle["causes"] if c["time_ns"])
+        console.print(f"{idle['device'].upper()} idle {fmt_ns(idle['idle_ns'])} "
+                      f"({fmt_share(idle['idle_share'])} of the span): {causes}")
