@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "profkit.cli.export",
     "profkit.cli.diff",
     "profkit.cli.check",
+    "profkit.cli.calibrate",
 )
 
 

@@ -1,4 +1,5 @@
 """Importing this package registers every built-in report section (see registry.py)."""
 
+from . import categories  # noqa: F401
 from . import core  # noqa: F401
 from . import energy  # noqa: F401
