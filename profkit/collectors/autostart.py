@@ -50,12 +50,17 @@ def trace_path(base: Path, run_dir: Path | None, env: dict[str, str] | None = No
 
 
 def is_launcher(argv: list[str] | None = None) -> bool:
+    """True for launcher processes (torchrun and friends), whose workers are profiled instead."""
+    argv = list(getattr(sys, "orig_argv", sys.argv)) if argv is None else argv
     main = sys.modules.get("__main__")
-    spec_name = getattr(getattr(main, "__spec__", None), "name", "") or ""
-    if spec_name.startswith(LAUNCHER_MODULES):
+    module = getattr(getattr(main, "__spec__", None), "name", "") or ""
+    # `python -m torch.distributed.run` imports torch (the parent package) before __main__ is
+    # set up, so the module name is read from the interpreter's own command line.
+    if "-m" in argv[:-1]:
+        module = argv[argv.index("-m") + 1]
+    if module.startswith(LAUNCHER_MODULES):
         return True
-    argv = sys.argv if argv is None else argv
-    return bool(argv) and os.path.basename(argv[0]) in LAUNCHER_SCRIPTS
+    return any(os.path.basename(arg) in LAUNCHER_SCRIPTS for arg in argv[:2])
 
 
 class _ExitWatcher:
