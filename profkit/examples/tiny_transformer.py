@@ -99,16 +99,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--dim", type=int, default=128, help="model width (heads of 32)")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--generations", type=int, default=1, help="how many times to generate")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     torch.manual_seed(0)
-    model = TinyLM(dim=args.dim, heads=max(args.dim // 32, 1), ffn=4 * args.dim).to(device, getattr(torch, args.dtype))
+    model = TinyLM(dim=args.dim, heads=max(args.dim // 32, 1), layers=args.layers, ffn=4 * args.dim,
+                   ctx=max(256, args.prompt + args.new_tokens)).to(device, getattr(torch, args.dtype))
     start = time.perf_counter()
     loss = train(model, args.steps, args.batch, args.seq, device)
     model.eval()
     prompt = torch.randint(0, model.embed.num_embeddings, (2, args.prompt), device=device)
-    tokens = generate(model, prompt, args.new_tokens)
+    for _ in range(args.generations):
+        tokens = generate(model, prompt, args.new_tokens)
     if device.type == "cuda":
         torch.cuda.synchronize()
     print(f"trained {args.steps} steps (loss {loss:.3f}) and generated {tokens.shape[1]} tokens x {tokens.shape[0]} "

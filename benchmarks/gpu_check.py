@@ -1,0 +1,262 @@
+"""The GPU evidence run: one script, every GPU check, a summary, a loud failure.
+
+    bash benchmarks/gpu_check.sh OUT_DIR      (or: python benchmarks/gpu_check.py OUT_DIR)
+
+On a machine with an NVIDIA GPU and no network, in a few minutes: runs the GPU tests, records the
+bundled training example and a bf16 generation, runs `profkit calibrate`, checks NVML's integrated
+power against the energy counter, power under load vs idle, per-phase power, GPM readings, and
+writes traces + reports + summary.json to OUT_DIR. Prints one line per failed check and exits 1 if
+any check failed (a missing GPU is a failure here, never a skip).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHECKS = []
+
+
+def check(fn):
+    """Register a check: fn(ctx) returns (ok, detail, figures)."""
+    CHECKS.append(fn)
+    return fn
+
+
+def profkit_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "profkit", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def report_json(path: Path, *extra: str) -> dict:
+    proc = profkit_cli("report", str(path), "--format", "json", *extra)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "report failed")
+    return json.loads(proc.stdout)
+
+
+def gpu_slug() -> str:
+    import torch
+
+    return re.sub(r"[^a-z0-9]+", "_", torch.cuda.get_device_name(0).lower()).strip("_")
+
+
+def mean_in_windows(samples, phases, metric: str, phase: str) -> tuple[float | None, int]:
+    """Mean of a telemetry metric over the samples that fall inside the named phase ranges."""
+    import numpy as np
+
+    values = samples[samples["name"] == metric]
+    windows = phases[phases["name"] == phase]
+    if values.empty or windows.empty:
+        return None, 0
+    t = values["start_ns"].to_numpy()
+    inside = np.zeros(len(t), bool)
+    for start, dur in zip(windows["start_ns"], windows["duration_ns"]):
+        inside |= (t >= start) & (t <= start + dur)
+    picked = values["value"].to_numpy()[inside]
+    return (float(picked.mean()) if len(picked) else None), int(len(picked))
+
+
+@check
+def gpu_present(ctx):
+    import torch
+
+    ok = torch.cuda.is_available()
+    name = torch.cuda.get_device_name(0) if ok else None
+    ctx["gpu"] = name
+    return ok, f"torch sees {name}" if ok else "torch.cuda.is_available() is False", {"gpu": name,
+                                                                                     "torch": torch.__version__}
+
+
+@check
+def gpu_tests(ctx):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/"], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "PROFKIT_REQUIRE_GPU": "1"}, timeout=420)
+    (ctx["out"] / "gpu_tests.log").write_text(proc.stdout + proc.stderr)
+    tail = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+    return proc.returncode == 0, tail, {}  # PROFKIT_REQUIRE_GPU=1: a missing GPU fails, never skips
+
+
+@check
+def record_training_example(ctx):
+    import profkit
+
+    out = ctx["traces"] / f"tiny_transformer_{ctx['slug']}.parquet"
+    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, "-m", "profkit.examples.tiny_transformer",
+                       "--device", "cuda", "--dtype", "bfloat16", "--steps", "6", "--new-tokens", "16")
+    if proc.returncode != 0:
+        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    trace = profkit.load(out)
+    kernels = trace.kernels
+    linked = float(kernels["op_id"].notna().mean()) if len(kernels) else 0.0
+    report = report_json(out)
+    (ctx["reports"] / f"{out.stem}.json").write_text(json.dumps(report, indent=2))
+    figures = {"kernels": len(kernels), "linked_share": linked, "streams": int(kernels["stream"].nunique()),
+               "size_bytes": out.stat().st_size}
+    ok = len(kernels) > 100 and linked > 0.9 and kernels["stream"].notna().all()
+    return ok, f"{len(kernels)} kernels, {linked:.1%} linked to ops, {out.stat().st_size / 1e6:.2f} MB", figures
+
+
+@check
+def record_generation(ctx):
+    import profkit
+
+    out = ctx["traces"] / f"generation_{ctx['slug']}.parquet"
+    new_tokens = 32
+    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, "-m", "profkit.examples.tiny_transformer",
+                       "--device", "cuda", "--dtype", "bfloat16", "--steps", "0", "--dim", "1024", "--layers", "8",
+                       "--prompt", "512", "--new-tokens", str(new_tokens), "--generations", "3")
+    if proc.returncode != 0:
+        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    trace = profkit.load(out)
+    names = trace.phases["name"].astype(str).tolist()
+    report = report_json(out)
+    (ctx["reports"] / f"{out.stem}.json").write_text(json.dumps(report, indent=2))
+    phases = {row.get("phase"): row for row in report.get("phases") or []}
+    inference = report.get("inference") or {}
+    figures = {"prefill_passes": names.count("prefill"), "decode_passes": names.count("decode"),
+               "prefill_bound": phases.get("prefill", {}).get("bound"),
+               "decode_bound": phases.get("decode", {}).get("bound"),
+               "ttft_ns": inference.get("ttft_ns"), "tbt_ns": inference.get("tbt_ns")}
+    for phase in ("prefill", "decode"):
+        figures[f"{phase}_power_w"], figures[f"{phase}_power_samples"] = mean_in_windows(
+            trace.samples, trace.phases, "power_w", phase)
+    ctx["generation"] = figures
+    ok = (figures["prefill_passes"] == 3 and figures["decode_passes"] == 3 * (new_tokens - 1)
+          and figures["prefill_bound"] == "compute" and figures["decode_bound"] == "memory")
+    return ok, (f"{figures['prefill_passes']} prefill / {figures['decode_passes']} decode passes, "
+                f"prefill {figures['prefill_bound']}-bound, decode {figures['decode_bound']}-bound"), figures
+
+
+@check
+def prefill_power_above_decode(ctx):
+    gen = ctx.get("generation") or {}
+    prefill, decode = gen.get("prefill_power_w"), gen.get("decode_power_w")
+    if prefill is None or decode is None:
+        return False, f"too few power samples in phases ({gen.get('prefill_power_samples')}, {gen.get('decode_power_samples')})", gen
+    return prefill > decode, f"prefill {prefill:.0f} W vs decode {decode:.0f} W", {"prefill_w": prefill, "decode_w": decode}
+
+
+@check
+def calibrate(ctx):
+    from profkit.analyzers.hardware import match_device
+
+    out = ctx["out"] / "calibration.json"
+    proc = profkit_cli("calibrate", "--device", "cuda", "--json", "-o", str(out))
+    if proc.returncode != 0:
+        return False, f"calibrate failed: {proc.stderr.strip()[-300:]}", {}
+    entry = json.loads(proc.stdout)
+    sheet = match_device(entry["name"])
+    bf16 = entry["peak_tflop_per_s"].get("bf16", 0) * 1e12
+    bandwidth = entry["memory_tb_per_s"] * 1e12
+    bf16_share = bf16 / sheet.peak_for("bf16", matrix=True) if sheet else None
+    bw_share = bandwidth / sheet.memory_bytes_per_s if sheet else None
+    figures = {"bf16_tflop_per_s": bf16 / 1e12, "copy_tb_per_s": bandwidth / 1e12, "bf16_of_datasheet": bf16_share,
+               "copy_of_datasheet": bw_share, "datasheet": getattr(sheet, "name", None)}
+    ok = bool(sheet) and bf16_share >= 0.7 and bw_share >= 0.7
+    return ok, f"bf16 {bf16 / 1e12:.0f} TFLOP/s ({bf16_share or 0:.0%}), copy {bandwidth / 1e12:.2f} TB/s ({bw_share or 0:.0%})", figures
+
+
+@check
+def energy_counter_vs_integrated_power(ctx):
+    import numpy as np
+
+    import profkit
+
+    out = ctx["traces"] / "power_workload.parquet"
+    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, str(REPO / "benchmarks" / "gpu_workloads.py"),
+                       "--mode", "power")
+    if proc.returncode != 0:
+        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    trace = profkit.load(out)
+    samples = trace.samples[trace.samples["device_index"] == 0]
+    power = samples[samples["name"] == "power_w"].sort_values("start_ns")
+    energy = samples[samples["name"] == "energy_j"].sort_values("start_ns")
+    if len(power) < 10 or len(energy) < 2:
+        return False, f"too few samples (power {len(power)}, energy {len(energy)})", {}
+    t0, t1 = energy["start_ns"].iloc[0], energy["start_ns"].iloc[-1]
+    window = power[(power["start_ns"] >= t0) & (power["start_ns"] <= t1)]
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy 1.x has only trapz
+    integrated = float(trapezoid(window["value"], window["start_ns"] / 1e9))
+    counter = float(energy["value"].iloc[-1] - energy["value"].iloc[0])
+    idle_w, _ = mean_in_windows(trace.samples, trace.phases, "power_w", "idle")
+    load_w, _ = mean_in_windows(trace.samples, trace.phases, "power_w", "matmul")
+    figures = {"counter_j": counter, "integrated_j": integrated, "seconds": (t1 - t0) / 1e9,
+               "idle_w": idle_w, "matmul_w": load_w}
+    ctx["power"] = figures
+    agree = counter > 0 and abs(integrated - counter) / counter <= 0.05 and (t1 - t0) >= 5e9
+    rises = idle_w is not None and load_w is not None and load_w > 1.3 * idle_w
+    return agree and rises, (f"counter {counter:.0f} J vs integrated {integrated:.0f} J over {(t1 - t0) / 1e9:.1f} s; "
+                             f"idle {idle_w or 0:.0f} W, matmul {load_w or 0:.0f} W"), figures
+
+
+@check
+def gpm_traffic(ctx):
+    import profkit
+
+    out = ctx["traces"] / "gpm_workload.parquet"
+    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, str(REPO / "benchmarks" / "gpu_workloads.py"),
+                       "--mode", "gpm")
+    if proc.returncode != 0:
+        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    trace = profkit.load(out)
+    figures = {}
+    for phase in ("copy", "matmul"):
+        for metric in ("gpm_dram_bw_util_pct", "gpm_tensor_util_pct"):
+            figures[f"{phase}_{metric}"], _ = mean_in_windows(trace.samples, trace.phases, metric, phase)
+    if figures["copy_gpm_dram_bw_util_pct"] is None:
+        note = [n for n in trace.metadata.get("notes", []) if "GPM" in n or "gpm" in n]
+        return False, f"no GPM samples ({'; '.join(note) or 'no note'})", figures
+    ok = (figures["copy_gpm_dram_bw_util_pct"] > 60 and (figures["copy_gpm_tensor_util_pct"] or 0) < 10
+          and (figures["matmul_gpm_tensor_util_pct"] or 0) > 50)
+    no_telemetry = ctx["traces"] / "gpm_workload_no_telemetry.parquet"
+    profkit_cli("record", "--no-telemetry", "-o", str(no_telemetry), "--", sys.executable,
+                str(REPO / "benchmarks" / "gpu_workloads.py"), "--mode", "gpm")
+    if no_telemetry.exists():
+        with_gpm = profkit.load(out).kernels.groupby("name", observed=True).size()
+        without = profkit.load(no_telemetry).kernels.groupby("name", observed=True).size()
+        figures["kernel_names_same"] = set(with_gpm.index) == set(without.index)
+        ok = ok and figures["kernel_names_same"]
+    return ok, ", ".join(f"{k} {v:.0f}" for k, v in figures.items() if isinstance(v, float)), figures
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    out = Path(sys.argv[1]).absolute()
+    ctx = {"out": out, "traces": out / "traces", "reports": out / "reports"}
+    for folder in (ctx["traces"], ctx["reports"]):
+        folder.mkdir(parents=True, exist_ok=True)
+    results, started = {}, time.time()
+    for fn in CHECKS:
+        t = time.time()
+        try:
+            if fn is not gpu_present and not results.get("gpu_present", {}).get("ok"):
+                ok, detail, figures = False, "no GPU", {}
+            else:
+                if fn is not gpu_present and "slug" not in ctx:
+                    ctx["slug"] = gpu_slug()
+                ok, detail, figures = fn(ctx)
+        except Exception as exc:  # a check that crashes is a failed check, with its traceback kept
+            ok, detail, figures = False, f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
+        results[fn.__name__] = {"ok": bool(ok), "detail": detail, "figures": figures, "seconds": round(time.time() - t, 1)}
+        print(f"{'ok  ' if ok else 'FAIL'} {fn.__name__}: {detail}", flush=True)
+    summary = {"gpu": ctx.get("gpu"), "seconds": round(time.time() - started, 1), "checks": results}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    failed = [name for name, r in results.items() if not r["ok"]]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""GPU workloads for benchmarks/gpu_check.py (run under `profkit record`).
+
+--mode power: 3 s idle, then 5 s of large bf16 matmuls (power must rise; the energy
+counter and integrated power must agree over the whole run).
+--mode gpm: a large device-to-device copy phase, then a large bf16 matmul phase, each marked
+with profkit.phase so the check can read GPM metrics per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import profkit
+
+
+def busy_for(seconds: float, work) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(10):
+            work()
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["power", "gpm"], required=True)
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    torch.cuda.synchronize()
+    if args.mode == "power":
+        with profkit.phase("idle"):
+            time.sleep(3)
+        with profkit.phase("matmul"):
+            busy_for(5, lambda: a @ b)
+    else:
+        src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)
+        dst = torch.empty_like(src)
+        with profkit.phase("copy"):
+            busy_for(3, lambda: dst.copy_(src))
+        with profkit.phase("matmul"):
+            busy_for(3, lambda: a @ b)
+
+
+if __name__ == "__main__":
+    main()
