@@ -8,6 +8,7 @@ PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) torch==2.13.0
 	@$(PIP) -e '.[test]'
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo 'chromium not installed: the HTML report browser test will be skipped'
 
 demo: install
 	$(PYTHON) -m profkit demo

@@ -20,13 +20,14 @@ from ..trace.io import expand_paths, load
 def command(traces, fmt, output, top, hardware):
     """Report on TRACES: files, or folders of per-rank trace files."""
     loaded = [load(path) for path in expand_paths(traces)]
-    document = build_report(loaded, ReportOptions(top=top, hardware=hardware))
+    options = ReportOptions(top=top, hardware=hardware)
+    document = build_report(loaded, options)
     if fmt == "json":
         text = to_json(document) + "\n"
     elif fmt == "html":
         from ..report.html import render_html
 
-        text = render_html(document)
+        text = render_html(document, loaded, options=options)
     else:
         console = Console(record=output is not None, width=120 if output else None)
         render_terminal(document, console)

@@ -1,0 +1,132 @@
+"""``profkit diff --format html``: the diff document (analyzers/diff.py) as one page.
+
+Base and new side by side: run facts, per-class time as paired bars, then one
+sortable table per compared section, ops (matched by name and shapes) and
+kernels, with kernels that appeared or vanished. Increases in time or energy
+are red, decreases green. Like the report page, it needs nothing but itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..format import fmt_ns
+from . import charts
+from .markup import esc
+from .page import render_page
+from .panels import kpis
+from .tables import fmt_field, label, records_table
+
+_SHAPES = "input_shapes"
+
+
+def render_diff_html(document: dict[str, Any]) -> str:
+    """The diff as one HTML page (text)."""
+    sections = []
+    for key, title, draw in DIFF_PANELS:
+        inner = draw(document)
+        if inner:
+            sections.append((key, title, inner))
+    base, new = document.get("base") or {}, document.get("new") or {}
+    title = f"profkit diff · {base.get('label', 'base')} → {new.get('label', 'new')}"
+    subtitle = " → ".join(str(side.get("device") or "?") for side in (base, new))
+    return render_page(title, subtitle, sections, document)
+
+
+def _summary(doc: dict) -> str:
+    base, new = doc.get("base") or {}, doc.get("new") or {}
+    counts = doc.get("kernel_counts") or {}
+    out = [kpis([
+        ("ops matched", f"{doc.get('ops_matched', 0)} of {doc.get('ops_total', 0)}" if "ops_total" in doc else "–"),
+        ("kernels matched", str(counts.get("matched", "–"))),
+        ("kernels appeared", str(counts.get("appeared", "–"))),
+        ("kernels vanished", str(counts.get("vanished", "–"))),
+    ])]
+    rows = "".join(f"<tr><th>{esc(name)}</th><td>{esc(side.get('label'))}</td><td>{esc(side.get('device') or '?')}</td>"
+                   f"<td>{esc(side.get('producer') or '')}</td></tr>" for name, side in (("base", base), ("new", new)))
+    out.append(f'<table class="kv"><tbody>{rows}</tbody></table>')
+    if doc.get("cross_device"):
+        out.append('<p class="note">Different devices: ops are matched by name and input shapes; kernel names are '
+                   "device-specific, so most kernels appear or vanish.</p>")
+    flat = [(name, s) for name, s in (doc.get("sections") or {}).items() if isinstance(s, dict) and s.get("type") == "flat"]
+    for name, section in flat:
+        out.append(f"<h3>{esc(label(name))}</h3>" + _flat_table(section.get("rows") or []))
+    return "".join(out)
+
+
+def _flat_table(rows: list[dict]) -> str:
+    """metric | base | new | change, each value formatted by its metric's unit."""
+    body = []
+    for row in rows:
+        metric = str(row.get("metric", ""))
+        cells = [f"<td>{esc(label(metric))}</td>"]
+        for value in (row.get("base"), row.get("new")):
+            cells.append(f'<td class="n">{esc(fmt_field(metric, value))}</td>')
+        change = row.get("change")
+        cls = "n"
+        if isinstance(change, (int, float)) and metric.endswith(("_ns", "_j")) and abs(change) >= 0.005:
+            cls = "n worse" if change > 0 else "n better"
+        cells.append(f'<td class="{cls}">{esc(fmt_field("change", change))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return ('<table class="sortable"><thead><tr><th>metric</th><th>base</th><th>new</th><th>change</th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _classes(doc: dict) -> str | None:
+    rows = [r for r in doc.get("classes") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+    order = {c: i for i, c in enumerate(charts.CLASS_COLOURS)}
+    rows = sorted(rows, key=lambda r: order.get(str(r.get("class")), 99))
+    bars = [(str(r.get("class")), float(r.get("base_time_ns") or 0), float(r.get("new_time_ns") or 0)) for r in rows]
+    svg = charts.paired_bars(bars, fmt_ns, ("base", "new"), "time per operator class, base and new")
+    return (f'<div class="chart">{svg}</div>'
+            + records_table(rows, _columns(rows, ("class",), ("time_ns", "count"))))
+
+
+def _columns(rows: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...] | list[str]) -> list[str]:
+    present = set().union(*(r.keys() for r in rows))
+    columns = [k for k in keys if k in present]
+    for m in metrics:
+        columns += [c for c in (f"base_{m}", f"new_{m}", f"change_{m}") if c in present]
+    return columns + (["status"] if "status" in present else [])
+
+
+def _section_tables(doc: dict) -> str | None:
+    out = []
+    for name, section in (doc.get("sections") or {}).items():
+        if not isinstance(section, dict) or section.get("type") == "flat" or not section.get("rows"):
+            continue
+        metrics = list(section.get("metrics") or [])
+        main = [m for m in ("time_ns", "energy_j", "flops", "time_share") if m in metrics] or metrics[:3]
+        out.append(f"<h3>{esc(label(name))}</h3>"
+                   + records_table(section["rows"], _columns(section["rows"], (str(section.get("key")),), main)))
+    return "".join(out) or None
+
+
+def _ops(doc: dict) -> str | None:
+    rows = [r for r in doc.get("ops") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+    metric = str(doc.get("op_metric") or "gpu_time_ns")
+    return records_table(rows, _columns(rows, ("name", _SHAPES), (metric, "count", "flop")))
+
+
+def _kernels(doc: dict) -> str | None:
+    out = []
+    for key, title in (("kernels", "all kernels, largest change first"), ("kernels_appeared", "appeared"),
+                       ("kernels_vanished", "vanished")):
+        rows = [r for r in doc.get(key) or [] if isinstance(r, dict)]
+        if rows:
+            out.append(f"<h3>{esc(title)}</h3>" + records_table(rows, _columns(rows, ("name", "kind"), ("time_ns", "count"))))
+    return "".join(out) or None
+
+
+#: (anchor, title, draw(document) -> html | None), in page order.
+DIFF_PANELS: tuple[tuple[str, str, Callable[[dict], str | None]], ...] = (
+    ("summary", "Base and new", _summary),
+    ("classes", "Time per operator class", _classes),
+    ("sections", "Report sections compared", _section_tables),
+    ("ops", "Ops (matched by name and input shapes)", _ops),
+    ("kernels", "Kernels", _kernels),
+)

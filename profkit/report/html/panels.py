@@ -1,0 +1,347 @@
+"""The panels of the HTML report: one registered function per panel, drawn in order.
+
+A panel reads the JSON report (``view.document``) and, when the traces were
+passed, the figures computed from the events (``view.timeline``,
+``view.roofline``...). It returns its inner HTML, or None to be left out
+(a section the report does not have). Each panel names the report sections it
+shows (``covers``); sections no panel covers are listed by the "more" panel,
+so a section added to the report later still reaches the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..format import fmt_ns, fmt_share, fmt_si
+from . import charts, series, workload
+from .markup import esc
+from .tables import fmt_field, kv_table, label, records_table
+
+
+@dataclass
+class View:
+    """What panels draw from: the report document and, optionally, the report context (traces)."""
+
+    document: dict
+    ctx: Any = None
+    _cache: dict = field(default_factory=dict)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute() if self.ctx is not None else None
+        return self._cache[key]
+
+    @property
+    def timeline(self) -> series.Timeline | None:
+        return self.cached("timeline", lambda: series.timeline(self.ctx.events))
+
+    @property
+    def roofline(self) -> workload.Roofline | None:
+        return self.cached("roofline", lambda: workload.roofline(self.ctx))
+
+    def windows(self, names: tuple[str, ...]) -> list[workload.Window]:
+        return self.cached(f"windows:{names}", lambda: workload.windows(self.ctx, names)) or []
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str
+    order: int
+    title: str
+    covers: tuple[str, ...]
+    draw: Callable[[View], str | None]
+
+
+_PANELS: dict[str, Panel] = {}
+
+
+def panel(key: str, *, order: int, title: str, covers: tuple[str, ...] = ()):
+    """Register ``draw(view) -> html | None`` as a panel (refuses duplicates)."""
+
+    def register(draw: Callable[[View], str | None]):
+        if key in _PANELS:
+            raise ValueError(f"HTML panel {key!r} registered twice")
+        _PANELS[key] = Panel(key, order, title, covers, draw)
+        return draw
+
+    return register
+
+
+def panels() -> list[Panel]:
+    return sorted(_PANELS.values(), key=lambda p: (p.order, p.key))
+
+
+def covered() -> set[str]:
+    return {"report_version"} | {k for p in _PANELS.values() for k in p.covers}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def kpis(items: list[tuple[str, str]]) -> str:
+    cells = "".join(f'<div class="kpi"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div></div>'
+                    for k, v in items if v not in (None, "", "–"))
+    return f'<div class="kpis">{cells}</div>' if cells else ""
+
+
+def chart(svg: str, caption: str = "") -> str:
+    cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""
+    return f'<div class="chart">{svg}</div>{cap}'
+
+
+def notes(lines: list[str]) -> str:
+    return "".join(f'<p class="note">{esc(line)}</p>' for line in lines if line)
+
+
+def legend(items: list[tuple[str, str]]) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span><i style="background:{esc(c)}"></i>{esc(n)}</span>' for n, c in items) + "</div>"
+
+
+def _num(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# ---------------------------------------------------------------- panels
+
+
+@panel("summary", order=0, title="Summary", covers=("run", "totals"))
+def summary_panel(view: View) -> str | None:
+    run, totals = view.document.get("run") or {}, view.document.get("totals") or {}
+    energy = view.document.get("energy") if isinstance(view.document.get("energy"), dict) else {}
+    training = view.document.get("training") if isinstance(view.document.get("training"), dict) else {}
+    busy, span = _num(totals.get("device_busy_ns")), _num(totals.get("span_ns"))
+    what = "GPU" if totals.get("device") == "gpu" else "CPU"
+    items = [
+        ("duration", fmt_ns(run.get("duration_ns")) if run.get("duration_ns") is not None else "–"),
+        (f"{what} busy", fmt_share(busy / span) if busy is not None and span else "–"),
+        ("kernels", f"{totals['kernel_count']:,}" if totals.get("kernel_count") else "–"),
+        ("ops", f"{totals['op_count']:,}" if totals.get("op_count") else "–"),
+        ("energy", fmt_si(energy["total_j"], "J") if _num(energy.get("total_j")) is not None else "–"),
+        ("MFU", fmt_share(training["mfu"]) if _num(training.get("mfu")) is not None else "–"),
+    ]
+    status = "partial trace" if run.get("partial") else "complete"
+    if run.get("exit_code") not in (None, 0):
+        status += f", exit code {run['exit_code']}"
+    facts = [("device", run.get("device")), ("ranks", ", ".join(str(r) for r in run.get("ranks") or [])),
+             ("host", run.get("host")), ("producer", run.get("producer")), ("torch", run.get("torch_version")),
+             ("status", status), ("files", ", ".join(run.get("files") or []))]
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts if v)
+    return kpis(items) + f'<table class="kv"><tbody>{rows}</tbody></table>' + notes(
+        [f"note: {n}" for n in run.get("notes") or []])
+
+
+_TOP_COLUMNS = ("name", "category", "fused", "count", "time_ns", "time_share", "flops", "bytes",
+                "arithmetic_intensity", "achieved_flops_per_s", "flop_fraction", "bandwidth_fraction", "bound")
+
+
+@panel("roofline", order=10, title="Roofline", covers=("roofline",))
+def roofline_panel(view: View) -> str | None:
+    section = view.document.get("roofline") if isinstance(view.document.get("roofline"), dict) else {}
+    data = view.roofline if view.ctx is not None else None
+    from_document = data is None or not data.points
+    if from_document:
+        data = workload.roofline_from_document(section) if section else None
+    out = []
+    if data is not None and data.points:
+        present = {p.category for p in data.points}
+        unit = "kernel" if view.document.get("totals", {}).get("device") == "gpu" else "op"
+        caption = (f"Each point is one {unit} name" + ("" if from_document else " with the shapes of the op that "
+                   "carries its cost") + ", summed over its calls; area ∝ time. Solid lines: datasheet ceilings; "
+                   "dashed: measured (profkit calibrate). Hover a point for details.")
+        extra = [f"{data.hidden} smaller or flop-free groups are not drawn."] if data.hidden else []
+        if from_document:
+            extra.append("Only the report's top kernels are drawn (the page was made without the traces).")
+        roofs = [f"ceilings: {r.label} ({'measured' if r.measured else 'datasheet'})" for r in data.roofs]
+        out.append(legend([(c, col) for c, col in charts.CLASS_COLOURS.items() if c in present]))
+        out.append(chart(charts.roofline(data.points, data.roofs), caption) + notes(roofs + data.notes + extra))
+    top = [r for r in section.get("top") or [] if isinstance(r, dict)]
+    if top:
+        columns = [c for c in _TOP_COLUMNS if any(c in r for r in top)]
+        out.append(records_table(top, columns, caption="top kernels: class, intensity and bound"
+                                 if unit_is_gpu(view) else "top ops: class, intensity and bound"))
+    return "".join(out) or None
+
+
+def unit_is_gpu(view: View) -> bool:
+    return (view.document.get("totals") or {}).get("device") == "gpu"
+
+
+@panel("classes", order=20, title="Where the time goes, by operator class", covers=("categories",))
+def classes_panel(view: View) -> str | None:
+    categories = view.document.get("categories")
+    if not isinstance(categories, list) or not categories:
+        return None
+    caption = ("Share of runtime (thick bar) beside share of flop (thin bar) per class, as in "
+               "“Data Movement Is All You Need”, Table 1.")
+    columns = [c for c in ("category", "time_ns", "time_share", "flops", "flop_share", "bytes",
+                           "arithmetic_intensity", "achieved_flops_per_s", "flop_fraction", "bandwidth_fraction",
+                           "bound", "count") if any(c in row for row in categories if isinstance(row, dict))]
+    return chart(charts.class_bars(categories), caption) + records_table(categories, columns)
+
+
+@panel("timeline", order=30, title="Timeline")
+def timeline_panel(view: View) -> str | None:
+    data = view.timeline
+    idle = (view.document.get("roofline") or {}).get("idle") if isinstance(view.document.get("roofline"), dict) else None
+    out = []
+    if data is not None:
+        caption = (f"Top: phase marks. Then the share of each {data.busy_label} bin "
+                   f"({fmt_ns(data.bin_ns)} wide) spent busy, and telemetry (line: mean, band: min–max per bin).")
+        if not data.metrics:
+            caption += " No telemetry samples in this trace."
+        out.append(chart(charts.timeline(data), caption) + notes(data.notes))
+    if isinstance(idle, dict) and _num(idle.get("idle_ns")):
+        causes = [c for c in idle.get("causes") or [] if isinstance(c, dict) and _num(c.get("time_ns"))]
+        out.append(f"<h3>Device idle: {esc(fmt_ns(idle['idle_ns']))} "
+                   f"({esc(fmt_share(_num(idle.get('idle_share'))))} of the span), by cause</h3>")
+        if causes:
+            items = [(str(c.get("cause")), float(c["time_ns"]), "#bab0ac") for c in causes]
+            out.append(chart(charts.hbars(items, fmt_ns, "device idle time by cause")))
+    return "".join(out) or None
+
+
+def _phase_rows(view: View) -> list[dict]:
+    phases = view.document.get("phases")
+    return [p for p in phases if isinstance(p, dict)] if isinstance(phases, list) else []
+
+
+@panel("inference", order=40, title="Prefill and decode", covers=("phases", "inference"))
+def inference_panel(view: View) -> str | None:
+    inference = view.document.get("inference") if isinstance(view.document.get("inference"), dict) else {}
+    phases = _phase_rows(view)
+    windows = view.windows(series.INFERENCE_PHASES)
+    if not inference and not phases and not windows:
+        return None
+    out = []
+    tbt = inference.get("tbt_ns") if isinstance(inference.get("tbt_ns"), dict) else {}
+    out.append(kpis([
+        ("TTFT", fmt_ns(inference["ttft_ns"]) if _num(inference.get("ttft_ns")) is not None else "–"),
+        *[(f"TBT {q}", fmt_ns(tbt[q])) for q in ("p50", "p90", "p99") if _num(tbt.get(q)) is not None],
+        ("prefill tokens/s", fmt_si(inference["prefill_tokens_per_s"]) if _num(inference.get("prefill_tokens_per_s")) is not None else "–"),
+        ("decode tokens/s", fmt_si(inference["decode_tokens_per_s"]) if _num(inference.get("decode_tokens_per_s")) is not None else "–"),
+    ]))
+    side = [p for p in phases if p.get("phase") in series.INFERENCE_PHASES]
+    if side:
+        out.append('<div class="side">' + "".join(_phase_card(p) for p in side) + "</div>")
+    if windows:
+        out.append(chart(charts.window_columns(windows, "time per pass by class"),
+                         "One column per forward pass: time per operator class; grey is the rest of the pass."))
+    decode = [w.duration_ns for w in windows if w.label.startswith("decode")]
+    if len(decode) >= 5:
+        out.append(chart(charts.histogram(decode, "decode pass duration (time between tokens)"), ""))
+    if phases:
+        out.append(records_table(phases, caption="phases"))
+    rest = {k: v for k, v in inference.items() if k not in ("ttft_ns",)}
+    if rest:
+        out.append(kv_table(rest))
+    return "".join(out)
+
+
+def _phase_card(phase: dict) -> str:
+    name = str(phase.get("phase"))
+    rows = []
+    for key, value in phase.items():
+        if key == "phase" or isinstance(value, (list, dict)):
+            continue
+        rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(fmt_field(key, value))}</td></tr>")
+    classes = phase.get("categories")
+    bars = ""
+    if isinstance(classes, list) and classes and all(isinstance(c, dict) for c in classes):
+        bars = chart(charts.class_bars(classes))
+    colour = charts.phase_colours([name])[name]
+    return (f'<div class="card"><h3 style="border-color:{esc(colour)}">{esc(name)}</h3>'
+            f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>{bars}</div>')
+
+
+@panel("training", order=50, title="Training steps", covers=("training",))
+def training_panel(view: View) -> str | None:
+    training = view.document.get("training") if isinstance(view.document.get("training"), dict) else {}
+    windows = view.windows(series.STEP_PHASES)
+    if not training and not windows:
+        return None
+    out = [kpis([
+        ("median step", fmt_ns(training["step_time_ns"]) if _num(training.get("step_time_ns")) is not None else "–"),
+        ("MFU", fmt_share(training["mfu"]) if _num(training.get("mfu")) is not None else "–"),
+        ("steps", str(len(windows)) if windows else "–"),
+    ])]
+    if windows:
+        out.append(chart(charts.window_columns(windows, "time per training step by class"),
+                         "One column per step: time per operator class; grey is the rest of the step "
+                         "(host work, data loading, idle device)."))
+    rest = {k: v for k, v in training.items() if k not in ("step_time_ns", "mfu")}
+    if rest:
+        out.append(kv_table(rest))
+    return "".join(out)
+
+
+@panel("energy", order=60, title="Energy", covers=("energy",))
+def energy_panel(view: View) -> str | None:
+    energy = view.document.get("energy")
+    if not isinstance(energy, dict) or not energy:
+        return None
+    if all(_num(energy.get(k)) is None for k in ("total_j", "avg_power_w", "peak_power_w")):
+        return notes([f"No energy figures: {energy.get('reason') or 'no power or energy samples in the trace'}."])
+    out = [kpis([
+        ("total", fmt_si(energy["total_j"], "J") if _num(energy.get("total_j")) is not None else "–"),
+        ("average power", fmt_si(energy["avg_power_w"], "W") if _num(energy.get("avg_power_w")) is not None else "–"),
+        ("peak power", fmt_si(energy["peak_power_w"], "W") if _num(energy.get("peak_power_w")) is not None else "–"),
+        ("source", str(energy.get("source") or "–")),
+    ])]
+    for key, value in energy.items():  # any per-class / per-phase / per-step list with joules
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            joule_key = next((k for k in value[0] if k.endswith("_j")), None)
+            name_key = next((k for k in value[0] if isinstance(value[0][k], str)), None)
+            if joule_key and name_key:
+                items = [(str(v.get(name_key)), _num(v.get(joule_key)) or 0.0,
+                          charts.CLASS_COLOURS.get(str(v.get(name_key))) or charts.phase_colours(
+                              [str(v.get(name_key))])[str(v.get(name_key))]) for v in value[:40]]
+                out.append(f"<h4>{esc(label(key))}</h4>")
+                out.append(chart(charts.hbars(items, lambda j: fmt_si(j, "J"), f"energy {key}")))
+    out.append(kv_table(energy, skip=("total_j", "avg_power_w", "peak_power_w", "source")))
+    return "".join(out)
+
+
+@panel("memory_traffic", order=65, title="Measured memory traffic", covers=("memory_traffic",))
+def memory_traffic_panel(view: View) -> str | None:
+    traffic = view.document.get("memory_traffic")
+    if not isinstance(traffic, dict) or not traffic:
+        return None
+    out = kpis([
+        ("measured", fmt_si(traffic["measured_bytes"], "B") if _num(traffic.get("measured_bytes")) is not None else "–"),
+        ("ideal", fmt_si(traffic["ideal_bytes"], "B") if _num(traffic.get("ideal_bytes")) is not None else "–"),
+        ("movement efficiency", fmt_share(traffic["movement_efficiency"])
+         if _num(traffic.get("movement_efficiency")) is not None else "–"),
+        ("source", str(traffic.get("source") or "–")),
+    ])
+    return out + kv_table(traffic, skip=("measured_bytes", "ideal_bytes", "movement_efficiency", "source"))
+
+
+@panel("top_kernels", order=80, title="Top kernels", covers=("top_kernels",))
+def top_kernels_panel(view: View) -> str | None:
+    rows = view.document.get("top_kernels")
+    return records_table(rows) if isinstance(rows, list) and rows else None
+
+
+@panel("top_ops", order=81, title="Top ops", covers=("top_ops",))
+def top_ops_panel(view: View) -> str | None:
+    rows = view.document.get("top_ops")
+    return records_table(rows) if isinstance(rows, list) and rows else None
+
+
+@panel("more", order=99, title="More from the report")
+def more_panel(view: View) -> str | None:
+    out = []
+    shown = covered()
+    for key, value in view.document.items():
+        if key in shown or value in (None, [], {}):
+            continue
+        if isinstance(value, list):
+            body = records_table(value) if all(isinstance(v, dict) for v in value) else esc(fmt_field(key, value))
+        elif isinstance(value, dict):
+            body = kv_table(value)
+        else:
+            body = esc(fmt_field(key, value))
+        out.append(f"<h3>{esc(label(key))}</h3>{body}")
+    return "".join(out) or None

@@ -1,0 +1,121 @@
+"""Sortable HTML tables for any list of records, and key/value tables for flat sections.
+
+Cells are formatted by the unit their field name carries (``_ns``, ``_j``,
+``_share``...; the ``FORMATS`` table, first match wins). Numeric cells keep
+the raw number in ``data-v`` so report.js sorts them by value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Iterable, Sequence
+
+from ..format import fmt_ns, fmt_share, fmt_si
+from .markup import attrs, esc
+
+MAX_ROWS = 200
+_LONG_TEXT = 90
+
+
+def _pct(v: float) -> str:
+    return fmt_share(v)
+
+
+#: (predicate on the field name, formatter of a number). First match wins.
+FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
+    (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
+    (lambda k: k.endswith("_ns"), fmt_ns),
+    (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k in (
+        "mfu", "mue", "movement_efficiency", "efficiency"), _pct),
+    (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
+    (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
+    (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
+    (lambda k: k.endswith("tokens_per_s"), lambda v: fmt_si(v, "tok/s")),
+    (lambda k: k.endswith("_per_s"), lambda v: fmt_si(v, "/s")),
+    (lambda k: k in ("flops", "flop") or k.endswith(("_flops", "_flop")), lambda v: fmt_si(v, "flop")),
+    (lambda k: k == "bytes" or k.endswith("_bytes"), lambda v: fmt_si(v, "B")),
+    (lambda k: k.endswith("_j") or k.endswith("_j_per_token") or k.startswith("j_per"), lambda v: fmt_si(v, "J")),
+    (lambda k: k.endswith("_w"), lambda v: fmt_si(v, "W")),
+    (lambda k: k == "arithmetic_intensity" or k.endswith("_intensity"), lambda v: f"{fmt_si(v)} flop/B"),
+)
+
+
+def fmt_field(key: str, value: Any) -> str:
+    """Display text of one value of field ``key``."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "–"
+        unit_key = key.split("_", 1)[1] if key.startswith(("base_", "new_", "delta_")) else key
+        for matches, fmt in FORMATS:
+            if matches(unit_key):
+                text = fmt(value)
+                return f"+{text}" if key.startswith("delta_") and value > 0 else text
+        if isinstance(value, int):
+            return f"{value:,}"
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _cell(key: str, value: Any) -> str:
+    text = fmt_field(key, value)
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if numeric and math.isfinite(value):
+        return f'<td{attrs(class_=_cell_class(key, value), data_v=repr(value))}>{esc(text)}</td>'
+    if len(text) > _LONG_TEXT:
+        return f'<td class="long"{attrs(data_t=text)}>{esc(text[:_LONG_TEXT - 1])}…</td>'
+    return f'<td class="long">{esc(text)}</td>' if len(text) > 24 else f"<td>{esc(text)}</td>"
+
+
+def _cell_class(key: str, value: float) -> str:
+    """Numbers align right; a change in time or energy is red when it grew by 0.5 % or more, green when it shrank."""
+    if key.startswith("change_") and key.endswith(("_ns", "_j")) and abs(value) >= 0.005:
+        return "n worse" if value > 0 else "n better"
+    return "n"
+
+
+def records_table(records: Sequence[dict], columns: Sequence[str] | None = None, *, caption: str | None = None,
+                  max_rows: int = MAX_ROWS) -> str:
+    """A sortable table of records (click a header to sort)."""
+    records = [r for r in records if isinstance(r, dict)]
+    if not records:
+        return ""
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+    head = "".join(f'<th{attrs(data_k=c)}>{esc(label(c))}</th>' for c in columns)
+    body = "".join("<tr>" + "".join(_cell(c, r.get(c)) for c in columns) + "</tr>" for r in records[:max_rows])
+    more = (f'<p class="note">{len(records) - max_rows} more rows in the JSON report.</p>'
+            if len(records) > max_rows else "")
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return f'<div class="table-wrap"><table class="sortable">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
+
+
+def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
+    """Scalars of a flat section as a two-column table (nested lists/dicts become their own tables)."""
+    skip = set(skip)
+    rows, nested = [], []
+    for key, value in values.items():
+        if key in skip:
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            nested.append(f"<h4>{esc(label(key))}</h4>" + records_table(value))
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            nested.append(f"<h4>{esc(label(key))}</h4>" + records_table([{"key": k, **v} for k, v in value.items()]))
+        elif isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
+            text = " · ".join(f"{k} {fmt_field(k if k not in ('p50', 'p90', 'p99') else key, v)}"
+                              for k, v in value.items())
+            rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(text)}</td></tr>")
+        else:
+            rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(fmt_field(key, value))}</td></tr>")
+    table = f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>' if rows else ""
+    return table + "".join(nested)
