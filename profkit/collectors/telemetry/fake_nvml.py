@@ -179,9 +179,7 @@ class FakeNvml:
             if name.startswith("NVML_"):
                 setattr(self, name, value)
         if not gpm:  # an old binding without the GPM calls
-            for name in ("nvmlGpmQueryDeviceSupport", "nvmlGpmSampleAlloc", "nvmlGpmSampleGet", "nvmlGpmMetricsGet"):
-                setattr(self, name, None)
-                delattr(self, name)
+            self.__class__ = _FakeNvmlWithoutGpm
 
     # -- helpers -----------------------------------------------------------
     def _t(self) -> float:
@@ -370,3 +368,17 @@ class FakeNvml:
             else:
                 slot.nvmlReturn, slot.value = NVML_SUCCESS, float(value(middle) if callable(value) else value)
         return request
+
+
+def _absent(self):
+    raise AttributeError("this binding has no GPM calls")
+
+
+class _FakeNvmlWithoutGpm(FakeNvml):
+    """An older nvidia-ml-py: the GPM functions do not exist."""
+
+    nvmlGpmQueryDeviceSupport = property(_absent)
+    nvmlGpmSampleAlloc = property(_absent)
+    nvmlGpmSampleGet = property(_absent)
+    nvmlGpmMetricsGet = property(_absent)
+    nvmlGpmSampleFree = property(_absent)

@@ -15,7 +15,7 @@ NVML_REASONS: dict[int, str] = {
     6: "not found",
     9: "NVIDIA driver not loaded",
     10: "timed out",
-    12: "NVML library not found (no NVIDIA driver installed)",
+    12: "no NVIDIA driver library",
     13: "driver too old for this call",
     15: "GPU is lost (fell off the bus)",
     17: "operating system error",

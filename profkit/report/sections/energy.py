@@ -36,11 +36,25 @@ CLASS_METHOD = (
 )
 
 
+def samples_of(ctx: ReportContext) -> pd.DataFrame:
+    """The telemetry sample rows in plain columns (cached for every section that reads them)."""
+    return ctx.cached("telemetry_samples", lambda: energy.samples_of(ctx.events))
+
+
+def classified_of(ctx: ReportContext) -> pd.DataFrame | None:
+    """classify_events over the report's events, once per report (None without the class analyzer)."""
+    if _classify is None or not hasattr(_classify, "classify_events"):
+        return None
+    return ctx.cached(
+        "classified", lambda: _classify.classify_events(ctx.events, ctx.metadata, hardware=ctx.options.hardware)
+    )
+
+
 def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame, list[energy.EnergyTrack]]:
     """Samples and energy tracks, one per physical device (cached for other sections)."""
 
     def compute():
-        samples = energy.samples_of(ctx.events)
+        samples = samples_of(ctx)
         uuids = energy.device_uuid_map([(t.rank, t.metadata) for t in ctx.traces])
         return samples, energy.drop_duplicate_devices(energy.device_tracks(samples), uuids)
 
@@ -142,11 +156,9 @@ def _phases(ctx: ReportContext, tracks) -> list[dict[str, Any]]:
 
 
 def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]:
-    if _classify is None or not hasattr(_classify, "classify_events"):
+    classified = classified_of(ctx)
+    if classified is None:
         return None, None
-    classified = ctx.cached(
-        "classified", lambda: _classify.classify_events(ctx.events, ctx.metadata, hardware=ctx.options.hardware)
-    )
     work = classified[classified["device_work"].to_numpy(dtype=bool)]
     if work.empty:
         return None, None
@@ -172,7 +184,10 @@ def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]
 
 def render(data: dict[str, Any], console) -> None:
     if data.get("total_j") is None:
-        console.print(f"[bold]energy[/bold]: not measured — {data.get('reason')}")
+        memory = [f"{label} high-water {fmt_bytes(data[key])}" for key, label in (
+            ("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS")) if data.get(key)]
+        console.print(f"[bold]energy[/bold]: not measured — {data.get('reason')}"
+                      + (f" ({', '.join(memory)})" if memory else ""))
         return
     scope = "GPU" if data["scope"] == "gpu" else "CPU package"
     line = (f"[bold]energy[/bold] ({scope}, {data['source']}): {fmt_si(data['total_j'], 'J')} over "
