@@ -1,0 +1,135 @@
+"""Operator classes: every rule of the table, shadowing, real kernel names, the H100 trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from profkit.analyzers import classes
+from profkit.analyzers.classes import OpClass, Tier, classify_name, classify_names, rules
+
+from conftest import shared_trace
+
+C, N, E, M, X, O = (
+    OpClass.CONTRACTION, OpClass.NORMALIZATION, OpClass.ELEMENTWISE, OpClass.MEMORY, OpClass.COMMUNICATION, OpClass.OTHER
+)
+
+
+@pytest.mark.parametrize("rule", rules(), ids=lambda r: r.rule_id[:80])
+def test_each_rule_matches_its_own_example_first(rule):
+    # No row is shadowed: the rule's example lands on that very rule, not an earlier one.
+    match = classify_name(rule.example)
+    assert match.rule_id == rule.rule_id
+    if rule.derive is None:
+        assert match.op_class is rule.op_class
+        assert match.fused == rule.fused
+
+
+def test_tiers_come_in_order():
+    tiers = [r.tier for r in rules()]
+    order = [Tier.OP_EXACT, Tier.OP_PATTERN, Tier.KERNEL_PATTERN]
+    assert [order.index(t) for t in tiers] == sorted(order.index(t) for t in tiers)
+
+
+def test_duplicates_are_refused():
+    with pytest.raises(ValueError, match="twice"):
+        classes.exact(E, "aten::add")
+    with pytest.raises(ValueError, match="twice"):
+        classes.kernel_pattern(r"(?i)nccl|rccl", X, "ncclKernel")
+    with pytest.raises(ValueError, match="before kernel-name"):
+        classes.op_pattern(r"^never::", O, "never::x")
+
+
+# Real names (most from ../shared/traces and torch 2.13 CPU traces), one per case the table must get right.
+CASES = [
+    # op names
+    ("aten::linear", C, False), ("aten::addmm", C, False), ("aten::bmm", C, False), ("aten::matmul", C, False),
+    ("aten::convolution_backward", C, False), ("aten::_scaled_dot_product_flash_attention", C, True),
+    ("aten::_flash_attention_backward", C, True), ("aten::_softmax", N, False),
+    ("aten::native_layer_norm_backward", N, False), ("aten::sum", N, False), ("aten::gelu", E, False),
+    ("aten::native_dropout", E, False), ("aten::add_", E, False), ("aten::copy_", M, False), ("aten::view", M, False),
+    ("aten::empty_strided", M, False), ("c10d::allreduce_", X, False), ("record_param_comms", X, False),
+    ("aten::_foreach_mul_", E, False), ("aten::max_pool2d_with_indices", O, False), ("aten::topk", O, False),
+    # derived: backward nodes take the forward op's class, in-place ops the out-of-place one's
+    ("autograd::engine::evaluate_function: AddmmBackward0", C, False), ("SoftmaxBackward0", N, False),
+    ("autograd::engine::evaluate_function: GeluBackward0", E, False), ("TBackward0", M, False),
+    ("UnsafeViewBackward0", M, False), ("ScaledDotProductFlashAttentionForCpuBackward0", C, True),
+    ("aten::clamp_min_", E, False), ("aten::logical_and_", E, False),
+    ("autograd::engine::evaluate_function: torch::autograd::AccumulateGrad", E, False),
+    # CUDA library kernels
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas", C, False),
+    ("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTT", C, False),
+    ("ampere_sgemm_128x64_nn", C, False),
+    ("void cutlass::Kernel2<cutlass_80_simt_sgemm_128x32_8x5_nn_align1>(cutlass_80_simt_sgemm_128x32_8x5_nn_align1::Params)", C, False),
+    ("void splitKreduce_kernel<float, float, float, float, true, false, false>(cublasSplitKParams<float>)", C, False),
+    ("std::enable_if<!(false), void>::type internal::gemvx::kernel<int, int, float, float, float, float, false, true>", C, False),
+    ("sm80_xmma_fprop_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw_tilesize128x128x16_stage4", C, False),
+    ("cudnn_ampere_scudnn_128x64_relu_xregs_large_nn_v1", C, False),
+    ("void pytorch_flash::flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, cutlass::bfloat16_t> >(pytorch_flash::Flash_fwd_params)", C, True),
+    ("fmha_cutlassF_f16_aligned_64x64_rf_sm80(PyTorchMemEffAttention::AttentionKernel<cutlass::half_t>::Params)", C, True),
+    ("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x64x64_4x1x1_kernel0_0", C, True),
+    ("ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)", X, False),
+    ("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevComm*, unsigned long, ncclWork*)", X, False),
+    ("Memcpy HtoD (Pageable -> Device)", M, False), ("Memset (Device)", M, False),
+    ("void cudnn::ops::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelDataType_t)2>(cudnn::ops::nchw2nhwc_params_t<float>, float const*, float*)", M, False),
+    ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}::operator()() const::{lambda()#12}::operator()() const::{lambda(c10::BFloat16)#1}> >(int, at::native::gpu_kernel_impl_nocast)", M, False),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, at::detail::Array<char*, 1> >(int, at::native::FillFunctor<float>, at::detail::Array<char*, 1>)", M, False),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::masked_fill_kernel(at::TensorIterator&, c10::Scalar const&)::{lambda()#1}>(int)", E, False),
+    ("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>(int, float, float const*, float const*, float const*, float*, float*, float*)", N, False),
+    ("void (anonymous namespace)::softmax_warp_forward<float, float, float, 1, false, false>(float*, float const*, int, int, int, bool const*, int, bool)", N, False),
+    ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4>)", N, False),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3> >(int, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3>)", E, False),
+    ("void at::native::(anonymous namespace)::fused_dropout_kernel_vec<float, float, unsigned int, 1, 4, bool>(at::cuda::detail::TensorInfo<float, unsigned int>)", E, False),
+    # an fbgemm kernel is not a GEMM because its namespace says "fbgemm"
+    ("void at::native::vectorized_elementwise_kernel<4, fbgemm_gpu::_float_to_hfp8_gpu(at::Tensor const&, long, long, double)::{lambda(float)#1}, at::detail::Array<char*, 2> >(int)", E, False),
+    # torch.compile (Inductor) Triton kernels
+    ("triton_poi_fused_add_mul_0", E, True), ("triton_per_fused__softmax_0", N, True),
+    ("triton_red_fused_native_layer_norm_1", N, True), ("triton_tem_fused_addmm_0", C, True),
+    ("triton_for_fused_2", E, True),
+    # ROCm: rocBLAS/hipBLASLt (Tensile Cijk_), CK, MIOpen, flash attention, copies
+    ("Cijk_Alik_Bljk_B_BS_BH_Bias_HA_S_SAV_UserArgs_MT256x128x64_MI16x16x1_SN_LDSB1_AFC1_AFEM1", C, False),
+    ("void ck::kernel_gemm_xdl_cshuffle_v3<ck::GridwiseGemm_xdl_cshuffle_v3<ck::tensor_layout::gemm::RowMajor> >(ck::Argument)", C, False),
+    ("igemm_fwd_gtc_gfx940_nhwc_bf16_bx0_ex1_bt256x128x32", C, False),
+    ("MIOpenConvUni", C, False), ("naive_conv_fwd_nchw_float_double_float", C, False),
+    ("MIOpenBatchNormFwdTrainSpatial", N, False),
+    ("attn_fwd", C, True),
+    ("__amd_rocclr_copyBuffer", M, False), ("__amd_rocclr_fillBufferAligned", M, False),
+    # nothing known
+    ("my_custom_kernel", O, False), ("aten::not_an_op_we_know", O, False),
+    ("void cask_cudnn::computeOffsetsKernel<false, false>(cask_cudnn::ComputeOffsetsParams)", O, False),
+]
+
+
+@pytest.mark.parametrize("name, op_class, fused", CASES, ids=lambda v: str(v)[:60])
+def test_real_names(name, op_class, fused):
+    match = classify_name(name)
+    assert (match.op_class, match.fused) == (op_class, fused)
+
+
+def test_classify_names_classifies_each_unique_name_once():
+    classify_name.cache_clear()
+    names = ["aten::mm"] * 1000 + ["aten::add"] * 500 + ["triton_poi_fused_0"] * 10
+    table = classify_names(names)
+    assert list(table["name"]) == ["aten::mm", "aten::add", "triton_poi_fused_0"]
+    assert list(table["op_class"]) == ["contraction", "elementwise", "elementwise"]
+    info = classify_name.cache_info()
+    assert info.misses == 3 and info.hits == 0  # three unique names, three lookups
+
+
+def test_h100_qwen_gemm_and_flash_kernels_are_contraction():
+    from profkit.analyzers import classify_events
+    from profkit.collectors.kineto_json import load_any
+
+    trace = load_any([shared_trace("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")])[0]
+    rows = classify_events(trace.events, trace.metadata)
+    kernels = rows[rows["kind"] == "kernel"]
+    gemm = kernels[kernels["name"].str.contains("sm90_xmma_gemm")]
+    flash = kernels[kernels["name"].str.contains("flash_fwd_kernel")]
+    assert len(gemm) == 241 and len(flash) == 34  # counted in the trace file by hand (grep)
+    assert (gemm["category"] == "contraction").all()
+    assert (flash["category"] == "contraction").all() and flash["fused"].all()
+    # GEMMs launched inside the recorded window carry their op's flop (aten::addmm/mm shapes); the 30 %
+    # that ran before the first recorded CPU op have no launching op and no cost.
+    launched = gemm[gemm["unit_id"].notna()]
+    assert len(launched) >= 0.6 * len(gemm) and (launched["flops"] > 0).all()
+    assert (launched["bound"] == "compute").mean() > 0.5
+    assert not (rows["category"] == "other").any() or rows.loc[rows["category"] == "other", "time_ns"].sum() < 0.01 * rows["time_ns"].sum()

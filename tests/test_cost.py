@@ -1,0 +1,213 @@
+"""Flop and byte formulas against hand counts, and counting each op exactly once."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from profkit.analyzers import classify_events, cost
+from profkit.analyzers.classes import OpClass, classify_name
+from profkit.analyzers.cost import op_cost, parse_inputs
+from profkit.analyzers.hardware import Ceilings, spec_by_name
+from profkit.trace.build import build_events
+
+F32, BF16 = "float", "c10::BFloat16"
+
+
+def cost_of(name, shapes, dtypes):
+    return op_cost(name, parse_inputs(json.dumps(shapes), json.dumps(dtypes)))
+
+
+# (op, shapes, dtypes, flops, bytes) — each worked out by hand in the comment.
+HAND_COUNTS = [
+    # 2·M·N·K = 2·8·4·16 = 1024; bytes (8·16 + 16·4 + 8·4)·4 = (128+64+32)·4 = 896
+    ("aten::mm", [[8, 16], [16, 4]], [F32, F32], 1024, 896),
+    # bias not counted as flop: 1024; bytes (4 + 128 + 64 + 32)·4 = 912
+    ("aten::addmm", [[4], [8, 16], [16, 4], [], []], [F32, F32, F32, "Scalar", "Scalar"], 1024, 912),
+    # 3 · 2·8·4·16 = 3072; bytes bf16 (3·8·16 + 3·16·4 + 3·8·4)·2 = (384+192+96)·2 = 1344
+    ("aten::bmm", [[3, 8, 16], [3, 16, 4]], [BF16, BF16], 3072, 1344),
+    # baddbmm: same 3072 flop; bytes (96 + 384 + 192 + 96)·2 = 1536
+    ("aten::baddbmm", [[3, 8, 4], [3, 8, 16], [3, 16, 4], [], []], [BF16, BF16, BF16, "Scalar", "Scalar"], 3072, 1536),
+    # rows 2·5 = 10: 2·10·16·4 = 1280; bytes (160 + 64 + 4 + 10·4)·4 = 268·4 = 1072
+    ("aten::linear", [[2, 5, 16], [4, 16], [4]], [F32, F32, F32], 1280, 1072),
+    # batch broadcast (2,1)x(3) -> 6: 2·6·8·4·16 = 6144; bytes (256 + 192 + 6·8·4)·4 = (256+192+192)·4 = 2560
+    ("aten::matmul", [[2, 1, 8, 16], [3, 16, 4]], [F32, F32], 6144, 2560),
+    # vector-matrix: [16]·[16,4]: 2·1·4·16 = 128; bytes (16 + 64 + 4)·4 = 336
+    ("aten::matmul", [[16], [16, 4]], [F32, F32], 128, 336),
+    # sdpa b·h = 8, s = 16, d = 8: QKᵀ 2·8·16·16·8 = 32768, ·V 32768 -> 65536; bytes (3·1024 + 1024)·4 = 16384
+    ("aten::_scaled_dot_product_flash_attention", [[2, 4, 16, 8]] * 3, [F32] * 3, 65536, 16384),
+    # flash kernel layout [B, S, H, D] = [2, 16, 4, 8]: the same 65536
+    ("aten::_flash_attention_forward", [[2, 16, 4, 8]] * 3, [BF16] * 3, 65536, 8192),
+    # backward: five products of 32768 = 163840; bytes: 5 inputs of 1024 read + 3 of 1024 written, ·4
+    ("aten::_scaled_dot_product_efficient_attention_backward", [[2, 4, 16, 8]] * 5, [F32] * 5, 163840, 32768),
+    # conv2d x[1,3,8,8] w[4,3,3,3], output taken as 8×8: 2·1·4·64·3·9 = 13824; bytes (192 + 108 + 256)·4 = 2224
+    ("aten::conv2d", [[1, 3, 8, 8], [4, 3, 3, 3]], [F32, F32], 13824, 2224),
+    # backward, grad_out [1,4,6,6]: 2 · (2·1·4·36·3·9) = 15552; bytes (144+192+108 read, 192+108 written)·4 = 2976
+    ("aten::convolution_backward", [[1, 4, 6, 6], [1, 3, 8, 8], [4, 3, 3, 3]], [F32] * 3, 15552, 2976),
+    # layer norm [4,8], affine [8]: 7·32 = 224; bytes (32 + 8 + 8 read, 32 written)·4 = 320
+    ("aten::native_layer_norm", [[4, 8], [], [8], [8], []], [F32, "ScalarList", F32, F32, "Scalar"], 224, 320),
+    # softmax [4,8]: 4·32 = 128; bytes (32 + 32)·4 = 256
+    ("aten::_softmax", [[4, 8], [], []], [F32, "Scalar", "Scalar"], 128, 256),
+    # sum over 32 elements: 32 flop; the reduced output is taken as negligible: 128 bytes read
+    ("aten::sum", [[4, 8], [], [], []], [F32, "ScalarList", "Scalar", ""], 32, 128),
+    # max counts 0 flop (the paper's rule)
+    ("aten::amax", [[4, 8], [], []], [F32, "ScalarList", "Scalar"], 0, 128),
+    # broadcast add [4,8] + [8]: 32 flop; bytes (32 + 8 + 32)·4 = 288
+    ("aten::add", [[4, 8], [8], []], [F32, F32, "Scalar"], 32, 288),
+    # in place, a wrapped Python float (0-d double): 32 flop; bytes 32·4 + 8 + 32·4 = 264
+    ("aten::mul_", [[4, 8], []], [F32, "double"], 32, 264),
+    # where(bool cond, bf16, bf16): 16 flop; bytes 16·1 + 16·2 + 16·2 read + 16·2 written = 112
+    ("aten::where", [[4, 4], [4, 4], [4, 4]], ["bool", BF16, BF16], 16, 112),
+    # addcmul (self + v·t1·t2): 3 per element = 30; bytes (3·10 read + 10 written)·4 = 160
+    ("aten::addcmul_", [[10], [10], [10], []], [F32, F32, F32, "Scalar"], 30, 160),
+    # dropout: 1 flop per element, read x, write y and the mask: 10 flop, 3·10·4 = 120 bytes
+    ("aten::dropout", [[10], [], []], [F32, "Scalar", "Scalar"], 10, 120),
+    # copy_(bf16 dst, fp32 src): reads 10·4, writes 10·2 = 60 bytes, no flop
+    ("aten::copy_", [[10], [10], []], [BF16, F32, "Scalar"], 0, 60),
+    # fill: writes only
+    ("aten::fill_", [[10], []], [F32, "Scalar"], 0, 40),
+    # embedding [100,16] with 6 indices (int64): reads 6·8 + 6 rows of 16·4, writes 6 rows: 48 + 2·6·64 = 816
+    ("aten::embedding", [[100, 16], [2, 3]], [F32, "long int"], 0, 816),
+]
+
+
+@pytest.mark.parametrize("name, shapes, dtypes, flops, nbytes", HAND_COUNTS, ids=[c[0] for c in HAND_COUNTS])
+def test_hand_counts(name, shapes, dtypes, flops, nbytes):
+    got = cost_of(name, shapes, dtypes)
+    assert (got.flops, got.bytes) == (flops, nbytes)
+
+
+def test_paper_per_operator_figures():
+    # B=8, L=512, N=1024, 16 heads of 64 (REFERENCE.md §1), counted in elements (fp32 bytes / 4).
+    x = [8, 512, 1024]
+    projection = cost_of("aten::linear", [x, [1024, 1024], [1024]], [F32] * 3)
+    scores = cost_of("aten::bmm", [[128, 512, 64], [128, 64, 512]], [F32, F32])
+    context = cost_of("aten::bmm", [[128, 512, 512], [128, 512, 64]], [F32, F32])
+    mha = 4 * projection.flops + scores.flops + context.flops  # Q, K, V, output projections + two batched products
+    # 4·2·4096·1024·1024 + 2·(2·128·512·512·64) = 34.36e9 + 8.59e9 = 42.95e9: the paper's "MHA 43 G flop"
+    assert mha == 4 * 2 * 4096 * 1024 * 1024 + 2 * 2 * 128 * 512 * 512 * 64
+    assert round(mha / 1e9) == 43
+    layer_norm = cost_of("aten::native_layer_norm", [x, [], [1024], [1024], []], [F32, "ScalarList", F32, F32, "Scalar"])
+    assert round(layer_norm.flops / 1e6) == 29  # 7 · 4194304 = 29.36 M: the paper's 29 M
+    assert layer_norm.flops / (layer_norm.bytes / 4) == pytest.approx(3.5, abs=0.01)  # paper: flop/IO 3.5
+    dropout = cost_of("aten::dropout", [x, [], []], [F32, "Scalar", "Scalar"])
+    assert round(dropout.flops / 1e6) == 4 and dropout.flops / (dropout.bytes / 4) == pytest.approx(1 / 3)
+    residual = cost_of("aten::add", [x, x, []], [F32, F32, "Scalar"])
+    assert round(residual.flops / 1e6) == 4 and residual.flops / (residual.bytes / 4) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    "name, shapes, dtypes",
+    [
+        ("aten::not_costed", [[4, 4]], [F32]),  # no formula
+        ("aten::mm", [[4, 4], [5, 4]], [F32, F32]),  # inner dimensions differ
+        ("aten::mm", [[], []], ["TensorList", "Scalar"]),  # no tensors recorded
+        ("aten::add", [[4, 3], [5]], [F32, F32]),  # does not broadcast
+        ("aten::linear", None, None),  # no shapes recorded
+    ],
+)
+def test_unusable_inputs_cost_nothing(name, shapes, dtypes):
+    inputs = parse_inputs(None if shapes is None else json.dumps(shapes), None if dtypes is None else json.dumps(dtypes))
+    assert op_cost(name, inputs) == cost.ZERO
+
+
+def test_parse_inputs():
+    parsed = parse_inputs("[[8,512],[],[3]]", '["c10::BFloat16","Scalar","long int"]')
+    assert parsed[0] == cost.Tensor((8, 512), "bf16", 2)
+    assert parsed[1] is None and parsed[2].dtype == "int64" and parsed[2].nbytes == 24
+    assert parsed.dtype == "bf16"
+    assert parse_inputs("not json", "[]").args == ()
+
+
+def test_duplicate_formula_refused():
+    with pytest.raises(ValueError, match="twice"):
+        cost.formula("aten::mm")(lambda name, x: cost.ZERO)
+
+
+def test_every_costed_op_has_a_class():
+    unclassed = [n for n in cost.costed_names() if classify_name(n).op_class is OpClass.OTHER]
+    assert unclassed == []
+
+
+def test_costs_table_parses_each_unique_key_once(monkeypatch):
+    calls = []
+    real = cost.parse_inputs
+    monkeypatch.setattr(cost, "parse_inputs", lambda s, d: calls.append(s) or real(s, d))
+    ops = pd.DataFrame(
+        {
+            "name": ["aten::mm"] * 500 + ["aten::add"] * 300 + ["aten::view"] * 100,
+            "input_shapes": ["[[8,16],[16,4]]"] * 250 + ["[[2,2],[2,2]]"] * 250 + ["[[4],[4]]"] * 300 + ["[[4],[]]"] * 100,
+            "input_dtypes": ['["float","float"]'] * 800 + ['["float","ScalarList"]'] * 100,
+        }
+    )
+    table = cost.costs_table(ops)
+    assert len(calls) == 3  # two mm shapes, one add shape; the view has no formula and is not parsed
+    assert table["flops"].iloc[0] == 1024 and table["flops"].iloc[300] == 16 and table["flops"].iloc[600] == 4
+
+
+def _events(rows):
+    """A finished events table from (kind, name, start, duration, shapes, dtypes, correlation, linked) rows."""
+    raw = pd.DataFrame(rows, columns=["kind", "name", "start_ns", "duration_ns", "input_shapes", "input_dtypes",
+                                      "correlation_id", "linked_correlation_id"])
+    gpu = raw["kind"].isin(["kernel", "memcpy", "memset"])
+    raw["device_type"] = gpu.map({True: "gpu", False: "cpu"})
+    raw["device_index"] = gpu.map({True: 0, False: -1})
+    raw["process_id"] = 1
+    raw["thread_id"] = raw["kind"].map(lambda k: None if k in ("kernel", "memcpy", "memset") else 1)
+    return build_events(raw).to_pandas()
+
+
+LINEAR = ("[[4,16],[8,16],[8]]", '["float","float","float"]')
+ADDMM = ("[[8],[4,16],[16,8],[],[]]", '["float","float","float","Scalar","Scalar"]')
+COPY = ("[[4,8],[4,8],[]]", '["float","float","Scalar"]')
+
+
+def test_each_op_is_costed_once_at_the_outermost_costed_op():
+    # aten::linear > aten::addmm > aten::copy_ (the CPU addmm copies its bias first): one unit, the linear.
+    events = _events(
+        [
+            ("cpu_op", "aten::linear", 0, 100, *LINEAR, 1, None),
+            ("cpu_op", "aten::t", 5, 5, "[[8,16]]", '["float"]', 2, None),
+            ("cpu_op", "aten::addmm", 20, 70, *ADDMM, 3, None),
+            ("cpu_op", "aten::copy_", 25, 10, *COPY, 4, None),
+        ]
+    )
+    rows = classify_events(events, ceilings=Ceilings(spec_by_name("cpu-generic").scaled_to_cores(1)))
+    by_name = rows.set_index("name")
+    # 2·4·8·16 = 1024 flop, once, on the linear; nothing on the addmm or its copy
+    assert by_name.loc["aten::linear", "flops"] == 1024
+    assert by_name.loc["aten::addmm", "flops"] == 0 and by_name.loc["aten::copy_", "bytes"] == 0
+    assert rows["flops"].sum() == 1024
+    # Their time is the unit's class: the bias copy inside the linear is contraction time.
+    assert (rows["category"] == "contraction").all()
+    # CPU trace: self times add up to the top-level op (100 = 100-5-70 + 5 + 70-10 + 10)
+    assert rows["time_ns"].sum() == 100
+    assert list(rows["self_ns"]) == [25, 5, 60, 10]
+
+
+def test_kernels_share_their_op_cost_by_duration():
+    events = _events(
+        [
+            ("cpu_op", "aten::addmm", 0, 50, *ADDMM, 1, None),
+            ("runtime", "cudaLaunchKernel", 5, 5, None, None, 10, None),
+            ("runtime", "cudaLaunchKernel", 20, 5, None, None, 11, None),
+            ("kernel", "ampere_sgemm_128x64_nn", 100, 30, None, None, 10, 10),
+            ("kernel", "splitKreduce_kernel", 140, 10, None, None, 11, 11),
+            ("memcpy", "Memcpy HtoD (Pageable -> Device)", 200, 10, None, None, 12, None),
+            ("kernel", "triton_poi_fused_add_0", 300, 10, None, None, 13, None),
+        ]
+    )
+    events.loc[events["kind"] == "memcpy", "bytes"] = 4096
+    rows = classify_events(events, ceilings=Ceilings(spec_by_name("a100-80gb")))
+    kernels = rows[rows["kind"] != "cpu_op"].set_index("name")
+    # addmm: 2·4·8·16 = 1024 flop split 30:10 by duration -> 768 and 256
+    assert kernels.loc["ampere_sgemm_128x64_nn", "flops"] == 768
+    assert kernels.loc["splitKreduce_kernel", "flops"] == 256
+    assert kernels.loc["Memcpy HtoD (Pageable -> Device)", ["category", "flops", "bytes"]].tolist() == ["memory", 0, 4096]
+    # no launching op: the kernel's own name decides, and it carries no cost
+    assert kernels.loc["triton_poi_fused_add_0", ["category", "fused", "flops"]].tolist() == ["elementwise", True, 0]
+    # on a GPU trace the class time is device time only
+    assert rows.loc[rows["device_work"], "time_ns"].sum() == 30 + 10 + 10 + 10
+    assert rows.loc[rows["kind"] == "cpu_op", "time_ns"].sum() == 0

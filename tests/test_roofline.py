@@ -1,0 +1,139 @@
+"""Roofline bounds at and around the ridge point, latency, what-if, class aggregation, idle time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profkit.analyzers.hardware import Ceilings, spec_by_name
+from profkit.analyzers.idle import idle_attribution
+from profkit.analyzers.roofline import LATENCY_FRACTION, aggregate_classes, bounds, classify_bound
+
+H100 = spec_by_name("h100-sxm")
+RIDGE_BF16 = 989.4e12 / 3.35e12  # 295.34 flop/byte
+
+
+def rows(*items):
+    """Rows of (category, dtype, flops, bytes, span_ns) as classify_events would give them."""
+    frame = pd.DataFrame(items, columns=["category", "dtype", "flops", "bytes", "span_ns"])
+    frame["time_ns"] = frame["span_ns"]
+    frame["device_work"] = True
+    frame["fused"] = False
+    return frame
+
+
+@pytest.mark.parametrize(
+    "intensity, expected",
+    [(RIDGE_BF16, "compute"), (RIDGE_BF16 * 1.001, "compute"), (RIDGE_BF16 * 0.999, "memory"), (1.0, "memory"),
+     (np.inf, "compute")],
+)
+def test_at_and_around_the_ridge(intensity, expected):
+    bound = classify_bound(np.array([intensity]), np.array([RIDGE_BF16]), np.array([0.5]), np.array([True]))
+    assert bound[0] == expected
+
+
+def test_latency_below_a_small_fraction_of_both_roofs():
+    efficiency = np.array([LATENCY_FRACTION * 0.99, LATENCY_FRACTION, 0.5])
+    bound = classify_bound(np.full(3, 1.0), np.full(3, RIDGE_BF16), efficiency, np.full(3, True))
+    assert list(bound) == ["latency", "memory", "memory"]
+    assert classify_bound(np.array([1.0]), np.array([RIDGE_BF16]), np.array([0.01]), np.array([True]),
+                          latency=False)[0] == "memory"
+    assert classify_bound(np.array([1.0]), np.array([RIDGE_BF16]), np.array([0.5]), np.array([False]))[0] == "unknown"
+
+
+def test_bounds_of_kernels_on_an_h100():
+    table = rows(
+        # 4096³ bf16 GEMM: 2·4096³ = 137.4e9 flop, 3·4096²·2 = 100.7e6 bytes (AI 1365) in 200 µs: 687 TF/s, 69 % of 989.4
+        ("contraction", "bf16", 2 * 4096**3, 3 * 4096**2 * 2, 200_000),
+        # 16M-element bf16 add: 16.8e6 flop, 3·16.8e6·2 = 100.7e6 bytes (AI 1/6) in 40 µs: 2.52 TB/s, 75 % of 3.35
+        ("elementwise", "bf16", 2**24, 3 * 2**24 * 2, 40_000),
+        # a tiny add: 1024 flop, 6144 bytes in 3 µs: 2 GB/s, far below both roofs
+        ("elementwise", "bf16", 1024, 6144, 3_000),
+        # no cost model
+        ("other", None, 0, 0, 5_000),
+    )
+    out = bounds(table, Ceilings(H100, H100))
+    assert list(out["bound"]) == ["compute", "memory", "latency", "unknown"]
+    assert out["flop_fraction"][0] == pytest.approx(2 * 4096**3 / 200e-6 / 989.4e12)  # 0.6946
+    assert out["bandwidth_fraction"][1] == pytest.approx(3 * 2**24 * 2 / 40e-6 / 3.35e12)  # 0.7513
+    assert out["arithmetic_intensity"][1] == pytest.approx(1 / 6)
+    # element-wise bf16 work is measured against the vector (fp32) roof, contraction against the tensor roof
+    assert list(out["peak_flops_per_s"][:2]) == [989.4e12, 67e12]
+    # roofline time of the GEMM: max(137.4e9/989.4e12, 100.7e6/3.35e12) s = 138.9 µs
+    assert out["roofline_ns"][0] == pytest.approx(2 * 4096**3 / 989.4e12 * 1e9)
+    assert np.isnan(out["arithmetic_intensity"][3])
+
+
+def test_what_if_has_no_latency_and_no_fractions():
+    table = rows(("elementwise", "bf16", 1024, 6144, 3_000), ("contraction", "bf16", 2 * 4096**3, 3 * 4096**2 * 2, 1))
+    out = bounds(table, Ceilings(H100, H100, what_if=True))
+    assert list(out["bound"]) == ["memory", "compute"]
+    assert out["flop_fraction"].isna().all() and out["bandwidth_fraction"].isna().all()
+
+
+def test_unknown_device_gives_unknown_bounds():
+    out = bounds(rows(("contraction", "bf16", 1e9, 1e6, 1000)), Ceilings(None))
+    assert list(out["bound"]) == ["unknown"]
+
+
+def test_aggregate_classes_table_one():
+    table = rows(
+        ("contraction", "bf16", 2 * 4096**3, 3 * 4096**2 * 2, 200_000),
+        ("contraction", "bf16", 2 * 4096**3, 3 * 4096**2 * 2, 200_000),
+        ("elementwise", "bf16", 2**24, 3 * 2**24 * 2, 40_000),
+        ("memory", None, 0, 2**20, 60_000),
+        ("other", None, 0, 0, 100_000),
+    )
+    limits = Ceilings(H100, H100)
+    classes = aggregate_classes(pd.concat([table, bounds(table, limits)], axis=1), limits).set_index("category")
+    # total time 600 µs: contraction 400 (2/3), elementwise 40, memory 60, other 100; normalization listed with 0
+    assert list(classes.index) == ["contraction", "normalization", "elementwise", "memory", "other"]
+    assert classes["time_share"].to_dict() == pytest.approx(
+        {"contraction": 400 / 600, "normalization": 0, "elementwise": 40 / 600, "memory": 60 / 600, "other": 100 / 600})
+    assert classes.loc["contraction", "flop_share"] == pytest.approx(2 * 2 * 4096**3 / (2 * 2 * 4096**3 + 2**24))
+    assert classes.loc["contraction", "bound"] == "compute" and classes.loc["elementwise", "bound"] == "memory"
+    assert classes.loc["elementwise", "mue"] == pytest.approx(0.7513, abs=1e-4)
+    assert classes.loc["other", "bound"] == "unknown" and classes.loc["normalization", "count"] == 0
+    assert classes.loc["contraction", "compute_ns"] == 400_000
+
+
+def test_aggregate_by_phase_shares_within_each_phase():
+    table = rows(
+        ("contraction", "bf16", 1e12, 1e9, 300), ("elementwise", "bf16", 1e6, 1e7, 100),
+        ("contraction", "bf16", 1e12, 1e9, 100), ("elementwise", "bf16", 1e6, 1e7, 100),
+    )
+    table["phase"] = ["prefill", "prefill", "decode", "decode"]
+    limits = Ceilings(H100, H100)
+    out = aggregate_classes(pd.concat([table, bounds(table, limits)], axis=1), limits, by=["phase", "category"])
+    shares = out.set_index(["phase", "category"])["time_share"]
+    assert shares[("prefill", "contraction")] == pytest.approx(0.75) and shares[("decode", "contraction")] == 0.5
+
+
+def _timeline(items):
+    frame = pd.DataFrame(items, columns=["kind", "name", "start_ns", "duration_ns"])
+    frame["event_id"] = range(len(frame))
+    frame["parent_id"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    return frame
+
+
+def test_idle_attribution_by_host_cause():
+    events = _timeline(
+        [
+            ("kernel", "k1", 0, 10),
+            ("runtime", "cudaDeviceSynchronize", 10, 12),  # idle 10..20 is waiting on the device
+            ("kernel", "k2", 20, 10),
+            ("cpu_op", "aten::add", 28, 12),  # 30..40: in an op (30..35) then launching (35..38)
+            ("runtime", "cudaLaunchKernel", 35, 3),
+            ("kernel", "k3", 50, 10),  # 40..50: nothing on the host
+            ("runtime", "cudaMalloc", 60, 5),
+            ("kernel", "k4", 70, 5),  # 60..70: allocating (5), then nothing (5)
+        ]
+    )
+    idle = idle_attribution(events)
+    causes = {c["cause"]: c["time_ns"] for c in idle["causes"]}
+    # span 0..75, busy 10+10+10+5 = 35, idle 40 = sync 10 + host ops 7 (30..35, 38..40) + launch 3 + other
+    # runtime 5 + nothing 15 (40..50, 65..70)
+    assert idle["span_ns"] == 75 and idle["busy_ns"] == 35 and idle["idle_ns"] == 40
+    assert causes == {"synchronization": 10, "data_loading": 0, "kernel_launch": 3, "other_runtime": 5,
+                      "host_ops": 7, "no_host_activity": 15}
