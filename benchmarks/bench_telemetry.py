@@ -6,6 +6,7 @@ run is owed) and the real CPU sampler. The budget is < 1 % of one core at the
 default interval.
 
     python benchmarks/bench_telemetry.py [--seconds 5] [--interval-ms 20] [--gpus 1]
+    python benchmarks/bench_telemetry.py --real     # on a GPU machine: the real pynvml, every visible GPU
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ import argparse
 import time
 
 from profkit.collectors.telemetry import DEFAULT_INTERVAL_MS, FakeDevice, FakeNvml, TelemetryCollector
+
+
+def measure_real(seconds: float, interval_ms: float, gpm: bool) -> dict:
+    collector = TelemetryCollector(interval_ms=interval_ms, gpm=gpm)  # nvml=None: the installed pynvml
+    with collector:
+        time.sleep(seconds)
+    stats = collector.stats()
+    stats["rows"] = len(collector.samples())
+    stats["gpus"] = len(collector.device_info())
+    stats["notes"] = collector.notes()
+    return stats
 
 
 def measure(seconds: float, interval_ms: float, gpus: int, gpm: bool = True) -> dict:
@@ -33,7 +45,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--interval-ms", type=float, default=DEFAULT_INTERVAL_MS)
     parser.add_argument("--gpus", type=int, default=1)
+    parser.add_argument("--real", action="store_true", help="use the real pynvml and this machine's GPUs")
     args = parser.parse_args()
+    if args.real:
+        for gpm in (False, True):
+            stats = measure_real(args.seconds, args.interval_ms, gpm)
+            print(
+                f"interval {args.interval_ms:g} ms, real NVML, {stats['gpus']} GPU(s), GPM {'on' if gpm else 'off'}: "
+                f"sampler thread CPU {1e3 * stats['thread_cpu_s']:.1f} ms over {stats['wall_s']:.2f} s wall "
+                f"= {100 * stats['cpu_share']:.2f} % of one core ({stats['ticks']} ticks, {stats['rows']} rows; budget 1 %)"
+            )
+            for note in stats["notes"]:
+                print(f"  note: {note}")
+        return
     for gpus, gpm in ((0, False), (args.gpus, False), (args.gpus, True)):
         stats = measure(args.seconds, args.interval_ms, gpus, gpm=gpm)
         what = f"{gpus} fake GPU(s), GPM {'on' if gpm else 'off'}" if gpus else "no GPU (CPU sampler only)"

@@ -20,10 +20,7 @@ from ..context import ReportContext
 from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si
 from ..registry import section
 
-try:  # per-class energy when the class analyzer is present
-    from ...analyzers import classify as _classify
-except ImportError:  # pragma: no cover - only while that analyzer is missing
-    _classify = None
+from .categories import classified
 
 UNCERTAINTY_TEXT = (
     "energy in windows is interpolated between counter updates (~{refresh:.0f} ms apart): "
@@ -41,13 +38,9 @@ def samples_of(ctx: ReportContext) -> pd.DataFrame:
     return ctx.cached("telemetry_samples", lambda: energy.samples_of(ctx.events))
 
 
-def classified_of(ctx: ReportContext) -> pd.DataFrame | None:
-    """classify_events over the report's events, once per report (None without the class analyzer)."""
-    if _classify is None or not hasattr(_classify, "classify_events"):
-        return None
-    return ctx.cached(
-        "classified", lambda: _classify.classify_events(ctx.events, ctx.metadata, hardware=ctx.options.hardware)
-    )
+def classified_of(ctx: ReportContext) -> pd.DataFrame:
+    """classify_events over the report's events, shared with the categories section (computed once)."""
+    return classified(ctx)
 
 
 def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame, list[energy.EnergyTrack]]:
@@ -156,10 +149,8 @@ def _phases(ctx: ReportContext, tracks) -> list[dict[str, Any]]:
 
 
 def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]:
-    classified = classified_of(ctx)
-    if classified is None:
-        return None, None
-    work = classified[classified["device_work"].to_numpy(dtype=bool)]
+    rows = classified_of(ctx)
+    work = rows[rows["device_work"].to_numpy(dtype=bool)]
     if work.empty:
         return None, None
     events = ctx.events.set_index("event_id")

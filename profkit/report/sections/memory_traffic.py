@@ -46,8 +46,6 @@ def peaks_of(ctx: ReportContext) -> tuple[dict[tuple[int, int], float | None], d
 def _work(ctx: ReportContext) -> pd.DataFrame:
     columns = ["rank", "device_index", "category", "start_ns", "end_ns", "bytes", "flops"]
     classified = classified_of(ctx)
-    if classified is None:
-        return pd.DataFrame(columns=columns)
     rows = classified[classified["kind"].isin(GPU_WORK).to_numpy()]
     device_index = ctx.events.set_index("event_id")["device_index"].reindex(rows["event_id"])
     return pd.DataFrame({
