@@ -72,109 +72,127 @@ def classify_events(
     return pd.concat([rows, bounds(rows, ceilings)], axis=1)
 
 
+def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, unique labels as str) of a string or categorical column, without a per-row str conversion."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        uniques = np.asarray(series.cat.categories.astype(str), dtype=object)
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        uniques = np.asarray(pd.Index(uniques).astype(str), dtype=object)
+    if (codes < 0).any():  # nulls read as the label ""
+        empty = np.flatnonzero(uniques == "")
+        if not len(empty):
+            uniques = np.append(uniques, "")
+            empty = [len(uniques) - 1]
+        codes = np.where(codes < 0, empty[0], codes)
+    return codes, uniques  # labels are unique
+
+
+_OTHER = CLASS_ORDER.index(OpClass.OTHER.value)
+_MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
+
+
 def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
-    kind = events["kind"].astype(str).to_numpy()
     n = len(events)
+    kind_codes, kind_labels = _labels(events["kind"])
     event_ids = events["event_id"].to_numpy(np.int64)
     index = pd.Index(event_ids)
     parent_pos = _positions(index, events["parent_id"])
-    is_op = kind == Kind.CPU_OP.value
-    is_device = np.isin(kind, DEVICE_KINDS)
-    names = events["name"].astype(str)
-
-    # Classes: once per unique name.
+    is_op = np.isin(kind_codes, np.flatnonzero(kind_labels == Kind.CPU_OP.value))
+    is_device = np.isin(kind_codes, np.flatnonzero(np.isin(kind_labels, DEVICE_KINDS)))
+    is_kernel = np.isin(kind_codes, np.flatnonzero(kind_labels == Kind.KERNEL.value))
     wanted = is_op | is_device
-    table = classify_names(names[wanted]).set_index("name")
-    name_class = np.full(n, OpClass.OTHER.value, dtype=object)
-    name_fused = np.zeros(n, dtype=bool)
-    rule = np.full(n, None, dtype=object)
-    name_class[wanted] = table["op_class"].reindex(names[wanted]).to_numpy()
-    name_fused[wanted] = table["fused"].reindex(names[wanted]).to_numpy(dtype=bool)
-    rule[wanted] = table["rule"].reindex(names[wanted]).to_numpy()
+
+    # Classes: once per unique name, as codes into CLASS_ORDER.
+    name_codes, name_labels = _labels(events["name"])
+    table = classify_names(name_labels).set_index("name").reindex(pd.Index(name_labels, dtype=object))
+    class_of_label = pd.Categorical(table["op_class"], categories=list(CLASS_ORDER)).codes
+    name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
+    name_fused = table["fused"].to_numpy(bool)[name_codes] & wanted
+    rule = table["rule"].to_numpy(object)[name_codes]
 
     # Costs: once per unique (name, shapes, dtypes), ops only.
     flops = np.zeros(n)
     nbytes = np.zeros(n)
     dtype = np.full(n, None, dtype=object)
     if is_op.any():
-        ops = events.loc[is_op, ["name", "input_shapes", "input_dtypes"]]
-        costs = costs_table(ops)
+        costs = costs_table(events.loc[is_op, ["name", "input_shapes", "input_dtypes"]])
         flops[is_op] = costs["flops"].to_numpy()
         nbytes[is_op] = costs["bytes"].to_numpy()
         dtype[is_op] = costs["dtype"].to_numpy()
     costed = is_op & ((flops > 0) | (nbytes > 0))
 
     unit_pos, op_parent_pos = _walk_up(parent_pos, costed, is_op)
-    in_unit = unit_pos >= 0
     is_unit = costed & (unit_pos == np.arange(n))
     flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
     nbytes = np.where(is_unit, nbytes, 0.0)
 
     category = name_class.copy()
     fused = name_fused.copy()
-    op_rows = is_op & in_unit
+    op_rows = is_op & (unit_pos >= 0)
     category[op_rows] = name_class[unit_pos[op_rows]]
     fused[op_rows] = name_fused[unit_pos[op_rows]]
 
     duration = events["duration_ns"].fillna(0).to_numpy(np.int64)
     self_ns = np.zeros(n, dtype=np.int64)
+    nested = is_op & (op_parent_pos >= 0)
     if is_op.any():
-        child_time = np.bincount(op_parent_pos[is_op & (op_parent_pos >= 0)], weights=duration[is_op & (op_parent_pos >= 0)], minlength=n)
+        child_time = np.bincount(op_parent_pos[nested], weights=duration[nested], minlength=n)
         self_ns[is_op] = np.maximum(duration[is_op] - child_time[is_op].astype(np.int64), 0)
 
     unit_id = np.full(n, -1, dtype=np.int64)
     unit_id[op_rows] = event_ids[unit_pos[op_rows]]
-
     if is_device.any():
-        _attribute_device_rows(events, kind, is_device, index, unit_pos, name_class, name_fused,
+        _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_class, name_fused,
                                category, fused, flops, nbytes, dtype, unit_id, duration)
 
     device_work = is_device if gpu else is_op
     time_ns = np.where(device_work, np.where(is_device, duration, self_ns), 0)
     # The roofline point of a row: a kernel over its duration, a CPU unit over its whole span.
-    span_ns = np.where(is_device, duration, np.where(is_unit, duration, 0))
+    span_ns = np.where(is_device | is_unit, duration, 0)
 
+    keep = np.flatnonzero(wanted)
+    unit = pd.array(unit_id[keep], dtype="Int64")
+    unit[unit_id[keep] < 0] = pd.NA
     out = pd.DataFrame(
         {
-            "event_id": event_ids,
-            "kind": kind,
-            "name": names.to_numpy(),
-            "start_ns": events["start_ns"].to_numpy(np.int64),
-            "duration_ns": duration,
-            "category": pd.Categorical(category, dtype=_CATEGORY),
-            "fused": fused,
-            "rule": rule,
-            "unit_id": pd.array(np.where(unit_id >= 0, unit_id, 0), dtype="Int64"),
-            "flops": flops,
-            "bytes": nbytes,
-            "dtype": dtype,
-            "self_ns": self_ns,
-            "device_work": device_work,
-            "time_ns": time_ns,
-            "span_ns": span_ns,
-        },
-        index=events.index,
+            "event_id": event_ids[keep],
+            "kind": pd.Categorical.from_codes(kind_codes[keep], categories=pd.Index(kind_labels, dtype=object)),
+            "name": pd.Categorical.from_codes(name_codes[keep], categories=pd.Index(name_labels, dtype=object)),
+            "start_ns": events["start_ns"].to_numpy(np.int64)[keep],
+            "duration_ns": duration[keep],
+            "category": pd.Categorical.from_codes(category[keep], dtype=_CATEGORY),
+            "fused": fused[keep],
+            "rule": rule[keep],
+            "unit_id": unit,
+            "flops": flops[keep],
+            "bytes": nbytes[keep],
+            "dtype": dtype[keep],
+            "self_ns": self_ns[keep],
+            "device_work": device_work[keep],
+            "time_ns": time_ns[keep],
+            "span_ns": span_ns[keep],
+        }
     )
-    out.loc[unit_id < 0, "unit_id"] = pd.NA
     if "rank" in events:
-        out.insert(1, "rank", events["rank"].to_numpy())
-    return out[wanted].reset_index(drop=True)
+        out.insert(1, "rank", events["rank"].to_numpy()[keep])
+    return out
 
 
-def _attribute_device_rows(events, kind, is_device, index, unit_pos, name_class, name_fused,
+def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_class, name_fused,
                            category, fused, flops, nbytes, dtype, unit_id, duration) -> None:
     """Classes and cost shares of kernels, memcpys and memsets (in place)."""
     dev = np.flatnonzero(is_device)
     op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
     launched_unit = np.where(op_pos >= 0, unit_pos[np.maximum(op_pos, 0)], -1)
-    copies = kind[dev] != Kind.KERNEL.value
+    copies = ~is_kernel[dev]
 
     # Class: the unit's, else the launching op's when it has one, else the kernel name's.
-    op_class = np.where(op_pos >= 0, name_class[np.maximum(op_pos, 0)], OpClass.OTHER.value)
+    op_class = np.where(op_pos >= 0, name_class[np.maximum(op_pos, 0)], _OTHER)
     chosen = np.where(launched_unit >= 0, name_class[np.maximum(launched_unit, 0)],
-                      np.where(op_class != OpClass.OTHER.value, op_class, name_class[dev]))
-    chosen = np.where(copies, OpClass.MEMORY.value, chosen)
-    category[dev] = chosen
+                      np.where(op_class != _OTHER, op_class, name_class[dev]))
+    category[dev] = np.where(copies, _MEMORY, chosen)
     fused[dev] = name_fused[dev] | ((launched_unit >= 0) & name_fused[np.maximum(launched_unit, 0)])
 
     # Cost: each unit's flop and bytes split among its kernels by duration.
@@ -182,8 +200,8 @@ def _attribute_device_rows(events, kind, is_device, index, unit_pos, name_class,
     if share_rows.any():
         units = launched_unit[share_rows]
         dur = duration[dev][share_rows].astype(float)
-        total = np.bincount(units, weights=dur, minlength=len(kind))[units]
-        count = np.bincount(units, minlength=len(kind))[units]
+        total = np.bincount(units, weights=dur, minlength=len(unit_pos))[units]
+        count = np.bincount(units, minlength=len(unit_pos))[units]
         share = np.where(total > 0, dur / np.where(total > 0, total, 1), 1.0 / count)
         rows = dev[share_rows]
         flops[rows] = flops[units] * share
@@ -201,28 +219,36 @@ def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
     values = pd.to_numeric(ids, errors="coerce")
     known = values.notna().to_numpy()
     pos = np.full(len(ids), -1, dtype=np.int64)
-    if known.any():
-        pos[known] = index.get_indexer(values[known].astype(np.int64).to_numpy())
+    if not known.any():
+        return pos
+    wanted = values[known].astype(np.int64).to_numpy()
+    first = int(index[0]) if len(index) else 0
+    if len(index) and index[-1] - first == len(index) - 1 and index.is_monotonic_increasing:
+        # ids are a contiguous range (one trace, or ranks combined by the report): arithmetic, no hashing
+        offset = wanted - first
+        pos[known] = np.where((offset >= 0) & (offset < len(index)), offset, -1)
+    else:
+        pos[known] = index.get_indexer(wanted)
     return pos
 
 
 def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every row: its outermost costed ancestor-or-self, and its nearest CPU-op ancestor (-1: none).
+    """For every CPU op: its outermost costed ancestor-or-self, and its nearest CPU-op ancestor (-1: none).
 
-    One vectorized step per nesting level; host events nest on one thread, so
-    the chain ends within the stack depth.
+    One vectorized step per nesting level over the rows whose chain is still
+    open; host events nest on one thread, so chains end within the stack depth.
     """
     n = len(parent_pos)
-    rows = np.arange(n)
-    unit = np.where(costed, rows, -1)
+    unit = np.where(costed, np.arange(n), -1)
     op_parent = np.full(n, -1, dtype=np.int64)
-    current = parent_pos.copy()
-    for _ in range(1024):
+    rows = np.flatnonzero(is_op & (parent_pos >= 0))
+    current = parent_pos[rows]
+    while len(rows):
+        hit = costed[current]
+        unit[rows[hit]] = current[hit]  # keeps climbing: the last costed ancestor is the outermost
+        first_op = is_op[current] & (op_parent[rows] < 0)
+        op_parent[rows[first_op]] = current[first_op]
+        current = parent_pos[current]
         live = current >= 0
-        if not live.any():
-            break
-        at = np.maximum(current, 0)
-        unit = np.where(live & costed[at], current, unit)
-        op_parent = np.where(live & (op_parent < 0) & is_op[at], current, op_parent)
-        current = np.where(live, parent_pos[at], -1)
+        rows, current = rows[live], current[live]
     return unit, op_parent

@@ -46,10 +46,10 @@ def _peaks(spec: HardwareSpec | None, dtype: np.ndarray, matrix: np.ndarray) -> 
     """Peak flop/s per row; computed once per unique (dtype, matrix) pair."""
     if spec is None:
         return np.full(len(dtype), np.nan)
-    keys = pd.DataFrame({"dtype": pd.Series(dtype, dtype=object).fillna("fp32"), "matrix": matrix})
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
-    values = np.array([spec.peak_for(d, matrix=bool(m)) for d, m in uniques], dtype=float)
-    return values[codes] if len(values) else np.zeros(0)
+    codes, uniques = pd.factorize(pd.Series(dtype, dtype=object).fillna("fp32"))
+    matrix = np.asarray(matrix, dtype=bool)
+    per_dtype = np.array([[spec.peak_for(d, matrix=False), spec.peak_for(d, matrix=True)] for d in uniques], dtype=float)
+    return per_dtype[codes, matrix.astype(int)] if len(per_dtype) else np.zeros(len(dtype))
 
 
 def classify_bound(
@@ -68,7 +68,7 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     flops = rows["flops"].to_numpy(float)
     nbytes = rows["bytes"].to_numpy(float)
     span_s = rows["span_ns"].to_numpy(float) / 1e9
-    matrix = (rows["category"].astype(str) == OpClass.CONTRACTION.value).to_numpy()
+    matrix = (rows["category"] == OpClass.CONTRACTION.value).to_numpy()
     peak = _peaks(spec, rows["dtype"].to_numpy(object), matrix)
     bandwidth = spec.memory_bytes_per_s if spec else np.nan
     has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
@@ -124,13 +124,13 @@ def aggregate_classes(
     work["peak_flop_ns"] = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, ×1e9
     measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
     if measured is not None and not ceilings.what_if:
-        matrix = (work["category"].astype(str) == OpClass.CONTRACTION.value).to_numpy()
+        matrix = (work["category"] == OpClass.CONTRACTION.value).to_numpy()
         work["measured_peak_flop_ns"] = np.where(costed, span * _peaks(measured, work["dtype"].to_numpy(object), matrix), 0.0)
     else:
         work["measured_peak_flop_ns"] = 0.0
     work["fused_time_ns"] = np.where(work["fused"].to_numpy(bool), work["time_ns"], 0)
     for b in Bound:
-        work[f"{b.value}_ns"] = np.where(work["bound"].astype(str) == b.value, work["time_ns"], 0)
+        work[f"{b.value}_ns"] = np.where((work["bound"] == b.value).to_numpy(), work["time_ns"], 0)
     sums = ["time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns", "measured_peak_flop_ns",
             "fused_time_ns", "roofline_ns"] + [f"{b.value}_ns" for b in Bound]
     grouped = work.groupby(by, observed=True, dropna=False)[sums].sum()
