@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..format import fmt_ns, fmt_share, fmt_si
 from . import charts, series, workload
 from .markup import esc
-from .tables import fmt_field, kv_table, label, records_table
+from .tables import fmt_field, kv_table, label, records_table, si
 
 
 @dataclass
@@ -99,6 +99,12 @@ def legend(items: list[tuple[str, str]]) -> str:
         f'<span><i style="background:{esc(c)}"></i>{esc(n)}</span>' for n, c in items) + "</div>"
 
 
+def show(section: dict, key: str, fmt: Callable[[float], str]) -> str:
+    """A KPI value: ``fmt(section[key])``, or "–" when it is not a number (the card is then left out)."""
+    value = _num(section.get(key))
+    return "–" if value is None else fmt(value)
+
+
 def _num(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -114,12 +120,12 @@ def summary_panel(view: View) -> str | None:
     busy, span = _num(totals.get("device_busy_ns")), _num(totals.get("span_ns"))
     what = "GPU" if totals.get("device") == "gpu" else "CPU"
     items = [
-        ("duration", fmt_ns(run.get("duration_ns")) if run.get("duration_ns") is not None else "–"),
+        ("duration", show(run, "duration_ns", fmt_ns)),
         (f"{what} busy", fmt_share(busy / span) if busy is not None and span else "–"),
         ("kernels", f"{totals['kernel_count']:,}" if totals.get("kernel_count") else "–"),
         ("ops", f"{totals['op_count']:,}" if totals.get("op_count") else "–"),
-        ("energy", fmt_si(energy["total_j"], "J") if _num(energy.get("total_j")) is not None else "–"),
-        ("MFU", fmt_share(training["mfu"]) if _num(training.get("mfu")) is not None else "–"),
+        ("energy", show(energy, "total_j", lambda v: si(v, "J"))),
+        ("MFU", show(training, "mfu", fmt_share)),
     ]
     status = "partial trace" if run.get("partial") else "complete"
     if run.get("exit_code") not in (None, 0):
@@ -217,10 +223,10 @@ def inference_panel(view: View) -> str | None:
     out = []
     tbt = inference.get("tbt_ns") if isinstance(inference.get("tbt_ns"), dict) else {}
     out.append(kpis([
-        ("TTFT", fmt_ns(inference["ttft_ns"]) if _num(inference.get("ttft_ns")) is not None else "–"),
+        ("TTFT", show(inference, "ttft_ns", fmt_ns)),
         *[(f"TBT {q}", fmt_ns(tbt[q])) for q in ("p50", "p90", "p99") if _num(tbt.get(q)) is not None],
-        ("prefill tokens/s", fmt_si(inference["prefill_tokens_per_s"]) if _num(inference.get("prefill_tokens_per_s")) is not None else "–"),
-        ("decode tokens/s", fmt_si(inference["decode_tokens_per_s"]) if _num(inference.get("decode_tokens_per_s")) is not None else "–"),
+        ("prefill tokens/s", show(inference, "prefill_tokens_per_s", fmt_si)),
+        ("decode tokens/s", show(inference, "decode_tokens_per_s", fmt_si)),
     ]))
     side = [p for p in phases if p.get("phase") in series.INFERENCE_PHASES]
     if side:
@@ -243,7 +249,7 @@ def _phase_card(phase: dict) -> str:
     name = str(phase.get("phase"))
     rows = []
     for key, value in phase.items():
-        if key == "phase" or isinstance(value, (list, dict)):
+        if key == "phase" or value is None or isinstance(value, (list, dict)):
             continue
         rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(fmt_field(key, value))}</td></tr>")
     classes = phase.get("categories")
@@ -262,8 +268,8 @@ def training_panel(view: View) -> str | None:
     if not training and not windows:
         return None
     out = [kpis([
-        ("median step", fmt_ns(training["step_time_ns"]) if _num(training.get("step_time_ns")) is not None else "–"),
-        ("MFU", fmt_share(training["mfu"]) if _num(training.get("mfu")) is not None else "–"),
+        ("median step", show(training, "step_time_ns", fmt_ns)),
+        ("MFU", show(training, "mfu", fmt_share)),
         ("steps", str(len(windows)) if windows else "–"),
     ])]
     if windows:
@@ -284,23 +290,39 @@ def energy_panel(view: View) -> str | None:
     if all(_num(energy.get(k)) is None for k in ("total_j", "avg_power_w", "peak_power_w")):
         return notes([f"No energy figures: {energy.get('reason') or 'no power or energy samples in the trace'}."])
     out = [kpis([
-        ("total", fmt_si(energy["total_j"], "J") if _num(energy.get("total_j")) is not None else "–"),
-        ("average power", fmt_si(energy["avg_power_w"], "W") if _num(energy.get("avg_power_w")) is not None else "–"),
-        ("peak power", fmt_si(energy["peak_power_w"], "W") if _num(energy.get("peak_power_w")) is not None else "–"),
+        ("total", show(energy, "total_j", lambda v: si(v, "J"))),
+        ("average power", show(energy, "avg_power_w", lambda v: si(v, "W"))),
+        ("peak power", show(energy, "peak_power_w", lambda v: si(v, "W"))),
         ("source", str(energy.get("source") or "–")),
     ])]
-    for key, value in energy.items():  # any per-class / per-phase / per-step list with joules
+    for key, value in energy.items():  # any per-device / per-phase / per-class list with joules
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            joule_key = next((k for k in value[0] if k.endswith("_j")), None)
-            name_key = next((k for k in value[0] if isinstance(value[0][k], str)), None)
-            if joule_key and name_key:
-                items = [(str(v.get(name_key)), _num(v.get(joule_key)) or 0.0,
-                          charts.CLASS_COLOURS.get(str(v.get(name_key))) or charts.phase_colours(
-                              [str(v.get(name_key))])[str(v.get(name_key))]) for v in value[:40]]
-                out.append(f"<h4>{esc(label(key))}</h4>")
-                out.append(chart(charts.hbars(items, lambda j: fmt_si(j, "J"), f"energy {key}")))
+            joule_key = next((k for k in value[0] if k.endswith("_j") and _num(value[0][k]) is not None), None)
+            if joule_key:
+                items = [(_row_label(v), _num(v.get(joule_key)) or 0.0, _colour(_row_label(v))) for v in value[:40]]
+                out.append(f"<h4>{esc(label(key))}: {esc(label(joule_key))}</h4>")
+                out.append(chart(charts.hbars(items, lambda j: si(j, "J"), f"energy per {key}")))
     out.append(kv_table(energy, skip=("total_j", "avg_power_w", "peak_power_w", "source")))
     return "".join(out)
+
+
+#: Fields that name a record, most telling first.
+_NAME_FIELDS = ("category", "phase", "name", "cause", "metric", "key")
+
+
+def _row_label(row: dict) -> str:
+    for key in _NAME_FIELDS:
+        if row.get(key) is not None:
+            return str(row[key])
+    if "device_index" in row:
+        return f"{row.get('device_type') or 'device'} {row['device_index']}"
+    return next((str(v) for v in row.values() if isinstance(v, str)), "?")
+
+
+def _colour(name: str) -> str:
+    if name in charts.CLASS_COLOURS:
+        return charts.CLASS_COLOURS[name]
+    return charts.IDLE_COLOUR if name == "idle" else charts.phase_colours([name])[name]
 
 
 @panel("memory_traffic", order=65, title="Measured memory traffic", covers=("memory_traffic",))
@@ -308,11 +330,12 @@ def memory_traffic_panel(view: View) -> str | None:
     traffic = view.document.get("memory_traffic")
     if not isinstance(traffic, dict) or not traffic:
         return None
+    if all(_num(traffic.get(k)) is None for k in ("measured_bytes", "ideal_bytes", "movement_efficiency")):
+        return notes([f"No measured traffic: {traffic.get('reason') or 'no memory telemetry in the trace'}."])
     out = kpis([
-        ("measured", fmt_si(traffic["measured_bytes"], "B") if _num(traffic.get("measured_bytes")) is not None else "–"),
-        ("ideal", fmt_si(traffic["ideal_bytes"], "B") if _num(traffic.get("ideal_bytes")) is not None else "–"),
-        ("movement efficiency", fmt_share(traffic["movement_efficiency"])
-         if _num(traffic.get("movement_efficiency")) is not None else "–"),
+        ("measured", show(traffic, "measured_bytes", lambda v: fmt_si(v, "B"))),
+        ("ideal", show(traffic, "ideal_bytes", lambda v: fmt_si(v, "B"))),
+        ("movement efficiency", show(traffic, "movement_efficiency", fmt_share)),
         ("source", str(traffic.get("source") or "–")),
     ])
     return out + kv_table(traffic, skip=("measured_bytes", "ideal_bytes", "movement_efficiency", "source"))

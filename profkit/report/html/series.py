@@ -97,7 +97,8 @@ def timeline(events: pd.DataFrame) -> Timeline | None:
     if last <= first:
         return None
     span = last - first
-    edges = np.linspace(first, last, BINS + 1).astype(np.int64)
+    bins = int(min(BINS, span))
+    edges = first + np.round(np.linspace(0, span, bins + 1)).astype(np.int64)  # relative: float64 spacing at epoch ns is 256 ns
     busy, notes = [], []
     gpu = bool(events["kind"].isin([Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value]).any())
     ranks = sorted(events["rank"].unique().tolist()) if "rank" in events else [0]
@@ -109,7 +110,7 @@ def timeline(events: pd.DataFrame) -> Timeline | None:
                      covered / np.diff(edges)))
     if len(ranks) > MAX_RANK_LANES:
         notes.append(f"busy lanes for the first {MAX_RANK_LANES} of {len(ranks)} ranks")
-    return Timeline(span_ns=span, busy_label="GPU" if gpu else "CPU", bin_ns=span / BINS, busy=busy,
+    return Timeline(span_ns=span, busy_label="GPU" if gpu else "CPU", bin_ns=span / bins, busy=busy,
                     metrics=_metric_lanes(events, first, last, len(ranks) > 1), phases=_phases(events, first),
                     notes=notes)
 
@@ -157,7 +158,7 @@ def _downsample(label: str, x: np.ndarray, v: np.ndarray, span: int) -> Line | N
         return None
     if len(x) <= 2 * BINS:
         return Line(label, x.astype(float), v)
-    index = np.minimum((x / span * BINS).astype(np.int64), BINS - 1)
+    index = np.minimum((x * BINS // span).astype(np.int64), BINS - 1)
     frame = pd.DataFrame({"bin": index, "x": x, "v": v}).groupby("bin")
     stats = frame.agg(x=("x", "mean"), mean=("v", "mean"), lo=("v", "min"), hi=("v", "max"))
     return Line(label, stats["x"].to_numpy(float), stats["mean"].to_numpy(float),

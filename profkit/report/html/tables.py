@@ -18,6 +18,15 @@ MAX_ROWS = 200
 _LONG_TEXT = 90
 
 
+def si(value: float, unit: str = "") -> str:
+    """fmt_si, with milli/micro/nano prefixes below 1 (joules of a short window, sub-watt power)."""
+    if value and abs(value) < 1:
+        for prefix, scale in (("m", 1e-3), ("µ", 1e-6), ("n", 1e-9)):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g} {prefix}{unit}"
+    return fmt_si(value, unit)
+
+
 def _pct(v: float) -> str:
     return fmt_share(v)
 
@@ -35,8 +44,8 @@ FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.endswith("_per_s"), lambda v: fmt_si(v, "/s")),
     (lambda k: k in ("flops", "flop") or k.endswith(("_flops", "_flop")), lambda v: fmt_si(v, "flop")),
     (lambda k: k == "bytes" or k.endswith("_bytes"), lambda v: fmt_si(v, "B")),
-    (lambda k: k.endswith("_j") or k.endswith("_j_per_token") or k.startswith("j_per"), lambda v: fmt_si(v, "J")),
-    (lambda k: k.endswith("_w"), lambda v: fmt_si(v, "W")),
+    (lambda k: k.endswith("_j") or k.endswith("_j_per_token") or k.startswith("j_per"), lambda v: si(v, "J")),
+    (lambda k: k.endswith("_w"), lambda v: si(v, "W")),
     (lambda k: k == "arithmetic_intensity" or k.endswith("_intensity"), lambda v: f"{fmt_si(v)} flop/B"),
 )
 
@@ -105,7 +114,7 @@ def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
     skip = set(skip)
     rows, nested = [], []
     for key, value in values.items():
-        if key in skip:
+        if key in skip or value is None or (isinstance(value, dict) and value and all(v is None for v in value.values())):
             continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             nested.append(f"<h4>{esc(label(key))}</h4>" + records_table(value))

@@ -1,0 +1,330 @@
+"""The HTML report: escaping, panels, downsampled figures, and the page in a real headless browser.
+
+The synthetic trace below is small enough to count by hand: two training steps,
+each with one bf16 GEMM kernel (1000 ns) launched by aten::mm and one kernel
+named ``<script>alert(1)</script>`` (500 ns) launched by aten::add; then one
+prefill and six decode passes; GPU power and memory samples every 100 ns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profkit.report import ReportOptions, build_report
+from profkit.report.context import ReportContext
+from profkit.report.html import render_diff_html, render_html
+from profkit.report.html import series, workload
+from profkit.report.html.markup import esc, script_json
+from profkit.report.html.tables import fmt_field
+from profkit.trace import build_events, load, write_trace
+
+from conftest import run_profkit
+
+EVIL = "<script>alert(1)</script>"
+EVIL_TEXT = "&lt;script&gt;alert(1)&lt;/script&gt;"
+T0 = 1_700_000_000_000_000_000
+STEP_NS = 4000
+GEMM_SHAPES = "[[64,128],[128,256]]"
+
+
+def _rows() -> list[dict]:
+    rows: list[dict] = []
+    corr = 100
+
+    def host(kind, name, start, duration, **more):
+        rows.append({"kind": kind, "name": name, "start_ns": T0 + start, "duration_ns": duration, "device_type": "cpu",
+                     "device_index": -1, "thread_id": 1, **more})
+
+    def kernel(name, start, duration, linked):
+        rows.append({"kind": "kernel", "name": name, "start_ns": T0 + start, "duration_ns": duration,
+                     "device_type": "gpu", "device_index": 0, "stream": 7, "linked_correlation_id": linked})
+
+    for step in range(2):
+        s = step * STEP_NS
+        rows.append({"kind": "phase", "name": "train_step", "start_ns": T0 + s, "duration_ns": STEP_NS,
+                     "device_type": "cpu", "device_index": -1, "extra": json.dumps({"step": step + 1})})
+        host("cpu_op", "aten::mm", s + 100, 300, correlation_id=corr, input_shapes=GEMM_SHAPES,
+             input_dtypes='["c10::BFloat16","c10::BFloat16"]')
+        host("runtime", "cudaLaunchKernel", s + 150, 50, correlation_id=corr + 1)
+        kernel("sm90_gemm_bf16", s + 500, 1000, corr + 1)
+        host("cpu_op", "aten::add", s + 1600, 100, correlation_id=corr + 2, input_shapes="[[64,256],[64,256]]",
+             input_dtypes='["float","float"]')
+        host("runtime", "cudaLaunchKernel", s + 1620, 20, correlation_id=corr + 3)
+        kernel(EVIL, s + 1800, 500, corr + 3)
+        corr += 10
+    rows.append({"kind": "phase", "name": "prefill", "start_ns": T0 + 8000, "duration_ns": 1000, "device_type": "cpu",
+                 "device_index": -1, "batch_size": 2, "token_count": 64})
+    for i in range(6):
+        rows.append({"kind": "phase", "name": "decode", "start_ns": T0 + 9000 + 500 * i, "duration_ns": 400 + 20 * i,
+                     "device_type": "cpu", "device_index": -1, "batch_size": 2, "token_count": 2})
+    for t in range(0, 12_001, 100):
+        rows.append({"kind": "sample", "name": "power_w", "start_ns": T0 + t, "duration_ns": 0, "device_type": "gpu",
+                     "device_index": 0, "value": 300.0 + (t % 1000) / 10})
+        rows.append({"kind": "sample", "name": "memory_used_bytes", "start_ns": T0 + t, "duration_ns": 0,
+                     "device_type": "gpu", "device_index": 0, "value": 2.0**30})
+    return rows
+
+
+def write_synthetic(path: Path) -> Path:
+    raw = pd.DataFrame(_rows())
+    raw["process_id"] = 7
+    for column in ("thread_id", "correlation_id", "linked_correlation_id", "stream", "batch_size", "token_count"):
+        raw[column] = raw[column].astype("Int64")
+    metadata = {
+        "command": ["python", "train.py", "--name", "</script><!--", EVIL],
+        "devices": [{"index": 0, "type": "gpu", "name": "NVIDIA H100 80GB HBM3"}],
+        "producer": "test",
+    }
+    return write_trace(path, build_events(raw), metadata)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    return write_synthetic(tmp_path_factory.mktemp("html") / "synthetic.parquet")
+
+
+@pytest.fixture(scope="module")
+def page(synthetic) -> str:
+    traces = [load(synthetic)]
+    options = ReportOptions()
+    return render_html(build_report(traces, options), traces, options=options)
+
+
+# ---------------------------------------------------------------- escaping
+
+
+def test_script_json_cannot_close_the_script_and_round_trips():
+    value = {"name": "</script><!-- a & b \u2028", "n": 1}
+    text = script_json(value)
+    assert "</" not in text and "<!--" not in text and "<" not in text and "\u2028" not in text
+    assert json.loads(text) == value
+
+
+def test_esc_escapes_quotes_and_markup():
+    assert esc('<a href="x">\'') == "&lt;a href=&quot;x&quot;&gt;&#x27;"
+    assert esc(None) == ""
+
+
+def test_trace_strings_render_as_text(page):
+    assert EVIL not in page
+    assert EVIL_TEXT in page  # the kernel name shows, as text
+    assert "</script><!--" not in page  # the command line
+    # Exactly two script elements: the embedded JSON report and report.js.
+    assert len(re.findall(r"<script\b", page)) == 2
+    embedded = re.search(r'<script type="application/json" id="profkit-report">(.*?)</script>', page, re.S).group(1)
+    assert json.loads(embedded)["run"]["command"][-1] == EVIL
+
+
+# ---------------------------------------------------------------- panels
+
+
+def _panel_ids(page: str) -> list[str]:
+    return re.findall(r'<section class="panel" id="([^"]+)"', page)
+
+
+def test_panels_of_a_full_trace(page):
+    ids = _panel_ids(page)
+    for key in ("summary", "roofline", "timeline", "inference", "training", "top_kernels"):
+        assert key in ids, key
+    assert "could not be drawn" not in page
+    assert "<script" not in page.split("<main>")[1].split("</main>")[0]
+
+
+def test_missing_sections_are_left_out():
+    document = {"report_version": 1, "run": {"command": ["x"], "files": []}, "totals": {"span_ns": 10}}
+    page = render_html(document)
+    assert _panel_ids(page) == ["summary"]
+
+
+def test_unknown_sections_reach_the_more_panel():
+    document = {"run": {}, "new_thing": [{"name": EVIL, "time_ns": 2_000_000}]}
+    page = render_html(document)
+    assert "more" in _panel_ids(page)
+    assert EVIL_TEXT in page and EVIL not in page
+    assert 'data-v="2000000"' in page and "2 ms" in page
+
+
+def test_energy_panel_with_figures_and_with_a_reason():
+    with_figures = render_html({"energy": {"total_j": 1500.0, "avg_power_w": 300.0, "peak_power_w": 650.0,
+                                           "source": "nvml_energy_counter"}})
+    assert "1.5 kJ" in with_figures and "650 W" in with_figures
+    without = render_html({"energy": {"total_j": None, "reason": "no telemetry"}})
+    assert "No energy figures: no telemetry." in without
+
+
+def test_formats_follow_the_unit_in_the_name():
+    assert fmt_field("time_ns", 1_500_000) == "1.5 ms"
+    assert fmt_field("time_share", 0.25) == "25.0 %"
+    assert fmt_field("change_time_ns", 0.1) == "+10.0 %"
+    assert fmt_field("delta_time_ns", 2000) == "+2 µs"
+    assert fmt_field("avg_power_w", 300.0) == "300 W"
+    assert fmt_field("flops", 4.2e12) == "4.2 Tflop"
+
+
+# ---------------------------------------------------------------- figures from the events
+
+
+def test_roofline_points_one_per_kernel_and_shape(synthetic, page):
+    ctx = ReportContext(traces=[load(synthetic)])
+    data = workload.roofline(ctx)
+    assert data is not None
+    by_name = {p.name: p for p in data.points}
+    # Two points: the GEMM (2 calls, one shape) and the add kernel (2 calls).
+    assert sorted(by_name) == sorted(["sm90_gemm_bf16", EVIL])
+    gemm = by_name["sm90_gemm_bf16"]
+    assert gemm.count == 2 and gemm.time_ns == 2000
+    assert gemm.op == "aten::mm" and gemm.shapes == GEMM_SHAPES
+    # 2·64·128·256 = 4,194,304 flop per call; bytes (64·128 + 128·256 + 64·256)·2 = 114,688 per call.
+    assert gemm.flops == pytest.approx(2 * 4_194_304)
+    assert gemm.intensity == pytest.approx(4_194_304 / 114_688)
+    assert gemm.category == "contraction"
+    assert by_name[EVIL].category == "elementwise"
+    assert page.count('class="pt"') == 2
+    assert data.roofs and data.roofs[0].bytes_per_s == pytest.approx(3.35e12)
+
+
+def test_timeline_busy_share_and_downsampled_telemetry(synthetic):
+    ctx = ReportContext(traces=[load(synthetic)])
+    data = series.timeline(ctx.events)
+    # Span: first event at 0 (step 1) to the last decode end, 9000 + 2500 + 500 = 12000 ns.
+    assert data.span_ns == 12_000
+    # Busy: 2 × (1000 + 500) ns of kernels = 3000 of 12000 ns -> 0.25 on average over equal bins.
+    (label, fraction), = data.busy
+    assert label == "GPU busy"
+    assert float(np.mean(fraction)) == pytest.approx(0.25)
+    lanes = {lane.metric.name: lane for lane in data.metrics}
+    assert list(lanes) == ["power_w", "memory_used_bytes"]
+    power = lanes["power_w"].lines[0]
+    assert power.label == "GPU 0" and len(power.x_ns) == 121  # 0..12000 every 100 ns: kept as they are
+    assert {w.name for w in data.phases} == {"train_step", "prefill", "decode"}
+    assert [w.label for w in data.phases if w.name == "prefill"] == ["prefill · batch 2 · 64 tokens"]
+
+
+def test_long_series_are_binned_to_bins_values():
+    # 8000 samples over 400 bins: 20 per bin, alternating 100 and 300 -> mean 200, min 100, max 300.
+    x = np.arange(8_000, dtype=float)
+    line = series._downsample("GPU 0", x, np.where(x % 2 == 0, 100.0, 300.0), 8_000)
+    assert len(line.x_ns) == series.BINS
+    assert np.allclose(line.mean, 200.0) and np.allclose(line.lo, 100.0) and np.allclose(line.hi, 300.0)
+
+
+def test_class_time_per_step(synthetic):
+    ctx = ReportContext(traces=[load(synthetic)])
+    steps = workload.windows(ctx, series.STEP_PHASES)
+    assert [w.label for w in steps] == ["train_step 1", "train_step 2"]
+    # Each step: the GEMM kernel (1000 ns, contraction) and the add kernel (500 ns, elementwise) of 4000 ns.
+    assert steps[0].duration_ns == 4000
+    assert steps[0].by_class == {"contraction": 1000.0, "elementwise": 500.0}
+    passes = workload.windows(ctx, series.INFERENCE_PHASES)
+    assert [w.label for w in passes] == ["prefill 1"] + [f"decode {i}" for i in range(1, 7)]
+
+
+def test_page_is_small(page):
+    assert len(page.encode()) < 150_000
+
+
+# ---------------------------------------------------------------- diff
+
+
+def test_diff_page_escapes_and_shows_changes():
+    doc = {
+        "base": {"label": "a.parquet", "device": "H100"}, "new": {"label": "b.parquet", "device": "H100"},
+        "cross_device": False,
+        "sections": {"totals": {"type": "flat", "rows": [
+            {"metric": "device_busy_ns", "base": 1000, "new": 1500, "delta": 500, "change": 0.5}]}},
+        "classes": [{"class": "contraction", "base_time_ns": 1000, "new_time_ns": 800, "change_time_ns": -0.2,
+                     "status": "changed"}],
+        "ops": [], "op_metric": "gpu_time_ns", "ops_matched": 0, "ops_total": 0,
+        "kernels": [{"name": EVIL, "kind": "kernel", "base_time_ns": 0, "new_time_ns": 5, "change_time_ns": None,
+                     "status": "appeared"}],
+        "kernels_appeared": [], "kernels_vanished": [], "kernel_counts": {"matched": 0, "appeared": 1, "vanished": 0},
+    }
+    page = render_diff_html(doc)
+    assert EVIL not in page and EVIL_TEXT in page
+    assert _panel_ids(page) == ["summary", "classes", "kernels"]
+    assert '<td class="n worse">+50.0 %</td>' in page  # busy time grew: red
+    assert "−" not in page and "-20.0 %" in page
+
+
+# ---------------------------------------------------------------- the real CLI and a real browser
+
+
+def test_cli_writes_html(synthetic, tmp_path):
+    out = tmp_path / "report.html"
+    result = run_profkit("report", str(synthetic), "--format", "html", "-o", str(out), timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "roofline" in _panel_ids(text)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+          "--enable-logging=stderr", "--v=0", "--hide-scrollbars")
+
+#: Appended to a copy of the page: click a header twice (descending, then ascending), hover a roofline point.
+_PROBE = """<script>
+(function () {
+  var th = document.querySelector('#top_kernels th[data-k="self_time_ns"]');
+  th.click(); th.click();
+  var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+  var values = Array.prototype.map.call(th.closest('table').tBodies[0].rows,
+    function (r) { return r.cells[col].getAttribute('data-v'); });
+  document.body.setAttribute('data-sorted', values.join(','));
+  var pt = document.querySelectorAll('circle.pt');
+  var evil = Array.prototype.filter.call(pt, function (c) { return c.getAttribute('data-t').indexOf('alert') >= 0; })[0];
+  var box = evil.getBoundingClientRect();
+  evil.dispatchEvent(new MouseEvent('mousemove', {bubbles: true, clientX: box.x + 1, clientY: box.y + 1}));
+  document.body.setAttribute('data-tip', document.getElementById('tip').textContent.split('\\n')[0]);
+})();
+</script></body>"""
+
+
+def _browse(browser: str, page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"profile-{page.stem}-{len(args)}"
+    return subprocess.run([browser, *_FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(synthetic, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (make install installs it where apt-get is allowed)")
+    report = tmp_path / "report.html"
+    assert run_profkit("report", str(synthetic), "--format", "html", "-o", str(report), timeout=120).returncode == 0
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text(encoding="utf-8").replace("</body>", _PROBE, 1), encoding="utf-8")
+
+    result = _browse(browser, probed, tmp_path, "--dump-dom")
+    dom = result.stdout
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == [], console
+    assert 'data-ready="1"' in dom  # report.js ran to its end
+    charts = re.findall(r'<div class="chart">(.*?)</div>', dom, re.S)
+    assert len(charts) >= 5
+    for chart in charts:
+        assert re.match(r"<svg[^>]*>.*<(rect|circle|path|line)\b", chart, re.S), chart[:200]
+    assert not re.search(r"<script>\s*alert\(1\)", dom)  # the kernel name stayed text
+    # Two kernels by self time: 2 × 1000 ns and 2 × 500 ns; ascending after two clicks.
+    assert re.search(r'data-sorted="1000,2000"', dom)
+    assert f'data-tip="{EVIL_TEXT}"' in dom  # the tooltip shows the name as text
+
+    shot = tmp_path / "report.png"
+    result = _browse(browser, report, tmp_path, f"--screenshot={shot}", "--window-size=1400,2400")
+    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
