@@ -1,0 +1,728 @@
+"""Phases: prefill and decode passes, generate calls, training steps, user marks.
+
+Splitwise (REFERENCE.md §2) in numbers from a trace: per phase its passes,
+time, tokens, tokens/s, arithmetic intensity, class breakdown, roofline bound
+and energy; per generate call TTFT and the times between tokens; per training
+step its forward/backward/optimizer split, host gaps and MFU.
+
+**Windows.** Everything is computed over time windows, one row each
+(``phase_windows``), from the first source that has them:
+
+1. profkit's phase marks (``prefill``/``decode``/``generate`` from the
+   forward hook, ``train_step`` from the optimizer hook, user marks, and the
+   importer's ``step`` marks for ProfilerStep#N);
+2. ProfilerStep#N annotations (when no ``step`` marks stand for them);
+3. serving-engine annotations of imported traces, when no pass marks exist:
+   sglang's ``step[EXTEND bs=… toks=…]``/``step[DECODE bs=…]`` and vLLM's
+   ``execute_context_N(T)_generation_M(U)``;
+4. lacking all of those, passes guessed from the token dimension of the first
+   embedding or projection GEMM inside each outermost ``nn.Module`` frame (or
+   ProfilerStep): ``[batch, seq]`` ids or ``[batch, seq, hidden]`` input,
+   seq > 1 a prefill, seq == 1 a decode. Not tried on training traces.
+
+**Attribution.** A row of ``classify_events`` belongs to a window when its
+anchor lies inside it: a CPU op's start, a kernel's launching op's start (the
+kernel may run later: a window's *effective end* is stretched to the end of
+the last kernel it launched, which TTFT, TBT and phase time use). Phase time
+is the union of its effective windows; flop, bytes, intensity and bound come
+from ``roofline.aggregate_classes`` over the rows inside.
+
+**Generations.** TTFT = start of the generate call to the effective end of
+the pass that produced the first token (the last prefill before the first
+decode: a chunked prefill's last chunk). Tokens are emitted at the end of
+that pass and of each decode; TBT samples are the gaps between consecutive
+emissions of one call (N tokens give N−1 samples).
+
+**Training.** Rows under an ``autograd::engine::evaluate_function: …`` range
+are backward, under ``Optimizer.step#…``/``Optimizer.zero_grad#…`` optimizer,
+the rest forward. Host gap = step time − device busy time inside the step.
+MFU = counted flop / step time ÷ the peak for the dominant contraction dtype
+(datasheet, and calibrated when measured); not given for a what-if device.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..trace.schema import Kind
+from .classes import OpClass
+from .hardware import Ceilings
+from .intervals import merge_intervals, overlap_ns
+from .roofline import aggregate_classes
+
+PREFILL, DECODE, MIXED, GENERATE = "prefill", "decode", "mixed", "generate"
+TRAIN_STEP, STEP = "train_step", "step"
+PASS_PHASES = (PREFILL, DECODE, MIXED)
+PARTS = ("forward", "backward", "optimizer")
+PERCENTILES = (50, 90, 99)
+
+DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
+_HOST_RANGE_KINDS = (Kind.ANNOTATION.value, Kind.CPU_OP.value)
+_PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
+_BACKWARD = re.compile(r"^autograd::engine::evaluate_function: ")
+_OPTIMIZER = re.compile(r"^Optimizer\.(?:step|zero_grad)#")
+_MODULE_FRAME = re.compile(r"^nn\.Module: ")
+
+WINDOW_COLUMNS = ("phase", "rank", "start_ns", "end_ns", "batch_size", "tokens", "generation", "step", "source")
+
+
+# ---------------------------------------------------------------- serving-engine annotations (one door)
+
+EngineParser = Callable[[str], Optional[tuple]]
+_ENGINE_PARSERS: dict[str, EngineParser] = {}
+
+
+def engine_parser(engine: str) -> Callable[[EngineParser], EngineParser]:
+    """Register ``fn(name) -> (phase, batch, tokens) | None`` for an engine's step annotations."""
+
+    def register(fn: EngineParser) -> EngineParser:
+        if engine in _ENGINE_PARSERS:
+            raise ValueError(f"engine parser {engine!r} registered twice")
+        _ENGINE_PARSERS[engine] = fn
+        return fn
+
+    return register
+
+
+#: sglang forward modes -> phase (IDLE and unknown modes are not passes).
+SGLANG_MODES = {"EXTEND": PREFILL, "PREFILL": PREFILL, "DRAFT_EXTEND": PREFILL, "MIXED": MIXED,
+                "DECODE": DECODE, "TARGET_VERIFY": DECODE}
+_SGLANG = re.compile(r"^step\[(?P<mode>[A-Z_]+)(?P<attrs>[^\]]*)\]$")
+_VLLM = re.compile(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$")
+
+
+@engine_parser("sglang")
+def _sglang(name: str) -> tuple | None:
+    found = _SGLANG.match(name)
+    phase = SGLANG_MODES.get(found.group("mode")) if found else None
+    if phase is None:
+        return None
+    attrs = dict(re.findall(r"(\w+)=(\d+)", found.group("attrs")))
+    batch = int(attrs["bs"]) if "bs" in attrs else None
+    tokens = int(attrs["toks"]) if "toks" in attrs else (batch if phase == DECODE else None)
+    return phase, batch, tokens
+
+
+@engine_parser("vllm")
+def _vllm(name: str) -> tuple | None:
+    found = _VLLM.match(name)
+    if found is None:
+        return None
+    ctx_reqs, ctx_tokens, gen_reqs, gen_tokens = (int(g) for g in found.groups())
+    if ctx_reqs + gen_reqs == 0:
+        return None
+    phase = MIXED if ctx_reqs and gen_reqs else (PREFILL if ctx_reqs else DECODE)
+    return phase, ctx_reqs + gen_reqs, ctx_tokens + gen_tokens
+
+
+def parse_engine_step(name: str) -> tuple[str, str, int | None, int | None] | None:
+    """(engine, phase, batch, tokens) of a serving engine's step annotation, else None."""
+    for engine, parse in _ENGINE_PARSERS.items():
+        parsed = parse(name)
+        if parsed is not None:
+            return (engine, *parsed)
+    return None
+
+
+# ---------------------------------------------------------------- windows
+
+
+def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per phase window (see the module docstring for the sources, in order)."""
+    marks = _mark_windows(events)
+    frames = [marks]
+    if not (marks["phase"] == STEP).any():
+        frames.append(_profiler_step_windows(events))
+    if not marks["phase"].isin(PASS_PHASES).any():
+        engine = _engine_windows(events)
+        frames.append(engine if len(engine) else _guessed_passes(events, pd.concat(frames, ignore_index=True)))
+    windows = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else marks
+    return windows.sort_values(["rank", "start_ns"], kind="stable").reset_index(drop=True)
+
+
+def _frame(**columns) -> pd.DataFrame:
+    n = len(columns["start_ns"])
+    data = {}
+    for name in WINDOW_COLUMNS:
+        value = columns.get(name)
+        if name in ("batch_size", "tokens", "generation", "step"):
+            value = np.full(n, np.nan) if value is None else _floats(value)
+        elif value is None:
+            value = np.zeros(n, np.int64) if name == "rank" else np.full(n, None, dtype=object)
+        data[name] = value
+    frame = pd.DataFrame(data)
+    frame["rank"] = frame["rank"].astype(np.int64)
+    frame["start_ns"] = frame["start_ns"].astype(np.int64)
+    frame["end_ns"] = frame["end_ns"].astype(np.int64)
+    return frame
+
+
+def _floats(values) -> np.ndarray:
+    """Numbers as float64 with NaN for null (nullable ints, None, pd.NA)."""
+    series = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
+    return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _ranks(rows: pd.DataFrame) -> np.ndarray:
+    return rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64)
+
+
+def _mark_windows(events: pd.DataFrame) -> pd.DataFrame:
+    rows = events[events["kind"] == Kind.PHASE.value]
+    parsed = _parse_extras(rows["extra"]) if len(rows) else []
+    start = rows["start_ns"].to_numpy(np.int64)
+    return _frame(
+        phase=rows["name"].astype(str).to_numpy(), rank=_ranks(rows), start_ns=start,
+        end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
+        batch_size=rows["batch_size"].to_numpy(), tokens=rows["token_count"].to_numpy(),
+        generation=[p.get("generation") for p in parsed], step=[p.get("step") for p in parsed],
+        source=[p.get("source", "mark") for p in parsed],
+    )
+
+
+def _parse_extras(extra: pd.Series) -> list[dict]:
+    cache: dict[Any, dict] = {}
+    out = []
+    for text in extra.astype(object).tolist():  # phase marks only: a small table
+        if text not in cache:
+            try:
+                value = json.loads(text) if isinstance(text, str) and text else {}
+            except ValueError:
+                value = {}
+            cache[text] = value if isinstance(value, dict) else {}
+        out.append(cache[text])
+    return out
+
+
+def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], Any]) -> tuple[pd.DataFrame, list]:
+    """Rows of ``kinds`` whose name passes ``test`` (evaluated once per unique name), with the results."""
+    rows = events[events["kind"].isin(kinds)]
+    names = rows["name"].astype(str)
+    results = {name: test(name) for name in pd.unique(names)}
+    keep = names.map(lambda n: results[n] is not None).to_numpy(bool)
+    return rows[keep], [results[n] for n in names[keep]]
+
+
+def _profiler_step_windows(events: pd.DataFrame) -> pd.DataFrame:
+    rows, found = _named(events, (Kind.ANNOTATION.value,), _PROFILER_STEP.match)
+    start = rows["start_ns"].to_numpy(np.int64)
+    return _frame(phase=np.full(len(rows), STEP, dtype=object), rank=_ranks(rows), start_ns=start,
+                  end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
+                  step=[int(m.group(1)) for m in found], source=np.full(len(rows), "ProfilerStep", dtype=object))
+
+
+def _engine_windows(events: pd.DataFrame) -> pd.DataFrame:
+    rows, found = _named(events, _HOST_RANGE_KINDS, parse_engine_step)
+    start = rows["start_ns"].to_numpy(np.int64)
+    return _frame(phase=[f[1] for f in found], rank=_ranks(rows), start_ns=start,
+                  end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
+                  batch_size=[f[2] for f in found], tokens=[f[3] for f in found], source=[f[0] for f in found])
+
+
+#: ops whose input tells a pass's token shape -> index of that input.
+TOKEN_OPS = {"aten::embedding": 1, "aten::linear": 0, "aten::matmul": 0}
+
+
+def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+    """Passes from the token dimension of each candidate window's first embedding/projection op."""
+    names = events["name"].astype(str)
+    if names.str.match(_BACKWARD.pattern).any():
+        return _frame(start_ns=[])  # a training trace: its forwards are not generation passes
+    frames = events[(events["kind"] == Kind.PYTHON_FUNCTION.value) & names.str.match(_MODULE_FRAME.pattern)]
+    if len(frames):
+        frames = _outermost(frames, events)
+        start = frames["start_ns"].to_numpy(np.int64)
+        candidates = _frame(rank=_ranks(frames), start_ns=start,
+                            end_ns=start + frames["duration_ns"].fillna(0).to_numpy(np.int64))
+    else:
+        candidates = known[known["phase"] == STEP]
+    if candidates.empty:
+        return _frame(start_ns=[])
+    ops = events[(events["kind"] == Kind.CPU_OP.value) & names.isin(TOKEN_OPS.keys())]
+    pos = assign_to_windows(ops["start_ns"].to_numpy(np.int64), _ranks(ops), candidates)
+    ops = ops.assign(_window=pos)[pos >= 0].sort_values("start_ns", kind="stable")
+    first = ops.groupby("_window").head(1)
+    shape = [_token_shape(n, s) for n, s in zip(first["name"].astype(str), first["input_shapes"].astype(object))]
+    batch = np.array([s[0] if s else np.nan for s in shape], dtype=float)
+    seq = np.array([s[1] if s else np.nan for s in shape], dtype=float)
+    win = candidates.iloc[first["_window"].to_numpy()]
+    ok = np.isfinite(seq)
+    return _frame(phase=np.where(seq > 1, PREFILL, DECODE)[ok], rank=win["rank"].to_numpy()[ok],
+                  start_ns=win["start_ns"].to_numpy()[ok], end_ns=win["end_ns"].to_numpy()[ok],
+                  batch_size=batch[ok], tokens=(batch * seq)[ok],
+                  source=np.full(int(ok.sum()), "token_shape", dtype=object))
+
+
+def _outermost(frames: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Module frames with no module frame above them (ancestor walk over parent ids)."""
+    index = pd.Index(events["event_id"].to_numpy(np.int64))
+    parent = _positions(index, events["parent_id"])
+    is_frame = np.zeros(len(events), bool)
+    is_frame[index.get_indexer(frames["event_id"].to_numpy(np.int64))] = True
+    covered = _ancestor_value(parent, np.where(is_frame, 1, 0), include_self=False)
+    mine = index.get_indexer(frames["event_id"].to_numpy(np.int64))
+    return frames[covered[mine] == 0]
+
+
+def _token_shape(name: str, shapes_json) -> tuple[int, int] | None:
+    try:
+        shapes = json.loads(shapes_json) if isinstance(shapes_json, str) else None
+        shape = shapes[TOKEN_OPS[name]]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+    if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+        return None
+    if name == "aten::embedding" and len(shape) == 2:
+        return shape[0], shape[1]
+    if name != "aten::embedding" and len(shape) == 3:
+        return shape[0], shape[1]
+    return None
+
+
+# ---------------------------------------------------------------- attribution helpers
+
+
+def assign_to_windows(t_ns: np.ndarray, rank: np.ndarray, windows: pd.DataFrame) -> np.ndarray:
+    """Position (in ``windows``) of the window holding each time, per rank; -1 when none.
+
+    Windows of one rank are taken in start order; where they overlap, the later one wins.
+    """
+    t_ns = np.asarray(t_ns, np.int64)
+    rank = np.asarray(rank, np.int64)
+    out = np.full(len(t_ns), -1, np.int64)
+    if windows.empty or len(t_ns) == 0:
+        return out
+    w_rank = windows["rank"].to_numpy(np.int64)
+    for r in np.unique(w_rank):
+        mine = np.flatnonzero(w_rank == r)
+        order = mine[np.argsort(windows["start_ns"].to_numpy(np.int64)[mine], kind="stable")]
+        starts = windows["start_ns"].to_numpy(np.int64)[order]
+        ends = windows["end_ns"].to_numpy(np.int64)[order]
+        sel = rank == r
+        i = np.searchsorted(starts, t_ns[sel], side="right") - 1
+        at = np.maximum(i, 0)
+        out[sel] = np.where((i >= 0) & (t_ns[sel] < ends[at]), order[at], -1)
+    return out
+
+
+def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
+    values = pd.to_numeric(ids, errors="coerce")
+    known = values.notna().to_numpy()
+    pos = np.full(len(ids), -1, np.int64)
+    if known.any():
+        pos[known] = index.get_indexer(values[known].astype(np.int64).to_numpy())
+    return pos
+
+
+def _ancestor_value(parent_pos: np.ndarray, own: np.ndarray, *, include_self: bool = True) -> np.ndarray:
+    """Each row's own nonzero value, else its nearest ancestor's (one vectorized step per level)."""
+    value = own.copy() if include_self else np.zeros_like(own)
+    current = parent_pos.copy()
+    for _ in range(1024):
+        live = current >= 0
+        if not live.any():
+            break
+        at = np.maximum(current, 0)
+        value = np.where(live & (value == 0), own[at], value)
+        current = np.where(live, parent_pos[at], -1)
+    return value
+
+
+@dataclass
+class _Anchors:
+    """Per classified row: the time that places it in a window, its rank, its training part, its end."""
+
+    t_ns: np.ndarray
+    rank: np.ndarray
+    part: np.ndarray  # 0 forward, 1 backward, 2 optimizer
+    end_ns: np.ndarray
+    device: np.ndarray  # kernel/memcpy/memset rows
+
+
+def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
+    index = pd.Index(events["event_id"].to_numpy(np.int64))
+    names = events["name"].astype(str)
+    unique = pd.unique(names)
+    marker = {n: (1 if _BACKWARD.match(n) else 2 if _OPTIMIZER.match(n) else 0) for n in unique}
+    own_part = names.map(marker).to_numpy(np.int64)
+    part_of_event = _ancestor_value(_positions(index, events["parent_id"]), own_part)
+    op_pos = _positions(index, events["op_id"]) if "op_id" in events else np.full(len(events), -1)
+    row_pos = index.get_indexer(rows["event_id"].to_numpy(np.int64))
+    launched_by = op_pos[row_pos]
+    start = events["start_ns"].to_numpy(np.int64)
+    anchor_pos = np.where(launched_by >= 0, launched_by, row_pos)
+    return _Anchors(
+        t_ns=start[anchor_pos],
+        rank=_ranks(rows),
+        part=part_of_event[anchor_pos],
+        end_ns=rows["start_ns"].to_numpy(np.int64) + rows["duration_ns"].to_numpy(np.int64),
+        device=rows["kind"].astype(str).isin(DEVICE_KINDS).to_numpy(),
+    )
+
+
+def _effective_ends(windows: pd.DataFrame, anchors: _Anchors) -> np.ndarray:
+    """Each window's end, stretched to the end of the last device work launched inside it."""
+    end = windows["end_ns"].to_numpy(np.int64).copy()
+    if not anchors.device.any():
+        return end
+    for phase in pd.unique(windows["phase"]):
+        mine = np.flatnonzero(windows["phase"].to_numpy() == phase)
+        sub = windows.iloc[mine]
+        pos = assign_to_windows(anchors.t_ns[anchors.device], anchors.rank[anchors.device], sub)
+        hit = pos >= 0
+        if hit.any():
+            last = pd.Series(anchors.end_ns[anchors.device][hit]).groupby(pos[hit]).max()
+            targets = mine[last.index.to_numpy()]
+            end[targets] = np.maximum(end[targets], last.to_numpy(np.int64))
+    return end
+
+
+def _union_ns(windows: pd.DataFrame, end_column: str = "effective_end_ns") -> int:
+    total = 0
+    for _, per_rank in windows.groupby("rank"):
+        starts, ends = merge_intervals(per_rank["start_ns"].to_numpy(np.int64), per_rank[end_column].to_numpy(np.int64))
+        total += int((ends - starts).sum())
+    return total
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+@dataclass
+class PhaseAnalysis:
+    windows: pd.DataFrame  # phase_windows + effective_end_ns
+    phases: pd.DataFrame  # one row per phase label
+    classes: pd.DataFrame  # phase x class (aggregate_classes columns)
+    generations: pd.DataFrame  # one row per generate call
+    inference: dict | None
+    steps: pd.DataFrame  # one row per training step
+    training: dict | None
+    notes: list[str] = field(default_factory=list)
+
+
+def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings, tracks: list | None = None,
+                   windows: pd.DataFrame | None = None) -> PhaseAnalysis:
+    """All phase figures of a trace. ``rows`` is ``classify_events(events, ...)``; ``tracks`` energy tracks."""
+    windows = phase_windows(events) if windows is None else windows
+    notes: list[str] = []
+    anchors = _anchors(events, rows)
+    windows = windows.assign(effective_end_ns=_effective_ends(windows, anchors))
+    labelled = _label_rows(rows, anchors, windows)
+    phases, classes = _phase_table(windows, labelled, ceilings, tracks)
+    generations = generation_table(windows)
+    inference = inference_summary(windows, generations)
+    steps, dtype = _step_table(windows, rows, anchors, events)
+    training = training_summary(steps, dtype, ceilings, events, notes)
+    if ceilings.primary is None:
+        notes.append("no roofline for this device: phase bounds are unknown (pass --hardware NAME)")
+    return PhaseAnalysis(windows, phases, classes, generations, inference, steps, training, notes)
+
+
+def _label_rows(rows: pd.DataFrame, anchors: _Anchors, windows: pd.DataFrame) -> pd.DataFrame:
+    """Classified rows repeated once per phase label whose window holds them (column ``phase``, ``window``)."""
+    parts = []
+    labels = windows["phase"].to_numpy()
+    for phase in pd.unique(labels):
+        mine = np.flatnonzero(labels == phase)
+        pos = assign_to_windows(anchors.t_ns, anchors.rank, windows.iloc[mine])
+        hit = np.flatnonzero(pos >= 0)
+        if len(hit):
+            parts.append(rows.iloc[hit].assign(phase=phase, window=mine[pos[hit]], part=anchors.part[hit]))
+    if not parts:
+        return rows.iloc[:0].assign(phase=pd.Series(dtype=object), window=pd.Series(dtype=np.int64),
+                                    part=pd.Series(dtype=np.int64))
+    return pd.concat(parts, ignore_index=True)
+
+
+_AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s", "achieved_bytes_per_s",
+                "flop_fraction", "bandwidth_fraction", "bound")
+
+
+def _phase_table(windows: pd.DataFrame, labelled: pd.DataFrame, ceilings: Ceilings, tracks) -> tuple[pd.DataFrame, pd.DataFrame]:
+    records = []
+    for phase, group in windows.groupby("phase", sort=False):
+        time_ns = _union_ns(group)
+        tokens = group["tokens"].sum() if group["tokens"].notna().any() else np.nan
+        records.append({
+            "phase": phase,
+            "count": len(group),
+            "time_ns": time_ns,
+            "host_time_ns": int((group["end_ns"] - group["start_ns"]).sum()),
+            "tokens": tokens,
+            "tokens_per_s": tokens / (time_ns / 1e9) if time_ns and np.isfinite(tokens) else np.nan,
+            "batch_size": group["batch_size"].mean() if group["batch_size"].notna().any() else np.nan,
+            "mean_pass_ns": float(np.mean(group["effective_end_ns"] - group["start_ns"])),
+            "source": ",".join(sorted({str(s) for s in group["source"].dropna()})) or None,
+        })
+    table = pd.DataFrame(records, columns=["phase", "count", "time_ns", "host_time_ns", "tokens", "tokens_per_s",
+                                           "batch_size", "mean_pass_ns", "source"])
+    classes = pd.DataFrame()
+    if len(labelled) and len(table):
+        per_phase = aggregate_classes(labelled, ceilings, by=["phase"], share_within=[])
+        per_phase = per_phase.set_index("phase")
+        for column in _AGG_COLUMNS:
+            table[column] = table["phase"].map(per_phase[column]) if column in per_phase else np.nan
+        table["device_time_ns"] = table["phase"].map(per_phase["time_ns"])
+        classes = aggregate_classes(labelled, ceilings, by=["phase", "category"])
+    for column in _AGG_COLUMNS + ("device_time_ns",):
+        if column not in table:
+            table[column] = np.nan
+    table["bound"] = table["bound"].astype(object).where(table["bound"].notna(), "unknown")
+    table = _with_energy(table, windows, tracks)
+    return table, classes
+
+
+_ENERGY_COLUMNS = ("energy_j", "avg_power_w", "j_per_token", "uncertainty_j", "uncertain")
+
+
+def _with_energy(table: pd.DataFrame, windows: pd.DataFrame, tracks) -> pd.DataFrame:
+    for column in _ENERGY_COLUMNS:
+        table[column] = None
+    if not tracks or table.empty:
+        return table
+    from .energy import attribute_windows
+
+    energy = attribute_windows(tracks, pd.DataFrame({
+        "label": windows["phase"].to_numpy(), "rank": windows["rank"].to_numpy(),
+        "start_ns": windows["start_ns"].to_numpy(), "end_ns": windows["effective_end_ns"].to_numpy(),
+        "tokens": windows["tokens"].to_numpy(),
+    })).set_index("label")
+    for column in _ENERGY_COLUMNS:
+        if column in energy:
+            table[column] = table["phase"].map(energy[column]).astype(object)
+    return table
+
+
+# ---------------------------------------------------------------- generations: TTFT and TBT
+
+
+def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
+    """One row per generate window: duration, passes, tokens, TTFT; ``tbt_ns`` holds its TBT samples."""
+    columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
+               "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
+    calls = windows[(windows["phase"] == GENERATE) & windows["generation"].notna()]
+    passes = windows[windows["phase"].isin((PREFILL, DECODE)) & windows["generation"].notna()]
+    if calls.empty:
+        return pd.DataFrame(columns=columns)
+    key = ["rank", "generation"]
+    decode = passes[passes["phase"] == DECODE]
+    first_decode = decode.groupby(key)["start_ns"].min().rename("first_decode_ns")
+    prefill = passes[passes["phase"] == PREFILL].join(first_decode, on=key)
+    before = prefill[~(prefill["start_ns"] >= prefill["first_decode_ns"])]  # NaN (no decode) keeps all
+    first_token = before.groupby(key)["effective_end_ns"].max().rename("first_token_ns")
+    emissions = pd.concat([
+        first_token.reset_index().rename(columns={"first_token_ns": "t_ns"}),
+        decode[key + ["effective_end_ns"]].rename(columns={"effective_end_ns": "t_ns"}),
+    ], ignore_index=True).sort_values(key + ["t_ns"], kind="stable")
+    emissions["gap_ns"] = emissions.groupby(key)["t_ns"].diff()
+    gaps = emissions.dropna(subset=["gap_ns"]).groupby(key)["gap_ns"].agg(list).rename("tbt_ns")
+    counts = passes.groupby(key + ["phase"]).size().unstack("phase")
+    out = calls.join(first_token, on=key).join(gaps, on=key).join(counts, on=key)
+    end = np.maximum(out["end_ns"].to_numpy(np.int64), out["effective_end_ns"].to_numpy(np.int64))
+    n_prefill = out[PREFILL].fillna(0).astype(int) if PREFILL in out else pd.Series(0, index=out.index)
+    n_decode = out[DECODE].fillna(0).astype(int) if DECODE in out else pd.Series(0, index=out.index)
+    return pd.DataFrame({
+        "generation": out["generation"].astype(np.int64).to_numpy(),
+        "rank": out["rank"].to_numpy(),
+        "start_ns": out["start_ns"].to_numpy(),
+        "end_ns": end,
+        "duration_ns": end - out["start_ns"].to_numpy(np.int64),
+        "batch_size": out["batch_size"].to_numpy(),
+        "prefill_passes": n_prefill.to_numpy(),
+        "decode_passes": n_decode.to_numpy(),
+        "new_tokens": (n_decode + (n_prefill > 0)).to_numpy(),
+        "ttft_ns": (out["first_token_ns"] - out["start_ns"]).to_numpy(float),
+        "tbt_ns": [g if isinstance(g, list) else [] for g in out["tbt_ns"]],
+        "source": out["source"].to_numpy(),
+    }, columns=columns)
+
+
+def percentiles(values) -> dict[str, float | None]:
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if len(values) == 0:
+        return {f"p{p}": None for p in PERCENTILES}
+    return {f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}
+
+
+def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict | None:
+    """Splitwise's metrics over the whole trace; None without prefill/decode passes."""
+    passes = windows[windows["phase"].isin(PASS_PHASES)]
+    if passes.empty:
+        return None
+
+    def rate(phase: str) -> tuple[float | None, float | None, int]:
+        group = passes[passes["phase"] == phase]
+        if group.empty:
+            return None, None, 0
+        time_ns = _union_ns(group)
+        tokens = float(group["tokens"].sum()) if group["tokens"].notna().any() else None
+        return tokens, (tokens / (time_ns / 1e9) if tokens is not None and time_ns else None), len(group)
+
+    prefill_tokens, prefill_rate, prefill_passes = rate(PREFILL)
+    decode_tokens, decode_rate, decode_passes = rate(DECODE)
+    ttft = generations["ttft_ns"].to_numpy(float) if len(generations) else np.zeros(0)
+    tbt = [g for samples in generations["tbt_ns"] for g in samples] if len(generations) else []
+    finite_ttft = ttft[np.isfinite(ttft)]
+    durations = generations["duration_ns"].to_numpy(float) if len(generations) else np.zeros(0)
+    new_tokens = generations["new_tokens"].to_numpy(float) * generations["batch_size"].fillna(1).to_numpy(float) \
+        if len(generations) else np.zeros(0)
+    return {
+        "generate_calls": int(len(generations)),
+        "ttft_ns": float(np.median(finite_ttft)) if len(finite_ttft) else None,
+        "ttft_percentiles_ns": percentiles(finite_ttft),
+        "tbt_ns": percentiles(tbt),
+        "tbt_samples": len(tbt),
+        "e2e_latency_ns": percentiles(durations),
+        "generated_tokens": float(new_tokens.sum()) if len(new_tokens) else None,
+        "generate_tokens_per_s": float(new_tokens.sum() / (durations.sum() / 1e9)) if durations.sum() else None,
+        "prefill_passes": prefill_passes,
+        "decode_passes": decode_passes,
+        "prefill_tokens": prefill_tokens,
+        "decode_tokens": decode_tokens,
+        "prefill_tokens_per_s": prefill_rate,
+        "decode_tokens_per_s": decode_rate,
+        "sources": sorted({str(s) for s in passes["source"].dropna()}),
+    }
+
+
+# ---------------------------------------------------------------- training steps
+
+
+def _step_windows(windows: pd.DataFrame, labelled_backward: set) -> pd.DataFrame:
+    steps = windows[windows["phase"] == TRAIN_STEP]
+    if steps.empty:  # ProfilerStep windows that ran a backward pass are training steps
+        steps = windows[(windows["phase"] == STEP) & windows.index.isin(labelled_backward)]
+    return steps
+
+
+def _step_table(windows: pd.DataFrame, rows: pd.DataFrame, anchors: _Anchors,
+                events: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """One row per training step, and the dtype of most of its contraction flop."""
+    candidates = windows[windows["phase"].isin((TRAIN_STEP, STEP))]
+    if candidates.empty:
+        return pd.DataFrame(), None
+    pos = assign_to_windows(anchors.t_ns, anchors.rank, candidates)
+    hit = np.flatnonzero(pos >= 0)
+    inside = rows.iloc[hit].assign(window=candidates.index.to_numpy()[pos[hit]], part=anchors.part[hit])
+    backward_windows = set(inside.loc[inside["part"] == 1, "window"])
+    steps = _step_windows(candidates, backward_windows)
+    if steps.empty:
+        return pd.DataFrame(), None
+    work = inside[inside["device_work"].to_numpy(bool) & inside["window"].isin(steps.index)]
+    by_part = work.groupby(["window", "part"])["time_ns"].sum().unstack("part").reindex(columns=range(3)).fillna(0)
+    flops = work.groupby("window")["flops"].sum()
+    duration = steps["effective_end_ns"] - steps["start_ns"]
+    busy = _busy_in_windows(rows, steps)
+    table = pd.DataFrame({
+        "step": steps["step"].to_numpy(),
+        "rank": steps["rank"].to_numpy(),
+        "start_ns": steps["start_ns"].to_numpy(),
+        "time_ns": duration.to_numpy(np.int64),
+        "forward_ns": by_part[0].reindex(steps.index).fillna(0).to_numpy(),
+        "backward_ns": by_part[1].reindex(steps.index).fillna(0).to_numpy(),
+        "optimizer_ns": by_part[2].reindex(steps.index).fillna(0).to_numpy(),
+        "device_busy_ns": busy,
+        "host_gap_ns": np.maximum(duration.to_numpy(np.int64) - busy, 0),
+        "flops": flops.reindex(steps.index).fillna(0).to_numpy(),
+    }, index=steps.index)
+    samples, tokens = _step_batches(events, steps)
+    table["samples"] = steps["batch_size"].fillna(pd.Series(samples, index=steps.index)).to_numpy()
+    table["tokens"] = steps["tokens"].fillna(pd.Series(tokens, index=steps.index)).to_numpy()
+    table["achieved_flops_per_s"] = table["flops"] / (table["time_ns"] / 1e9)
+    return table.reset_index(drop=True), _dominant_dtype(work)
+
+
+def _busy_in_windows(rows: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
+    """Device busy time (union of device-work rows) inside each step window."""
+    busy = np.zeros(len(steps), np.int64)
+    work = rows[rows["device_work"].to_numpy(bool)]
+    ranks = _ranks(work)
+    for r in np.unique(steps["rank"].to_numpy()):
+        mine = work[ranks == r]
+        s, e = merge_intervals(mine["start_ns"].to_numpy(np.int64),
+                               (mine["start_ns"] + mine["duration_ns"]).to_numpy(np.int64))
+        sel = steps["rank"].to_numpy() == r
+        busy[sel] = overlap_ns(s, e, steps["start_ns"].to_numpy(np.int64)[sel],
+                               steps["effective_end_ns"].to_numpy(np.int64)[sel])
+    return busy
+
+
+def _step_batches(events: pd.DataFrame, steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and tokens per step from its first embedding lookup ([batch, seq] ids), when there is one."""
+    samples = np.full(len(steps), np.nan)
+    tokens = np.full(len(steps), np.nan)
+    ops = events[(events["kind"] == Kind.CPU_OP.value) & (events["name"].astype(str) == "aten::embedding")]
+    if ops.empty:
+        return samples, tokens
+    pos = assign_to_windows(ops["start_ns"].to_numpy(np.int64), _ranks(ops), steps)
+    ops = ops.assign(_window=pos)[pos >= 0].sort_values("start_ns", kind="stable").groupby("_window").head(1)
+    for window, shapes in zip(ops["_window"], ops["input_shapes"].astype(object)):
+        shape = _token_shape("aten::embedding", shapes)
+        if shape:
+            samples[window], tokens[window] = shape[0], shape[0] * shape[1]
+    return samples, tokens
+
+
+def _dominant_dtype(work: pd.DataFrame) -> str | None:
+    contraction = work[work["category"].astype(str) == OpClass.CONTRACTION.value]
+    if contraction.empty or contraction["dtype"].isna().all():
+        return None
+    return str(contraction.groupby("dtype")["flops"].sum().idxmax())
+
+
+def training_summary(steps: pd.DataFrame, dtype: str | None, ceilings: Ceilings, events: pd.DataFrame,
+                     notes: list[str]) -> dict | None:
+    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak."""
+    if steps.empty:
+        return None
+    time_s = steps["time_ns"].sum() / 1e9
+    achieved = steps["flops"].sum() / time_s if time_s else None
+
+    def mfu(spec) -> float | None:
+        if spec is None or achieved is None or ceilings.what_if:
+            return None
+        peak = spec.peak_for(dtype, matrix=True)
+        return achieved / peak if peak else None
+
+    if ceilings.what_if:
+        notes.append("MFU not computed: the steps ran on another device than the one analyzed against")
+    spec = ceilings.primary
+    median = float(steps["time_ns"].median())
+    total_ns = float(steps["time_ns"].sum())
+    samples = steps["samples"].sum() if steps["samples"].notna().any() else None
+    tokens = steps["tokens"].sum() if steps["tokens"].notna().any() else None
+    return {
+        "steps": int(len(steps)),
+        "step_time_ns": median,
+        "step_time_percentiles_ns": percentiles(steps["time_ns"]),
+        **{f"{part}_ns": float(steps[f"{part}_ns"].median()) for part in PARTS},
+        **{f"{part}_share": (float(steps[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
+        "host_gap_ns": float(steps["host_gap_ns"].median()),
+        "host_gap_share": float(steps["host_gap_ns"].sum()) / total_ns if total_ns else None,
+        "flops_per_step": float(steps["flops"].median()),
+        "achieved_flops_per_s": achieved,
+        "dtype": dtype,
+        "peak_flops_per_s": spec.peak_for(dtype, matrix=True) if spec is not None else None,
+        "peak_source": (spec.name + (" (measured)" if spec.measured else " (datasheet)")) if spec is not None else None,
+        "mfu": mfu(spec),
+        "mfu_measured": mfu(ceilings.measured) if ceilings.measured is not None and ceilings.measured is not spec else None,
+        "samples_per_s": float(samples) / (total_ns / 1e9) if samples and total_ns else None,
+        "tokens_per_s": float(tokens) / (total_ns / 1e9) if tokens and total_ns else None,
+        "idle": _training_idle(events, steps),
+    }
+
+
+def _training_idle(events: pd.DataFrame, steps: pd.DataFrame) -> dict | None:
+    """Device idle time over the steps' span, by host cause (idle.idle_attribution)."""
+    from .idle import idle_attribution
+
+    start = int(steps["start_ns"].min())
+    end = int((steps["start_ns"] + steps["time_ns"]).max())
+    inside = events[(events["start_ns"] >= start) & (events["start_ns"] < end)]
+    return idle_attribution(inside) if len(inside) else None
