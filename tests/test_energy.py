@@ -213,7 +213,9 @@ def test_section_prefill_decode_and_steps(tmp_path):
         "duration_ns": [500 * MS, 1000 * MS, 1000 * MS, 1000 * MS],
         "token_count": pd.array([100, 50, pd.NA, pd.NA], dtype="Int64"),
     })
-    report = build_report([_trace(tmp_path, device, phases)])["energy"]
+    generate = pd.DataFrame({"name": ["generate"], "start_ns": [T0 + 500 * MS], "duration_ns": [1500 * MS],
+                             "token_count": pd.array([50], dtype="Int64")})
+    report = build_report([_trace(tmp_path, device, pd.concat([phases, generate]))])["energy"]
     # 100 W x 1 s + 300 W x 1 s = 400 J over 2 s
     assert report["total_j"] == pytest.approx(400.0)
     assert report["avg_power_w"] == pytest.approx(200.0)
@@ -225,7 +227,8 @@ def test_section_prefill_decode_and_steps(tmp_path):
     assert phases_out["decode"]["energy_j"] == pytest.approx(300.0)  # 1 s x 300 W
     assert phases_out["prefill"]["j_per_token"] == pytest.approx(0.5)  # 50 J / 100 tokens
     assert phases_out["decode"]["j_per_token"] == pytest.approx(6.0)  # 300 J / 50 tokens
-    assert report["j_per_token"] == pytest.approx(350.0 / 150)
+    assert report["j_per_token"] == pytest.approx(350.0 / 150)  # passes only: (50 + 300) J / (100 + 50) tokens
+    assert report["j_per_generated_token"] == pytest.approx(350.0 / 50)  # the generate call: 350 J / 50 tokens
     steps = report["steps"]
     assert steps["count"] == 2 and steps["j_per_step"] == pytest.approx(200.0)
     assert (steps["min_j"], steps["max_j"]) == pytest.approx((100.0, 300.0))

@@ -37,8 +37,12 @@ from .intervals import merge_intervals, overlap_ns
 MIN_WINDOW_NS = 100_000_000
 #: Resolution assumed for NVML's averaged power reading.
 AVERAGED_POWER_REFRESH_NS = 1_000_000_000
-#: Phase-mark names that are training steps, not inference phases.
-STEP_PHASE = "train_step"
+#: Phase-mark names that are training steps, not inference phases (the first labels them in reports).
+STEP_PHASES = ("train_step", "step")
+STEP_PHASE = STEP_PHASES[0]
+#: Inference passes (tokens processed) and whole generate calls (tokens generated).
+PASS_PHASES = ("prefill", "decode", "mixed")
+GENERATE_PHASE = "generate"
 
 SOURCES = {
     "energy_j": "nvml_energy_counter",
@@ -375,7 +379,7 @@ def attribute_classes(tracks: list[EnergyTrack], work: pd.DataFrame) -> pd.DataF
 
 def step_windows(events: pd.DataFrame) -> pd.DataFrame:
     """Training steps: ``train_step`` phase marks, else ProfilerStep#N annotations."""
-    phases = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) == STEP_PHASE)]
+    phases = events[(events["kind"] == Kind.PHASE.value) & events["name"].astype(str).isin(STEP_PHASES)]
     if phases.empty:
         names = events["name"].astype(str)
         phases = events[(events["kind"] == Kind.ANNOTATION.value) & names.str.match(r"ProfilerStep#\d+$")]
@@ -384,7 +388,7 @@ def step_windows(events: pd.DataFrame) -> pd.DataFrame:
 
 def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
     """Every phase mark other than training steps, labelled by its name."""
-    phases = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) != STEP_PHASE)]
+    phases = events[(events["kind"] == Kind.PHASE.value) & ~events["name"].astype(str).isin(STEP_PHASES)]
     return _windows(phases)
 
 

@@ -93,11 +93,17 @@ def energy_section(ctx: ReportContext) -> dict[str, Any]:
         "uncertainty": UNCERTAINTY_TEXT.format(refresh=refresh_ns / 1e6, shortest=shortest_ns / 1e6),
         "reason": None,
     }
-    token_phases = [p for p in result["phases"] if p["tokens"]]
-    tokens = sum(p["tokens"] for p in token_phases)
-    result["j_per_token"] = sum(p["energy_j"] for p in token_phases) / tokens if tokens else None
+    result["j_per_token"] = _per_token(result["phases"], energy.PASS_PHASES)  # prompt + generated tokens
+    result["j_per_generated_token"] = _per_token(result["phases"], (energy.GENERATE_PHASE,))
     result["classes"], result["classes_method"] = _classes(ctx, scoped)
     return result
+
+
+def _per_token(phases: list[dict], names: tuple[str, ...]) -> float | None:
+    """Joules per token over the phases named (a generate call contains its passes: never mix them)."""
+    chosen = [p for p in phases if p["phase"] in names and p["tokens"]]
+    tokens = sum(p["tokens"] for p in chosen)
+    return sum(p["energy_j"] for p in chosen) / tokens if tokens else None
 
 
 def _high_water(summaries: list[dict]) -> dict[str, Any]:
