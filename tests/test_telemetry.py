@@ -202,7 +202,7 @@ def test_mig_slice_by_uuid():
 # ------------------------------------------------------------------ graceful absence
 
 
-@pytest.mark.parametrize("code, words", [(12, "NVML library not found"), (9, "driver not loaded")])
+@pytest.mark.parametrize("code, words", [(12, "NVML not available (no NVIDIA driver library)"), (9, "NVML not available (NVIDIA driver not loaded)")])
 def test_no_nvml_gives_a_note_and_cpu_samples(code, words):
     collector = TelemetryCollector(nvml=FakeNvml(init_error=code), interval_ms=20)
     with collector:
@@ -310,3 +310,22 @@ def test_no_powercap_is_a_note(tmp_path):
     with collector:
         pass
     assert any("no RAPL energy counters" in n for n in collector.notes())
+
+
+def test_uuids_from_torch_when_cuda_is_initialised(monkeypatch):
+    """torch's own device UUIDs (printed without the GPU- prefix) win over CUDA_VISIBLE_DEVICES parsing."""
+    from types import SimpleNamespace
+
+    order = [uuid(3), uuid(1)]  # CUDA 0 = the 200 W GPU, CUDA 1 = the 300 W one
+    cuda = SimpleNamespace(
+        is_initialized=lambda: True,
+        device_count=lambda: len(order),
+        get_device_properties=lambda i: SimpleNamespace(uuid=order[i].removeprefix("GPU-")),
+    )
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    clock = Clock()
+    samples, sampler = drive(FakeNvml(_three_gpus(), clock=clock), clock, ticks=1, gpm=False,
+                             environ={"CUDA_VISIBLE_DEVICES": "0"})
+    power = samples[samples["name"] == "power_w"].groupby("device_index")["value"].first()
+    assert power.tolist() == [200.0, 300.0]
+    assert [d["uuid"] for d in sampler.device_info()] == order

@@ -103,10 +103,18 @@ def _from_uuid_list(nvml: Any, all_devices, uuids: list[str], origin: str) -> Re
             nvml_index, uuid, handle = match[0]
             devices.append(VisibleDevice(cuda_index, handle, uuid, nvml_index))
             continue
-        try:  # a MIG slice, or a UUID NVML knows but does not enumerate
-            handle = nvml.nvmlDeviceGetHandleByUUID(wanted)
-        except nvml.NVMLError as exc:
-            notes.append(f"telemetry: GPU {cuda_index} ({wanted} from {origin}) not found by NVML: {reason(exc)}")
+        handle, last_error = None, None
+        prefixed = wanted.startswith(("GPU-", "MIG-"))
+        for candidate in [wanted] if prefixed else [f"MIG-{wanted}", f"GPU-{wanted}"]:
+            try:  # a MIG slice, or a UUID NVML knows but does not enumerate
+                handle = nvml.nvmlDeviceGetHandleByUUID(candidate)
+            except nvml.NVMLError as exc:
+                last_error = exc
+                continue
+            wanted = candidate
+            break
+        if handle is None:
+            notes.append(f"telemetry: GPU {cuda_index} ({wanted} from {origin}) not found by NVML: {reason(last_error)}")
             continue
         devices.append(VisibleDevice(cuda_index, handle, wanted, None, is_mig=wanted.startswith("MIG-")))
     return Resolution(devices, notes)
@@ -127,4 +135,4 @@ def _torch_uuids() -> list[str] | None:
         uuids = [str(cuda.get_device_properties(i).uuid) for i in range(cuda.device_count())]
     except (RuntimeError, AttributeError):
         return None
-    return [u if u.startswith(("GPU-", "MIG-")) else f"GPU-{u}" for u in uuids]
+    return uuids  # bare (torch prints no GPU-/MIG- prefix) or prefixed: both are matched
