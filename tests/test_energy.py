@@ -277,3 +277,21 @@ def test_section_energy_per_class_from_kernels(tmp_path):
     # 100 J over 1 s: contraction 0.6 s -> 60 J, elementwise 0.2 s -> 20 J, idle 0.2 s -> 20 J
     assert classes == pytest.approx({"contraction": 60.0, "elementwise": 20.0, "idle": 20.0})
     assert "equal power" in report["classes_method"]
+
+
+def test_section_cpu_only_run_with_rapl(tmp_path):
+    # two packages, 30 W and 10 W for 1 s (readings every 100 ms), RSS sampled beside them
+    t = T0 + np.arange(11) * 100 * MS
+    raw = pd.concat([
+        samples("rapl_energy_j", t, np.arange(11) * 3.0, device_type="cpu", device_index=-1,
+                extra=json.dumps({"zone": "package-0", "wrap_j": 262143.0})),
+        samples("rapl_energy_j", t, np.arange(11) * 1.0, device_type="cpu", device_index=-1,
+                extra=json.dumps({"zone": "package-1", "wrap_j": 262143.0})),
+        samples("rss_bytes", t, np.full(11, 2.0**30), device_type="cpu", device_index=-1),
+    ]).drop(columns="rank").assign(kind="sample", process_id=os.getpid(), thread_id=pd.NA)
+    write_trace(tmp_path / "c.parquet", build_events(raw), {})
+    report = build_report([load(tmp_path / "c.parquet")])["energy"]
+    assert report["scope"] == "cpu" and report["source"] == "rapl_package_counter"
+    assert report["total_j"] == pytest.approx(40.0)  # (30 + 10) W x 1 s
+    assert report["avg_power_w"] == pytest.approx(40.0)
+    assert report["rss_high_water_bytes"] == 2.0**30
