@@ -235,6 +235,8 @@ def test_page_is_small(page):
 
 
 def test_diff_page_escapes_and_shows_changes():
+    appeared = {"name": EVIL, "kind": "kernel", "base_time_ns": 0, "new_time_ns": 5, "change_time_ns": None,
+                "status": "appeared"}
     doc = {
         "base": {"label": "a.parquet", "device": "H100"}, "new": {"label": "b.parquet", "device": "H100"},
         "cross_device": False,
@@ -243,9 +245,7 @@ def test_diff_page_escapes_and_shows_changes():
         "classes": [{"class": "contraction", "base_time_ns": 1000, "new_time_ns": 800, "change_time_ns": -0.2,
                      "status": "changed"}],
         "ops": [], "op_metric": "gpu_time_ns", "ops_matched": 0, "ops_total": 0,
-        "kernels": [{"name": EVIL, "kind": "kernel", "base_time_ns": 0, "new_time_ns": 5, "change_time_ns": None,
-                     "status": "appeared"}],
-        "kernels_appeared": [], "kernels_vanished": [], "kernel_counts": {"matched": 0, "appeared": 1, "vanished": 0},
+        "kernels": [appeared], "kernels_appeared": [appeared], "kernels_vanished": [], "kernel_counts": {"matched": 0, "appeared": 1, "vanished": 0},
     }
     page = render_diff_html(doc)
     assert EVIL not in page and EVIL_TEXT in page
@@ -257,12 +257,28 @@ def test_diff_page_escapes_and_shows_changes():
 # ---------------------------------------------------------------- the real CLI and a real browser
 
 
-def test_cli_writes_html(synthetic, tmp_path):
-    out = tmp_path / "report.html"
-    result = run_profkit("report", str(synthetic), "--format", "html", "-o", str(out), timeout=120)
+@pytest.fixture(scope="module")
+def cli_pages(synthetic, tmp_path_factory) -> dict[str, Path]:
+    """`profkit report --format html` and `profkit diff --format html`, run as a user would (once per module)."""
+    folder = tmp_path_factory.mktemp("cli")
+    pages = {"report": folder / "report.html", "diff": folder / "diff.html"}
+    result = run_profkit("report", str(synthetic), "--format", "html", "-o", str(pages["report"]), timeout=120)
     assert result.returncode == 0, result.stderr
-    text = out.read_text(encoding="utf-8")
+    result = run_profkit("diff", str(synthetic), str(synthetic), "--format", "html", "-o", str(pages["diff"]),
+                         timeout=120)
+    assert result.returncode == 0, result.stderr
+    return pages
+
+
+def test_cli_writes_html(cli_pages):
+    text = cli_pages["report"].read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "roofline" in _panel_ids(text)
+
+
+def test_cli_diff_writes_html(cli_pages):
+    text = cli_pages["diff"].read_text(encoding="utf-8")
+    assert EVIL not in text and EVIL_TEXT in text
+    assert {"summary", "classes", "kernels"} <= set(_panel_ids(text))
 
 
 def _chromium() -> str | None:
@@ -301,29 +317,36 @@ def _browse(browser: str, page: Path, tmp_path: Path, *args: str) -> subprocess.
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.slow
-def test_page_in_headless_chromium(synthetic, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium not installed (make install installs it where apt-get is allowed)")
-    report = tmp_path / "report.html"
-    assert run_profkit("report", str(synthetic), "--format", "html", "-o", str(report), timeout=120).returncode == 0
-    probed = tmp_path / "probed.html"
-    probed.write_text(report.read_text(encoding="utf-8").replace("</body>", _PROBE, 1), encoding="utf-8")
-
-    result = _browse(browser, probed, tmp_path, "--dump-dom")
+def _loaded_dom(browser: str, page: Path, tmp_path: Path, *, min_charts: int) -> str:
+    """The DOM after scripts ran; fails on any console message, a chart without drawn SVG, or script injection."""
+    result = _browse(browser, page, tmp_path, "--dump-dom")
     dom = result.stdout
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == [], console
     assert 'data-ready="1"' in dom  # report.js ran to its end
     charts = re.findall(r'<div class="chart">(.*?)</div>', dom, re.S)
-    assert len(charts) >= 5
+    assert len(charts) >= min_charts
     for chart in charts:
         assert re.match(r"<svg[^>]*>.*<(rect|circle|path|line)\b", chart, re.S), chart[:200]
     assert not re.search(r"<script>\s*alert\(1\)", dom)  # the kernel name stayed text
+    return dom
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(cli_pages, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (make install installs it where apt-get is allowed)")
+    report = cli_pages["report"]
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text(encoding="utf-8").replace("</body>", _PROBE, 1), encoding="utf-8")
+
+    dom = _loaded_dom(browser, probed, tmp_path, min_charts=5)
     # Two kernels by self time: 2 × 1000 ns and 2 × 500 ns; ascending after two clicks.
     assert re.search(r'data-sorted="1000,2000"', dom)
     assert f'data-tip="{EVIL_TEXT}"' in dom  # the tooltip shows the name as text
+
+    _loaded_dom(browser, cli_pages["diff"], tmp_path, min_charts=1)
 
     shot = tmp_path / "report.png"
     result = _browse(browser, report, tmp_path, f"--screenshot={shot}", "--window-size=1400,2400")

@@ -23,7 +23,7 @@ _SHAPES_WIDTH = 48
 @click.command("diff")
 @click.argument("base", type=click.Path())
 @click.argument("new", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text", show_default=True)
 @click.option("--top", default=15, show_default=True, type=click.IntRange(min=1), help="Rows per table.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 def command(base, new, fmt, top, output):
@@ -33,6 +33,10 @@ def command(base, new, fmt, top, output):
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     elif fmt == "markdown":
         text = render_markdown(document, top)
+    elif fmt == "html":
+        from ..report.html import render_diff_html
+
+        text = render_diff_html(document)
     else:
         console = Console(record=output is not None, width=140 if output or not sys.stdout.isatty() else None)
         render_text(document, console, top)

@@ -306,7 +306,7 @@ def hbars(items: Sequence[tuple[str, float, str]], fmt, title: str) -> str:
 
 def paired_bars(rows: Sequence[tuple[str, float, float]], fmt, names: tuple[str, str], title: str) -> str:
     """Per row a base bar above a new bar, with the relative change: (label, base, new)."""
-    plot = Plot(920, 34 + 40 * len(rows), left=150, right=150, top=28, bottom=6)
+    plot = Plot(920, 34 + 40 * len(rows), left=130, right=230, top=28, bottom=6)
     top = max((max(b, n) for _, b, n in rows), default=1.0) or 1.0
     width = plot.x1 - plot.x0
     body = [rect(plot.x0, 6, 12, 12, cls="swatch-base"), text(plot.x0 + 17, 16, names[0], cls="tick"),

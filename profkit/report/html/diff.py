@@ -18,6 +18,7 @@ from .panels import kpis
 from .tables import fmt_field, label, records_table
 
 _SHAPES = "input_shapes"
+MAX_ROWS = 60  # per table; the embedded JSON has every row
 
 
 def render_diff_html(document: dict[str, Any]) -> str:
@@ -109,16 +110,18 @@ def _ops(doc: dict) -> str | None:
     if not rows:
         return None
     metric = str(doc.get("op_metric") or "gpu_time_ns")
-    return records_table(rows, _columns(rows, ("name", _SHAPES), (metric, "count", "flop")))
+    return records_table(rows, _columns(rows, ("name", _SHAPES), (metric, "count", "flop")), max_rows=MAX_ROWS)
 
 
 def _kernels(doc: dict) -> str | None:
     out = []
-    for key, title in (("kernels", "all kernels, largest change first"), ("kernels_appeared", "appeared"),
-                       ("kernels_vanished", "vanished")):
-        rows = [r for r in doc.get(key) or [] if isinstance(r, dict)]
+    both = [r for r in doc.get("kernels") or [] if isinstance(r, dict) and r.get("status") in ("same", "changed")]
+    for title, rows in (("in both, largest change first", both),
+                        ("appeared", [r for r in doc.get("kernels_appeared") or [] if isinstance(r, dict)]),
+                        ("vanished", [r for r in doc.get("kernels_vanished") or [] if isinstance(r, dict)])):
         if rows:
-            out.append(f"<h3>{esc(title)}</h3>" + records_table(rows, _columns(rows, ("name", "kind"), ("time_ns", "count"))))
+            out.append(f"<h3>{esc(title)}</h3>" + records_table(
+                rows, _columns(rows, ("name", "kind"), ("time_ns", "count")), max_rows=MAX_ROWS))
     return "".join(out) or None
 
 

@@ -103,7 +103,7 @@ def records_table(records: Sequence[dict], columns: Sequence[str] | None = None,
         columns = list(dict.fromkeys(k for r in records for k in r))
     head = "".join(f'<th{attrs(data_k=c)}>{esc(label(c))}</th>' for c in columns)
     body = "".join("<tr>" + "".join(_cell(c, r.get(c)) for c in columns) + "</tr>" for r in records[:max_rows])
-    more = (f'<p class="note">{len(records) - max_rows} more rows in the JSON report.</p>'
+    more = (f'<p class="note">{len(records) - max_rows} more rows in the JSON embedded in this page.</p>'
             if len(records) > max_rows else "")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     return f'<div class="table-wrap"><table class="sortable">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
