@@ -27,13 +27,14 @@ def busy_intervals(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     On a trace with GPU work: the union of kernels/memcpys/memsets (all GPUs
     of all ranks projected on one time axis per trace is what a single-GPU
     user expects; per-device figures come from ``busy_by_device``). On a
-    CPU-only trace the "device" is the CPU: the union of outermost ops.
+    CPU-only trace the "device" is the CPU: the union of all op intervals.
     """
     if has_gpu_work(events):
         work = device_work(events)
     else:
-        work = events[(events["kind"] == Kind.CPU_OP.value) & (events["depth"].fillna(0) == 0)]
-        work = work if len(work) else events[events["kind"] == Kind.CPU_OP.value]
+        # Every op, nested or not: the union counts nested time once, and ops inside a range
+        # such as Optimizer.step (an annotation, not an op) are still counted.
+        work = events[events["kind"] == Kind.CPU_OP.value]
     start = work["start_ns"].to_numpy(np.int64)
     return merge_intervals(start, start + work["duration_ns"].to_numpy(np.int64))
 
