@@ -49,7 +49,7 @@ def run_section(ctx: ReportContext) -> dict:
 
 def _render_totals(totals: dict, console) -> None:
     busy_share = totals["device_busy_ns"] / totals["span_ns"] if totals["span_ns"] else None
-    what = "GPU" if totals["device"] == "gpu" else "CPU (time inside top-level ops)"
+    what = "GPU" if totals["device"] == "gpu" else "CPU (time inside ops)"
     console.print(
         f"{what} busy {fmt_ns(totals['device_busy_ns'])} of {fmt_ns(totals['span_ns'])} ({fmt_share(busy_share)}), "
         f"{totals['kernel_count']} kernels ({fmt_ns(totals['kernel_time_ns'])}), {totals['op_count']} ops"
