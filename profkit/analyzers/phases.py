@@ -510,6 +510,9 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     passes = windows[windows["phase"].isin((PREFILL, DECODE)) & windows["generation"].notna()]
     if calls.empty:
         return pd.DataFrame(columns=columns)
+    # Offsets from the first window: epoch ns as float64 (NaN-able joins) would lose ~256 ns.
+    origin = int(windows["start_ns"].min())
+    passes = passes.assign(start_ns=passes["start_ns"] - origin, effective_end_ns=passes["effective_end_ns"] - origin)
     key = ["rank", "generation"]
     decode = passes[passes["phase"] == DECODE]
     first_decode = decode.groupby(key)["start_ns"].min().rename("first_decode_ns")
@@ -520,7 +523,9 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
         first_token.reset_index().rename(columns={"first_token_ns": "t_ns"}),
         decode[key + ["effective_end_ns"]].rename(columns={"effective_end_ns": "t_ns"}),
     ], ignore_index=True).sort_values(key + ["t_ns"], kind="stable")
-    emissions["gap_ns"] = emissions.groupby(key)["t_ns"].diff()
+    t_ns = emissions["t_ns"].to_numpy(np.int64)
+    same_call = (emissions[key].to_numpy()[1:] == emissions[key].to_numpy()[:-1]).all(axis=1)
+    emissions["gap_ns"] = np.r_[np.nan, np.where(same_call, np.diff(t_ns), np.nan)]
     gaps = emissions.dropna(subset=["gap_ns"]).groupby(key)["gap_ns"].agg(list).rename("tbt_ns")
     counts = passes.groupby(key + ["phase"]).size().unstack("phase")
     out = calls.join(first_token, on=key).join(gaps, on=key).join(counts, on=key)
@@ -537,7 +542,7 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
         "prefill_passes": n_prefill.to_numpy(),
         "decode_passes": n_decode.to_numpy(),
         "new_tokens": (n_decode + (n_prefill > 0)).to_numpy(),
-        "ttft_ns": (out["first_token_ns"] - out["start_ns"]).to_numpy(float),
+        "ttft_ns": out["first_token_ns"].to_numpy(float) - (out["start_ns"].to_numpy(np.int64) - origin),
         "tbt_ns": [g if isinstance(g, list) else [] for g in out["tbt_ns"]],
         "source": out["source"].to_numpy(),
     }, columns=columns)
