@@ -245,7 +245,8 @@ def test_diff_page_escapes_and_shows_changes():
         "classes": [{"class": "contraction", "base_time_ns": 1000, "new_time_ns": 800, "change_time_ns": -0.2,
                      "status": "changed"}],
         "ops": [], "op_metric": "gpu_time_ns", "ops_matched": 0, "ops_total": 0,
-        "kernels": [appeared], "kernels_appeared": [appeared], "kernels_vanished": [], "kernel_counts": {"matched": 0, "appeared": 1, "vanished": 0},
+        "kernels": [appeared], "kernels_appeared": [appeared], "kernels_vanished": [],
+        "kernel_counts": {"matched": 0, "appeared": 1, "vanished": 0},
     }
     page = render_diff_html(doc)
     assert EVIL not in page and EVIL_TEXT in page
@@ -303,7 +304,8 @@ _PROBE = """<script>
     function (r) { return r.cells[col].getAttribute('data-v'); });
   document.body.setAttribute('data-sorted', values.join(','));
   var pt = document.querySelectorAll('circle.pt');
-  var evil = Array.prototype.filter.call(pt, function (c) { return c.getAttribute('data-t').indexOf('alert') >= 0; })[0];
+  var evil = Array.prototype.filter.call(pt, function (c) {
+    return c.getAttribute('data-t').indexOf('alert') >= 0; })[0];
   var box = evil.getBoundingClientRect();
   evil.dispatchEvent(new MouseEvent('mousemove', {bubbles: true, clientX: box.x + 1, clientY: box.y + 1}));
   document.body.setAttribute('data-tip', document.getElementById('tip').textContent.split('\\n')[0]);

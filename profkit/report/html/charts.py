@@ -65,7 +65,7 @@ def roofline(points: Sequence[Point], roofs: Sequence[Roof]) -> str:
     xlo, xhi = log_range([p.intensity for p in points] + ridges, pad=3)
     ylo, yhi = log_range([p.flops_per_s for p in points] + [peak for roof in roofs for _, peak in roof.peaks], pad=2)
     x, y = plot.xscale(xlo, xhi, log=True), plot.yscale(ylo, yhi, log=True)
-    body = [plot.axes(x, y, lambda v: fmt_si(v), lambda v: fmt_si(v),
+    body = [plot.axes(x, y, _axis, _axis,
                       "arithmetic intensity (flop / byte)", "achieved flop/s")]
     body.append(f'<clipPath id="roof-clip"><rect x="{num(plot.x0)}" y="{num(plot.y1)}" '
                 f'width="{num(plot.x1 - plot.x0)}" height="{num(plot.y0 - plot.y1)}"/></clipPath>')
@@ -82,6 +82,11 @@ def roofline(points: Sequence[Point], roofs: Sequence[Roof]) -> str:
         )
     body.append(f'<g clip-path="url(#roof-clip)">{"".join(circles)}</g>')
     return plot.svg("".join(body), "roofline: arithmetic intensity against achieved flop/s")
+
+
+def _axis(value: float) -> str:
+    """Log-axis tick: 0.01, 1, 10 k, 1 P; plain exponent beyond the SI prefixes."""
+    return fmt_si(value) if value < 1e18 else f"{value:.0e}"
 
 
 def _roof(plot: Plot, x, y, roof: Roof, xlo: float, xhi: float) -> str:
@@ -222,10 +227,12 @@ def _metric_lane(plot: Plot, x, top: float, height: float, metric: Metric, lines
         if ln.lo is not None and ln.hi is not None and len(px) > 1:
             band = path_points(px + px[::-1], [y(v) for v in ln.hi] + [y(v) for v in ln.lo[::-1]]) + "Z"
             out.append(f'<path class="band" fill="{colour}" d="{band}"/>')
-        tip = (f"{metric.title} · {ln.label}\nmin {fmt_unit(float(np.nanmin(ln.mean)), metric.unit)} · "
-               f"mean {fmt_unit(float(np.nanmean(ln.mean)), metric.unit)} · max {fmt_unit(float(np.nanmax(ln.mean)), metric.unit)}")
+        stats = " · ".join(f"{name} {fmt_unit(float(fn(ln.mean)), metric.unit)}"
+                           for name, fn in (("min", np.nanmin), ("mean", np.nanmean), ("max", np.nanmax)))
+        tip = f"{metric.title} · {ln.label}\n{stats}"
         if len(px) == 1:
-            out.append(f'<circle cx="{num(px[0])}" cy="{num(y(ln.mean[0]))}" r="3" fill="{colour}" data-t="{esc(tip)}"/>')
+            out.append(f'<circle cx="{num(px[0])}" cy="{num(y(ln.mean[0]))}" r="3" fill="{colour}" '
+                       f'data-t="{esc(tip)}"/>')
         else:
             out.append(f'<path class="series" stroke="{colour}" d="{path_points(px, [y(v) for v in ln.mean])}" '
                        f'data-t="{esc(tip)}"/>')

@@ -49,7 +49,8 @@ def _summary(doc: dict) -> str:
     if doc.get("cross_device"):
         out.append('<p class="note">Different devices: ops are matched by name and input shapes; kernel names are '
                    "device-specific, so most kernels appear or vanish.</p>")
-    flat = [(name, s) for name, s in (doc.get("sections") or {}).items() if isinstance(s, dict) and s.get("type") == "flat"]
+    flat = [(name, s) for name, s in (doc.get("sections") or {}).items()
+            if isinstance(s, dict) and s.get("type") == "flat"]
     for name, section in flat:
         out.append(f"<h3>{esc(label(name))}</h3>" + _flat_table(section.get("rows") or []))
     return "".join(out)

@@ -190,7 +190,8 @@ def classes_panel(view: View) -> str | None:
 @panel("timeline", order=30, title="Timeline")
 def timeline_panel(view: View) -> str | None:
     data = view.timeline
-    idle = (view.document.get("roofline") or {}).get("idle") if isinstance(view.document.get("roofline"), dict) else None
+    section = view.document.get("roofline")
+    idle = section.get("idle") if isinstance(section, dict) else None
     out = []
     if data is not None:
         caption = (f"Top: phase marks. Then the share of each {data.busy_label} bin "
@@ -218,7 +219,7 @@ def inference_panel(view: View) -> str | None:
     inference = view.document.get("inference") if isinstance(view.document.get("inference"), dict) else {}
     phases = _phase_rows(view)
     windows = view.windows(series.INFERENCE_PHASES)
-    if not inference and not phases and not windows:
+    if not _has_inference(view):
         return None
     out = []
     tbt = inference.get("tbt_ns") if isinstance(inference.get("tbt_ns"), dict) else {}
@@ -245,6 +246,12 @@ def inference_panel(view: View) -> str | None:
     return "".join(out)
 
 
+def _has_inference(view: View) -> bool:
+    """Prefill/decode passes in the report or the trace (a phases table of training steps alone is not)."""
+    return (any(p.get("phase") in series.INFERENCE_PHASES for p in _phase_rows(view))
+            or bool(view.windows(series.INFERENCE_PHASES)))
+
+
 def _phase_card(phase: dict) -> str:
     name = str(phase.get("phase"))
     rows = []
@@ -265,7 +272,7 @@ def _phase_card(phase: dict) -> str:
 def training_panel(view: View) -> str | None:
     training = view.document.get("training") if isinstance(view.document.get("training"), dict) else {}
     windows = view.windows(series.STEP_PHASES)
-    if not training and not windows:
+    if not training and not windows and not _phase_rows(view):
         return None
     out = [kpis([
         ("median step", show(training, "step_time_ns", fmt_ns)),
@@ -279,6 +286,8 @@ def training_panel(view: View) -> str | None:
     rest = {k: v for k, v in training.items() if k not in ("step_time_ns", "mfu")}
     if rest:
         out.append(kv_table(rest))
+    if _phase_rows(view) and not _has_inference(view):  # the phases table has nowhere else to go
+        out.append(records_table(_phase_rows(view), caption="phases"))
     return "".join(out)
 
 

@@ -98,7 +98,8 @@ def timeline(events: pd.DataFrame) -> Timeline | None:
         return None
     span = last - first
     bins = int(min(BINS, span))
-    edges = first + np.round(np.linspace(0, span, bins + 1)).astype(np.int64)  # relative: float64 spacing at epoch ns is 256 ns
+    # Relative to the start: float64 cannot resolve single ns at epoch-ns magnitudes (its spacing there is 256 ns).
+    edges = first + np.round(np.linspace(0, span, bins + 1)).astype(np.int64)
     busy, notes = [], []
     gpu = bool(events["kind"].isin([Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value]).any())
     ranks = sorted(events["rank"].unique().tolist()) if "rank" in events else [0]

@@ -110,14 +110,14 @@ class Plot:
         if x is not None:
             for value in x_ticks if x_ticks is not None else x.ticks():
                 px = x(value)
-                out.append(f'<line class="grid" x1="{num(px)}" x2="{num(px)}" y1="{num(self.y1)}" y2="{num(self.y0)}"/>')
+                out.append(line(px, self.y1, px, self.y0, cls="grid"))
                 out.append(text(px, self.y0 + 15, xfmt(value), anchor="middle", cls="tick"))
             if xlabel:
                 out.append(text((self.x0 + self.x1) / 2, self.height - 6, xlabel, anchor="middle", cls="axis"))
         if y is not None:
             for value in y.ticks(5):
                 py = y(value)
-                out.append(f'<line class="grid" x1="{num(self.x0)}" x2="{num(self.x1)}" y1="{num(py)}" y2="{num(py)}"/>')
+                out.append(line(self.x0, py, self.x1, py, cls="grid"))
                 out.append(text(self.x0 - 5, py + 4, yfmt(value), anchor="end", cls="tick"))
             if ylabel:
                 cy = (self.y0 + self.y1) / 2
@@ -130,8 +130,10 @@ class Plot:
                 f'{attrs(aria_label=label)} xmlns="http://www.w3.org/2000/svg">{body}</svg>')
 
 
-def text(x: float, y: float, value: str, *, anchor: str = "start", cls: str | None = None, tip: str | None = None) -> str:
-    return (f'<text x="{num(x)}" y="{num(y)}"{attrs(text_anchor=anchor if anchor != "start" else None, class_=cls, data_t=tip)}>'
+def text(x: float, y: float, value: str, *, anchor: str = "start", cls: str | None = None,
+         tip: str | None = None) -> str:
+    anchor_attr = anchor if anchor != "start" else None
+    return (f'<text x="{num(x)}" y="{num(y)}"{attrs(text_anchor=anchor_attr, class_=cls, data_t=tip)}>'
             f"{esc(value)}</text>")
 
 

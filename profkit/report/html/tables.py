@@ -19,7 +19,9 @@ _LONG_TEXT = 90
 
 
 def si(value: float, unit: str = "") -> str:
-    """fmt_si, with milli/micro/nano prefixes below 1 (joules of a short window, sub-watt power)."""
+    """fmt_si, with milli/micro/nano prefixes below 1 (joules of a short window) and exa above peta."""
+    if abs(value) >= 1e18:
+        return f"{value / 1e18:.3g} E{unit}"
     if value and abs(value) < 1:
         for prefix, scale in (("m", 1e-3), ("µ", 1e-6), ("n", 1e-9)):
             if abs(value) >= scale:
@@ -42,7 +44,7 @@ FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
     (lambda k: k.endswith("tokens_per_s"), lambda v: fmt_si(v, "tok/s")),
     (lambda k: k.endswith("_per_s"), lambda v: fmt_si(v, "/s")),
-    (lambda k: k in ("flops", "flop") or k.endswith(("_flops", "_flop")), lambda v: fmt_si(v, "flop")),
+    (lambda k: bool({"flops", "flop"} & set(k.split("_"))), lambda v: fmt_si(v, "flop")),
     (lambda k: k == "bytes" or k.endswith("_bytes"), lambda v: fmt_si(v, "B")),
     (lambda k: k.endswith("_j") or k.endswith("_j_per_token") or k.startswith("j_per"), lambda v: si(v, "J")),
     (lambda k: k.endswith("_w"), lambda v: si(v, "W")),
@@ -101,12 +103,14 @@ def records_table(records: Sequence[dict], columns: Sequence[str] | None = None,
         return ""
     if columns is None:
         columns = list(dict.fromkeys(k for r in records for k in r))
+    columns = [c for c in columns if any(r.get(c) is not None for r in records)]  # no all-empty columns
     head = "".join(f'<th{attrs(data_k=c)}>{esc(label(c))}</th>' for c in columns)
     body = "".join("<tr>" + "".join(_cell(c, r.get(c)) for c in columns) + "</tr>" for r in records[:max_rows])
     more = (f'<p class="note">{len(records) - max_rows} more rows in the JSON embedded in this page.</p>'
             if len(records) > max_rows else "")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f'<div class="table-wrap"><table class="sortable">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
+    return (f'<div class="table-wrap"><table class="sortable">{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>{more}")
 
 
 def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
@@ -114,7 +118,8 @@ def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
     skip = set(skip)
     rows, nested = [], []
     for key, value in values.items():
-        if key in skip or value is None or (isinstance(value, dict) and value and all(v is None for v in value.values())):
+        empty_dict = isinstance(value, dict) and value and all(v is None for v in value.values())
+        if key in skip or value is None or empty_dict:
             continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             nested.append(f"<h4>{esc(label(key))}</h4>" + records_table(value))
@@ -124,6 +129,8 @@ def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
             text = " · ".join(f"{k} {fmt_field(k if k not in ('p50', 'p90', 'p99') else key, v)}"
                               for k, v in value.items())
             rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(text)}</td></tr>")
+        elif isinstance(value, dict) and value:
+            nested.append(f"<h4>{esc(label(key))}</h4>" + kv_table(value))
         else:
             rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(fmt_field(key, value))}</td></tr>")
     table = f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>' if rows else ""
