@@ -226,3 +226,16 @@ def test_recorded_phases_survive_the_trace_file(tmp_path):
     prefill = phases[phases["name"].astype(str) == "prefill"].iloc[0]
     assert (int(prefill["batch_size"]), int(prefill["token_count"])) == (2, 12)
     assert json.loads(prefill["extra"])["module"] == "TinyLM"
+
+
+def test_a_compiled_model_is_one_pass_and_torch_compile_does_not_warn_about_our_hooks(recorder):
+    import warnings
+
+    model = _tiny_lm()
+    compiled = torch.compile(model, backend="eager")  # dynamo only: no C++ toolchain needed
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.filterwarnings("always", category=UserWarning, append=True)  # behind the filter install() added
+        compiled(torch.randint(0, 64, (2, 8)))
+    marks = _marks(recorder)
+    assert [(m["name"], m["tokens"]) for m in marks] == [("prefill", 16)]  # the wrapper and the model: one pass
+    assert not [w for w in caught if "global hooks" in str(w.message)]

@@ -35,6 +35,7 @@ import itertools
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,6 +43,10 @@ from typing import Any, Callable
 _TOKEN_KWARGS = ("input_ids", "inputs_embeds", "decoder_input_ids", "decoder_inputs_embeds")
 
 _GENERATION_MODULE = "transformers.generation.utils"
+
+#: torch warns on every torch.compile(module) call while global hooks exist; the depth tracking
+#: already sees the compiled wrapper as the outermost call, so the warning is noise to the user.
+_COMPILE_WARNING = r"Using `torch\.compile\(module\)` when there are global hooks"
 
 #: GenerationMixin methods wrapped while recording -> what a call of it is.
 #: "generate": one generation; "prefill": every pass inside is a prefill.
@@ -85,6 +90,7 @@ class PhaseDetector:
         self._patched: dict[str, Callable] = {}  # GenerationMixin attribute -> original function
         self._finder: _PatchOnImport | None = None
         self._mixin: Any = None
+        self._warning_filter: tuple | None = None
         self._int_dtypes = frozenset({torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8})
 
     # -- lifecycle ---------------------------------------------------------
@@ -97,6 +103,8 @@ class PhaseDetector:
             nn_module.register_module_forward_pre_hook(self._pre),
             nn_module.register_module_forward_hook(self._post, with_kwargs=True, always_call=True),
         ]
+        warnings.filterwarnings("ignore", message=_COMPILE_WARNING, category=UserWarning)
+        self._warning_filter = warnings.filters[0]
         generation = sys.modules.get(_GENERATION_MODULE)
         if generation is not None:
             self._patch_generation(generation)
@@ -108,6 +116,10 @@ class PhaseDetector:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._warning_filter in warnings.filters:
+            warnings.filters.remove(self._warning_filter)
+            getattr(warnings, "_filters_mutated", lambda: None)()  # invalidate caches, as filterwarnings does
+        self._warning_filter = None
         if self._finder is not None:
             try:
                 sys.meta_path.remove(self._finder)
