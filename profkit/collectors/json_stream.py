@@ -3,9 +3,13 @@
 A Chrome trace is one object whose ``traceEvents`` array holds nearly all of
 the bytes. ``iter_members`` yields the top-level members in file order; the
 value of the streamed array member is a lazy iterator of its items, decoded
-one at a time from a sliding text window (a few MiB), so memory stays about
-one window plus what the caller keeps of each item. Decoding uses the C
-scanner of the standard ``json`` module: as fast as ``json.loads``.
+from a sliding text window (a few MiB), so memory stays about one window
+plus what the caller keeps of each item. Where ``orjson`` is installed, each
+window's complete items are decoded in one call (the slice up to the last
+``}`` that ``, {`` follows, parsed as an array: if that cut was inside a
+string the parse fails, and an earlier cut is tried, then one by one); else
+the C scanner of the standard ``json`` module decodes item by item, as fast
+as ``json.loads``.
 
 A top-level array (Chrome's "JSON Array Format", whose closing bracket is
 optional) is yielded as the streamed member.
@@ -20,11 +24,17 @@ from typing import IO, Any, Callable, Iterator
 
 from ..errors import TraceImportError
 
-_CHUNK_BYTES = 8 << 20  # read this much at a time
-_MARGIN_CHARS = 1 << 20  # keep at least this much text ahead of the cursor when possible
+_CHUNK_BYTES = 1 << 20  # read this much at a time
+_MARGIN_CHARS = 256 << 10  # keep at least this much text ahead of the cursor when possible
 _MAX_VALUE_CHARS = 256 << 20  # one item larger than this is taken as malformed, not truncated
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+_CUT_TRIES = 4  # cuts tried per window before decoding its items one by one
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
 
 
 class JsonStream:
@@ -39,6 +49,7 @@ class JsonStream:
         self.pos = 0
         self.offset = 0  # characters dropped before ``buf``
         self.eof = False
+        self._batch_after = 0  # absolute position before which batch decoding failed once
 
     def _fill(self) -> None:
         try:
@@ -93,20 +104,54 @@ class JsonStream:
             self.pos = end
             return obj
 
+    def batch(self) -> list | None:
+        """The complete items from the cursor to near the window's end, decoded at once (or None)."""
+        if _orjson is None or self.offset + self.pos < self._batch_after:
+            return None
+        if not self.eof and len(self.buf) - self.pos < _MARGIN_CHARS:
+            self._fill()
+        end = len(self.buf)
+        for _ in range(_CUT_TRIES):
+            cut = self._items_end(end)
+            if cut < 0:
+                break
+            try:
+                items = _orjson.loads("[" + self.buf[self.pos : cut] + "]")
+            except ValueError:  # the cut was inside a string (a kernel name's "}, {"), NaN, a huge integer...
+                end = cut - 1
+                continue
+            self.pos = cut
+            return items
+        self._batch_after = self.offset + len(self.buf)  # one by one through this window
+        return None
+
+    def _items_end(self, end: int) -> int:
+        """Index just past the last '}' before ``end`` that ', {' follows: maybe where an object item ends."""
+        while True:
+            brace = self.buf.rfind("}", self.pos, end)
+            if brace < 0:
+                return -1
+            comma = _WHITESPACE.match(self.buf, brace + 1).end()
+            if comma < len(self.buf) and self.buf[comma] == ",":
+                after = _WHITESPACE.match(self.buf, comma + 1).end()
+                if after < len(self.buf) and self.buf[after] == "{":
+                    return brace + 1
+            end = brace
+
     def fail(self, message: str, pos: int | None = None) -> None:
         where = self.offset + (self.pos if pos is None else pos)
         raise TraceImportError(f"{self._name}: malformed JSON at character {where}: {message}")
 
 
 def iter_members(stream: JsonStream, streamed_key: str) -> Iterator[tuple[str, Any]]:
-    """Top-level ``(key, value)`` pairs; ``streamed_key``'s value is an iterator of its items.
+    """Top-level ``(key, value)`` pairs; ``streamed_key``'s value is an iterator of lists of its items.
 
     The caller must exhaust that iterator before asking for the next member
     (unexhausted items are skipped).
     """
     first = stream.peek()
     if first == "[":
-        yield streamed_key, iter_array(stream, closing_optional=True)
+        yield streamed_key, iter_array_chunks(stream, closing_optional=True)
         return
     if first != "{":
         stream.fail("a trace is a JSON object or array" if first else "empty file")
@@ -120,7 +165,7 @@ def iter_members(stream: JsonStream, streamed_key: str) -> Iterator[tuple[str, A
             stream.fail("expected a member name")
         stream.expect(":", "':' after a member name")
         if key == streamed_key and stream.peek() == "[":
-            items = iter_array(stream)
+            items = iter_array_chunks(stream)
             yield key, items
             for _ in items:  # the caller stopped early: skip the rest
                 pass
@@ -136,14 +181,15 @@ def iter_members(stream: JsonStream, streamed_key: str) -> Iterator[tuple[str, A
             stream.fail("expected ',' or '}' between members")
 
 
-def iter_array(stream: JsonStream, *, closing_optional: bool = False) -> Iterator[Any]:
-    """Items of the array at the cursor, decoded one by one."""
+def iter_array_chunks(stream: JsonStream, *, closing_optional: bool = False) -> Iterator[list]:
+    """Items of the array at the cursor, in lists: a window's worth at a time, or one by one."""
     stream.expect("[", "'['")
     if stream.peek() == "]":
         stream.pos += 1
         return
     while True:
-        yield stream.value()
+        items = stream.batch()
+        yield items if items else [stream.value()]
         char = stream.peek()
         if char == ",":
             stream.pos += 1

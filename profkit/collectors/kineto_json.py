@@ -16,6 +16,8 @@ then to ``External id``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import gzip
 import json
 import os
@@ -94,7 +96,7 @@ ARG_KEYS: dict[str, str] = {
     "token_count": "",
 }
 
-_BATCH_EVENTS = 200_000  # column lists become arrays every this many events
+_BATCH_EVENTS = 20_000  # "X" events held as dicts before they become column arrays (bounds memory)
 _PROGRESS_MIN_BYTES = 32 << 20  # show a progress bar for files at least this big
 _STEP_NAME = re.compile(r"^ProfilerStep#(\d+)$")
 _GPU_LABEL = re.compile(r"^GPU (\d+)")
@@ -103,16 +105,19 @@ _FLOW_CATEGORIES = frozenset({"ac2g", "async_cpu_to_gpu", "async"})
 _DEVICE_WORK = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value})
 _TRACE_SUFFIXES = (".json.gz", ".json")
 
-try:  # optional: about 3x faster JSON encoding of the per-event extras
+try:  # optional: encodes the per-event extras about 3x faster (json_stream also decodes with it)
     import orjson as _orjson
-
-    def _dumps(value: Any) -> str:
-        return _orjson.dumps(value).decode()
-
 except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
 
-    def _dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+
+def _dumps(value: Any) -> str:
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value).decode()
+        except TypeError:  # integers beyond 64 bits
+            pass
+    return json.dumps(value, separators=(",", ":"))
 
 
 @dataclass
@@ -133,9 +138,21 @@ def read_kineto(path: str | os.PathLike, *, progress: bool = True) -> ImportedTr
     path = Path(path)
     if not path.is_file():
         raise TraceImportError(f"{path}: no such file")
-    with _open_stream(path, progress) as stream:
-        header, collected = _read_document(stream, path.name)
-    return _assemble(header, collected, path)
+    with _gc_paused():  # millions of new dicts and no cycles: the collector's passes would only cost
+        with _open_stream(path, progress) as stream:
+            header, collected = _read_document(stream, path.name)
+        return _assemble(header, collected, path)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -289,110 +306,117 @@ def _read_document(stream: JsonStream, name: str) -> tuple[dict[str, Any], _Coll
 
 _SPAN_FIELDS = ("cat", "name", "ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream",
                 "bytes", "shapes", "dtypes", "extra")
-_NUMERIC_FIELDS = ("ts", "dur", "correlation", "external_id", "device", "stream", "bytes")
+_EMPTY: dict = {}
 
 
-def _collect(events: Iterator[Any], name: str) -> _Collected:
-    """One pass over the events: spans into column lists, the rest sorted out."""
-    lists: dict[str, list] = {field: [] for field in _SPAN_FIELDS}
+class _Codebook:
+    """Distinct values of one column across batches: each batch keeps int codes, not string objects."""
+
+    def __init__(self) -> None:
+        self.codes: dict[Any, int] = {}
+
+    def encode(self, values: list) -> np.ndarray:
+        book = self.codes
+        add = book.setdefault
+        return np.array([add(v, len(book)) for v in values], dtype=np.int64)
+
+    def values(self) -> np.ndarray:
+        return _object_array(list(self.codes))
+
+
+def _collect(chunks: Iterable[list], name: str) -> _Collected:
+    """One pass over the events: spans batched into columns, the rest sorted out."""
+    spans: list[dict] = []
     batches: list[dict[str, np.ndarray]] = []
+    books = {field: _Codebook() for field in _CODED_FIELDS}
     flows: list[tuple] = []
     counters: list[dict] = []
     meta_events: list[dict] = []
     skipped: Counter = Counter()
-    intern: dict[str, str] = {}
-    (cats, names, ts, dur, pids, tids, corr, ext, dev, streams, nbytes, shapes, dtypes, extras) = (
-        lists[f] for f in _SPAN_FIELDS
-    )
-    empty: dict = {}
     seen_any = False
-    for event in events:
+    for chunk in chunks:
         seen_any = True
-        if type(event) is not dict:
-            raise TraceImportError(f"{name}: traceEvents holds a {type(event).__name__}, not event objects")
-        ph = event.get("ph")
-        if ph == "X":
-            start = event.get("ts")
-            if start is None:
-                skipped["X without ts"] += 1
+        if not all(type(event) is dict for event in chunk):
+            bad = next(event for event in chunk if type(event) is not dict)
+            raise TraceImportError(f"{name}: traceEvents holds a {type(bad).__name__}, not event objects")
+        spans += [event for event in chunk if event.get("ph") == "X"]
+        for event in chunk:
+            ph = event.get("ph")
+            if ph == "X":
                 continue
-            args = event.get("args") or empty
-            cat = event.get("cat")
-            cats.append(intern.setdefault(cat, cat) if cat is not None else None)
-            label = str(event.get("name", ""))
-            names.append(intern.setdefault(label, label))
-            ts.append(start)
-            dur.append(event.get("dur", 0))
-            pids.append(event.get("pid"))
-            tids.append(event.get("tid"))
-            if args:
-                corr.append(args.get("correlation"))
-                ext.append(args.get("External id", args.get("external id")))
-                dev.append(args.get("device"))
-                streams.append(args.get("stream"))
-                nbytes.append(args.get("bytes"))
-                dims = args.get("Input Dims")
-                if dims is not None:
-                    text = _dumps(dims)
-                    shapes.append(intern.setdefault(text, text))
-                    text = _dumps(args.get("Input type"))
-                    dtypes.append(intern.setdefault(text, text))
-                else:
-                    shapes.append(None)
-                    dtypes.append(None)
-                extras.append(_extra(args))
+            if ph in ("s", "f", "t"):
+                if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
+                    flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
+            elif ph == "C":
+                counters.append(event)
+            elif ph == "M":
+                meta_events.append(event)
             else:
-                for column in (corr, ext, dev, streams, nbytes, shapes, dtypes, extras):
-                    column.append(None)
-            if len(ts) >= _BATCH_EVENTS:
-                batches.append(_to_arrays(lists))
-        elif ph in ("s", "f", "t"):
-            if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
-                flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
-        elif ph == "C":
-            counters.append(event)
-        elif ph == "M":
-            meta_events.append(event)
-        else:
-            skipped[_SKIPPED_LABELS.get(ph, f"ph={ph!r}")] += 1
+                skipped[_SKIPPED_LABELS.get(ph, f"ph={ph!r}")] += 1
+        if len(spans) >= _BATCH_EVENTS:
+            batches.append(_span_columns(spans, books, skipped))
+            spans = []
     if not seen_any:
         raise TraceImportError(f"{name}: traceEvents is empty")
-    batches.append(_to_arrays(lists))
+    batches.append(_span_columns(spans, books, skipped))
     columns = {field: np.concatenate([b[field] for b in batches]) for field in _SPAN_FIELDS}
+    for field, book in books.items():  # codes -> values, each distinct value converted once
+        uniques = list(book.codes)
+        if field == "name":
+            table = _object_array(["" if v is None else str(v) for v in uniques])
+        else:
+            table = _object_array(uniques)
+        columns[field] = table[columns[field]] if len(columns[field]) else table[:0]
     return _Collected(columns, flows, counters, meta_events, skipped)
 
 
+_CODED_FIELDS = ("cat", "name", "shapes", "dtypes")
 _SKIPPED_LABELS = {"i": "instant", "I": "instant", "B": "begin/end", "E": "begin/end", "b": "async", "e": "async",
                    "n": "async", "O": "object", "N": "object", "D": "object"}
 
 
-def _extra(args: dict) -> str | None:
-    kept = {}
-    for key, value in args.items():
-        renamed = ARG_KEYS.get(key, key)
-        if renamed:
-            kept[renamed] = value
-    return _dumps(kept) if kept else None
+def _span_columns(spans: list[dict], books: dict[str, _Codebook], skipped: Counter) -> dict[str, np.ndarray]:
+    """Columns of a batch of "X" events (list comprehensions: the per-event cost is here)."""
+    ts = _floats([e.get("ts") for e in spans])
+    keep = ~np.isnan(ts)
+    if not keep.all():
+        skipped["X without ts"] += int((~keep).sum())
+    args = [e.get("args") or _EMPTY for e in spans]
+    dims = [a.get("Input Dims") for a in args]
+    types = [a.get("Input type") if d is not None else None for a, d in zip(args, dims)]
+    rename = ARG_KEYS.get
+    columns = {
+        "cat": books["cat"].encode([e.get("cat") for e in spans]),
+        "name": books["name"].encode([e.get("name", "") for e in spans]),
+        "ts": ts,
+        "dur": _floats([e.get("dur", 0) for e in spans]),
+        "pid": _floats([e.get("pid") for e in spans]),
+        "tid": _floats([e.get("tid") for e in spans]),
+        "correlation": _floats([a.get("correlation") for a in args]),
+        "external_id": _floats([a.get("External id") if "External id" in a else a.get("external id") for a in args]),
+        "device": _floats([a.get("device") for a in args]),
+        "stream": _floats([a.get("stream") for a in args]),
+        "bytes": _floats([a.get("bytes") for a in args]),
+        "shapes": books["shapes"].encode([None if d is None else _dumps(d) for d in dims]),
+        "dtypes": books["dtypes"].encode([None if t is None else _dumps(t) for t in types]),
+        "extra": _object_array(
+            [_dumps(kept) if (kept := {r: v for k, v in a.items() if (r := rename(k, k))}) else None for a in args]
+        ),
+    }
+    return columns if keep.all() else {field: values[keep] for field, values in columns.items()}
 
 
-def _to_arrays(lists: dict[str, list]) -> dict[str, np.ndarray]:
-    """Turn (and empty) the column lists: numbers as float64 with NaN for missing, the rest as objects."""
-    out = {}
-    for field, values in lists.items():
-        if field in _NUMERIC_FIELDS:
-            out[field] = _floats(values, field)
-        else:
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            out[field] = array
-        values.clear()
-    return out
+def _object_array(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
-def _floats(values: list, field: str) -> np.ndarray:
+def _floats(values: list) -> np.ndarray:
+    """Numbers as float64, NaN where missing; strings such as "stream 7" by their trailing digits."""
     try:
         return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):  # strings such as "stream 7", or nested values: one at a time
+    except (TypeError, ValueError):
         return np.array([_number(v) for v in values], dtype=np.float64)
 
 
@@ -416,8 +440,7 @@ def _assemble(header: dict[str, Any], collected: _Collected, source: Path) -> Im
     notes: list[str] = []
     base_ns = _int_or_none(header.get("baseTimeNanoseconds")) or 0
     kind = _kinds(cols["cat"])
-    pid = _ids(cols["pid"])
-    tid = _ids(cols["tid"])
+    pid, tid = cols["pid"], cols["tid"]
     gpu = np.isin(kind, list(GPU_KINDS))
     start_ns, end_ns = _to_ns(cols["ts"], cols["dur"], base_ns)
     if base_ns == 0 and n and np.nanmax(np.abs(cols["ts"])) >= 2**53 / 1000 and _has_fraction(cols["ts"]):
@@ -573,31 +596,36 @@ def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: str = "
 
 def _unpack_phase_args(raw: pd.DataFrame) -> None:
     """Phase rows written by ``profkit export`` carry batch_size/token_count in their args."""
-    phase = (raw["kind"] == Kind.PHASE.value).to_numpy()
-    raw["batch_size"] = pd.array([None] * len(raw), dtype="Int32")
-    raw["token_count"] = pd.array([None] * len(raw), dtype="Int64")
-    if not phase.any():
+    rows = np.flatnonzero((raw["kind"] == Kind.PHASE.value).to_numpy())
+    if not len(rows):
         return
-    for row in np.flatnonzero(phase):
-        extra = json.loads(raw.at[row, "extra"] or "{}")
-        for column in ("batch_size", "token_count"):
-            if extra.get(column) is not None:
-                raw.at[row, column] = int(extra.pop(column))
-        raw.at[row, "extra"] = _dumps(extra) if extra else None
+    batch = np.full(len(raw), np.nan)
+    tokens = np.full(len(raw), np.nan)
+    extras = raw["extra"].to_numpy(dtype=object).copy()
+    for row in rows:
+        extra = json.loads(extras[row] or "{}")
+        batch[row] = extra.pop("batch_size", None) or np.nan
+        tokens[row] = extra.pop("token_count", None) or np.nan
+        extras[row] = _dumps(extra) if extra else None
+    raw["batch_size"] = _nullable(batch, dtype="Int32")
+    raw["token_count"] = _nullable(tokens)
+    raw["extra"] = extras
 
 
 def _step_phases(raw: pd.DataFrame) -> pd.DataFrame | None:
     """One ``step`` phase mark per ProfilerStep#N annotation (steps are what check compares)."""
-    if (raw["kind"] == Kind.PHASE.value).any():  # profkit's own marks (an exported trace) already say it
+    kind = raw["kind"].to_numpy()
+    if (kind == Kind.PHASE.value).any():  # profkit's own marks (an exported trace) already say it
         return None
-    annotations = raw[(raw["kind"] == Kind.ANNOTATION.value)]
-    steps = annotations["name"].astype(str).str.extract(_STEP_NAME, expand=False).dropna()
-    if steps.empty:
+    annotation = np.flatnonzero(kind == Kind.ANNOTATION.value)
+    numbers = [_STEP_NAME.match(str(name)) for name in raw["name"].to_numpy()[annotation]]
+    rows = [row for row, match in zip(annotation, numbers) if match]
+    if not rows:
         return None
-    marks = annotations.loc[steps.index].copy()
+    marks = raw.iloc[rows].copy()
     marks["kind"] = Kind.PHASE.value
     marks["name"] = "step"
-    marks["extra"] = [_dumps({"step": int(s), "source": "ProfilerStep"}) for s in steps]
+    marks["extra"] = [_dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m]
     marks["input_shapes"] = None
     marks["input_dtypes"] = None
     marks["_external_id"] = np.nan

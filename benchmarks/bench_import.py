@@ -1,0 +1,187 @@
+"""profkit import vs Holistic Trace Analysis's loader on the same Chrome-trace files, side by side.
+
+For each trace (default: every file in ../shared/traces) and each tool, a fresh
+child process loads the file and reports its wall time and peak memory (the
+rise of the process's peak RSS over its RSS once everything is imported, so
+library import costs are left out). Time is the best of --repeat runs.
+
+- profkit: ``read_kineto`` + ``write_trace`` (JSON -> Parquet, what
+  ``profkit import`` does), then, separately, ``profkit report`` on that
+  Parquet file (``load`` + ``build_report``);
+- HTA: ``TraceAnalysis(trace_dir=...)`` on a folder holding just that file
+  (its public entry point: parse, align and filter the trace, with its defaults). HTA is not a profkit dependency: install it
+  into its own virtual environment and pass its interpreter:
+
+      python -m venv --system-site-packages /tmp/hta && /tmp/hta/bin/pip install traceinsight psutil
+      python benchmarks/bench_import.py --hta-python /tmp/hta/bin/python
+
+Targets (issue 6): import >= 5x faster than HTA's load with less peak memory;
+``profkit report`` on the imported Parquet >= 20x faster than HTA's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TRACES = REPO.parent / "shared" / "traces"
+
+# Each probe runs in a child process and prints one JSON line: {"seconds": .., "peak_mb": ..}.
+_PRELUDE = """
+import json, resource, sys, time
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+PROBES = {
+    "profkit_import": _PRELUDE + """
+from profkit.collectors.kineto_json import read_kineto
+from profkit.trace.io import write_trace
+import pandas, pyarrow.parquet
+source, target = sys.argv[1], sys.argv[2]
+base = rss_mb(); t = time.perf_counter()
+imported = read_kineto(source, progress=False)
+write_trace(target, imported.table, imported.metadata)
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": imported.table.num_rows}))
+""",
+    "profkit_report": _PRELUDE + """
+import profkit
+from profkit.report import build_report
+from profkit.report.registry import sections
+sections()  # import every report section before timing
+target = sys.argv[2]
+base = rss_mb(); t = time.perf_counter()
+build_report([profkit.load(target)])
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_mb() - base}))
+""",
+    "hta_load": _PRELUDE + """
+import logging, os, tempfile
+from hta.trace_analysis import TraceAnalysis
+logging.disable(logging.CRITICAL)
+source = sys.argv[1]
+folder = tempfile.mkdtemp(prefix="hta-")
+os.symlink(os.path.abspath(source), os.path.join(folder, os.path.basename(source)))
+base = rss_mb(); t = time.perf_counter()
+analysis = TraceAnalysis(trace_dir=folder)
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": int(len(analysis.t.get_trace(0)))}))
+""",
+}
+
+
+def probe(python: str, name: str, source: Path, target: Path, repeat: int) -> dict | None:
+    runs = []
+    for _ in range(repeat):
+        proc = subprocess.run([python, "-c", PROBES[name], str(source), str(target)], capture_output=True, text=True,
+                              cwd=REPO, timeout=1800)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"  {name} failed on {source.name}: {tail}", file=sys.stderr)
+            return None
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda r: r["seconds"])
+    return {**best, "peak_mb": max(r["peak_mb"] for r in runs)}
+
+
+def scaled_trace(source: Path, copies: int, folder: Path) -> Path:
+    """``copies`` back-to-back repetitions of a trace's events (ids and times shifted), as plain JSON."""
+    import gzip
+
+    with gzip.open(source, "rt") as handle:
+        document = json.load(handle)
+    events = document.pop("traceEvents")
+    timed = [e for e in events if isinstance(e.get("ts"), (int, float))]
+    span = max(e["ts"] + e.get("dur", 0) for e in timed) - min(e["ts"] for e in timed)
+    target = folder / f"{source.name.split('.json')[0]}_x{copies}.json"
+    with open(target, "w") as out:
+        out.write(json.dumps(document)[:-1] + ', "traceEvents": [\n')
+        for copy in range(copies):
+            for i, event in enumerate(events):
+                if copy and event.get("ph") == "M":
+                    continue
+                event = dict(event)
+                if isinstance(event.get("ts"), (int, float)):
+                    event["ts"] = event["ts"] + copy * span
+                if "id" in event:
+                    event["id"] = event["id"] + copy * 10**8
+                if isinstance(event.get("args"), dict):
+                    event["args"] = dict(event["args"])
+                    for key in ("correlation", "External id"):
+                        if isinstance(event["args"].get(key), int):
+                            event["args"][key] += copy * 10**8
+                out.write(("" if copy == 0 and i == 0 else ",\n") + json.dumps(event))
+        out.write("\n]}\n")
+    return target
+
+
+def hta_available(python: str) -> bool:
+    return subprocess.run([python, "-c", "import hta.trace_analysis"], capture_output=True).returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("traces", nargs="*", type=Path, help="Chrome-trace files (default: ../shared/traces/*)")
+    parser.add_argument("--hta-python", default=sys.executable, help="An interpreter that can import hta")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per measurement (best time is kept)")
+    parser.add_argument("--scale", type=int, default=0, metavar="N",
+                        help="Also time a large trace: the H100 trace's events repeated N times (e.g. 10 -> ~90 MB)")
+    args = parser.parse_args()
+    traces = args.traces or sorted(SHARED_TRACES.glob("*.json*"))
+    scratch = tempfile.TemporaryDirectory(prefix="profkit-bench-big-")
+    if args.scale:
+        traces.append(scaled_trace(SHARED_TRACES / "h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz", args.scale,
+                                   Path(scratch.name)))
+    if not traces:
+        sys.exit("no traces: pass files, or run beside ../shared/traces")
+    with_hta = hta_available(args.hta_python)
+    if not with_hta:
+        print(f"HTA not importable by {args.hta_python}: showing profkit alone (see this file's docstring)")
+    header = (f"{'trace':<48} {'events':>7} {'import s':>9} {'HTA s':>7} {'speed-up':>8} "
+              f"{'import MB':>9} {'HTA MB':>7} {'mem ratio':>9} {'report s':>9} {'HTA/report':>10}")
+    print(header)
+    print("-" * len(header))
+    totals = {"import": 0.0, "hta": 0.0, "report": 0.0}
+    with tempfile.TemporaryDirectory(prefix="profkit-bench-") as folder:
+        for source in traces:
+            target = Path(folder) / (source.name + ".parquet")
+            ours = probe(sys.executable, "profkit_import", source, target, args.repeat)
+            report = probe(sys.executable, "profkit_report", source, target, args.repeat) if ours else None
+            hta = probe(args.hta_python, "hta_load", source, target, args.repeat) if with_hta else None
+            if ours is None:
+                continue
+            totals["import"] += ours["seconds"]
+            totals["report"] += report["seconds"] if report else 0.0
+            totals["hta"] += hta["seconds"] if hta else 0.0
+            print(
+                f"{source.name[:48]:<48} {ours['events']:>7} {ours['seconds']:>9.3f} "
+                f"{_f(hta, 'seconds', '.3f'):>7} {_ratio(hta, ours, 'seconds'):>8} "
+                f"{ours['peak_mb']:>9.1f} {_f(hta, 'peak_mb', '.1f'):>7} {_ratio(hta, ours, 'peak_mb'):>9} "
+                f"{_f(report, 'seconds', '.3f'):>9} {_ratio(hta, report, 'seconds'):>10}"
+            )
+    if with_hta and totals["import"]:
+        print(f"all files: import {totals['import']:.3f} s, HTA {totals['hta']:.3f} s "
+              f"({totals['hta'] / totals['import']:.1f}x), report on Parquet {totals['report']:.3f} s "
+              f"({totals['hta'] / max(totals['report'], 1e-9):.1f}x faster than HTA's load)")
+
+
+def _f(row: dict | None, key: str, spec: str) -> str:
+    return "–" if row is None else format(row[key], spec)
+
+
+def _ratio(theirs: dict | None, ours: dict | None, key: str) -> str:
+    if theirs is None or ours is None or ours[key] <= 0:
+        return "–"
+    return f"{theirs[key] / ours[key]:.1f}x"
+
+
+if __name__ == "__main__":
+    main()
