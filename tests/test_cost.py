@@ -103,6 +103,9 @@ def test_paper_per_operator_figures():
     [
         ("aten::not_costed", [[4, 4]], [F32]),  # no formula
         ("aten::mm", [[4, 4], [5, 4]], [F32, F32]),  # inner dimensions differ
+        ("aten::linear", [[2, 160, 606], [2048, 3906], [2048]], [F32, F32, F32]),  # input 606 vs weight 3906
+        ("aten::addmm", [[8], [4, 6], [5, 8]], [F32, F32, F32]),  # 6 vs 5
+        ("aten::bmm", [[2, 4, 6], [2, 5, 8]], [F32, F32]),  # 6 vs 5
         ("aten::mm", [[], []], ["TensorList", "Scalar"]),  # no tensors recorded
         ("aten::add", [[4, 3], [5]], [F32, F32]),  # does not broadcast
         ("aten::linear", None, None),  # no shapes recorded

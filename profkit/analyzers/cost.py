@@ -245,33 +245,41 @@ def mm_flops(m: int, k: int, n: int, batch: int = 1) -> float:
     return 2.0 * batch * m * n * k
 
 
+def _inner(k: int, k2: int) -> None:
+    """Shapes whose inner dimensions differ are mis-recorded: better no cost than a wrong one."""
+    if k != k2:
+        raise ValueError("inner dimensions differ")
+
+
 @formula("aten::mm", "aten::_scaled_mm", "aten::_int_mm")
 def _mm(name: str, x: OpInputs) -> Cost:
     a, b = _need(x[0]), _need(x[1])
     (m, k), (k2, n) = a.shape, b.shape
-    if k != k2:
-        raise ValueError("inner dimensions differ")
+    _inner(k, k2)
     return Cost(mm_flops(m, k, n), _io([a, b], [((m, n), a.itemsize)]))
 
 
 @formula("aten::addmm", "aten::_addmm_activation")
 def _addmm(name: str, x: OpInputs) -> Cost:
     bias, a, b = _need(x[0]), _need(x[1]), _need(x[2])
-    (m, k), (_, n) = a.shape, b.shape
+    (m, k), (k2, n) = a.shape, b.shape
+    _inner(k, k2)
     return Cost(mm_flops(m, k, n), _io([bias, a, b], [((m, n), a.itemsize)]))
 
 
 @formula("aten::bmm")
 def _bmm(name: str, x: OpInputs) -> Cost:
     a, b = _need(x[0]), _need(x[1])
-    (batch, m, k), (_, _, n) = a.shape, b.shape
+    (batch, m, k), (_, k2, n) = a.shape, b.shape
+    _inner(k, k2)
     return Cost(mm_flops(m, k, n, batch), _io([a, b], [((batch, m, n), a.itemsize)]))
 
 
 @formula("aten::baddbmm")
 def _baddbmm(name: str, x: OpInputs) -> Cost:
     c, a, b = _need(x[0]), _need(x[1]), _need(x[2])
-    (batch, m, k), (_, _, n) = a.shape, b.shape
+    (batch, m, k), (_, k2, n) = a.shape, b.shape
+    _inner(k, k2)
     return Cost(mm_flops(m, k, n, batch), _io([c, a, b], [((batch, m, n), a.itemsize)]))
 
 
@@ -281,8 +289,7 @@ def _matmul(name: str, x: OpInputs) -> Cost:
     sa, sb = a.shape, b.shape
     m, k = (1, sa[0]) if len(sa) == 1 else sa[-2:]
     k2, n = (sb[0], 1) if len(sb) == 1 else sb[-2:]
-    if k != k2:
-        raise ValueError("inner dimensions differ")
+    _inner(k, k2)
     batch_shape = broadcast([sa[:-2], sb[:-2]])
     out = batch_shape + ((m,) if len(sa) > 1 else ()) + ((n,) if len(sb) > 1 else ())
     return Cost(mm_flops(m, k, n, math.prod(batch_shape)), _io([a, b], [(out, a.itemsize)]))
@@ -292,6 +299,7 @@ def _matmul(name: str, x: OpInputs) -> Cost:
 def _linear(name: str, x: OpInputs) -> Cost:
     inp, weight = _need(x[0]), _need(x[1])
     n, k = weight.shape
+    _inner(inp.shape[-1], k)
     rows = math.prod(inp.shape[:-1])
     out = inp.shape[:-1] + (n,)
     return Cost(mm_flops(rows, k, n), _io(x.tensors, [(out, inp.itemsize)]))
