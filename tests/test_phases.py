@@ -260,6 +260,7 @@ def test_training_step_split_gaps_and_mfu_hand_counted():
 def test_a_profiler_step_that_ran_backward_is_a_training_step():
     result = _analyze(_training_events(step_mark=False), _toy(what_if=True))
     assert result.steps["step"].tolist() == [4.0] and result.training["mfu"] is None  # what-if: no MFU
+    assert result.phases["phase"].tolist() == ["train_step"]  # the ProfilerStep is labelled a training step
     inference_only = _events([_op("ProfilerStep#1", 0, 10, kind="annotation"), _op("aten::mm", 1, 2, *MM)])
     assert _analyze(inference_only).training is None
 
@@ -320,7 +321,7 @@ def test_llama_prefill_compute_bound_decode_memory_bound_in_the_json_report(llam
     assert prefill["bound"] == "compute" and decode["bound"] == "memory"
     assert prefill["arithmetic_intensity"] >= 10 * decode["arithmetic_intensity"]
     assert [p["phase"] for p in document["phases"]][:2] == ["prefill", "decode"]
-    assert {c["category"] for c in prefill["classes"]} >= {"contraction", "elementwise"}
+    assert {c["category"] for c in prefill["categories"]} >= {"contraction", "elementwise"}
 
 
 def test_llama_inference_and_training_objects(llama_report):

@@ -413,6 +413,7 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     notes: list[str] = []
     anchors = _anchors(events, rows)
     windows = windows.assign(effective_end_ns=_effective_ends(windows, anchors))
+    windows = _label_training_steps(windows, anchors)
     labelled = _label_rows(rows, anchors, windows)
     phases, classes = _phase_table(windows, labelled, ceilings, tracks)
     generations = generation_table(windows)
@@ -599,26 +600,30 @@ def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict 
 # ---------------------------------------------------------------- training steps
 
 
-def _step_windows(windows: pd.DataFrame, labelled_backward: set) -> pd.DataFrame:
-    steps = windows[windows["phase"] == TRAIN_STEP]
-    if steps.empty:  # ProfilerStep windows that ran a backward pass are training steps
-        steps = windows[(windows["phase"] == STEP) & windows.index.isin(labelled_backward)]
-    return steps
+def _label_training_steps(windows: pd.DataFrame, anchors: _Anchors) -> pd.DataFrame:
+    """Without ``train_step`` marks, ProfilerStep windows that ran a backward pass become ``train_step``."""
+    steps = windows[windows["phase"] == STEP]
+    if steps.empty or (windows["phase"] == TRAIN_STEP).any():
+        return windows
+    backward = anchors.part == 1
+    pos = assign_to_windows(anchors.t_ns[backward], anchors.rank[backward], steps)
+    trained = steps.index[np.unique(pos[pos >= 0])]
+    if len(trained) == 0:
+        return windows
+    windows = windows.copy()
+    windows.loc[trained, "phase"] = TRAIN_STEP
+    return windows
 
 
 def _step_table(windows: pd.DataFrame, rows: pd.DataFrame, anchors: _Anchors,
                 events: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     """One row per training step, and the dtype of most of its contraction flop."""
-    candidates = windows[windows["phase"].isin((TRAIN_STEP, STEP))]
-    if candidates.empty:
-        return pd.DataFrame(), None
-    pos = assign_to_windows(anchors.t_ns, anchors.rank, candidates)
-    hit = np.flatnonzero(pos >= 0)
-    inside = rows.iloc[hit].assign(window=candidates.index.to_numpy()[pos[hit]], part=anchors.part[hit])
-    backward_windows = set(inside.loc[inside["part"] == 1, "window"])
-    steps = _step_windows(candidates, backward_windows)
+    steps = windows[windows["phase"] == TRAIN_STEP]
     if steps.empty:
         return pd.DataFrame(), None
+    pos = assign_to_windows(anchors.t_ns, anchors.rank, steps)
+    hit = np.flatnonzero(pos >= 0)
+    inside = rows.iloc[hit].assign(window=steps.index.to_numpy()[pos[hit]], part=anchors.part[hit])
     work = inside[inside["device_work"].to_numpy(bool) & inside["window"].isin(steps.index)]
     by_part = work.groupby(["window", "part"])["time_ns"].sum().unstack("part").reindex(columns=range(3)).fillna(0)
     flops = work.groupby("window")["flops"].sum()
@@ -714,13 +719,20 @@ def training_summary(steps: pd.DataFrame, dtype: str | None, ceilings: Ceilings,
         "achieved_flops_per_s": achieved,
         "dtype": dtype,
         "peak_flops_per_s": spec.peak_for(dtype, matrix=True) if spec is not None else None,
-        "peak_source": (spec.name + (" (measured)" if spec.measured else " (datasheet)")) if spec is not None else None,
+        "peak_source": _peak_source(spec, ceilings),
         "mfu": mfu(spec),
         "mfu_measured": mfu(ceilings.measured) if ceilings.measured is not None and ceilings.measured is not spec else None,
         "samples_per_s": float(samples) / (total_ns / 1e9) if samples and total_ns else None,
         "tokens_per_s": float(tokens) / (total_ns / 1e9) if tokens and total_ns else None,
         "idle": _training_idle(events, steps),
     }
+
+
+def _peak_source(spec, ceilings: Ceilings) -> str | None:
+    if spec is None:
+        return None
+    kind = "datasheet" if spec is ceilings.datasheet else "measured" if spec.measured else None
+    return f"{spec.name} ({kind})" if kind else spec.name
 
 
 def _training_idle(events: pd.DataFrame, steps: pd.DataFrame) -> dict | None:

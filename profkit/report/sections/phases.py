@@ -2,7 +2,8 @@
 
 ``phases``: a list, one object per phase label, with at least ``phase``,
 ``count``, ``time_ns``, ``tokens``, ``tokens_per_s``, ``bound``,
-``arithmetic_intensity`` and the per-class breakdown ``classes``; energy
+``arithmetic_intensity`` and the per-class breakdown ``categories`` (as in
+the top-level ``categories`` section); energy
 fields when the trace has telemetry. ``inference``: TTFT, TBT (p50/p90/p99),
 prefill and decode tokens/s, one entry per generate call; null without
 prefill/decode passes. ``training``: median ``step_time_ns``, the
@@ -69,7 +70,7 @@ def phases_section(ctx: ReportContext) -> list[dict]:
     for record in records:
         mine = classes[classes["phase"] == record["phase"]] if len(classes) else classes
         rows = _records(mine.assign(category=mine["category"].astype(str)), _CLASS_FIELDS) if len(mine) else []
-        record["classes"] = sorted(rows, key=lambda r: -(r["time_ns"] or 0))
+        record["categories"] = sorted(rows, key=lambda r: -(r["time_ns"] or 0))
         for key in ("count", "time_ns", "host_time_ns"):
             record[key] = int(record[key])
     return records
@@ -114,7 +115,7 @@ def _fmt(value: Any, fmt: str = "{:.3g}") -> str:
 
 
 def _top_class(record: dict) -> str:
-    classes = [c for c in record.get("classes", []) if c["time_share"]]
+    classes = [c for c in record.get("categories", []) if c["time_share"]]
     if not classes:
         return "–"
     top = classes[0]
