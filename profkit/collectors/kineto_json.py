@@ -92,8 +92,6 @@ ARG_KEYS: dict[str, str] = {
     "finished": "",
     "context": "",
     "queued": "",
-    "batch_size": "",
-    "token_count": "",
 }
 
 _BATCH_EVENTS = 20_000  # "X" events held as dicts before they become column arrays (bounds memory)
@@ -603,7 +601,7 @@ def _unpack_phase_args(raw: pd.DataFrame) -> None:
     tokens = np.full(len(raw), np.nan)
     extras = raw["extra"].to_numpy(dtype=object).copy()
     for row in rows:
-        extra = json.loads(extras[row] or "{}")
+        extra = json.loads(extras[row]) if isinstance(extras[row], str) else {}
         batch[row] = extra.pop("batch_size", None) or np.nan
         tokens[row] = extra.pop("token_count", None) or np.nan
         extras[row] = _dumps(extra) if extra else None

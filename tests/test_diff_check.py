@@ -1,0 +1,203 @@
+"""profkit diff and profkit check on hand-built traces (synthetic_traces.py) and the shared GPU traces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import profkit
+from profkit.analyzers.check import Budget, CheckInputError, check, parse_limit, parse_scoped
+from profkit.analyzers.diff import compare, diff_sections
+from profkit.cli.main import cli
+from profkit.collectors.kineto_json import read_kineto
+from profkit.trace.io import write_trace
+
+from conftest import shared_trace
+from synthetic_traces import make_trace
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+@pytest.fixture
+def base(tmp_path):
+    return make_trace(tmp_path / "base.parquet")
+
+
+@pytest.fixture
+def slower(tmp_path):
+    # the GEMM kernel 20 % slower: 1.0 ms -> 1.2 ms in every step
+    return make_trace(tmp_path / "slower.parquet", gemm_ns=1_200_000)
+
+
+# ---------------------------------------------------------------- diff
+
+
+def test_diff_of_a_trace_with_itself_shows_no_change(base):
+    result = run("diff", base, base, "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    for table in ("ops", "kernels", "classes"):
+        rows = document[table]
+        assert rows and {r["status"] for r in rows} == {"same"}, table
+        assert all(v == 0 for r in rows for k, v in r.items() if k.startswith("delta_")), table
+    assert document["kernels_appeared"] == [] and document["kernels_vanished"] == []
+    assert document["cross_device"] is False
+    totals = {r["metric"]: r for r in document["sections"]["totals"]["rows"]}
+    assert totals["kernel_count"]["change"] == 0
+
+
+def test_diff_finds_the_slower_kernel(base, slower):
+    document = json.loads(run("diff", base, slower, "--format", "json").stdout)
+    kernels = {r["name"]: r for r in document["kernels"]}
+    # 4 steps x 1.0 ms -> 4 x 1.2 ms
+    assert kernels["gemm_kernel"]["base_time_ns"] == 4_000_000
+    assert kernels["gemm_kernel"]["new_time_ns"] == 4_800_000
+    assert kernels["gemm_kernel"]["change_time_ns"] == pytest.approx(0.2)
+    assert kernels["relu_kernel"]["status"] == "same"
+    assert document["kernels"][0]["name"] == "gemm_kernel"  # sorted by the size of the change
+    ops = {(r["name"], r["input_shapes"]): r for r in document["ops"]}
+    mm = ops[("aten::mm", "[[64,128],[128,256]]")]
+    assert mm["base_gpu_time_ns"] == 4_000_000 and mm["new_gpu_time_ns"] == 4_800_000
+    # 2 * 64 * 128 * 256 = 4,194,304 flop per mm, 4 of them
+    assert mm["base_flop"] == 4 * 4_194_304
+    classes = {r["class"]: r for r in document["classes"]}
+    assert classes["contraction"]["change_time_ns"] == pytest.approx(0.2)
+
+
+def test_diff_text_and_markdown(base, slower):
+    text = run("diff", base, slower)
+    assert text.exit_code == 0 and "gemm_kernel" in text.output and "+20.0 %" in text.output
+    markdown = run("diff", base, slower, "--format", "markdown").output
+    assert markdown.startswith("### profkit diff")
+    assert "| name | input_shapes |" in markdown and "+20.0 %" in markdown
+
+
+def test_diff_reports_appearing_and_vanishing_kernels(tmp_path, base):
+    other = make_trace(tmp_path / "other.parquet")
+    trace = profkit.load(other)
+    events = trace.events.copy()
+    events["name"] = events["name"].astype(str).replace({"relu_kernel": "fused_relu_kernel"})
+    from profkit.trace.schema import ARROW_SCHEMA
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(events[[f.name for f in ARROW_SCHEMA]], schema=ARROW_SCHEMA, preserve_index=False)
+    renamed = write_trace(tmp_path / "renamed.parquet", table, trace.metadata)
+    document = json.loads(run("diff", base, renamed, "--format", "json").stdout)
+    assert [r["name"] for r in document["kernels_appeared"]] == ["fused_relu_kernel"]
+    assert [r["name"] for r in document["kernels_vanished"]] == ["relu_kernel"]
+    assert document["kernel_counts"] == {"matched": 1, "appeared": 1, "vanished": 1}
+
+
+def test_diff_across_devices_matches_ops_by_name_and_shapes(tmp_path):
+    traces = []
+    for name in ("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz", "mi300_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"):
+        imported = read_kineto(shared_trace(name), progress=False)
+        traces.append(write_trace(tmp_path / f"{name}.parquet", imported.table, imported.metadata))
+    document = json.loads(run("diff", *traces, "--format", "json").stdout)
+    assert document["cross_device"] is True
+    assert document["base"]["device"] == "NVIDIA H100 80GB HBM3"
+    assert document["new"]["device"] == "AMD Instinct MI300X VF"
+    ops = {(r["name"], r["input_shapes"]): r for r in document["ops"]}
+    # the same model: the MLP gate and up projections (1024 -> 2816), 2 per layer x 24 layers = 48 on both
+    mm = ops[("aten::mm", "[[8944,1024],[1024,2816]]")]
+    assert mm["base_count"] == mm["new_count"] == 48 and mm["status"] == "changed"
+    assert mm["base_gpu_time_ns"] > 0 and mm["new_gpu_time_ns"] > 0
+    # no GEMM kernel name is shared by cuBLAS (sm90_xmma...) and hipBLASLt (Cijk_...)
+    assert document["kernel_counts"]["appeared"] > 0 and document["kernel_counts"]["vanished"] > 0
+    assert not any("gemm" in r["name"] for r in document["kernels"] if r["status"] in ("same", "changed"))
+
+
+def test_compare_and_generic_sections():
+    import pandas as pd
+
+    base = pd.DataFrame({"class": ["a", "b"], "time_ns": [100, 50]})
+    new = pd.DataFrame({"class": ["a", "c"], "time_ns": [150, 10]})
+    table = compare(base, new, ["class"], ["time_ns"]).set_index("class")
+    assert table.loc["a", "change_time_ns"] == pytest.approx(0.5) and table.loc["a", "status"] == "changed"
+    assert table.loc["b", "status"] == "vanished" and table.loc["c", "status"] == "appeared"
+    # a section other engineers add (here: per-class energy) is compared without code changes
+    sections = diff_sections(
+        {"energy": {"total_j": 10.0}, "categories": [{"class": "contraction", "time_ns": 4, "energy_j": 2.0}]},
+        {"energy": {"total_j": 12.0}, "categories": [{"class": "contraction", "time_ns": 4, "energy_j": 3.0}]},
+    )
+    assert sections["energy"]["rows"] == [{"metric": "total_j", "base": 10.0, "new": 12.0, "delta": 2.0,
+                                           "change": pytest.approx(0.2)}]
+    row = sections["categories"]["rows"][0]
+    assert row["change_energy_j"] == pytest.approx(0.5) and row["change_time_ns"] == 0
+
+
+# ---------------------------------------------------------------- check
+
+
+def test_check_slower_kernel_fails_at_5_and_passes_at_30(base, slower):
+    # GPU busy per step: 1.0 + 0.2 = 1.2 ms -> 1.2 + 0.2 = 1.4 ms, +16.7 %
+    failed = run("check", slower, "--baseline", base, "--max-time-regression", "5%")
+    assert failed.exit_code == 1, failed.output
+    assert "FAIL" in failed.output and "+16.7 %" in failed.output
+    assert "budgets exceeded: time +16.7 % > 5 %" in failed.stderr
+    passed = run("check", slower, "--baseline", base, "--max-time-regression", "30%")
+    assert passed.exit_code == 0, passed.output
+    assert "median of 4 steps" in passed.output
+
+
+def test_check_default_budget_and_identical_traces(base):
+    result = run("check", base, "--baseline", base)
+    assert result.exit_code == 0 and "within budget" in result.output
+
+
+def test_one_slow_step_does_not_fail_the_median(tmp_path, base):
+    outlier = make_trace(tmp_path / "outlier.parquet", gemm_ns=[1_000_000, 1_000_000, 3_000_000, 1_000_000])
+    assert run("check", outlier, "--baseline", base, "--max-time-regression", "5%").exit_code == 0
+
+
+def test_phase_class_and_energy_budgets(tmp_path, base, slower):
+    # decode pass 0.3-2.0 ms holds both kernels: busy 1.2 ms -> 1.4 ms (+16.7 %)
+    phase = run("check", slower, "--baseline", base, "--max-phase-regression", "decode=10%", "--format", "json")
+    assert phase.exit_code == 1
+    verdict = json.loads(phase.stdout)["budgets"][0]
+    assert verdict["budget"] == "time of phase decode" and verdict["change"] == pytest.approx(1 / 6)
+    # contraction = the GEMM's time: 1.0 -> 1.2 ms per step (+20 %); element-wise unchanged
+    assert run("check", slower, "--baseline", base, "--max-class-regression", "contraction=25%").exit_code == 0
+    assert run("check", slower, "--baseline", base, "--max-class-regression", "contraction=15%").exit_code == 1
+    assert run("check", slower, "--baseline", base, "--max-class-regression", "elementwise=0%").exit_code == 0
+    # 300 W -> 360 W at the same step length: +20 % energy per step
+    hungrier = make_trace(tmp_path / "hungrier.parquet", power_w=360.0)
+    assert run("check", hungrier, "--baseline", base, "--max-energy-regression", "5%").exit_code == 1
+    assert run("check", hungrier, "--baseline", base, "--max-energy-regression", "25%").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-time-regression", "fast"], "not a percentage"),
+        (["--max-phase-regression", "prefill=5%"], "no phase 'prefill'"),
+        (["--max-phase-regression", "decode"], "NAME=PERCENT"),
+    ],
+)
+def test_check_bad_input_exits_2(base, args, message):
+    result = run("check", base, "--baseline", base, *args)
+    assert result.exit_code == 2 and message in result.output + result.stderr
+
+
+def test_check_missing_baseline_exits_2(base, tmp_path):
+    result = run("check", base, "--baseline", tmp_path / "nope.parquet")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no such file" in result.stderr
+
+
+def test_check_accepts_chrome_json_directly(tmp_path):
+    path = shared_trace("benchmark_result_2869224_1695835535_trace.json.gz")
+    result = run("check", path, "--baseline", path)
+    assert result.exit_code == 0 and "total" in result.output  # no ProfilerStep: whole-trace busy time
+
+
+def test_budget_parsing_and_energy_without_samples(base):
+    assert parse_limit("5%") == pytest.approx(0.05) and parse_limit("12.5") == pytest.approx(0.125)
+    assert parse_scoped("decode=10%") == ("decode", pytest.approx(0.10))
+    events = profkit.load(base).events.assign(rank=0)
+    no_samples = events[events["kind"] != "sample"]
+    with pytest.raises(CheckInputError, match="no power or energy samples"):
+        check(no_samples, no_samples, [Budget("energy", 0.05)])

@@ -1,0 +1,100 @@
+"""profkit export --format chrome: a file Perfetto / chrome://tracing open, and that re-imports unchanged."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import profkit
+from profkit.cli.main import cli
+from profkit.collectors.kineto_json import read_kineto
+from profkit.report.chrome_export import write_chrome
+from profkit.trace.io import write_trace
+
+from conftest import shared_trace
+from synthetic_traces import T0, make_trace
+
+
+def _reimport(source, tmp_path) -> profkit.Trace:
+    imported = read_kineto(source, progress=False)
+    return profkit.load(write_trace(tmp_path / "reimported.parquet", imported.table, imported.metadata))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".json.gz"])
+def test_export_is_a_chrome_trace(tmp_path, suffix):
+    trace = profkit.load(make_trace(tmp_path / "t.parquet", steps=2))
+    out = tmp_path / f"t{suffix}"
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "--format", "chrome", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    opener = gzip.open if suffix.endswith(".gz") else open
+    with opener(out, "rt") as handle:
+        document = json.load(handle)
+    events = document["traceEvents"]
+    by_phase: dict[str, list] = {}
+    for event in events:
+        by_phase.setdefault(event["ph"], []).append(event)
+    # 2 steps x (2 ops + 2 launches + 2 kernels + 2 phase marks) = 16 ranges
+    assert len(by_phase["X"]) == 16
+    # power_w every ms over 2 x 10 ms, both ends included: 21 counter samples on GPU 0's track
+    counters = by_phase["C"]
+    assert len(counters) == 21 and {c["name"] for c in counters} == {"power_w"}
+    assert {c["pid"] for c in counters} == {0} and counters[0]["args"] == {"value": 300.0}
+    # one launch arrow per kernel: a start at the runtime call, an end bound to the kernel
+    assert len(by_phase["s"]) == len(by_phase["f"]) == 4
+    phases = [e for e in by_phase["X"] if e["cat"] == "profkit_phase"]
+    assert sorted({e["name"] for e in phases}) == ["decode", "step"]
+    assert len({e["tid"] for e in phases}) == 2  # one track per phase name
+    labels = {e["args"].get("labels") for e in by_phase["M"] if e["name"] == "process_labels"}
+    assert labels == {"CPU", "GPU 0"}
+    kernel = next(e for e in by_phase["X"] if e["name"] == "gemm_kernel")
+    # first kernel: 0.4 ms into the trace; ts relative to baseTimeNanoseconds (T0 rounded down to the second)
+    assert document["baseTimeNanoseconds"] == T0 // 10**9 * 10**9
+    assert kernel["ts"] == pytest.approx((T0 - document["baseTimeNanoseconds"] + 400_000) / 1000)
+    assert kernel["dur"] == 1000.0 and kernel["args"]["grid"] == [128, 1, 1]
+    assert document["deviceProperties"][0]["name"] == "NVIDIA H100 80GB HBM3"
+    assert trace.metadata["producer"] == "tests"
+
+
+def test_round_trip_keeps_kernels_links_samples_and_phases(tmp_path):
+    original = profkit.load(make_trace(tmp_path / "t.parquet"))
+    write_chrome(original, tmp_path / "t.json.gz")
+    again = _reimport(tmp_path / "t.json.gz", tmp_path)
+    a, b = original.events, again.events
+    for kind in ("kernel", "cpu_op", "runtime", "sample", "phase"):
+        assert (a["kind"] == kind).sum() == (b["kind"] == kind).sum(), kind
+    ka, kb = original.kernels, again.kernels
+    assert len(kb) == 8  # 4 steps x 2 kernels
+    assert kb["duration_ns"].sum() == ka["duration_ns"].sum() == 4 * (1_000_000 + 200_000)
+    assert list(kb["start_ns"]) == list(ka["start_ns"])  # exact to the ns
+    # every kernel still points at the op that launched it
+    ops_a = a.set_index("event_id").loc[ka["op_id"].astype(int), "name"].astype(str).tolist()
+    ops_b = b.set_index("event_id").loc[kb["op_id"].astype(int), "name"].astype(str).tolist()
+    assert ops_a == ops_b == ["aten::mm", "aten::relu"] * 4
+    assert list(b.loc[b["kind"] == "cpu_op", "input_shapes"].astype(str)) == list(
+        a.loc[a["kind"] == "cpu_op", "input_shapes"].astype(str))
+    assert np.allclose(again.samples["value"].astype(float), 300.0)
+    assert set(again.samples["device_index"].astype(int)) == {0}
+    decode = b[(b["kind"] == "phase") & (b["name"] == "decode")]
+    assert list(decode["batch_size"]) == [8] * 4 and list(decode["token_count"]) == [8] * 4
+    assert again.metadata["devices"][0]["name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_round_trip_of_the_h100_trace(tmp_path):
+    imported = read_kineto(shared_trace("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"), progress=False)
+    first = profkit.load(write_trace(tmp_path / "first.parquet", imported.table, imported.metadata))
+    write_chrome(first, tmp_path / "h100.json")
+    again = _reimport(tmp_path / "h100.json", tmp_path)
+    assert len(again.kernels) == len(first.kernels) == 1465
+    assert again.kernels["duration_ns"].sum() == first.kernels["duration_ns"].sum()
+    assert again.kernels["op_id"].notna().sum() == first.kernels["op_id"].notna().sum() == 1029
+    assert len(again.events) == len(first.events)
+
+
+def test_export_refuses_other_suffixes(tmp_path):
+    make_trace(tmp_path / "t.parquet", steps=1)
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "t.txt")])
+    assert result.exit_code == 2 and ".json" in result.stderr
