@@ -392,3 +392,20 @@ def test_gpu_generation_ttft_and_tbt_match_wall_clock(tmp_path):
           f"power prefill {phases['prefill']['avg_power_w']} W, decode {phases['decode']['avg_power_w']} W")
     assert inference["ttft_ns"] == pytest.approx(wall_ttft, rel=0.10, abs=500_000)
     assert inference["tbt_ns"]["p50"] == pytest.approx(wall_tbt, rel=0.10, abs=300_000)
+
+
+def test_user_marks_replace_the_hooks_marks_of_their_label_and_user_generations_get_ttft():
+    events = _events([
+        _mark("generate", 0, 50, batch=1, tokens=3, source="user"),
+        _mark("prefill", 0, 20, batch=1, tokens=10, source="user"),
+        _mark("prefill", 1, 18, batch=1, tokens=10, generation=3, source="forward_hook"),  # the same pass, seen by the hook
+        _mark("decode", 25, 10, batch=1, tokens=1, generation=3, source="forward_hook"),
+        _mark("decode", 36, 10, batch=1, tokens=1, generation=3, source="forward_hook"),
+        _mark("generate", 1, 45, batch=1, tokens=3, generation=3, source="inferred"),  # the hook's own call
+    ])
+    result = _analyze(events)
+    table = result.phases.set_index("phase")
+    assert table.loc["prefill", "count"] == 1 and table.loc["prefill", "tokens"] == 10  # not 2 passes, 20 tokens
+    assert table.loc["generate", "count"] == 1 and table.loc["decode", "count"] == 2
+    (call,) = result.generations.to_dict("records")
+    assert call["ttft_ns"] == 20 * MS and call["tbt_ns"] == [15 * MS, 11 * MS]  # 35 - 20, 46 - 35

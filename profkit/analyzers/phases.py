@@ -135,7 +135,7 @@ def parse_engine_step(name: str) -> tuple[str, str, int | None, int | None] | No
 
 def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
     """One row per phase window (see the module docstring for the sources, in order)."""
-    marks = _mark_windows(events)
+    marks = _prefer_user_marks(_mark_windows(events))
     frames = [marks]
     if not (marks["phase"] == STEP).any():
         frames.append(_profiler_step_windows(events))
@@ -184,6 +184,22 @@ def _mark_windows(events: pd.DataFrame) -> pd.DataFrame:
         generation=[p.get("generation") for p in parsed], step=[p.get("step") for p in parsed],
         source=[p.get("source", "mark") for p in parsed],
     )
+
+
+#: Mark sources written by phase detection (not by the user).
+_DETECTED_SOURCES = ("forward_hook", "inferred", "transformers")
+
+
+def _prefer_user_marks(marks: pd.DataFrame) -> pd.DataFrame:
+    """A label the user marked with ``profkit.phase`` drops the forward hook's marks of that label.
+
+    ``with profkit.phase("prefill"): model(prompt)`` under no_grad would otherwise count each pass twice.
+    """
+    user = set(marks.loc[marks["source"] == "user", "phase"])
+    if not user:
+        return marks
+    detected = marks["source"].isin(_DETECTED_SOURCES)
+    return marks[~(marks["phase"].isin(user) & detected)].reset_index(drop=True)
 
 
 def _parse_extras(extra: pd.Series) -> list[dict]:
@@ -507,6 +523,7 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     """One row per generate window: duration, passes, tokens, TTFT; ``tbt_ns`` holds its TBT samples."""
     columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
                "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
+    windows = _link_generations(windows)
     calls = windows[(windows["phase"] == GENERATE) & windows["generation"].notna()]
     passes = windows[windows["phase"].isin((PREFILL, DECODE)) & windows["generation"].notna()]
     if calls.empty:
@@ -547,6 +564,20 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
         "tbt_ns": [g if isinstance(g, list) else [] for g in out["tbt_ns"]],
         "source": out["source"].to_numpy(),
     }, columns=columns)
+
+
+def _link_generations(windows: pd.DataFrame) -> pd.DataFrame:
+    """Generate windows without an id (user marks) get one, and the passes inside them take it."""
+    loose_calls = (windows["phase"] == GENERATE) & windows["generation"].isna()
+    if not loose_calls.any():
+        return windows
+    windows = windows.copy()
+    windows.loc[loose_calls, "generation"] = -1.0 - np.flatnonzero(loose_calls.to_numpy())  # never a hook's id
+    holders = windows[loose_calls]
+    passes = windows[windows["phase"].isin((PREFILL, DECODE))]
+    pos = assign_to_windows(passes["start_ns"].to_numpy(np.int64), passes["rank"].to_numpy(np.int64), holders)
+    windows.loc[passes.index[pos >= 0], "generation"] = holders["generation"].to_numpy()[pos[pos >= 0]]
+    return windows
 
 
 def percentiles(values) -> dict[str, float | None]:

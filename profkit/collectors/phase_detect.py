@@ -170,8 +170,9 @@ class PhaseDetector:
         input_name, batch, seq = found
         tid = threading.get_ident()
         gen = self._open.get(tid)
-        if tls.generate_depth and gen is not None:  # inside a wrapped generate()
-            prefill = tls.prefill_depth > 0 or (seq > 1 and gen.decodes == 0)
+        if tls.generate_depth and gen is not None:  # inside a wrapped generate(): its first pass reads the prompt
+            first = gen.prefills + gen.decodes == 0
+            prefill = first or tls.prefill_depth > 0 or (seq > 1 and gen.decodes == 0)
         else:
             prefill = seq > 1
             if prefill or gen is None:
