@@ -198,6 +198,7 @@ EMBED_DECODE = ("[[64,16],[2,1],[],[],[]]", '["float","long int","int","bool","b
 def test_passes_guessed_from_the_first_embedding_of_each_outermost_module_frame():
     events = _events([
         _op("nn.Module: Model_0", 0, 20, kind="python_function"),
+        _op("aten::matmul", 0.5, 0.2, "[[1,32,1],[1,1,30]]", '["float","float"]'),  # rotary: [1, 32, 1] is no token shape
         _op("nn.Module: Embedding_0", 1, 5, kind="python_function"),
         _op("aten::embedding", 2, 3, *EMBED_PREFILL),
         _op("nn.Module: Model_0", 30, 10, kind="python_function"),

@@ -216,6 +216,15 @@ def _parse_extras(extra: pd.Series) -> list[dict]:
     return out
 
 
+def _per_name(names: pd.Series, fn: Callable[[str], Any]) -> np.ndarray:
+    """``fn`` of every row's name, evaluated once per unique name (a category's categories when it is one)."""
+    if isinstance(names.dtype, pd.CategoricalDtype):
+        values = np.asarray([fn(str(c)) for c in names.cat.categories] + [fn("")])
+        return values[names.cat.codes.to_numpy()]  # code -1 (null) picks the trailing ""
+    codes, uniques = pd.factorize(names.astype(object).fillna(""))
+    return np.asarray([fn(str(u)) for u in uniques])[codes] if len(uniques) else np.zeros(0, dtype=object)
+
+
 def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], Any]) -> tuple[pd.DataFrame, list]:
     """Rows of ``kinds`` whose name passes ``test`` (evaluated once per unique name), with the results."""
     rows = events[events["kind"].isin(kinds)]
@@ -241,16 +250,17 @@ def _engine_windows(events: pd.DataFrame) -> pd.DataFrame:
                   batch_size=[f[2] for f in found], tokens=[f[3] for f in found], source=[f[0] for f in found])
 
 
-#: ops whose input tells a pass's token shape -> index of that input.
+#: ops whose input tells a pass's token shape -> index of that input; the first kind present in a
+#: window wins (an embedding's ids are unambiguous; a matmul may be a rotary or attention product).
 TOKEN_OPS = {"aten::embedding": 1, "aten::linear": 0, "aten::matmul": 0}
 
 
 def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     """Passes from the token dimension of each candidate window's first embedding/projection op."""
-    names = events["name"].astype(str)
-    if names.str.match(_BACKWARD.pattern).any():
+    if _per_name(events["name"], lambda n: bool(_BACKWARD.match(n))).any():
         return _frame(start_ns=[])  # a training trace: its forwards are not generation passes
-    frames = events[(events["kind"] == Kind.PYTHON_FUNCTION.value) & names.str.match(_MODULE_FRAME.pattern)]
+    module_frame = _per_name(events["name"], lambda n: bool(_MODULE_FRAME.match(n)))
+    frames = events[(events["kind"] == Kind.PYTHON_FUNCTION.value).to_numpy() & module_frame]
     if len(frames):
         frames = _outermost(frames, events)
         start = frames["start_ns"].to_numpy(np.int64)
@@ -260,10 +270,11 @@ def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
         candidates = known[known["phase"] == STEP]
     if candidates.empty:
         return _frame(start_ns=[])
-    ops = events[(events["kind"] == Kind.CPU_OP.value) & names.isin(TOKEN_OPS.keys())]
+    priority = {name: i for i, name in enumerate(TOKEN_OPS)}
+    ops = events[(events["kind"] == Kind.CPU_OP.value) & events["name"].isin(list(TOKEN_OPS))]
     pos = assign_to_windows(ops["start_ns"].to_numpy(np.int64), _ranks(ops), candidates)
-    ops = ops.assign(_window=pos)[pos >= 0].sort_values("start_ns", kind="stable")
-    first = ops.groupby("_window").head(1)
+    ops = ops.assign(_window=pos, _priority=ops["name"].astype(str).map(priority))[pos >= 0]
+    first = ops.sort_values(["_priority", "start_ns"], kind="stable").groupby("_window").head(1)
     shape = [_token_shape(n, s) for n, s in zip(first["name"].astype(str), first["input_shapes"].astype(object))]
     batch = np.array([s[0] if s else np.nan for s in shape], dtype=float)
     seq = np.array([s[1] if s else np.nan for s in shape], dtype=float)
@@ -363,10 +374,7 @@ class _Anchors:
 
 def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
     index = pd.Index(events["event_id"].to_numpy(np.int64))
-    names = events["name"].astype(str)
-    unique = pd.unique(names)
-    marker = {n: (1 if _BACKWARD.match(n) else 2 if _OPTIMIZER.match(n) else 0) for n in unique}
-    own_part = names.map(marker).to_numpy(np.int64)
+    own_part = _per_name(events["name"], lambda n: 1 if _BACKWARD.match(n) else 2 if _OPTIMIZER.match(n) else 0)
     part_of_event = _ancestor_value(_positions(index, events["parent_id"]), own_part)
     op_pos = _positions(index, events["op_id"]) if "op_id" in events else np.full(len(events), -1)
     row_pos = index.get_indexer(rows["event_id"].to_numpy(np.int64))
