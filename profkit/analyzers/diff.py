@@ -161,7 +161,8 @@ def section_frame(value: Any) -> tuple[pd.DataFrame, str] | None:
     """A tabular report section as (records, key field), or None.
 
     Accepts a list of records, a dict holding one such list (``rows``...) or a
-    dict of records keyed by name.
+    dict of records keyed by name. The key is the first of KEY_FIELDS whose
+    values are unique (two sections keyed differently are not compared).
     """
     if isinstance(value, dict):
         lists = [v for v in value.values() if _is_records(v)]
@@ -172,11 +173,11 @@ def section_frame(value: Any) -> tuple[pd.DataFrame, str] | None:
     if not _is_records(value) or not value:
         return None
     frame = pd.DataFrame(value)
-    key = next((k for k in KEY_FIELDS if k in frame.columns), None)
-    if key is None:
+    key = next((k for k in KEY_FIELDS if k in frame.columns and frame[k].astype(str).is_unique), None)
+    if key is None:  # no field names each row once: not comparable row by row
         return None
     frame[key] = frame[key].astype(str)
-    return frame.drop_duplicates(key), key
+    return frame, key
 
 
 def flat_numbers(value: Any) -> dict[str, float]:
