@@ -144,7 +144,7 @@ def _render_phases(records: list[dict], console) -> None:
     if not records:
         return
     table = Table(title="Phases", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("")
+    table.add_column("", no_wrap=True, min_width=16)
     for record in records:
         table.add_column(record["phase"], justify="right", no_wrap=True)
     energy = any(r["energy_j"] is not None for r in records)
