@@ -146,7 +146,7 @@ def _render_phases(records: list[dict], console) -> None:
     table = Table(title="Phases", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("", no_wrap=True, min_width=16)
     for record in records:
-        table.add_column(record["phase"], justify="right", no_wrap=True)
+        table.add_column(record["phase"], justify="right", min_width=8)
     energy = any(r["energy_j"] is not None for r in records)
     for label, cell in _ROWS:
         cells = [cell(r) for r in records]
