@@ -73,7 +73,7 @@ os.symlink(os.path.abspath(source), os.path.join(folder, os.path.basename(source
 base = rss_mb(); t = time.perf_counter()
 analysis = TraceAnalysis(trace_dir=folder)
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": int(len(analysis.t.get_trace(0)))}))
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": int(sum(len(df) for df in analysis.t.traces.values()))}))
 """,
 }
 
