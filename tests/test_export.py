@@ -94,6 +94,15 @@ def test_round_trip_of_the_h100_trace(tmp_path):
     assert len(again.events) == len(first.events)
 
 
+def test_export_writes_extras_back_under_the_names_import_reads():
+    from profkit.collectors.kineto_events import ARG_KEYS
+    from profkit.report.chrome_export import EXTRA_ARGS
+
+    for key, kineto_name in EXTRA_ARGS.items():
+        assert ARG_KEYS[kineto_name] == key
+    assert set(EXTRA_ARGS) == {v for v in ARG_KEYS.values() if v}
+
+
 def test_export_refuses_other_suffixes(tmp_path):
     make_trace(tmp_path / "t.parquet", steps=1)
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "t.txt")])

@@ -2,10 +2,12 @@
 
 ``export_chrome_trace`` and ``tensorboard_trace_handler`` write one JSON
 document (often gzipped) per process: a ``traceEvents`` array plus
-``deviceProperties``, ``distributedInfo``, ``baseTimeNanoseconds``... This
-module streams the array (json_stream), keeps each event's fields in column
-lists, converts them to arrays in batches (bounded memory), then hands the raw
-columns to ``profkit.trace.build_events`` like the live recorder does.
+``deviceProperties``, ``distributedInfo``, ``baseTimeNanoseconds``...
+kineto_events reads the events into column arrays (streaming, bounded
+memory); this module turns them into the raw rows of the trace format (kinds,
+ns timestamps, devices, links, steps, samples) and hands them to
+``profkit.trace.build_events`` like the live recorder does; kineto_meta
+describes the file (devices, ranks, versions).
 
 Op <-> kernel links: a GPU event's ``args.correlation`` equals the
 correlation of the runtime call that launched it (cudaLaunchKernel,
@@ -18,27 +20,25 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import gzip
 import json
 import os
 import re
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from .. import __version__
 from ..errors import TraceImportError, UsageError
 from ..trace.build import build_events
 from ..trace.io import Trace, expand_paths, load, write_trace
 from ..trace.schema import GPU_KINDS, Kind
-from .json_stream import JsonStream, iter_members
+from .kineto_events import Collected, dumps, number, open_stream, read_document
+from .kineto_meta import file_metadata, int_or_none
 
 #: Chrome-trace category (lower-cased) -> event kind; anything else is ``other``.
 CATEGORY_KINDS: dict[str, str] = {
@@ -63,60 +63,14 @@ CATEGORY_KINDS: dict[str, str] = {
     "profkit_phase": Kind.PHASE.value,  # written by profkit export
 }
 
-#: Kineto argument name -> key in the row's ``extra`` JSON ("" drops it). Unlisted names are kept as they are.
-ARG_KEYS: dict[str, str] = {
-    "External id": "external_id",
-    "external id": "external_id",
-    "Sequence number": "sequence_nr",
-    "Fwd thread id": "fwd_thread_id",
-    "Concrete Inputs": "concrete_inputs",
-    "registers per thread": "registers_per_thread",
-    "shared memory": "shared_memory_bytes",
-    "blocks per SM": "blocks_per_sm",
-    "warps per SM": "warps_per_sm",
-    "est. achieved occupancy %": "occupancy_pct",
-    "memory bandwidth (GB/s)": "bandwidth_gb_per_s",
-    "Python id": "python_id",
-    "Python parent id": "python_parent_id",
-    "Python module id": "python_module_id",
-    # columns of their own, or noise
-    "correlation": "",
-    "device": "",
-    "stream": "",
-    "bytes": "",
-    "Input Dims": "",
-    "Input type": "",
-    "Input Strides": "",
-    "Ev Idx": "",
-    "Record function id": "",
-    "finished": "",
-    "context": "",
-    "queued": "",
-}
 
-_BATCH_EVENTS = 20_000  # "X" events held as dicts before they become column arrays (bounds memory)
-_PROGRESS_MIN_BYTES = 32 << 20  # show a progress bar for files at least this big
+
 _STEP_NAME = re.compile(r"^ProfilerStep#(\d+)$")
 _GPU_LABEL = re.compile(r"^GPU (\d+)")
-_TRAILING_INT = re.compile(r"(-?\d+)\s*$")
-_FLOW_CATEGORIES = frozenset({"ac2g", "async_cpu_to_gpu", "async"})
+
+
 _DEVICE_WORK = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value})
 _TRACE_SUFFIXES = (".json.gz", ".json")
-
-try:  # optional: encodes the per-event extras about 3x faster (json_stream also decodes with it)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
-
-
-def _dumps(value: Any) -> str:
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(value).decode()
-        except TypeError:  # integers beyond 64 bits
-            pass
-    return json.dumps(value, separators=(",", ":"))
-
 
 @dataclass
 class ImportedTrace:
@@ -137,8 +91,8 @@ def read_kineto(path: str | os.PathLike, *, progress: bool = True) -> ImportedTr
     if not path.is_file():
         raise TraceImportError(f"{path}: no such file")
     with _gc_paused():  # millions of new dicts and no cycles: the collector's passes would only cost
-        with _open_stream(path, progress) as stream:
-            header, collected = _read_document(stream, path.name)
+        with open_stream(path, progress) as stream:
+            header, collected = read_document(stream, path.name)
         return _assemble(header, collected, path)
 
 
@@ -246,197 +200,15 @@ def output_path(source: Path, output: str | os.PathLike | None, *, many: bool) -
 # Reading
 
 
-class _open_stream:
-    """Context manager: a JsonStream over the (maybe gzipped) file, with a progress bar for big files."""
-
-    def __init__(self, path: Path, progress: bool):
-        self.path = path
-        self.show = progress and path.stat().st_size >= _PROGRESS_MIN_BYTES
-
-    def __enter__(self) -> JsonStream:
-        self.raw = open(self.path, "rb")
-        gzipped = self.raw.read(2) == b"\x1f\x8b"
-        self.raw.seek(0)
-        binary = gzip.GzipFile(fileobj=self.raw, mode="rb") if gzipped else self.raw
-        self.bar = None
-        on_read: Callable[[], None] | None = None
-        if self.show:
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn(f"importing {self.path.name}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                transient=True,
-            )
-            self.bar.start()
-            task = self.bar.add_task("import", total=self.path.stat().st_size)
-            on_read = lambda: self.bar.update(task, completed=self.raw.tell())  # noqa: E731
-        return JsonStream(binary, str(self.path), on_read)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-        self.raw.close()
-
-
-@dataclass
-class _Collected:
-    """Raw event fields as arrays, plus the few non-span events kept whole."""
-
-    columns: dict[str, np.ndarray]
-    flows: list[tuple]  # (ph, id, pid, tid, ts_us)
-    counters: list[dict]
-    meta_events: list[dict]
-    skipped: Counter
-
-
-def _read_document(stream: JsonStream, name: str) -> tuple[dict[str, Any], _Collected]:
-    header: dict[str, Any] = {}
-    collected: _Collected | None = None
-    for key, value in iter_members(stream, "traceEvents"):
-        if key == "traceEvents":
-            collected = _collect(value, name)
-        else:
-            header[key] = value
-    if collected is None:
-        raise TraceImportError(f"{name}: no traceEvents array: not a Chrome/Kineto trace")
-    return header, collected
-
-
-_SPAN_FIELDS = ("cat", "name", "ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream",
-                "bytes", "shapes", "dtypes", "extra")
-_EMPTY: dict = {}
-
-
-class _Codebook:
-    """Distinct values of one column across batches: each batch keeps int codes, not string objects."""
-
-    def __init__(self) -> None:
-        self.codes: dict[Any, int] = {}
-
-    def encode(self, values: list) -> np.ndarray:
-        book = self.codes
-        add = book.setdefault
-        return np.array([add(v, len(book)) for v in values], dtype=np.int64)
-
-    def values(self) -> np.ndarray:
-        return _object_array(list(self.codes))
-
-
-def _collect(chunks: Iterable[list], name: str) -> _Collected:
-    """One pass over the events: spans batched into columns, the rest sorted out."""
-    spans: list[dict] = []
-    batches: list[dict[str, np.ndarray]] = []
-    books = {field: _Codebook() for field in _CODED_FIELDS}
-    flows: list[tuple] = []
-    counters: list[dict] = []
-    meta_events: list[dict] = []
-    skipped: Counter = Counter()
-    seen_any = False
-    for chunk in chunks:
-        seen_any = True
-        if not all(type(event) is dict for event in chunk):
-            bad = next(event for event in chunk if type(event) is not dict)
-            raise TraceImportError(f"{name}: traceEvents holds a {type(bad).__name__}, not event objects")
-        spans += [event for event in chunk if event.get("ph") == "X"]
-        for event in chunk:
-            ph = event.get("ph")
-            if ph == "X":
-                continue
-            if ph in ("s", "f", "t"):
-                if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
-                    flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
-            elif ph == "C":
-                counters.append(event)
-            elif ph == "M":
-                meta_events.append(event)
-            else:
-                skipped[_SKIPPED_LABELS.get(ph, f"ph={ph!r}")] += 1
-        if len(spans) >= _BATCH_EVENTS:
-            batches.append(_span_columns(spans, books, skipped))
-            spans = []
-    if not seen_any:
-        raise TraceImportError(f"{name}: traceEvents is empty")
-    batches.append(_span_columns(spans, books, skipped))
-    columns = {field: np.concatenate([b[field] for b in batches]) for field in _SPAN_FIELDS}
-    for field, book in books.items():  # codes -> values, each distinct value converted once
-        uniques = list(book.codes)
-        if field == "name":
-            table = _object_array(["" if v is None else str(v) for v in uniques])
-        else:
-            table = _object_array(uniques)
-        columns[field] = table[columns[field]] if len(columns[field]) else table[:0]
-    return _Collected(columns, flows, counters, meta_events, skipped)
-
-
-_CODED_FIELDS = ("cat", "name", "shapes", "dtypes")
-_SKIPPED_LABELS = {"i": "instant", "I": "instant", "B": "begin/end", "E": "begin/end", "b": "async", "e": "async",
-                   "n": "async", "O": "object", "N": "object", "D": "object"}
-
-
-def _span_columns(spans: list[dict], books: dict[str, _Codebook], skipped: Counter) -> dict[str, np.ndarray]:
-    """Columns of a batch of "X" events (list comprehensions: the per-event cost is here)."""
-    ts = _floats([e.get("ts") for e in spans])
-    keep = ~np.isnan(ts)
-    if not keep.all():
-        skipped["X without ts"] += int((~keep).sum())
-    args = [e.get("args") or _EMPTY for e in spans]
-    dims = [a.get("Input Dims") for a in args]
-    types = [a.get("Input type") if d is not None else None for a, d in zip(args, dims)]
-    rename = ARG_KEYS.get
-    columns = {
-        "cat": books["cat"].encode([e.get("cat") for e in spans]),
-        "name": books["name"].encode([e.get("name", "") for e in spans]),
-        "ts": ts,
-        "dur": _floats([e.get("dur", 0) for e in spans]),
-        "pid": _floats([e.get("pid") for e in spans]),
-        "tid": _floats([e.get("tid") for e in spans]),
-        "correlation": _floats([a.get("correlation") for a in args]),
-        "external_id": _floats([a.get("External id") if "External id" in a else a.get("external id") for a in args]),
-        "device": _floats([a.get("device") for a in args]),
-        "stream": _floats([a.get("stream") for a in args]),
-        "bytes": _floats([a.get("bytes") for a in args]),
-        "shapes": books["shapes"].encode([None if d is None else _dumps(d) for d in dims]),
-        "dtypes": books["dtypes"].encode([None if t is None else _dumps(t) for t in types]),
-        "extra": _object_array(
-            [_dumps(kept) if (kept := {r: v for k, v in a.items() if (r := rename(k, k))}) else None for a in args]
-        ),
-    }
-    return columns if keep.all() else {field: values[keep] for field, values in columns.items()}
-
-
-def _object_array(values: list) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
-def _floats(values: list) -> np.ndarray:
-    """Numbers as float64, NaN where missing; strings such as "stream 7" by their trailing digits."""
-    try:
-        return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return np.array([_number(v) for v in values], dtype=np.float64)
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        match = _TRAILING_INT.search(value)
-        if match:
-            return float(match.group(1))
-    return np.nan
-
-
 # ----------------------------------------------------------------------------------------------
 # Assembling the trace
 
 
-def _assemble(header: dict[str, Any], collected: _Collected, source: Path) -> ImportedTrace:
+def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> ImportedTrace:
     cols = collected.columns
     n = len(cols["ts"])
     notes: list[str] = []
-    base_ns = _int_or_none(header.get("baseTimeNanoseconds")) or 0
+    base_ns = int_or_none(header.get("baseTimeNanoseconds")) or 0
     kind = _kinds(cols["cat"])
     pid, tid = cols["pid"], cols["tid"]
     gpu = np.isin(kind, list(GPU_KINDS))
@@ -492,7 +264,7 @@ def _assemble(header: dict[str, Any], collected: _Collected, source: Path) -> Im
         notes.append(f"{linked_by_external} GPU events linked to their op by External id (no launch call found)")
     for label, count in sorted(collected.skipped.items()):
         notes.append(f"skipped {count} {label} events")
-    metadata = _metadata(header, source, table, notes)
+    metadata = file_metadata(header, source, table, notes)
     return ImportedTrace(table=table, metadata=metadata, source=source)
 
 
@@ -506,7 +278,7 @@ def _kinds(categories: np.ndarray) -> np.ndarray:
 def _ids(values: np.ndarray) -> np.ndarray:
     """pid/tid values as float64 (NaN where not a number): ints, or strings ending in digits."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-    table = np.array([_number(v) for v in uniques], dtype=np.float64)
+    table = np.array([number(v) for v in uniques], dtype=np.float64)
     return table[codes] if len(codes) else np.array([], dtype=np.float64)
 
 
@@ -604,7 +376,7 @@ def _unpack_phase_args(raw: pd.DataFrame) -> None:
         extra = json.loads(extras[row]) if isinstance(extras[row], str) else {}
         batch[row] = extra.pop("batch_size", None) or np.nan
         tokens[row] = extra.pop("token_count", None) or np.nan
-        extras[row] = _dumps(extra) if extra else None
+        extras[row] = dumps(extra) if extra else None
     raw["batch_size"] = _nullable(batch, dtype="Int32")
     raw["token_count"] = _nullable(tokens)
     raw["extra"] = extras
@@ -623,14 +395,14 @@ def _step_phases(raw: pd.DataFrame) -> pd.DataFrame | None:
     marks = raw.iloc[rows].copy()
     marks["kind"] = Kind.PHASE.value
     marks["name"] = "step"
-    marks["extra"] = [_dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m]
+    marks["extra"] = [dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m]
     marks["input_shapes"] = None
     marks["input_dtypes"] = None
     marks["_external_id"] = np.nan
     return marks
 
 
-def _samples(collected: _Collected, host_pid: int, base_ns: int) -> pd.DataFrame | None:
+def _samples(collected: Collected, host_pid: int, base_ns: int) -> pd.DataFrame | None:
     """Counter events ("ph": "C") as telemetry samples: one row per counter argument."""
     if not collected.counters:
         return None
@@ -699,86 +471,3 @@ def _link_by_external_id(table: pa.Table, external: np.ndarray) -> tuple[pa.Tabl
     return table.set_column(table.schema.get_field_index("op_id"), "op_id", column), int(hit.sum())
 
 
-# ----------------------------------------------------------------------------------------------
-# Metadata
-
-
-def _metadata(header: dict[str, Any], source: Path, table: pa.Table, notes: list[str]) -> dict[str, Any]:
-    dist = header.get("distributedInfo") if isinstance(header.get("distributedInfo"), dict) else {}
-    devices = _devices(header.get("deviceProperties"), table)
-    if not isinstance(header.get("deviceProperties"), list) and devices:
-        notes.append("no deviceProperties in the trace: GPU model unknown")
-    meta: dict[str, Any] = {
-        "producer": "profkit import",
-        "profkit_version": __version__,
-        "source_file": str(source),
-        "source_format": "kineto-json" if "schemaVersion" in header or "deviceProperties" in header else "chrome-json",
-        "command": [],
-        "partial": False,
-        "exit_code": None,
-        "rank": _int_or_none(dist.get("rank")),
-        "world_size": _int_or_none(dist.get("world_size")),
-        "distributed_backend": dist.get("backend"),
-        "torch_version": header.get("torch_version") or header.get("pytorch_version"),
-        "cuda_version": _cuda_version(header.get("cuda_runtime_version")),
-        "cuda_driver_version": _cuda_version(header.get("cuda_driver_version")),
-        "hip_version": _hip_version(header.get("hip_runtime_version")),
-        "trace_schema_version": header.get("schemaVersion"),
-        "devices": devices,
-        "notes": notes,
-    }
-    if meta["rank"] is None:
-        meta["rank"] = _rank_from_name(source.name)
-    return meta
-
-
-def _devices(properties: Any, table: pa.Table) -> list[dict[str, Any]]:
-    if isinstance(properties, list):
-        devices = []
-        for prop in properties:
-            if not isinstance(prop, dict):
-                continue
-            major, minor = prop.get("computeMajor"), prop.get("computeMinor")
-            devices.append(
-                {
-                    "index": _int_or_none(prop.get("id")),
-                    "type": "gpu",
-                    "name": prop.get("name") or "unknown GPU",
-                    "total_memory_bytes": _int_or_none(prop.get("totalGlobalMem")),
-                    "multiprocessor_count": _int_or_none(prop.get("numSms")),
-                    "compute_capability": f"{major}.{minor}" if major is not None else None,
-                    "warp_size": _int_or_none(prop.get("warpSize")),
-                    "max_threads_per_block": _int_or_none(prop.get("maxThreadsPerBlock")),
-                    "shared_memory_per_block_bytes": _int_or_none(prop.get("sharedMemPerBlock")),
-                }
-            )
-        return devices
-    device_type = table.column("device_type").to_numpy(zero_copy_only=False)
-    index = table.column("device_index").to_numpy(zero_copy_only=False)
-    used = sorted(set(index[device_type == "gpu"].tolist()))
-    return [{"index": int(i), "type": "gpu", "name": "unknown GPU"} for i in used]
-
-
-def _cuda_version(value: Any) -> str | None:
-    """12040 -> "12.4" (CUDA's encoding: 1000 * major + 10 * minor)."""
-    number = _int_or_none(value)
-    return None if not number else f"{number // 1000}.{number % 1000 // 10}"
-
-
-def _hip_version(value: Any) -> str | None:
-    """60443483 -> "6.4.43483" (HIP's encoding: major * 1e7 + minor * 1e5 + patch)."""
-    number = _int_or_none(value)
-    return None if not number else f"{number // 10_000_000}.{number // 100_000 % 100}.{number % 100_000}"
-
-
-def _rank_from_name(name: str) -> int | None:
-    """``..._rank-3.json.gz`` / ``rank3`` style names, for rank files without distributedInfo."""
-    match = re.search(r"rank[-_]?(\d+)", name)
-    return int(match.group(1)) if match else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError):
-        return None
