@@ -40,8 +40,9 @@ def test_diff_of_a_trace_with_itself_shows_no_change(base):
     result = run("diff", base, base, "--format", "json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    for table in ("ops", "kernels", "classes"):
-        rows = document[table]
+    tables = {"ops": document["ops"], "kernels": document["kernels"],
+              "categories": document["sections"]["categories"]["rows"]}
+    for table, rows in tables.items():
         assert rows and {r["status"] for r in rows} == {"same"}, table
         assert all(v == 0 for r in rows for k, v in r.items() if k.startswith("delta_")), table
     assert document["kernels_appeared"] == [] and document["kernels_vanished"] == []
@@ -64,6 +65,21 @@ def test_diff_finds_the_slower_kernel(base, slower):
     assert mm["base_gpu_time_ns"] == 4_000_000 and mm["new_gpu_time_ns"] == 4_800_000
     # 2 * 64 * 128 * 256 = 4,194,304 flop per mm, 4 of them
     assert mm["base_flop"] == 4 * 4_194_304
+    # the report's categories section (classes analyzer) is compared too: the GEMM is contraction
+    categories = {r["category"]: r for r in document["sections"]["categories"]["rows"]}
+    assert categories["contraction"]["base_time_ns"] == 4_000_000
+    assert categories["contraction"]["change_time_ns"] == pytest.approx(0.2)
+    assert categories["elementwise"]["change_time_ns"] == 0
+
+
+def test_class_table_without_a_categories_section(base, slower):
+    from profkit.analyzers.diff import class_table, diff_traces
+
+    events = profkit.load(base).events
+    table = class_table(events).set_index("class")["time_ns"]
+    # GPU time by the launching op's class: 4 x 1.0 ms GEMM (aten::mm), 4 x 0.2 ms relu
+    assert table.to_dict() == {"contraction": 4_000_000, "elementwise": 800_000}
+    document = diff_traces(events, profkit.load(slower).events)  # no report documents
     classes = {r["class"]: r for r in document["classes"]}
     assert classes["contraction"]["change_time_ns"] == pytest.approx(0.2)
 

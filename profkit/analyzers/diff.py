@@ -254,7 +254,12 @@ def diff_traces(
     kernels = compare(kernel_table(base_events), kernel_table(new_events), ["name", "kind"], ["count", "time_ns"])
     ops = compare(op_table(base_events), op_table(new_events), ["name", "input_shapes"],
                   ["count", "cpu_self_time_ns", "gpu_time_ns", "flop"])
-    classes = compare(class_table(base_events), class_table(new_events), ["class"], ["count", "time_ns"])
+    sections = diff_sections(base_doc, new_doc)
+    if "categories" in sections:  # the report's own per-class figures (time, flop, energy) stand for classes
+        classes = compare(pd.DataFrame({"class": [], "time_ns": []}), pd.DataFrame({"class": [], "time_ns": []}),
+                          ["class"], ["time_ns"])
+    else:
+        classes = compare(class_table(base_events), class_table(new_events), ["class"], ["count", "time_ns"])
     op_metric = "gpu_time_ns" if ops["base_gpu_time_ns"].any() or ops["new_gpu_time_ns"].any() else "cpu_self_time_ns"
     kernels, ops, classes = _sorted(kernels, "time_ns"), _sorted(ops, op_metric), _sorted(classes, "time_ns")
     appeared = kernels[kernels["status"] == "appeared"]
@@ -265,7 +270,7 @@ def diff_traces(
         "base": {"label": labels[0], "device": base_device, "producer": _run(base_doc).get("producer")},
         "new": {"label": labels[1], "device": new_device, "producer": _run(new_doc).get("producer")},
         "cross_device": bool(base_device and new_device and base_device != new_device),
-        "sections": diff_sections(base_doc, new_doc),
+        "sections": sections,
         "classes": _records(classes),
         "ops": _records(ops.head(top) if top else ops),
         "op_metric": op_metric,
