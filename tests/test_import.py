@@ -269,6 +269,20 @@ def test_bad_json_gives_one_line_error_and_exit_2(case, tmp_path):
     assert not (tmp_path / "out.parquet").exists()
 
 
+def test_malformed_event_early_in_a_big_file_fails_without_reading_on(tmp_path, monkeypatch):
+    event = json.dumps({"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 1, "dur": 1})
+    lines = [event] * 20_000
+    lines[10] = '{"ph": "X", "cat": "cpu_op" "name": "missing comma"}'
+    path = _write(tmp_path, '{"traceEvents": [' + ",\n".join(lines) + "]}")
+    monkeypatch.setattr(json_stream, "_CHUNK_BYTES", 4096)
+    fills = []
+    original = json_stream.JsonStream._fill
+    monkeypatch.setattr(json_stream.JsonStream, "_fill", lambda self: fills.append(1) or original(self))
+    with pytest.raises(TraceImportError, match=r"malformed JSON at character \d+: Expecting ',' delimiter"):
+        read_kineto(path, progress=False)
+    assert len(fills) <= 2  # the error is reported from the first window, not after reading the whole file
+
+
 def test_corrupt_gzip_is_one_line_error(tmp_path):
     path = tmp_path / "broken.json.gz"
     path.write_bytes(gzip.compress(json.dumps(_legacy_trace()).encode())[:40])

@@ -92,9 +92,11 @@ class JsonStream:
             try:
                 obj, end = _DECODER.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                # A value cut by the window's end: read on. At the end of the file, or
-                # far past any plausible item size, the text itself is bad.
-                if self.eof or len(self.buf) - self.pos > _MAX_VALUE_CHARS:
+                # A value cut by the window's end (the error is at the end, or in a string
+                # still open there): read on. Anywhere else, or at the end of the file, or far
+                # past any plausible item size, the text itself is bad.
+                cut_off = exc.pos >= len(self.buf) - 1 or exc.msg.startswith("Unterminated string")
+                if self.eof or not cut_off or len(self.buf) - self.pos > _MAX_VALUE_CHARS:
                     self.fail(exc.msg, exc.pos)
                 self._fill()
                 continue
