@@ -274,7 +274,8 @@ def test_malformed_event_early_in_a_big_file_fails_without_reading_on(tmp_path, 
     lines = [event] * 20_000
     lines[10] = '{"ph": "X", "cat": "cpu_op" "name": "missing comma"}'
     path = _write(tmp_path, '{"traceEvents": [' + ",\n".join(lines) + "]}")
-    monkeypatch.setattr(json_stream, "_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(json_stream, "_CHUNK_BYTES", 4096)  # the file is ~1.8 MB: ~440 windows
+    monkeypatch.setattr(json_stream, "_MARGIN_CHARS", 1024)
     fills = []
     original = json_stream.JsonStream._fill
     monkeypatch.setattr(json_stream.JsonStream, "_fill", lambda self: fills.append(1) or original(self))
