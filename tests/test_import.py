@@ -238,6 +238,16 @@ def test_streaming_across_tiny_chunks_gives_the_same_trace(tmp_path, monkeypatch
     assert chunked.equals(whole)
 
 
+def test_without_orjson_the_standard_library_gives_the_same_trace(tmp_path, monkeypatch):
+    from profkit.collectors import kineto_events
+
+    path = shared_trace("benchmark_result_2869224_1695835535_trace.json.gz")
+    fast = read_kineto(path, progress=False).table
+    monkeypatch.setattr(json_stream, "_orjson", None)
+    monkeypatch.setattr(kineto_events, "_orjson", None)
+    assert read_kineto(path, progress=False).table.equals(fast)
+
+
 def test_folder_inputs_pick_json_and_json_gz(tmp_path):
     _write(tmp_path, _legacy_trace(), "a.json")
     _write(tmp_path, _legacy_trace(), "b.json", gz=True)

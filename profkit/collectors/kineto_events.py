@@ -72,7 +72,7 @@ def dumps(value: Any) -> str:
             return _orjson.dumps(value).decode()
         except TypeError:  # integers beyond 64 bits
             pass
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class open_stream:
