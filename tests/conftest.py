@@ -15,6 +15,18 @@ SHARED_TRACES = SHARED / "traces"
 SAMPLE_TRACES = REPO / "sample_traces"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_calibration(tmp_path_factory):
+    """Reports must not depend on a `profkit calibrate` run on this machine (golden files would move)."""
+    previous = os.environ.get("PROFKIT_CACHE_DIR")
+    os.environ["PROFKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("profkit-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("PROFKIT_CACHE_DIR", None)
+    else:
+        os.environ["PROFKIT_CACHE_DIR"] = previous
+
+
 def shared_trace(name: str) -> Path:
     """Path of a trace in ../shared/traces, or skip the test when it is not there."""
     path = SHARED_TRACES / name

@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale golden files")
     args = parser.parse_args(argv)
+    # Golden files must not depend on this machine's `profkit calibrate` results.
+    import os
+    import tempfile
+
+    os.environ["PROFKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="profkit-golden-")
     stale = 0
     for trace in sample_traces():
         path = golden_path(trace)
