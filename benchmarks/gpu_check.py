@@ -37,6 +37,21 @@ def profkit_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess
                           timeout=timeout)
 
 
+class RecordFailed(Exception):
+    """A recording that should have worked did not: the check fails with its last error line."""
+
+
+def record(out: Path, *command: str, options: tuple[str, ...] = ()) -> Path:
+    proc = profkit_cli("record", *options, "-o", str(out), "--", sys.executable, *command)
+    if proc.returncode != 0:
+        raise RecordFailed(f"record failed: {proc.stderr.strip()[-300:]}")
+    return out
+
+
+EXAMPLE = ("-m", "profkit.examples.tiny_transformer", "--device", "cuda", "--dtype", "bfloat16")
+WORKLOADS = str(REPO / "benchmarks" / "gpu_workloads.py")
+
+
 def report_json(path: Path, *extra: str) -> dict:
     proc = profkit_cli("report", str(path), "--format", "json", *extra)
     if proc.returncode != 0:
@@ -91,10 +106,7 @@ def record_training_example(ctx):
     import profkit
 
     out = ctx["traces"] / f"tiny_transformer_{ctx['slug']}.parquet"
-    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, "-m", "profkit.examples.tiny_transformer",
-                       "--device", "cuda", "--dtype", "bfloat16", "--steps", "6", "--new-tokens", "16")
-    if proc.returncode != 0:
-        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    record(out, *EXAMPLE, "--steps", "6", "--new-tokens", "16")
     trace = profkit.load(out)
     kernels = trace.kernels
     linked = float(kernels["op_id"].notna().mean()) if len(kernels) else 0.0
@@ -112,11 +124,8 @@ def record_generation(ctx):
 
     out = ctx["traces"] / f"generation_{ctx['slug']}.parquet"
     new_tokens = 32
-    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, "-m", "profkit.examples.tiny_transformer",
-                       "--device", "cuda", "--dtype", "bfloat16", "--steps", "0", "--dim", "1024", "--layers", "8",
-                       "--prompt", "512", "--new-tokens", str(new_tokens), "--generations", "3")
-    if proc.returncode != 0:
-        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    record(out, *EXAMPLE, "--steps", "0", "--dim", "1024", "--layers", "8", "--prompt", "512",
+           "--new-tokens", str(new_tokens), "--generations", "3")
     trace = profkit.load(out)
     names = trace.phases["name"].astype(str).tolist()
     report = report_json(out)
@@ -173,10 +182,7 @@ def energy_counter_vs_integrated_power(ctx):
     import profkit
 
     out = ctx["traces"] / "power_workload.parquet"
-    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, str(REPO / "benchmarks" / "gpu_workloads.py"),
-                       "--mode", "power")
-    if proc.returncode != 0:
-        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    record(out, WORKLOADS, "--mode", "power")
     trace = profkit.load(out)
     samples = trace.samples[trace.samples["device_index"] == 0]
     power = samples[samples["name"] == "power_w"].sort_values("start_ns")
@@ -204,10 +210,7 @@ def gpm_traffic(ctx):
     import profkit
 
     out = ctx["traces"] / "gpm_workload.parquet"
-    proc = profkit_cli("record", "-o", str(out), "--", sys.executable, str(REPO / "benchmarks" / "gpu_workloads.py"),
-                       "--mode", "gpm")
-    if proc.returncode != 0:
-        return False, f"record failed: {proc.stderr.strip()[-300:]}", {}
+    record(out, WORKLOADS, "--mode", "gpm")
     trace = profkit.load(out)
     figures = {}
     for phase in ("copy", "matmul"):
@@ -219,8 +222,7 @@ def gpm_traffic(ctx):
     ok = (figures["copy_gpm_dram_bw_util_pct"] > 60 and (figures["copy_gpm_tensor_util_pct"] or 0) < 10
           and (figures["matmul_gpm_tensor_util_pct"] or 0) > 50)
     no_telemetry = ctx["traces"] / "gpm_workload_no_telemetry.parquet"
-    profkit_cli("record", "--no-telemetry", "-o", str(no_telemetry), "--", sys.executable,
-                str(REPO / "benchmarks" / "gpu_workloads.py"), "--mode", "gpm")
+    record(no_telemetry, WORKLOADS, "--mode", "gpm", options=("--no-telemetry",))
     if no_telemetry.exists():
         with_gpm = profkit.load(out).kernels.groupby("name", observed=True).size()
         without = profkit.load(no_telemetry).kernels.groupby("name", observed=True).size()
@@ -247,6 +249,8 @@ def main() -> int:
                 if fn is not gpu_present and "slug" not in ctx:
                     ctx["slug"] = gpu_slug()
                 ok, detail, figures = fn(ctx)
+        except RecordFailed as exc:
+            ok, detail, figures = False, str(exc), {}
         except Exception as exc:  # a check that crashes is a failed check, with its traceback kept
             ok, detail, figures = False, f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
         results[fn.__name__] = {"ok": bool(ok), "detail": detail, "figures": figures, "seconds": round(time.time() - t, 1)}
