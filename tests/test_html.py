@@ -351,5 +351,5 @@ def test_page_in_headless_chromium(cli_pages, tmp_path):
     _loaded_dom(browser, cli_pages["diff"], tmp_path, min_charts=1)
 
     shot = tmp_path / "report.png"
-    result = _browse(browser, report, tmp_path, f"--screenshot={shot}", "--window-size=1400,2400")
+    _browse(browser, report, tmp_path, f"--screenshot={shot}", "--window-size=1400,2400")
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
