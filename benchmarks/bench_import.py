@@ -2,8 +2,10 @@
 
 For each trace (default: every file in ../shared/traces) and each tool, a fresh
 child process loads the file and reports its wall time and peak memory (the
-rise of the process's peak RSS over its RSS once everything is imported, so
-library import costs are left out). Time is the best of --repeat runs.
+rise of the peak RSS — of the process, or of a worker it forked, as HTA
+parses in a forked pool by default — over the process's RSS once everything
+is imported, so library import costs are left out). Time is the best of
+--repeat runs.
 
 - profkit: ``read_kineto`` + ``write_trace`` (JSON -> Parquet, what
   ``profkit import`` does), then, separately, ``profkit report`` on that
@@ -37,8 +39,9 @@ import json, resource, sys, time
 def rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():  # HTA parses in a forked worker by default: its peak counts too
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 """
 
 PROBES = {

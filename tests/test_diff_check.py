@@ -192,6 +192,7 @@ def test_phase_class_and_energy_budgets(tmp_path, base, slower):
         (["--max-time-regression", "fast"], "not a percentage"),
         (["--max-phase-regression", "prefill=5%"], "no phase 'prefill'"),
         (["--max-phase-regression", "decode"], "NAME=PERCENT"),
+        (["--max-class-regression", "contration=5%"], "unknown class 'contration'"),
     ],
 )
 def test_check_bad_input_exits_2(base, args, message):

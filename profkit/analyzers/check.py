@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from ..trace.schema import Kind
+from .classes import CLASS_ORDER
 from .diff import class_table
 from .intervals import merge_intervals, overlap_ns
 from .summary import DEVICE_WORK_KINDS, has_gpu_work
@@ -141,6 +142,8 @@ def measure(events: pd.DataFrame, budget: Budget, *, per_step: bool, doc: dict |
     if budget.scope == "class":
         if budget.metric != "time":
             raise CheckInputError("class budgets are time budgets (energy is not split by class)")
+        if budget.target not in CLASS_ORDER:
+            raise CheckInputError(f"unknown class {budget.target!r} (classes: {', '.join(CLASS_ORDER)})")
         table = class_table(events).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
         total = float(table.get(budget.target, 0.0))
         if not per_step:
