@@ -40,7 +40,7 @@ def test_diff_of_a_trace_with_itself_shows_no_change(base):
     result = run("diff", base, base, "--format", "json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    tables = {"ops": document["ops"], "kernels": document["kernels"],
+    tables = {"ops": document["ops"], "kernels": document["kernels"], "classes": document["classes"],
               "categories": document["sections"]["categories"]["rows"]}
     for table, rows in tables.items():
         assert rows and {r["status"] for r in rows} == {"same"}, table
@@ -82,6 +82,7 @@ def test_class_table_without_a_categories_section(base, slower):
     document = diff_traces(events, profkit.load(slower).events)  # no report documents
     classes = {r["class"]: r for r in document["classes"]}
     assert classes["contraction"]["change_time_ns"] == pytest.approx(0.2)
+    assert document["sections"] == {}
 
 
 def test_diff_text_and_markdown(base, slower):

@@ -255,11 +255,7 @@ def diff_traces(
     ops = compare(op_table(base_events), op_table(new_events), ["name", "input_shapes"],
                   ["count", "cpu_self_time_ns", "gpu_time_ns", "flop"])
     sections = diff_sections(base_doc, new_doc)
-    if "categories" in sections:  # the report's own per-class figures (time, flop, energy) stand for classes
-        classes = compare(pd.DataFrame({"class": [], "time_ns": []}), pd.DataFrame({"class": [], "time_ns": []}),
-                          ["class"], ["time_ns"])
-    else:
-        classes = compare(class_table(base_events), class_table(new_events), ["class"], ["count", "time_ns"])
+    classes = compare(class_table(base_events), class_table(new_events), ["class"], ["count", "time_ns"])
     op_metric = "gpu_time_ns" if ops["base_gpu_time_ns"].any() or ops["new_gpu_time_ns"].any() else "cpu_self_time_ns"
     kernels, ops, classes = _sorted(kernels, "time_ns"), _sorted(ops, op_metric), _sorted(classes, "time_ns")
     appeared = kernels[kernels["status"] == "appeared"]

@@ -120,6 +120,8 @@ def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str
         if key == "ops":
             metrics = (document.get("op_metric", "gpu_time_ns"), "count", "flop")
         records = document.get(key) or []
+        if key == "classes" and "categories" in document.get("sections", {}):
+            continue  # the report's categories section (time, flop, energy per class) says it better
         if key == "kernels_matched":
             records = [r for r in document.get("kernels") or [] if r.get("status") in ("same", "changed")]
         if records:
