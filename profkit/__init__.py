@@ -5,13 +5,17 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import ProfkitError, TraceFormatError
-from .trace.io import Trace, load
 
 __all__ = ["ProfkitError", "Trace", "TraceFormatError", "__version__", "load", "phase", "record"]
 
 
 def __getattr__(name: str):
-    # record/phase import torch lazily: analyzing a trace must not need torch.
+    # Loaded on first use: `import profkit` stays cheap (the recorder's process hook and
+    # `profkit record` import it), and analyzing a trace never needs torch.
+    if name in ("load", "Trace"):
+        from .trace import io
+
+        return getattr(io, name)
     if name == "record":
         from .collectors.session import record
 

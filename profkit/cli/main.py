@@ -1,7 +1,7 @@
 """`profkit` entry point: a click group; each subcommand lives in its own module.
 
-To add a command: write ``profkit/cli/<name>.py`` defining a click command and
-add the module to ``_COMMAND_MODULES``.
+To add a command: write ``profkit/cli/<name>.py`` defining a click command
+named ``command`` and add it to ``_COMMAND_MODULES``.
 """
 
 from __future__ import annotations
@@ -14,20 +14,29 @@ import click
 from .. import __version__
 from ..errors import ProfkitError
 
-_COMMAND_MODULES = (
-    "profkit.cli.record",
-    "profkit.cli.report",
-    "profkit.cli.demo",
-    "profkit.cli.import_cmd",
-    "profkit.cli.export",
-    "profkit.cli.diff",
-    "profkit.cli.check",
-    "profkit.cli.calibrate",
-)
+#: Subcommand name -> module defining ``command``. Modules load only when their
+#: command runs, so `profkit record` does not pay for pandas and the analyzers.
+_COMMAND_MODULES = {
+    "record": "profkit.cli.record",
+    "report": "profkit.cli.report",
+    "demo": "profkit.cli.demo",
+    "import": "profkit.cli.import_cmd",
+    "export": "profkit.cli.export",
+    "diff": "profkit.cli.diff",
+    "check": "profkit.cli.check",
+    "calibrate": "profkit.cli.calibrate",
+}
 
 
 class _Group(click.Group):
-    """Turns ProfkitError into one line on stderr and its exit code."""
+    """Loads subcommands lazily and turns ProfkitError into one line on stderr and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module_name = _COMMAND_MODULES.get(name)
+        return importlib.import_module(module_name).command if module_name else None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -41,11 +50,6 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="profkit")
 def cli() -> None:
     """Profile PyTorch programs and explain where the time and energy go."""
-
-
-for _module_name in _COMMAND_MODULES:
-    _module = importlib.import_module(_module_name)
-    cli.add_command(_module.command)
 
 
 def main() -> None:

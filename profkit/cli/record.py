@@ -36,8 +36,10 @@ def _parse_window(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True, help="Do not print where traces were written.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(output, skip_steps, max_steps, window_s, record_shapes, telemetry, telemetry_interval_ms, quiet, command):
-    """Run COMMAND (e.g. `python train.py`, `python -m pkg`, `torchrun ...`) and record every
-    Python process that imports torch. Exits with COMMAND's own exit code."""
+    """Run COMMAND and record every Python process that imports torch.
+
+    COMMAND is e.g. `python train.py`, `python -m pkg` or `torchrun ...`; it runs unmodified, and
+    profkit exits with its exit code."""
     options = {
         "skip_steps": skip_steps,
         "max_steps": max_steps,

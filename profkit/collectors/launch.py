@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..trace.io import read_metadata, update_metadata
-from .session import check_writable
+from .paths import check_writable
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
@@ -87,6 +86,8 @@ def _collect(run_dir: Path, child_pid: int, exit_code: int) -> list[Path]:
             continue
         traces.append(path)
         if record.get("pid") == child_pid and exit_code != 0:
+            from ..trace.io import read_metadata, update_metadata  # pandas, only when a fix-up is due
+
             meta = read_metadata(path)
             if meta.get("exit_code") != exit_code and not meta.get("stop_reason"):
                 update_metadata(path, exit_code=exit_code, partial=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,11 +18,11 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ..errors import UsageError
 from ..trace.build import build_events
 from ..trace.io import write_trace
 from . import marks
 from .metadata import run_metadata
+from .paths import check_writable
 from .quiet import quiet_profiler
 from .steps import StepHook
 
@@ -47,20 +46,6 @@ class RecordOptions:
             "telemetry": self.telemetry,
             "telemetry_interval_ms": self.telemetry_interval_ms,
         }
-
-
-def check_writable(path: Path) -> None:
-    """Fail before anything runs if ``path`` cannot be written."""
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder; give a file name such as {path / 'trace.parquet'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{path}: folder {parent} does not exist")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
 
 
 @dataclass

@@ -1,7 +1,26 @@
-"""The trace file: schema (the contract), building, reading and writing."""
+"""The trace file: schema (the contract), building, reading and writing.
 
-from .build import build_events
-from .io import Trace, expand_paths, load, read_metadata, update_metadata, write_trace
+Names are loaded on first use so that importing the schema does not import pandas.
+"""
+
 from .schema import COLUMNS, FORMAT_VERSION, Kind
 
-__all__ = ["COLUMNS", "FORMAT_VERSION", "Kind", "Trace", "build_events", "expand_paths", "load", "read_metadata", "update_metadata", "write_trace"]
+_LAZY = {
+    "build_events": "build",
+    "Trace": "io",
+    "expand_paths": "io",
+    "load": "io",
+    "read_metadata": "io",
+    "update_metadata": "io",
+    "write_trace": "io",
+}
+
+__all__ = ["COLUMNS", "FORMAT_VERSION", "Kind", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(name)

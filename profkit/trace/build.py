@@ -58,42 +58,51 @@ def _link_gpu_events(frame: pd.DataFrame) -> None:
     The launching runtime call (cudaLaunchKernel...) shares the kernel's
     correlation id; the op is the innermost CPU op enclosing that call. Some
     producers link a kernel straight to its CPU op's correlation id: that wins.
+    Lookups are sorted-key searches (no joins): correlation ids are unique per
+    process, so (process, correlation id) is one int64 key.
     """
     kind = frame["kind"].to_numpy()
-    gpu = np.isin(kind, list(GPU_KINDS)) & frame["linked_correlation_id"].notna().to_numpy()
+    linked = frame["linked_correlation_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    gpu = np.isin(kind, list(GPU_KINDS)) & (linked >= 0)
+    frame["launch_id"] = pd.arrays.IntegerArray(np.zeros(len(frame), np.int64), np.ones(len(frame), bool))
+    frame["op_id"] = frame["launch_id"].copy()
     if not gpu.any():
         return
-    key_cols = ["process_id", "correlation_id"]
-    linked = frame.loc[gpu, ["process_id", "linked_correlation_id"]].rename(
-        columns={"linked_correlation_id": "correlation_id"}
-    )
-    linked["correlation_id"] = linked["correlation_id"].astype("Int64")
+    process = pd.factorize(frame["process_id"].fillna(-1).to_numpy())[0].astype(np.int64)
+    correlation = frame["correlation_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    span = int(max(correlation.max(initial=0), linked.max(initial=0))) + 1
+    own_key = process * span + correlation
+    query = (process * span + linked)[gpu]
+    event_id = frame["event_id"].to_numpy(np.int64)
 
-    def lookup(kinds: list[str]) -> pd.Series:
-        table = frame.loc[np.isin(kind, kinds) & frame["correlation_id"].notna().to_numpy(), key_cols + ["event_id"]]
-        table = table.drop_duplicates(key_cols).astype({"correlation_id": "Int64"})
-        hit = linked.reset_index().merge(table, on=key_cols, how="left").set_index("index")["event_id"]
-        return hit.astype("Int64")
+    def lookup(kinds: list[str]) -> np.ndarray:
+        rows = np.flatnonzero(np.isin(kind, kinds) & (correlation >= 0))
+        keys, first = np.unique(own_key[rows], return_index=True)
+        at = np.clip(np.searchsorted(keys, query), 0, max(len(keys) - 1, 0))
+        hit = (len(keys) > 0) & (keys[at] == query) if len(keys) else np.zeros(len(query), bool)
+        return np.where(hit, event_id[rows[first[at]]] if len(keys) else -1, -1)
 
     launch = lookup([Kind.RUNTIME.value])
-    direct_op = lookup([Kind.CPU_OP.value])
-    frame["launch_id"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    frame.loc[launch.index, "launch_id"] = launch
     op = _innermost_cpu_op(frame, launch)
-    op = direct_op.fillna(op)
-    frame["op_id"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    frame.loc[op.index, "op_id"] = op
+    direct_op = lookup([Kind.CPU_OP.value])
+    op = np.where(direct_op >= 0, direct_op, op)
+    gpu_rows = np.flatnonzero(gpu)
+    for column, values in (("launch_id", launch), ("op_id", op)):
+        data = np.zeros(len(frame), np.int64)
+        missing = np.ones(len(frame), bool)
+        data[gpu_rows] = np.maximum(values, 0)
+        missing[gpu_rows] = values < 0
+        frame[column] = pd.arrays.IntegerArray(data, missing)
 
 
-def _innermost_cpu_op(frame: pd.DataFrame, start_ids: pd.Series) -> pd.Series:
-    """Walk parent_id upwards from each id until a cpu_op is reached (one step per level)."""
+def _innermost_cpu_op(frame: pd.DataFrame, launch_ids: np.ndarray) -> np.ndarray:
+    """Walk parent_id upwards from each launch call until a cpu_op is reached (one step per level)."""
     parent = frame["parent_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
     is_op = (frame["kind"] == Kind.CPU_OP.value).to_numpy()
-    current = start_ids.astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
-    current = np.where(current >= 0, parent[np.maximum(current, 0)], -1)  # start from the call's parent
+    current = np.where(launch_ids >= 0, parent[np.maximum(launch_ids, 0)], -1)  # start from the call's parent
     for _ in range(512):  # bounded by stack depth
         pending = (current >= 0) & ~is_op[np.maximum(current, 0)]
         if not pending.any():
             break
         current = np.where(pending, parent[np.maximum(current, 0)], current)
-    return pd.Series(current, index=start_ids.index).astype("Int64").where(current >= 0)
+    return current

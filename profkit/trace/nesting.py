@@ -10,7 +10,6 @@ not events).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def nest(start_ns: np.ndarray, end_ns: np.ndarray, thread_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,25 +41,16 @@ def nest(start_ns: np.ndarray, end_ns: np.ndarray, thread_key: np.ndarray) -> tu
             zero.sort()
             closed -= np.searchsorted(zero, ts, side="right") - np.searchsorted(zero, ts, side="left")
         depth_sorted[lo:hi] = np.maximum(position - closed, 0)
-    # Parent: the latest earlier event (same thread) at depth - 1.
-    frame = pd.DataFrame({"pos": np.arange(n), "thread": t, "depth": depth_sorted})
-    candidates = frame.rename(columns={"pos": "parent_pos"}).assign(depth=frame["depth"] + 1)
-    queries = frame[frame["depth"] > 0]
-    if len(queries):
-        matched = pd.merge_asof(
-            queries,
-            candidates,
-            left_on="pos",
-            right_on="parent_pos",
-            by=["thread", "depth"],
-            allow_exact_matches=False,
-            direction="backward",
-        )
-        parent_sorted = np.full(n, -1, dtype=np.int64)
-        found = matched["parent_pos"].notna().to_numpy()
-        parent_sorted[matched["pos"].to_numpy()[found]] = matched["parent_pos"].to_numpy()[found].astype(np.int64)
-    else:
-        parent_sorted = np.full(n, -1, dtype=np.int64)
+    # Parent: the latest earlier event at depth - 1. Rows are grouped by thread and an event
+    # of depth d > 0 has its enclosing event earlier in the same thread, so the latest earlier
+    # depth-(d-1) row overall is that parent: one searchsorted per depth level.
+    parent_sorted = np.full(n, -1, dtype=np.int64)
+    positions = np.arange(n)
+    for level in range(1, int(depth_sorted.max(initial=0)) + 1):
+        candidates = positions[depth_sorted == level - 1]
+        queries = positions[depth_sorted == level]
+        found = np.searchsorted(candidates, queries) - 1
+        parent_sorted[queries] = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
     depth[order] = depth_sorted
     parent[order] = np.where(parent_sorted >= 0, order[np.maximum(parent_sorted, 0)], -1)
     return depth, parent
