@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .classes import CLASS_ORDER, OpClass, classify_names
-from .cost import costs_table
+from .classes import CLASS_ORDER, OpClass, classify_name
+from .cost import cost_arrays, label_codes
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import bounds
 
@@ -74,12 +74,7 @@ def classify_events(
 
 def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(codes, unique labels as str) of a string or categorical column, without a per-row str conversion."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
-        uniques = np.asarray(series.cat.categories.astype(str), dtype=object)
-    else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        uniques = np.asarray(pd.Index(uniques).astype(str), dtype=object)
+    codes, uniques = label_codes(series)
     if (codes < 0).any():  # nulls read as the label ""
         empty = np.flatnonzero(uniques == "")
         if not len(empty):
@@ -106,21 +101,22 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
 
     # Classes: once per unique name, as codes into CLASS_ORDER.
     name_codes, name_labels = _labels(events["name"])
-    table = classify_names(name_labels).set_index("name").reindex(pd.Index(name_labels, dtype=object))
-    class_of_label = pd.Categorical(table["op_class"], categories=list(CLASS_ORDER)).codes
+    matches = [classify_name(label) for label in name_labels]  # labels are unique
+    class_of_label = np.array([CLASS_ORDER.index(m.op_class.value) for m in matches], dtype=np.int8)
     name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
-    name_fused = table["fused"].to_numpy(bool)[name_codes] & wanted
-    rule = table["rule"].to_numpy(object)[name_codes]
+    name_fused = np.array([m.fused for m in matches], dtype=bool)[name_codes] & wanted
+    rule = np.array([m.rule_id for m in matches], dtype=object)[name_codes]
 
     # Costs: once per unique (name, shapes, dtypes), ops only.
     flops = np.zeros(n)
     nbytes = np.zeros(n)
     dtype = np.full(n, None, dtype=object)
     if is_op.any():
-        costs = costs_table(events.loc[is_op, ["name", "input_shapes", "input_dtypes"]])
-        flops[is_op] = costs["flops"].to_numpy()
-        nbytes[is_op] = costs["bytes"].to_numpy()
-        dtype[is_op] = costs["dtype"].to_numpy()
+        op_rows = np.flatnonzero(is_op)
+        shapes, dtypes = label_codes(events["input_shapes"]), label_codes(events["input_dtypes"])
+        flops[op_rows], nbytes[op_rows], dtype[op_rows] = cost_arrays(
+            (name_codes[op_rows], name_labels), (shapes[0][op_rows], shapes[1]), (dtypes[0][op_rows], dtypes[1])
+        )
     costed = is_op & ((flops > 0) | (nbytes > 0))
 
     unit_pos, op_parent_pos = _walk_up(parent_pos, costed, is_op)
@@ -216,12 +212,11 @@ def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_c
 
 def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
     """Row positions of the event ids in ``ids`` (-1 where null or absent)."""
-    values = pd.to_numeric(ids, errors="coerce")
-    known = values.notna().to_numpy()
+    values, known = _id_values(ids)
     pos = np.full(len(ids), -1, dtype=np.int64)
     if not known.any():
         return pos
-    wanted = values[known].astype(np.int64).to_numpy()
+    wanted = values[known]
     first = int(index[0]) if len(index) else 0
     if len(index) and index[-1] - first == len(index) - 1 and index.is_monotonic_increasing:
         # ids are a contiguous range (one trace, or ranks combined by the report): arithmetic, no hashing
@@ -230,6 +225,17 @@ def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
     else:
         pos[known] = index.get_indexer(wanted)
     return pos
+
+
+def _id_values(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, not-null mask) of an id column: nullable ints without a pandas round trip."""
+    array = ids.array
+    if isinstance(array, pd.arrays.IntegerArray):
+        known = ~array.isna()
+        return array.to_numpy(dtype=np.int64, na_value=0), known
+    values = pd.to_numeric(ids, errors="coerce")
+    known = values.notna().to_numpy()
+    return values.where(known, 0).astype(np.int64).to_numpy(), known
 
 
 def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -180,33 +180,57 @@ def costs_table(ops: pd.DataFrame) -> pd.DataFrame:
 
     Each unique (name, shapes, dtypes) is parsed and costed once, then mapped back.
     """
-    out = pd.DataFrame(index=ops.index, data={"flops": 0.0, "bytes": 0.0, "dtype": None})
-    if ops.empty:
-        return out
-    names = ops["name"].astype(str)
-    has_formula = names.isin(_FORMULAS.keys()).to_numpy()
-    if not has_formula.any():
-        return out
-    keys = pd.DataFrame(
-        {
-            "name": names[has_formula],
-            "shapes": ops["input_shapes"][has_formula].astype(object),
-            "dtypes": ops["input_dtypes"][has_formula].astype(object),
-        }
+    flops, nbytes, dtype = cost_arrays(
+        label_codes(ops["name"]), label_codes(ops["input_shapes"]), label_codes(ops["input_dtypes"])
     )
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys.fillna("")))
-    flops = np.zeros(len(uniques))
-    nbytes = np.zeros(len(uniques))
-    dtypes: list[str | None] = []
-    for i, (name, shapes, dtypes_json) in enumerate(uniques):  # one parse per unique key
-        inputs = parse_inputs(shapes or None, dtypes_json or None)
-        cost = op_cost(name, inputs)
-        flops[i], nbytes[i] = cost.flops, cost.bytes
-        dtypes.append(inputs.dtype)
-    out.loc[has_formula, "flops"] = flops[codes]
-    out.loc[has_formula, "bytes"] = nbytes[codes]
-    out.loc[has_formula, "dtype"] = np.asarray(dtypes, dtype=object)[codes]
-    return out
+    return pd.DataFrame({"flops": flops, "bytes": nbytes, "dtype": dtype}, index=ops.index)
+
+
+def label_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, labels) of a text column: ``labels[codes]`` is each row's text, code -1 a null.
+
+    A categorical column gives its own codes (no per-row work); others are factorized.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        text = pd.api.types.is_string_dtype(categories.dtype)
+        labels = categories.to_numpy(dtype=object) if text else np.asarray(categories.astype(str), dtype=object)
+        return column.cat.codes.to_numpy(np.int64), labels
+    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray([str(u) for u in uniques], dtype=object)
+
+
+Labels = tuple[np.ndarray, np.ndarray]
+
+
+def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """flops, bytes and dtype per row from ``label_codes`` of the name, shapes and dtypes columns.
+
+    Rows whose name has no formula cost nothing; each unique (name, shapes, dtypes)
+    among the others is parsed and costed once.
+    """
+    (name_codes, name_labels), (shape_codes, shape_labels), (dtype_codes, dtype_labels) = names, shapes, dtypes
+    n = len(name_codes)
+    flops, nbytes = np.zeros(n), np.zeros(n)
+    dtype = np.full(n, None, dtype=object)
+    label_has_formula = np.fromiter((label in _FORMULAS for label in name_labels), bool, len(name_labels))
+    rows = np.flatnonzero((name_codes >= 0) & label_has_formula[np.maximum(name_codes, 0)])
+    if not len(rows):
+        return flops, nbytes, dtype
+    # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.
+    key = name_codes[rows] * (len(shape_labels) + 1) + (shape_codes[rows] + 1)
+    key = key * (len(dtype_labels) + 1) + (dtype_codes[rows] + 1)
+    unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
+    unique_dtype = np.full(len(unique), None, dtype=object)
+    for i, row in enumerate(rows[first]):  # one parse per unique key
+        shape_code, dtype_code = shape_codes[row], dtype_codes[row]
+        inputs = parse_inputs(shape_labels[shape_code] if shape_code >= 0 else None,
+                              dtype_labels[dtype_code] if dtype_code >= 0 else None)
+        cost = op_cost(name_labels[name_codes[row]], inputs)
+        unique_flops[i], unique_bytes[i], unique_dtype[i] = cost.flops, cost.bytes, inputs.dtype
+    flops[rows], nbytes[rows], dtype[rows] = unique_flops[inverse], unique_bytes[inverse], unique_dtype[inverse]
+    return flops, nbytes, dtype
 
 
 # ---------------------------------------------------------------- shape helpers

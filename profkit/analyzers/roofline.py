@@ -46,7 +46,8 @@ def _peaks(spec: HardwareSpec | None, dtype: np.ndarray, matrix: np.ndarray) -> 
     """Peak flop/s per row; computed once per unique (dtype, matrix) pair."""
     if spec is None:
         return np.full(len(dtype), np.nan)
-    codes, uniques = pd.factorize(pd.Series(dtype, dtype=object).fillna("fp32"))
+    dtype = np.asarray(dtype, dtype=object)
+    codes, uniques = pd.factorize(np.where(pd.isna(dtype), "fp32", dtype).astype(object))
     matrix = np.asarray(matrix, dtype=bool)
     per_dtype = np.array([[spec.peak_for(d, matrix=False), spec.peak_for(d, matrix=True)] for d in uniques], dtype=float)
     return per_dtype[codes, matrix.astype(int)] if len(per_dtype) else np.zeros(len(dtype))
@@ -60,6 +61,19 @@ def classify_bound(
     if latency:
         bound = np.where(efficiency < LATENCY_FRACTION, Bound.LATENCY.value, bound)
     return np.where(has_cost & np.isfinite(ridge), bound, Bound.UNKNOWN.value)
+
+
+_BOUND_CODE = {b: i for i, b in enumerate(Bound)}
+
+
+def _bound_codes(intensity: np.ndarray, ridge: np.ndarray, efficiency: np.ndarray, has_cost: np.ndarray,
+                 *, latency: bool) -> np.ndarray:
+    """``classify_bound`` as codes into ``Bound`` (builds the categorical column without strings)."""
+    code = np.where(intensity >= ridge, _BOUND_CODE[Bound.COMPUTE], _BOUND_CODE[Bound.MEMORY]).astype(np.int8)
+    if latency:
+        code[efficiency < LATENCY_FRACTION] = _BOUND_CODE[Bound.LATENCY]
+    code[~(has_cost & np.isfinite(ridge))] = _BOUND_CODE[Bound.UNKNOWN]
+    return code
 
 
 def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
@@ -80,7 +94,8 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
         bandwidth_fraction = achieved_bytes / bandwidth
         roofline_ns = np.maximum(flops / peak, nbytes / bandwidth) * 1e9
     efficiency = np.fmax(flop_fraction, bandwidth_fraction)  # = achieved / attainable at this AI
-    bound = classify_bound(intensity, peak / bandwidth, efficiency, has_cost, latency=not ceilings.what_if)
+    with np.errstate(invalid="ignore"):
+        bound = _bound_codes(intensity, peak / bandwidth, efficiency, has_cost, latency=not ceilings.what_if)
     if ceilings.what_if:  # timings come from another device
         flop_fraction = np.full(len(rows), np.nan)
         bandwidth_fraction = np.full(len(rows), np.nan)
@@ -93,7 +108,7 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
             "flop_fraction": np.where(has_cost, flop_fraction, np.nan),
             "bandwidth_fraction": np.where(has_cost, bandwidth_fraction, np.nan),
             "roofline_ns": np.where(has_cost, roofline_ns, np.nan),
-            "bound": pd.Categorical(bound, dtype=_BOUND),
+            "bound": pd.Categorical.from_codes(bound, dtype=_BOUND),
         },
         index=rows.index,
     )
