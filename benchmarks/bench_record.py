@@ -2,8 +2,8 @@
 
     python benchmarks/bench_record.py [--steps 20] [--repeat 3]
 
-Each configuration runs the same workload (benchmarks/workload.py) in a fresh process; the best of
---repeat wall times is kept. Prints wall time, peak RSS, output size, and profkit's finalize time per
+Each configuration runs the same workload (benchmarks/workload.py) in a fresh process, the three
+in turn, --repeat rounds; the best wall time of each is kept. Prints wall time, peak RSS, output size, and profkit's finalize time per
 100k events, then the ratios the targets are about:
   profkit record (trace written) <= torch.profiler + export_chrome_trace, and JSON size / Parquet size >= 5.
 """
@@ -13,24 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def timed(cmd: list[str], cwd: Path) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS of the child (bytes), stdout."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(HERE.parent)})
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # max over children so far
-    return wall, peak, proc.stdout
 
 
 def main() -> None:
@@ -49,20 +37,24 @@ def main() -> None:
             "profkit record": [sys.executable, "-m", "profkit", "record", "-q", "--no-telemetry", "-o",
                                str(tmp / "trace.parquet"), "--", sys.executable, *workload, "--mode", "plain"],
         }
-        for name, cmd in configs.items():
-            # Peak RSS via RUSAGE_CHILDREN is a running max: measure each config in its own child python.
-            walls = []
-            for _ in range(args.repeat):
+        # Round-robin, so a noisy neighbour slows every configuration alike; best wall of each kept.
+        samples: dict[str, list[tuple[float, int]]] = {name: [] for name in configs}
+        exports = []
+        for _ in range(args.repeat):
+            for name, cmd in configs.items():
                 probe = [sys.executable, "-c",
                          "import resource,subprocess,sys,time;t=time.perf_counter();"
-                         "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);"
-                         "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024)",
+                         "out=subprocess.run(sys.argv[1:],check=True,capture_output=True,text=True).stdout;"
+                         "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024);"
+                         "print(out)",
                          *cmd]
                 out = subprocess.run(probe, cwd=tmp, capture_output=True, text=True, check=True,
                                      env={**os.environ, "PYTHONPATH": str(HERE.parent)}).stdout.split()
-                walls.append((float(out[0]), int(out[1])))
-            best = min(walls)
-            rows[name] = {"wall_s": best[0], "peak_rss_bytes": max(w[1] for w in walls)}
+                samples[name].append((float(out[0]), int(out[1])))
+                if "EXPORT_S" in out:
+                    exports.append(float(out[out.index("EXPORT_S") + 1]))
+        for name, runs in samples.items():
+            rows[name] = {"wall_s": min(r[0] for r in runs), "peak_rss_bytes": max(r[1] for r in runs)}
         json_size = (tmp / "trace.json").stat().st_size
         parquet_size = (tmp / "trace.parquet").stat().st_size
         sys.path.insert(0, str(HERE.parent))
@@ -76,7 +68,8 @@ def main() -> None:
     print(f"{'configuration':34} {'wall s':>8} {'peak RSS MiB':>13}")
     for name, row in rows.items():
         print(f"{name:34} {row['wall_s']:8.2f} {row['peak_rss_bytes'] / 2**20:13.0f}")
-    print(f"events: {events:,}; profkit finalize {finalize_s:.2f} s = {finalize_s / events * 1e5:.2f} s per 100k events")
+    print(f"events: {events:,}; profkit finalize (stop, extract, build, write) {finalize_s:.2f} s = "
+          f"{finalize_s / events * 1e5:.2f} s per 100k events; torch's export_chrome_trace alone {min(exports):.2f} s")
     print(f"file size: Chrome JSON {json_size / 2**20:.1f} MiB, profkit Parquet {parquet_size / 2**20:.2f} MiB")
     base = rows["no profiler"]["wall_s"]
     torch_wall = rows["torch.profiler + chrome export"]["wall_s"]

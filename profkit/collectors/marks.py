@@ -13,11 +13,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..trace.schema import Kind
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -42,20 +43,22 @@ class MarkRecorder:
         with self._lock:
             self.rows.append(row)
 
-    def frame(self) -> pd.DataFrame:
-        """Raw rows for build_events."""
+    def columns(self) -> dict[str, list]:
+        """Raw columns for build_events (no pandas: the recorder writes traces without it)."""
         with self._lock:
             rows = list(self.rows)
-        columns = ["name", "start_ns", "duration_ns", "batch_size", "token_count", "thread_id", "extra"]
-        frame = pd.DataFrame(rows, columns=columns)
-        frame["kind"] = Kind.PHASE.value
-        frame["device_type"] = "cpu"
-        frame["device_index"] = -1
-        frame["process_id"] = os.getpid()
-        frame["batch_size"] = frame["batch_size"].astype("Int32")
-        frame["token_count"] = frame["token_count"].astype("Int64")
-        frame["thread_id"] = frame["thread_id"].astype("Int64")
-        return frame
+        names = ["name", "start_ns", "duration_ns", "batch_size", "token_count", "thread_id", "extra"]
+        columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+        columns.update(kind=[Kind.PHASE.value] * len(rows), device_type=["cpu"] * len(rows),
+                       device_index=[-1] * len(rows), process_id=[os.getpid()] * len(rows))
+        return columns
+
+    def frame(self) -> "pd.DataFrame":
+        """The same rows as a DataFrame (for tests and interactive use)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.columns())
+        return frame.astype({"batch_size": "Int32", "token_count": "Int64", "thread_id": "Int64"})
 
 
 _active: MarkRecorder | None = None

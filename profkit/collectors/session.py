@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import pandas as pd
-
 from ..trace.build import build_events
 from ..trace.io import write_trace
 from . import marks
@@ -98,13 +96,7 @@ class RecordingSession:
             if self._steps is not None:
                 self._steps.uninstall()
             marks.activate(None)
-            raw = [self._stop_profiler()]
-            raw.append(self._stop_telemetry())
-            raw.append(self._marks.frame())
-            frame = pd.concat([r for r in raw if r is not None and len(r)], ignore_index=True) if any(
-                r is not None and len(r) for r in raw
-            ) else _empty_raw()
-            frame = self._apply_window(frame)
+            parts = [self._stop_profiler(), self._stop_telemetry(), self._marks.columns()]
             metadata = run_metadata(self.options.command)
             metadata["devices"] = _merge_devices(metadata["devices"], self._telemetry_devices())
             metadata.update(
@@ -120,7 +112,7 @@ class RecordingSession:
                 options=self.options.describe(),
                 notes=self.notes,
             )
-            table = build_events(frame)
+            table = build_events(*[p for p in parts if p is not None], start_range=self._keep_range())
             # How long stopping, extracting and building took (the benchmark reports it per 100k events).
             metadata["finalize_ns"] = time.perf_counter_ns() - finalize_start_ns
             metadata["event_count"] = table.num_rows
@@ -139,7 +131,7 @@ class RecordingSession:
             self._profiler = profile(activities=activities, record_shapes=self.options.record_shapes)
             self._profiler.start()
 
-    def _stop_profiler(self) -> pd.DataFrame | None:
+    def _stop_profiler(self) -> dict | None:
         from .torch_events import extract_events
 
         if self._profiler is None:
@@ -170,20 +162,13 @@ class RecordingSession:
             self.stop_reason = f"time window {self.options.window_s[0]}-{self.options.window_s[1]} s ended"
             self.finalize(exit_code=None)
 
-    def _apply_window(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Drop the skipped warm-up steps and anything outside the time window."""
-        if frame.empty:
-            return frame
-        low, high = self._keep_from_ns, None
+    def _keep_range(self) -> tuple[int | None, int | None] | None:
+        """Start times kept: after the skipped warm-up steps, inside the time window."""
+        low, high = (self._keep_from_ns or None), None
         if self.options.window_s:
-            low = max(low, self._start_ns + int(self.options.window_s[0] * 1e9))
+            low = max(low or 0, self._start_ns + int(self.options.window_s[0] * 1e9))
             high = self._start_ns + int(self.options.window_s[1] * 1e9)
-        if not low and high is None:
-            return frame
-        keep = frame["start_ns"] >= low
-        if high is not None:
-            keep &= frame["start_ns"] < high
-        return frame[keep]
+        return None if low is None and high is None else (low, high)
 
     # -- telemetry (optional collector) -------------------------------------
     def _start_telemetry(self) -> None:
@@ -196,12 +181,12 @@ class RecordingSession:
         self._telemetry = TelemetryCollector(interval_ms=self.options.telemetry_interval_ms)
         self._telemetry.start()
 
-    def _stop_telemetry(self) -> pd.DataFrame | None:
+    def _stop_telemetry(self) -> dict | None:
         if self._telemetry is None:
             return None
         self._telemetry.stop()
         self.notes.extend(self._telemetry.notes())
-        return self._telemetry.samples()
+        return self._telemetry.sample_columns()
 
     def _telemetry_devices(self) -> list[dict]:
         return self._telemetry.device_info() if self._telemetry is not None else []
@@ -214,12 +199,6 @@ def _merge_devices(from_torch: list[dict], from_telemetry: list[dict]) -> list[d
         key = (device.get("type", "gpu"), device.get("index"))
         by_index[key] = {**device, **by_index.get(key, {})}
     return list(by_index.values())
-
-
-def _empty_raw() -> pd.DataFrame:
-    return pd.DataFrame({"kind": pd.Series([], dtype=str), "name": pd.Series([], dtype=str),
-                         "start_ns": pd.Series([], dtype="int64"), "duration_ns": pd.Series([], dtype="int64"),
-                         "process_id": pd.Series([], dtype="int64"), "thread_id": pd.Series([], dtype="Int64")})
 
 
 def _install_phase_detection(recorder: marks.MarkRecorder) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
-from ..trace.schema import Kind
+from ..trace.schema import GPU_KINDS, Kind
 
 #: The profiler's activity type -> trace kind.
 ACTIVITY_KINDS: dict[str, str] = {
@@ -43,24 +43,35 @@ SHAPELESS_OPS = frozenset(
 )
 
 
-def extract_events(kineto_results, *, with_shapes: bool = True, process_id: int | None = None) -> pd.DataFrame:
-    """Raw event columns (see profkit.trace.build_events) from ``kineto_results``."""
+def extract_events(kineto_results, *, with_shapes: bool = True, process_id: int | None = None) -> dict:
+    """Raw event columns (see profkit.trace.build_events) from ``kineto_results``.
+
+    One pass per attribute, and the GPU-only attributes (device index, linked
+    correlation id) and copy sizes only for the rows that have them: each
+    pybind call costs about half a microsecond per event.
+    """
     events = kineto_results.events()
     pid = os.getpid() if process_id is None else process_id
     n = len(events)
     names = [e.name() for e in events]
-    activity = [e.activity_type() for e in events]
-    kinds = [ACTIVITY_KINDS.get(a, Kind.OTHER.value) for a in activity]
+    kinds = [ACTIVITY_KINDS.get(a, Kind.OTHER.value) for a in (e.activity_type() for e in events)]
+    kind_array = np.array(kinds, dtype=object)
     start = np.fromiter((e.start_ns() for e in events), dtype=np.int64, count=n)
     duration = np.fromiter((e.duration_ns() for e in events), dtype=np.int64, count=n)
-    device_types = [e.device_type() for e in events]
-    gpu_types = {t for t in set(device_types) if str(t).endswith(("CUDA", "HIP", "PrivateUse1"))}
-    is_gpu = np.fromiter((t in gpu_types for t in device_types), bool, n)
-    device_index = np.fromiter((e.device_index() for e in events), dtype=np.int64, count=n)
+    # CPU events: the resource id is the OS thread id (what Kineto's JSON calls tid); GPU: the stream.
     resource = np.fromiter((e.device_resource_id() for e in events), dtype=np.int64, count=n)
     correlation = np.fromiter((e.correlation_id() for e in events), dtype=np.int64, count=n)
-    linked = np.fromiter((e.linked_correlation_id() for e in events), dtype=np.int64, count=n)
-    nbytes = _optional_ints(events, "nbytes", n)
+
+    is_gpu = np.isin(kind_array, list(GPU_KINDS))
+    gpu_rows = np.flatnonzero(is_gpu)
+    device_index = np.full(n, -1, dtype=np.int64)
+    linked = np.full(n, -1, dtype=np.int64)
+    device_index[gpu_rows] = [events[i].device_index() for i in gpu_rows]
+    linked[gpu_rows] = [events[i].linked_correlation_id() for i in gpu_rows]
+    nbytes = np.full(n, -1, dtype=np.int64)
+    if n and hasattr(events[0], "nbytes"):  # feature detection: older torch has no nbytes
+        copy_rows = np.flatnonzero(np.isin(kind_array, [Kind.MEMCPY.value, Kind.MEMSET.value]))
+        nbytes[copy_rows] = [events[i].nbytes() for i in copy_rows]
 
     shapes: list[str | None] = [None] * n
     dtypes: list[str | None] = [None] * n
@@ -73,36 +84,19 @@ def extract_events(kineto_results, *, with_shapes: bool = True, process_id: int 
                     shapes[i] = str(event_shapes).replace(" ", "")
                     dtypes[i] = '["' + '","'.join(event.dtypes()) + '"]'
 
-
-    frame = pd.DataFrame(
-        {
-            "kind": kinds,
-            "name": names,
-            "start_ns": start,
-            "duration_ns": np.maximum(duration, 0),
-            "device_type": np.where(is_gpu, "gpu", "cpu"),
-            "device_index": np.where(is_gpu, device_index, -1).astype(np.int16),
-            "stream": _masked(resource, is_gpu, "Int32"),
-            "process_id": np.int64(pid),
-            # CPU events: the resource id is the OS thread id (what Kineto's JSON calls tid).
-            "thread_id": _masked(resource, ~is_gpu),
-            "correlation_id": _masked(correlation, correlation > 0),
-            "linked_correlation_id": _masked(linked, linked > 0),
-            "input_shapes": shapes,
-            "input_dtypes": dtypes,
-            "bytes": _masked(nbytes, nbytes > 0) if nbytes is not None else None,
-        }
-    )
-    return frame
-
-
-def _masked(values: np.ndarray, keep: np.ndarray, dtype: str = "Int64") -> pd.arrays.IntegerArray:
-    """Nullable integers: ``values`` where ``keep``, null elsewhere."""
-    return pd.arrays.IntegerArray(np.where(keep, values, 0).astype(dtype.lower()), ~np.asarray(keep, bool))
-
-
-def _optional_ints(events, method: str, n: int) -> np.ndarray | None:
-    """Per-event integer from ``method`` where this torch version has it (feature detection)."""
-    if n == 0 or not hasattr(events[0], method):
-        return None
-    return np.fromiter((getattr(e, method)() for e in events), dtype=np.int64, count=n)
+    return {
+        "kind": kinds,
+        "name": names,
+        "start_ns": start,
+        "duration_ns": np.maximum(duration, 0),
+        "device_type": pa.DictionaryArray.from_arrays(is_gpu.astype(np.int8), ["cpu", "gpu"]),
+        "device_index": device_index,
+        "stream": pa.array(resource, mask=~is_gpu),
+        "process_id": np.full(n, pid, dtype=np.int64),
+        "thread_id": pa.array(resource, mask=is_gpu),
+        "correlation_id": pa.array(correlation, mask=correlation <= 0),
+        "linked_correlation_id": pa.array(linked, mask=linked <= 0),
+        "input_shapes": shapes,
+        "input_dtypes": dtypes,
+        "bytes": pa.array(nbytes, mask=nbytes < 0),
+    }

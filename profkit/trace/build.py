@@ -1,59 +1,121 @@
 """Turn raw event columns into a finished v1 events table.
 
-Collectors (the live recorder, the Chrome-trace importer) hand over a pandas
-DataFrame with the schema's columns they know plus ``linked_correlation_id``
-(GPU events: the correlation id of the host call that launched them). This
-module sorts, numbers, nests host events, links GPU work to its launching op
-and returns an Arrow table in the exact v1 schema.
+Collectors (the live recorder, the Chrome-trace importer) hand over parts:
+pandas DataFrames, Arrow tables or plain dicts of columns (numpy arrays,
+lists, Arrow arrays), each with the schema columns it knows plus
+``linked_correlation_id`` (GPU events: the correlation id of the host call
+that launched them). This module concatenates them, sorts, numbers, nests host
+events, links GPU work to its launching op and returns an Arrow table in the
+exact v1 schema. It works on Arrow and numpy only, so the live recorder never
+needs pandas.
 """
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .nesting import nest
-from .schema import ARROW_SCHEMA, COLUMN_NAMES, GPU_KINDS, HOST_NESTED_KINDS, Kind
+from .schema import ARROW_SCHEMA, GPU_KINDS, HOST_NESTED_KINDS, Kind
+
+#: Raw columns and their working types (strings are dictionary-encoded only at the end).
+_WORKING = {f.name: (pa.string() if pa.types.is_dictionary(f.type) else f.type) for f in ARROW_SCHEMA}
+_WORKING["linked_correlation_id"] = pa.int64()
 
 
-def build_events(raw: pd.DataFrame) -> pa.Table:
-    """Sort by start, number rows, fill parent/depth and op/launch links."""
-    frame = raw.copy()
-    frame["kind"] = frame["kind"].astype(str)
-    frame = frame.sort_values(["start_ns", "duration_ns"], ascending=[True, False], kind="stable")
-    frame = frame.reset_index(drop=True)
-    frame["event_id"] = np.arange(len(frame), dtype=np.int64)
+def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None = None) -> pa.Table:
+    """Sort by start, number rows, fill parent/depth and op/launch links.
 
-    kind = frame["kind"].to_numpy()
-    host = np.isin(kind, list(HOST_NESTED_KINDS))
-    if "parent_id" not in frame or frame["parent_id"].isna().all():
-        thread_key = (
-            frame["process_id"].fillna(-1).astype(np.int64).to_numpy() * 1_000_003
-            + frame["thread_id"].fillna(-1).astype(np.int64).to_numpy()
-        )
-        host_rows = np.flatnonzero(host)
-        start = frame["start_ns"].to_numpy(np.int64)
-        end = start + frame["duration_ns"].to_numpy(np.int64)
-        depth, parent = nest(start[host_rows], end[host_rows], thread_key[host_rows])
-        parent_id = np.full(len(frame), -1, dtype=np.int64)
-        depth_all = np.full(len(frame), -1, dtype=np.int64)
-        parent_id[host_rows] = np.where(parent >= 0, host_rows[np.maximum(parent, 0)], -1)
-        depth_all[host_rows] = depth
-        frame["parent_id"] = pd.arrays.IntegerArray(np.maximum(parent_id, 0), parent_id < 0)
-        frame["depth"] = pd.arrays.IntegerArray(np.maximum(depth_all, 0), depth_all < 0)
+    ``parts``: DataFrames, Arrow tables or dicts of columns; missing columns are null.
+    ``start_range``: keep only events starting in [low, high) (either end may be None).
+    """
+    tables = [t for t in (_as_table(p) for p in parts if p is not None) if t.num_rows or len(parts) == 1]
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    for required in ("kind", "name", "start_ns", "duration_ns"):
+        if required not in table.column_names:
+            raise ValueError(f"raw events lack the {required!r} column")
 
-    if "linked_correlation_id" in frame:
-        _link_gpu_events(frame)
-    for column in COLUMN_NAMES:
-        if column not in frame:
-            frame[column] = None
-    # nthreads=1: this runs from atexit, where Python refuses to start new threads.
-    return pa.Table.from_pandas(frame[list(COLUMN_NAMES)], schema=ARROW_SCHEMA, preserve_index=False, nthreads=1)
+    start = _ints(table, "start_ns", 0)
+    if start_range is not None:
+        low, high = start_range
+        keep = np.ones(len(start), bool)
+        if low is not None:
+            keep &= start >= low
+        if high is not None:
+            keep &= start < high
+        table, start = table.filter(pa.array(keep)), start[keep]
+    duration = _ints(table, "duration_ns", 0)
+    order = np.lexsort((-duration, start))  # by start, the enclosing (longer) event first
+    table = table.take(pa.array(order))
+    start, duration = start[order], duration[order]
+    n = table.num_rows
+    kind = table["kind"].to_numpy(zero_copy_only=False)
+    columns: dict[str, Any] = {"event_id": pa.array(np.arange(n, dtype=np.int64))}
+
+    parent_id, depth = _ints(table, "parent_id", -1), _ints(table, "depth", -1)
+    if (parent_id < 0).all():
+        host_rows = np.flatnonzero(np.isin(kind, list(HOST_NESTED_KINDS)))
+        thread_key = _ints(table, "process_id", -1) * 1_000_003 + _ints(table, "thread_id", -1)
+        host_depth, host_parent = nest(start[host_rows], start[host_rows] + duration[host_rows], thread_key[host_rows])
+        parent_id[host_rows] = np.where(host_parent >= 0, host_rows[np.maximum(host_parent, 0)], -1)
+        depth[host_rows] = host_depth
+    columns["parent_id"] = _nullable(parent_id)
+    columns["depth"] = _nullable(depth)
+
+    if "linked_correlation_id" in table.column_names:
+        launch_id, op_id = _link_gpu_events(table, kind, parent_id)
+        columns["launch_id"], columns["op_id"] = _nullable(launch_id), _nullable(op_id)
+
+    out = []
+    for field in ARROW_SCHEMA:
+        if field.name in columns:
+            array = columns[field.name]
+        elif field.name in table.column_names:
+            array = table[field.name]
+        else:
+            array = pa.nulls(n, _WORKING[field.name])
+        out.append(pc.cast(array, field.type))
+    return pa.Table.from_arrays(out, schema=ARROW_SCHEMA)
 
 
-def _link_gpu_events(frame: pd.DataFrame) -> None:
-    """Set launch_id/op_id of GPU events from their linked correlation id.
+def _as_table(part: Any) -> pa.Table:
+    """One raw part as an Arrow table of working types."""
+    if isinstance(part, pa.Table):
+        table = part
+    elif isinstance(part, Mapping):
+        table = pa.table({k: v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(v) for k, v in part.items()})
+    else:  # a pandas DataFrame; nthreads=1 because this can run from atexit (no new threads then)
+        table = pa.Table.from_pandas(part, preserve_index=False, nthreads=1)
+    fields = []
+    arrays = []
+    for name in table.column_names:
+        if name not in _WORKING:
+            continue
+        column = table[name]
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        fields.append(pa.field(name, _WORKING[name]))
+        arrays.append(pc.cast(column, _WORKING[name]))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _ints(table: pa.Table, name: str, missing: int) -> np.ndarray:
+    """An integer column as int64 numpy with nulls (or an absent column) as ``missing``."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, missing, dtype=np.int64)
+    return pc.fill_null(pc.cast(table[name], pa.int64()), missing).to_numpy().astype(np.int64, copy=True)
+
+
+def _nullable(values: np.ndarray) -> pa.Array:
+    """Ids where -1 means none."""
+    return pa.array(values, mask=values < 0)
+
+
+def _link_gpu_events(table: pa.Table, kind: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(launch_id, op_id) per row from GPU events' linked correlation ids; -1 where none.
 
     The launching runtime call (cudaLaunchKernel...) shares the kernel's
     correlation id; the op is the innermost CPU op enclosing that call. Some
@@ -61,44 +123,38 @@ def _link_gpu_events(frame: pd.DataFrame) -> None:
     Lookups are sorted-key searches (no joins): correlation ids are unique per
     process, so (process, correlation id) is one int64 key.
     """
-    kind = frame["kind"].to_numpy()
-    linked = frame["linked_correlation_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    n = table.num_rows
+    launch_id = np.full(n, -1, dtype=np.int64)
+    op_id = np.full(n, -1, dtype=np.int64)
+    linked = _ints(table, "linked_correlation_id", -1)
     gpu = np.isin(kind, list(GPU_KINDS)) & (linked >= 0)
-    frame["launch_id"] = pd.arrays.IntegerArray(np.zeros(len(frame), np.int64), np.ones(len(frame), bool))
-    frame["op_id"] = frame["launch_id"].copy()
     if not gpu.any():
-        return
-    process = pd.factorize(frame["process_id"].fillna(-1).to_numpy())[0].astype(np.int64)
-    correlation = frame["correlation_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+        return launch_id, op_id
+    process = np.unique(_ints(table, "process_id", -1), return_inverse=True)[1].astype(np.int64)
+    correlation = _ints(table, "correlation_id", -1)
     span = int(max(correlation.max(initial=0), linked.max(initial=0))) + 1
     own_key = process * span + correlation
     query = (process * span + linked)[gpu]
-    event_id = frame["event_id"].to_numpy(np.int64)
 
     def lookup(kinds: list[str]) -> np.ndarray:
         rows = np.flatnonzero(np.isin(kind, kinds) & (correlation >= 0))
+        if not len(rows):
+            return np.full(len(query), -1, dtype=np.int64)
         keys, first = np.unique(own_key[rows], return_index=True)
-        at = np.clip(np.searchsorted(keys, query), 0, max(len(keys) - 1, 0))
-        hit = (len(keys) > 0) & (keys[at] == query) if len(keys) else np.zeros(len(query), bool)
-        return np.where(hit, event_id[rows[first[at]]] if len(keys) else -1, -1)
+        at = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+        return np.where(keys[at] == query, rows[first[at]], -1)  # row index == event_id after sorting
 
     launch = lookup([Kind.RUNTIME.value])
-    op = _innermost_cpu_op(frame, launch)
+    op = _innermost_cpu_op(kind, parent, launch)
     direct_op = lookup([Kind.CPU_OP.value])
-    op = np.where(direct_op >= 0, direct_op, op)
-    gpu_rows = np.flatnonzero(gpu)
-    for column, values in (("launch_id", launch), ("op_id", op)):
-        data = np.zeros(len(frame), np.int64)
-        missing = np.ones(len(frame), bool)
-        data[gpu_rows] = np.maximum(values, 0)
-        missing[gpu_rows] = values < 0
-        frame[column] = pd.arrays.IntegerArray(data, missing)
+    launch_id[gpu] = launch
+    op_id[gpu] = np.where(direct_op >= 0, direct_op, op)
+    return launch_id, op_id
 
 
-def _innermost_cpu_op(frame: pd.DataFrame, launch_ids: np.ndarray) -> np.ndarray:
-    """Walk parent_id upwards from each launch call until a cpu_op is reached (one step per level)."""
-    parent = frame["parent_id"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
-    is_op = (frame["kind"] == Kind.CPU_OP.value).to_numpy()
+def _innermost_cpu_op(kind: np.ndarray, parent: np.ndarray, launch_ids: np.ndarray) -> np.ndarray:
+    """Walk parent ids upwards from each launch call until a cpu_op is reached (one step per level)."""
+    is_op = kind == Kind.CPU_OP.value
     current = np.where(launch_ids >= 0, parent[np.maximum(launch_ids, 0)], -1)  # start from the call's parent
     for _ in range(512):  # bounded by stack depth
         pending = (current >= 0) & ~is_op[np.maximum(current, 0)]

@@ -7,22 +7,25 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import TraceFormatError
 from .schema import ARROW_SCHEMA, FORMAT_VERSION, METADATA_KEY, Kind
 
-# Nullable integer columns read as pandas' nullable dtypes, so a column's dtype
-# does not depend on whether this particular file has a null in it.
-_PANDAS_TYPES = {
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-}
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _pandas_types() -> dict:
+    """Nullable integer columns read as pandas' nullable dtypes, so a column's dtype
+    does not depend on whether this particular file has a null in it. (pandas is
+    imported here, not at module level: writing a trace must not need it.)"""
+    import pandas as pd
+
+    return {pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
 
 
 #: Columns every row has: plain numpy int64 in pandas (fast arithmetic).
@@ -63,7 +66,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 class Trace:
     """One process's trace: ``events`` (pandas) and its file-level ``metadata``."""
 
-    events: pd.DataFrame
+    events: "pd.DataFrame"
     metadata: dict[str, Any]
     path: Path | None = None
     _cache: dict = field(default_factory=dict, repr=False)
@@ -109,7 +112,7 @@ def load(path: str | os.PathLike) -> Trace:
     missing = [f.name for f in ARROW_SCHEMA if f.name not in table.column_names]
     if missing:
         raise TraceFormatError(f"{path}: missing columns {', '.join(missing)}")
-    events = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    events = table.to_pandas(types_mapper=_pandas_types().get)
     for column in _NEVER_NULL:
         if not events[column].hasnans:
             events[column] = events[column].to_numpy(dtype="int64")

@@ -12,12 +12,14 @@ import json
 import os
 import threading
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ...trace.schema import Kind
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FRAME_COLUMNS = (
     "kind", "name", "start_ns", "duration_ns", "device_type", "device_index", "process_id", "thread_id", "value",
@@ -68,8 +70,16 @@ class SampleBuffer:
     def __len__(self) -> int:
         return len(self._code)
 
-    def frame(self) -> pd.DataFrame:
-        """Raw sample rows (kind='sample') for build_events."""
+    def frame(self) -> "pd.DataFrame":
+        """The raw sample rows as a DataFrame (tests, interactive use)."""
+        import pandas as pd
+
+        columns = self.columns()
+        columns["thread_id"] = pd.array([pd.NA] * len(columns["start_ns"]), dtype="Int64")  # samples belong to no thread
+        return pd.DataFrame(columns, columns=list(FRAME_COLUMNS))
+
+    def columns(self) -> dict:
+        """Raw sample rows (kind='sample') for build_events, without pandas."""
         with self._lock:
             code = np.array(self._code, dtype=np.int64)
             start = np.array(self._start, dtype=np.int64)
@@ -80,18 +90,14 @@ class SampleBuffer:
         types = np.array([s[1] for s in series] or [""], dtype=object)
         indexes = np.array([s[2] for s in series] or [0], dtype=np.int64)
         extras = np.array([s[3] for s in series] or [None], dtype=object)
-        return pd.DataFrame(
-            {
-                "kind": Kind.SAMPLE.value,
-                "name": names[code],
-                "start_ns": start,
-                "duration_ns": duration,
-                "device_type": types[code],
-                "device_index": indexes[code],
-                "process_id": np.int64(self.process_id),
-                "thread_id": pd.array([pd.NA] * len(code), dtype="Int64"),  # samples belong to no thread
-                "value": value,
-                "extra": extras[code],
-            },
-            columns=list(FRAME_COLUMNS),
-        )
+        return {
+            "kind": np.full(len(code), Kind.SAMPLE.value, dtype=object),
+            "name": names[code],
+            "start_ns": start,
+            "duration_ns": duration,
+            "device_type": types[code],
+            "device_index": indexes[code],
+            "process_id": np.full(len(code), self.process_id, dtype=np.int64),
+            "value": value,
+            "extra": extras[code],
+        }

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import UsageError
 from .buffer import SampleBuffer
 from .cpu import CpuSampler
 from .nvml import NvmlSampler
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_INTERVAL_MS = 20.0
 _MAX_SLEEP_S = 0.05  # longest sleep between checks of the stop flag
@@ -96,9 +97,13 @@ class TelemetryCollector:
             sampler.close(rows)
         self._buffer.append_many(rows)
 
-    def samples(self) -> pd.DataFrame:
-        """Raw kind='sample' rows for ``profkit.trace.build_events`` (a snapshot if still running)."""
+    def samples(self) -> "pd.DataFrame":
+        """The raw kind='sample' rows as a DataFrame (a snapshot if still running)."""
         return self._buffer.frame()
+
+    def sample_columns(self) -> dict:
+        """Raw kind='sample' columns for ``profkit.trace.build_events``, without pandas."""
+        return self._buffer.columns()
 
     def notes(self) -> list[str]:
         """One-line notes on what could not be measured, for the trace metadata."""
