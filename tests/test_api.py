@@ -74,3 +74,17 @@ def test_double_stepping_subclass_counts_once(tmp_path):
             opt.step()
     steps = profkit.load(out).phases
     assert [json.loads(x)["step"] for x in steps["extra"]] == [1, 2, 3]
+
+
+def test_time_window_keeps_only_events_inside(tmp_path):
+    import time
+
+    out = tmp_path / "window.parquet"
+    with profkit.record(out, telemetry=False, window_s=(0.3, 10.0)) as session:
+        torch.nn.functional.relu(torch.randn(4, 4))  # before the window opens: dropped
+        time.sleep(0.4)
+        torch.tanh(torch.randn(4, 4))  # inside the window: kept
+    trace = profkit.load(out)
+    names = set(trace.ops["name"].astype(str))
+    assert "aten::tanh" in names and "aten::relu" not in names
+    assert (trace.events["start_ns"] >= session._start_ns + 300_000_000).all()
