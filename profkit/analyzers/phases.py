@@ -38,14 +38,14 @@ are backward, under ``Optimizer.step#…``/``Optimizer.zero_grad#…`` optimizer
 the rest forward. Host gap = step time − device busy time inside the step.
 MFU = counted flop / step time ÷ the peak for the dominant contraction dtype
 (datasheet, and calibrated when measured); not given for a what-if device.
+
+Where the windows come from is profkit/analyzers/phase_windows.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -54,311 +54,40 @@ from ..trace.schema import Kind
 from .classes import OpClass
 from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
+from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, WINDOW_COLUMNS: re-exported)
+    _BACKWARD,
+    DECODE,
+    GENERATE,
+    MIXED,
+    PASS_PHASES,
+    PREFILL,
+    STEP,
+    TRAIN_STEP,
+    WINDOW_COLUMNS,
+    _ancestor_value,
+    _per_name,
+    _positions,
+    _ranks,
+    _token_shape,
+    assign_to_windows,
+    engine_parser,
+    parse_engine_step,
+    phase_windows,
+)
 from .roofline import aggregate_classes
 
-PREFILL, DECODE, MIXED, GENERATE = "prefill", "decode", "mixed", "generate"
-TRAIN_STEP, STEP = "train_step", "step"
-PASS_PHASES = (PREFILL, DECODE, MIXED)
 PARTS = ("forward", "backward", "optimizer")
 PERCENTILES = (50, 90, 99)
-
-DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
-_HOST_RANGE_KINDS = (Kind.ANNOTATION.value, Kind.CPU_OP.value)
-_PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
-_BACKWARD = re.compile(r"^autograd::engine::evaluate_function: ")
 _OPTIMIZER = re.compile(r"^Optimizer\.(?:step|zero_grad)#")
-_MODULE_FRAME = re.compile(r"^nn\.Module: ")
-
-WINDOW_COLUMNS = ("phase", "rank", "start_ns", "end_ns", "batch_size", "tokens", "generation", "step", "source")
+DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 
 
-# ---------------------------------------------------------------- serving-engine annotations (one door)
 
-EngineParser = Callable[[str], Optional[tuple]]
-_ENGINE_PARSERS: dict[str, EngineParser] = {}
-
-
-def engine_parser(engine: str) -> Callable[[EngineParser], EngineParser]:
-    """Register ``fn(name) -> (phase, batch, tokens) | None`` for an engine's step annotations."""
-
-    def register(fn: EngineParser) -> EngineParser:
-        if engine in _ENGINE_PARSERS:
-            raise ValueError(f"engine parser {engine!r} registered twice")
-        _ENGINE_PARSERS[engine] = fn
-        return fn
-
-    return register
-
-
-#: sglang forward modes -> phase (IDLE and unknown modes are not passes).
-SGLANG_MODES = {"EXTEND": PREFILL, "PREFILL": PREFILL, "DRAFT_EXTEND": PREFILL, "MIXED": MIXED,
-                "DECODE": DECODE, "TARGET_VERIFY": DECODE}
-_SGLANG = re.compile(r"^step\[(?P<mode>[A-Z_]+)(?P<attrs>[^\]]*)\]$")
-_VLLM = re.compile(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$")
-
-
-@engine_parser("sglang")
-def _sglang(name: str) -> tuple | None:
-    found = _SGLANG.match(name)
-    phase = SGLANG_MODES.get(found.group("mode")) if found else None
-    if phase is None:
-        return None
-    attrs = dict(re.findall(r"(\w+)=(\d+)", found.group("attrs")))
-    batch = int(attrs["bs"]) if "bs" in attrs else None
-    tokens = int(attrs["toks"]) if "toks" in attrs else (batch if phase == DECODE else None)
-    return phase, batch, tokens
-
-
-@engine_parser("vllm")
-def _vllm(name: str) -> tuple | None:
-    found = _VLLM.match(name)
-    if found is None:
-        return None
-    ctx_reqs, ctx_tokens, gen_reqs, gen_tokens = (int(g) for g in found.groups())
-    if ctx_reqs + gen_reqs == 0:
-        return None
-    phase = MIXED if ctx_reqs and gen_reqs else (PREFILL if ctx_reqs else DECODE)
-    return phase, ctx_reqs + gen_reqs, ctx_tokens + gen_tokens
-
-
-def parse_engine_step(name: str) -> tuple[str, str, int | None, int | None] | None:
-    """(engine, phase, batch, tokens) of a serving engine's step annotation, else None."""
-    for engine, parse in _ENGINE_PARSERS.items():
-        parsed = parse(name)
-        if parsed is not None:
-            return (engine, *parsed)
-    return None
-
-
-# ---------------------------------------------------------------- windows
-
-
-def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per phase window (see the module docstring for the sources, in order)."""
-    marks = _prefer_user_marks(_mark_windows(events))
-    frames = [marks]
-    if not (marks["phase"] == STEP).any():
-        frames.append(_profiler_step_windows(events))
-    if not marks["phase"].isin(PASS_PHASES).any():
-        engine = _engine_windows(events)
-        frames.append(engine if len(engine) else _guessed_passes(events, pd.concat(frames, ignore_index=True)))
-    windows = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else marks
-    return windows.sort_values(["rank", "start_ns"], kind="stable").reset_index(drop=True)
-
-
-def _frame(**columns) -> pd.DataFrame:
-    n = len(columns["start_ns"])
-    data = {}
-    for name in WINDOW_COLUMNS:
-        value = columns.get(name)
-        if name in ("batch_size", "tokens", "generation", "step"):
-            value = np.full(n, np.nan) if value is None else _floats(value)
-        elif value is None:
-            value = np.zeros(n, np.int64) if name == "rank" else np.full(n, None, dtype=object)
-        data[name] = value
-    frame = pd.DataFrame(data)
-    frame["rank"] = frame["rank"].astype(np.int64)
-    frame["start_ns"] = frame["start_ns"].astype(np.int64)
-    frame["end_ns"] = frame["end_ns"].astype(np.int64)
-    return frame
-
-
-def _floats(values) -> np.ndarray:
-    """Numbers as float64 with NaN for null (nullable ints, None, pd.NA)."""
-    series = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
-    return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-
-
-def _ranks(rows: pd.DataFrame) -> np.ndarray:
-    return rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64)
-
-
-def _mark_windows(events: pd.DataFrame) -> pd.DataFrame:
-    rows = events[events["kind"] == Kind.PHASE.value]
-    parsed = _parse_extras(rows["extra"]) if len(rows) else []
-    start = rows["start_ns"].to_numpy(np.int64)
-    return _frame(
-        phase=rows["name"].astype(str).to_numpy(), rank=_ranks(rows), start_ns=start,
-        end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
-        batch_size=rows["batch_size"].to_numpy(), tokens=rows["token_count"].to_numpy(),
-        generation=[p.get("generation") for p in parsed], step=[p.get("step") for p in parsed],
-        source=[p.get("source", "mark") for p in parsed],
-    )
-
-
-#: Mark sources written by phase detection (not by the user).
-_DETECTED_SOURCES = ("forward_hook", "inferred", "transformers")
-
-
-def _prefer_user_marks(marks: pd.DataFrame) -> pd.DataFrame:
-    """A label the user marked with ``profkit.phase`` drops the forward hook's marks of that label.
-
-    ``with profkit.phase("prefill"): model(prompt)`` under no_grad would otherwise count each pass twice.
-    """
-    user = set(marks.loc[marks["source"] == "user", "phase"])
-    if not user:
-        return marks
-    detected = marks["source"].isin(_DETECTED_SOURCES)
-    return marks[~(marks["phase"].isin(user) & detected)].reset_index(drop=True)
-
-
-def _parse_extras(extra: pd.Series) -> list[dict]:
-    cache: dict[Any, dict] = {}
-    out = []
-    for text in extra.astype(object).tolist():  # phase marks only: a small table
-        if text not in cache:
-            try:
-                value = json.loads(text) if isinstance(text, str) and text else {}
-            except ValueError:
-                value = {}
-            cache[text] = value if isinstance(value, dict) else {}
-        out.append(cache[text])
-    return out
-
-
-def _per_name(names: pd.Series, fn: Callable[[str], Any]) -> np.ndarray:
-    """``fn`` of every row's name, evaluated once per unique name (a category's categories when it is one)."""
-    if isinstance(names.dtype, pd.CategoricalDtype):
-        values = np.asarray([fn(str(c)) for c in names.cat.categories] + [fn("")])
-        return values[names.cat.codes.to_numpy()]  # code -1 (null) picks the trailing ""
-    codes, uniques = pd.factorize(names.astype(object).fillna(""))
-    return np.asarray([fn(str(u)) for u in uniques])[codes] if len(uniques) else np.zeros(0, dtype=object)
-
-
-def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], Any]) -> tuple[pd.DataFrame, list]:
-    """Rows of ``kinds`` whose name passes ``test`` (evaluated once per unique name), with the results."""
-    rows = events[events["kind"].isin(kinds)]
-    names = rows["name"].astype(str)
-    results = {name: test(name) for name in pd.unique(names)}
-    keep = names.map(lambda n: results[n] is not None).to_numpy(bool)
-    return rows[keep], [results[n] for n in names[keep]]
-
-
-def _profiler_step_windows(events: pd.DataFrame) -> pd.DataFrame:
-    rows, found = _named(events, (Kind.ANNOTATION.value,), _PROFILER_STEP.match)
-    start = rows["start_ns"].to_numpy(np.int64)
-    return _frame(phase=np.full(len(rows), STEP, dtype=object), rank=_ranks(rows), start_ns=start,
-                  end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
-                  step=[int(m.group(1)) for m in found], source=np.full(len(rows), "ProfilerStep", dtype=object))
-
-
-def _engine_windows(events: pd.DataFrame) -> pd.DataFrame:
-    rows, found = _named(events, _HOST_RANGE_KINDS, parse_engine_step)
-    start = rows["start_ns"].to_numpy(np.int64)
-    return _frame(phase=[f[1] for f in found], rank=_ranks(rows), start_ns=start,
-                  end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
-                  batch_size=[f[2] for f in found], tokens=[f[3] for f in found], source=[f[0] for f in found])
-
-
-#: ops whose input tells a pass's token shape -> index of that input; the first kind present in a
-#: window wins (an embedding's ids are unambiguous; a matmul may be a rotary or attention product).
-TOKEN_OPS = {"aten::embedding": 1, "aten::linear": 0, "aten::matmul": 0}
-
-
-def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
-    """Passes from the token dimension of each candidate window's first embedding/projection op."""
-    if _per_name(events["name"], lambda n: bool(_BACKWARD.match(n))).any():
-        return _frame(start_ns=[])  # a training trace: its forwards are not generation passes
-    module_frame = _per_name(events["name"], lambda n: bool(_MODULE_FRAME.match(n)))
-    frames = events[(events["kind"] == Kind.PYTHON_FUNCTION.value).to_numpy() & module_frame]
-    if len(frames):
-        frames = _outermost(frames, events)
-        start = frames["start_ns"].to_numpy(np.int64)
-        candidates = _frame(rank=_ranks(frames), start_ns=start,
-                            end_ns=start + frames["duration_ns"].fillna(0).to_numpy(np.int64))
-    else:
-        candidates = known[known["phase"] == STEP]
-    if candidates.empty:
-        return _frame(start_ns=[])
-    priority = {name: i for i, name in enumerate(TOKEN_OPS)}
-    ops = events[(events["kind"] == Kind.CPU_OP.value) & events["name"].isin(list(TOKEN_OPS))]
-    pos = assign_to_windows(ops["start_ns"].to_numpy(np.int64), _ranks(ops), candidates)
-    ops = ops.assign(_window=pos, _priority=ops["name"].astype(str).map(priority))[pos >= 0]
-    first = ops.sort_values(["_priority", "start_ns"], kind="stable").groupby("_window").head(1)
-    shape = [_token_shape(n, s) for n, s in zip(first["name"].astype(str), first["input_shapes"].astype(object))]
-    batch = np.array([s[0] if s else np.nan for s in shape], dtype=float)
-    seq = np.array([s[1] if s else np.nan for s in shape], dtype=float)
-    win = candidates.iloc[first["_window"].to_numpy()]
-    ok = np.isfinite(seq)
-    return _frame(phase=np.where(seq > 1, PREFILL, DECODE)[ok], rank=win["rank"].to_numpy()[ok],
-                  start_ns=win["start_ns"].to_numpy()[ok], end_ns=win["end_ns"].to_numpy()[ok],
-                  batch_size=batch[ok], tokens=(batch * seq)[ok],
-                  source=np.full(int(ok.sum()), "token_shape", dtype=object))
-
-
-def _outermost(frames: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Module frames with no module frame above them (ancestor walk over parent ids)."""
-    index = pd.Index(events["event_id"].to_numpy(np.int64))
-    parent = _positions(index, events["parent_id"])
-    is_frame = np.zeros(len(events), bool)
-    is_frame[index.get_indexer(frames["event_id"].to_numpy(np.int64))] = True
-    covered = _ancestor_value(parent, np.where(is_frame, 1, 0), include_self=False)
-    mine = index.get_indexer(frames["event_id"].to_numpy(np.int64))
-    return frames[covered[mine] == 0]
-
-
-def _token_shape(name: str, shapes_json) -> tuple[int, int] | None:
-    try:
-        shapes = json.loads(shapes_json) if isinstance(shapes_json, str) else None
-        shape = shapes[TOKEN_OPS[name]]
-    except (ValueError, TypeError, IndexError, KeyError):
-        return None
-    if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
-        return None
-    if name == "aten::embedding" and len(shape) == 2:
-        return shape[0], shape[1]
-    if name != "aten::embedding" and len(shape) == 3:
-        return shape[0], shape[1]
-    return None
 
 
 # ---------------------------------------------------------------- attribution helpers
 
 
-def assign_to_windows(t_ns: np.ndarray, rank: np.ndarray, windows: pd.DataFrame) -> np.ndarray:
-    """Position (in ``windows``) of the window holding each time, per rank; -1 when none.
-
-    Windows of one rank are taken in start order; where they overlap, the later one wins.
-    """
-    t_ns = np.asarray(t_ns, np.int64)
-    rank = np.asarray(rank, np.int64)
-    out = np.full(len(t_ns), -1, np.int64)
-    if windows.empty or len(t_ns) == 0:
-        return out
-    w_rank = windows["rank"].to_numpy(np.int64)
-    for r in np.unique(w_rank):
-        mine = np.flatnonzero(w_rank == r)
-        order = mine[np.argsort(windows["start_ns"].to_numpy(np.int64)[mine], kind="stable")]
-        starts = windows["start_ns"].to_numpy(np.int64)[order]
-        ends = windows["end_ns"].to_numpy(np.int64)[order]
-        sel = rank == r
-        i = np.searchsorted(starts, t_ns[sel], side="right") - 1
-        at = np.maximum(i, 0)
-        out[sel] = np.where((i >= 0) & (t_ns[sel] < ends[at]), order[at], -1)
-    return out
-
-
-def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(ids, errors="coerce")
-    known = values.notna().to_numpy()
-    pos = np.full(len(ids), -1, np.int64)
-    if known.any():
-        pos[known] = index.get_indexer(values[known].astype(np.int64).to_numpy())
-    return pos
-
-
-def _ancestor_value(parent_pos: np.ndarray, own: np.ndarray, *, include_self: bool = True) -> np.ndarray:
-    """Each row's own nonzero value, else its nearest ancestor's (one vectorized step per level)."""
-    value = own.copy() if include_self else np.zeros_like(own)
-    current = parent_pos.copy()
-    for _ in range(1024):
-        live = current >= 0
-        if not live.any():
-            break
-        at = np.maximum(current, 0)
-        value = np.where(live & (value == 0), own[at], value)
-        current = np.where(live, parent_pos[at], -1)
-    return value
 
 
 @dataclass
