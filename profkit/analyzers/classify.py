@@ -32,7 +32,8 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name
-from .cost import cost_arrays, label_codes
+from .columns import id_values, label_codes
+from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import bounds
 
@@ -212,7 +213,7 @@ def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_c
 
 def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
     """Row positions of the event ids in ``ids`` (-1 where null or absent)."""
-    values, known = _id_values(ids)
+    values, known = id_values(ids)
     pos = np.full(len(ids), -1, dtype=np.int64)
     if not known.any():
         return pos
@@ -225,17 +226,6 @@ def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
     else:
         pos[known] = index.get_indexer(wanted)
     return pos
-
-
-def _id_values(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, not-null mask) of an id column: nullable ints without a pandas round trip."""
-    array = ids.array
-    if isinstance(array, pd.arrays.IntegerArray):
-        known = ~array.isna()
-        return array.to_numpy(dtype=np.int64, na_value=0), known
-    values = pd.to_numeric(ids, errors="coerce")
-    known = values.notna().to_numpy()
-    return values.where(known, 0).astype(np.int64).to_numpy(), known
 
 
 def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

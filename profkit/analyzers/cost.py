@@ -31,6 +31,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .columns import Labels, label_codes
+
 #: Recorded dtype spelling -> (short name, bytes per element). Short names are
 #: the keys of the hardware peaks table (fp32, bf16, ...).
 _DTYPES: dict[str, tuple[str, int]] = {}
@@ -184,23 +186,6 @@ def costs_table(ops: pd.DataFrame) -> pd.DataFrame:
         label_codes(ops["name"]), label_codes(ops["input_shapes"]), label_codes(ops["input_dtypes"])
     )
     return pd.DataFrame({"flops": flops, "bytes": nbytes, "dtype": dtype}, index=ops.index)
-
-
-def label_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, labels) of a text column: ``labels[codes]`` is each row's text, code -1 a null.
-
-    A categorical column gives its own codes (no per-row work); others are factorized.
-    """
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        categories = column.cat.categories
-        text = pd.api.types.is_string_dtype(categories.dtype)
-        labels = categories.to_numpy(dtype=object) if text else np.asarray(categories.astype(str), dtype=object)
-        return column.cat.codes.to_numpy(np.int64), labels
-    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
-    return codes.astype(np.int64), np.asarray([str(u) for u in uniques], dtype=object)
-
-
-Labels = tuple[np.ndarray, np.ndarray]
 
 
 def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

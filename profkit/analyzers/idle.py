@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
+from .columns import id_values, int_values, kind_mask, label_codes, label_table
 from .intervals import merge_intervals
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -56,54 +57,59 @@ def _interval_op(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
     return merge_intervals(starts, ends)
 
 
-def _matches(names: pd.Series, regex: re.Pattern) -> pd.Series:
-    """regex.search over each unique name once, mapped back to the rows."""
-    unique = pd.unique(names.astype(str))
-    hits = {n for n in unique if regex.search(n)}
-    return names.astype(str).isin(hits)
-
-
 def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
     return int((intervals[1] - intervals[0]).sum())
 
 
-def _union(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    start = frame["start_ns"].to_numpy(np.int64)
-    return merge_intervals(start, start + frame["duration_ns"].fillna(0).to_numpy(np.int64))
+def _union(start: np.ndarray, end: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return merge_intervals(start[rows], end[rows])
+
+
+def _top_ops(events: pd.DataFrame, ops: np.ndarray) -> np.ndarray:
+    """The ``ops`` rows whose parent is not one of the ``ops`` (a null parent is nobody's id)."""
+    parent, known = id_values(events["parent_id"])
+    top = ops.copy()
+    top[ops] = ~(known[ops] & np.isin(parent[ops], events["event_id"].to_numpy(np.int64)[ops]))
+    return top
 
 
 def idle_attribution(events: pd.DataFrame) -> dict:
     """Idle time of the device inside the recorded span, split by host cause (summed over ranks)."""
-    gpu = bool(events["kind"].isin(DEVICE_KINDS).any())
+    kinds = label_codes(events["kind"])
+
+    def kind_in(*wanted: str) -> np.ndarray:
+        return kind_mask(kinds, *wanted)
+
+    device = kind_in(*DEVICE_KINDS)
+    gpu = bool(device.any())
     totals = dict.fromkeys(IDLE_CAUSES, 0)
     span_total = busy_total = 0
-    groups = events.groupby("rank", observed=True) if "rank" in events else [(0, events)]
-    for _, per_rank in groups:
-        timed = per_rank[per_rank["kind"] != Kind.SAMPLE.value]
-        if timed.empty:
+    start = events["start_ns"].to_numpy(np.int64)
+    end = start + int_values(events["duration_ns"], fill=0)
+    timed = ~kind_in(Kind.SAMPLE.value)
+    host = kind_in(Kind.CPU_OP.value, Kind.RUNTIME.value, Kind.ANNOTATION.value, Kind.PYTHON_FUNCTION.value)
+    runtime = kind_in(Kind.RUNTIME.value)
+    names = label_codes(events["name"])
+    cause_rows = {  # each cause's rows; the regexes run once per unique name of the rows they apply to
+        "synchronization": host & label_table(names, lambda n: bool(_SYNC.search(n)), rows=host),
+        "data_loading": host & label_table(names, lambda n: bool(_DATA.search(n)), rows=host),
+        "kernel_launch": runtime & label_table(names, lambda n: bool(_LAUNCH.search(n)), rows=runtime),
+        "other_runtime": runtime,
+        "host_ops": host,
+    }
+    rank = events["rank"].to_numpy() if "rank" in events else np.zeros(len(events), np.int64)
+    for r in np.unique(rank):
+        mine = timed & (rank == r)
+        if not mine.any():
             continue
-        name = timed["name"]
-        kind = timed["kind"].astype(str)
-        host = kind.isin([Kind.CPU_OP.value, Kind.RUNTIME.value, Kind.ANNOTATION.value, Kind.PYTHON_FUNCTION.value])
-        if gpu:
-            busy = _union(timed[kind.isin(DEVICE_KINDS)])
-        else:
-            ops = timed[kind == Kind.CPU_OP.value]
-            busy = _union(ops[~ops["parent_id"].isin(ops["event_id"])]) if len(ops) else _union(ops)
-        first = int(timed["start_ns"].min())
-        last = int((timed["start_ns"] + timed["duration_ns"].fillna(0)).max())
+        busy = _union(start, end, mine & device) if gpu else _union(start, end, _top_ops(events, mine & kind_in(Kind.CPU_OP.value)))
+        first = int(start[mine].min())
+        last = int(end[mine].max())
         idle = _interval_op((np.array([first]), np.array([last])), busy, keep_b=False)
         span_total += last - first
         busy_total += _length(busy)
-        causes = {
-            "synchronization": timed[host & _matches(name, _SYNC)],
-            "data_loading": timed[host & _matches(name, _DATA)],
-            "kernel_launch": timed[(kind == Kind.RUNTIME.value) & _matches(name, _LAUNCH)],
-            "other_runtime": timed[kind == Kind.RUNTIME.value],
-            "host_ops": timed[host],
-        }
-        for cause, frame in causes.items():
-            covered = _interval_op(idle, _union(frame), keep_b=True)
+        for cause, rows in cause_rows.items():
+            covered = _interval_op(idle, _union(start, end, mine & rows), keep_b=True)
             totals[cause] += _length(covered)
             idle = _interval_op(idle, covered, keep_b=False)
         totals["no_host_activity"] += _length(idle)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .intervals import merge_intervals, self_time_ns
+from .columns import id_values, kind_mask, label_codes, ranks
+from .intervals import merge_intervals
 
 #: GPU work that occupies a device (annotations do not).
 DEVICE_WORK_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -41,63 +42,99 @@ def busy_intervals(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def span_ns(events: pd.DataFrame) -> tuple[int, int]:
     """First start and last end over events that take time (samples excluded)."""
-    timed = events[events["kind"] != Kind.SAMPLE.value]
-    if timed.empty:
+    timed = ~kind_mask(label_codes(events["kind"]), Kind.SAMPLE.value)
+    if not timed.any():
         return 0, 0
-    start = int(timed["start_ns"].min())
-    end = int((timed["start_ns"] + timed["duration_ns"]).max())
-    return start, end
+    start = events["start_ns"].to_numpy(np.int64)
+    duration, known = id_values(events["duration_ns"])  # a null duration has no end
+    ends = (start + duration)[timed & known]
+    return int(start[timed].min()), int(ends.max())
 
 
 def totals(events: pd.DataFrame) -> dict:
     """Counts and times over the whole trace (all ranks, summed)."""
-    kernels = events[events["kind"] == Kind.KERNEL.value]
-    ops = events[events["kind"] == Kind.CPU_OP.value]
+    kinds = label_codes(events["kind"])
+    kernels = kind_mask(kinds, Kind.KERNEL.value)
+    work = kind_mask(kinds, *DEVICE_WORK_KINDS)
+    ops = kind_mask(kinds, Kind.CPU_OP.value)
+    start = events["start_ns"].to_numpy(np.int64)
+    end = start + events["duration_ns"].to_numpy(np.int64)
+    rank = ranks(events)
     busy_ns = 0
-    for _, per_rank in events.groupby("rank", observed=True) if "rank" in events else [(0, events)]:
-        starts, ends = busy_intervals(per_rank)
+    for r in np.unique(rank):  # per rank: its GPU work, or its CPU ops on a CPU-only rank
+        mine = rank == r
+        busy = mine & (work if (mine & work).any() else ops)
+        starts, ends = merge_intervals(start[busy], end[busy])
         busy_ns += int((ends - starts).sum())
     first, last = span_ns(events)
     return {
-        "kernel_count": int(len(kernels)),
-        "kernel_time_ns": int(kernels["duration_ns"].sum()),
-        "memcpy_count": int((events["kind"] == Kind.MEMCPY.value).sum()),
-        "memset_count": int((events["kind"] == Kind.MEMSET.value).sum()),
-        "op_count": int(len(ops)),
+        "kernel_count": int(kernels.sum()),
+        "kernel_time_ns": int(events["duration_ns"].to_numpy(np.int64)[kernels].sum()),
+        "memcpy_count": int(kind_mask(kinds, Kind.MEMCPY.value).sum()),
+        "memset_count": int(kind_mask(kinds, Kind.MEMSET.value).sum()),
+        "op_count": int(ops.sum()),
         "device_busy_ns": busy_ns,
         "span_ns": last - first,
-        "device": "gpu" if has_gpu_work(events) else "cpu",
+        "device": "gpu" if work.any() else "cpu",
     }
+
+
+_HOST_KINDS = (Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value, Kind.PYTHON_FUNCTION.value)
 
 
 def top_ops(events: pd.DataFrame, n: int) -> pd.DataFrame:
     """CPU ops by self time (time in the op minus its child ops), summed per name."""
-    host = events[events["kind"].isin([Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value, Kind.PYTHON_FUNCTION.value])]
-    if host.empty:
+    kinds = label_codes(events["kind"])
+    host = kind_mask(kinds, *_HOST_KINDS)
+    if not host.any():
         return _empty_top()
-    ops = host.assign(self_time_ns=self_time_ns(host))
-    ops = ops[ops["kind"] == Kind.CPU_OP.value]
-    return _top(ops, n, total=ops["duration_ns"])
+    duration = events["duration_ns"].to_numpy(np.int64)
+    # Self time: duration minus the time of direct children among the host events.
+    event_ids = events["event_id"].to_numpy(np.int64)
+    parent, known = id_values(events["parent_id"])
+    children = host & known
+    child_time = pd.Series(duration[children]).groupby(parent[children]).sum()
+    own = child_time.reindex(event_ids[host], fill_value=0).to_numpy(np.int64)
+    self_ns = np.zeros(len(events), np.int64)
+    self_ns[host] = np.maximum(duration[host] - own, 0)
+    ops = kind_mask(kinds, Kind.CPU_OP.value)
+    return _top(events["name"], ops, self_ns, duration, n)
 
 
 def top_kernels(events: pd.DataFrame, n: int) -> pd.DataFrame:
     """GPU kernels (and copies) by time, summed per name."""
-    work = device_work(events)
-    if work.empty:
+    work = kind_mask(label_codes(events["kind"]), *DEVICE_WORK_KINDS)
+    if not work.any():
         return _empty_top()
-    return _top(work.assign(self_time_ns=work["duration_ns"]), n, total=work["duration_ns"])
+    duration = events["duration_ns"].to_numpy(np.int64)
+    return _top(events["name"], work, duration, duration, n)
 
 
-def _top(frame: pd.DataFrame, n: int, total: pd.Series) -> pd.DataFrame:
-    grouped = (
-        frame.assign(total_time_ns=total, name=frame["name"].astype(str))
-        .groupby("name", observed=True)
-        .agg(count=("self_time_ns", "size"), self_time_ns=("self_time_ns", "sum"), total_time_ns=("total_time_ns", "sum"))
-        .sort_values("self_time_ns", ascending=False)
-    )
+def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.ndarray, n: int) -> pd.DataFrame:
+    """Per name of ``rows``: count, self and total time, in descending self time, the first ``n``."""
+    codes, labels = label_codes(names)
+    codes = codes[rows]
+    named = codes >= 0  # a null name is in no group
+    codes, self_ns, total_ns = codes[named], self_ns[rows][named], total_ns[rows][named]
+    used = np.unique(codes)
+    order = used[np.argsort(labels[used].astype(str), kind="stable")]  # groups in name order, as a groupby gives
+    slot = np.full(len(labels), -1, np.int64)
+    slot[order] = np.arange(len(order))
+    group = slot[codes]
+    grouped = pd.DataFrame({
+        "count": np.bincount(group, minlength=len(order)).astype(np.int64),
+        "self_time_ns": _int_sums(group, self_ns, len(order)),
+        "total_time_ns": _int_sums(group, total_ns, len(order)),
+    }, index=pd.Index(labels[order], name="name", dtype="str")).sort_values("self_time_ns", ascending=False)
     grand = grouped["self_time_ns"].sum()
     grouped["share"] = grouped["self_time_ns"] / grand if grand else 0.0
     return grouped.head(n).reset_index()
+
+
+def _int_sums(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    sums = np.zeros(size, np.int64)
+    np.add.at(sums, group, values)
+    return sums
 
 
 def _empty_top() -> pd.DataFrame:

@@ -1,0 +1,91 @@
+"""Plain numpy views of an events table's columns, without per-row Python or string conversion.
+
+Text columns (kind, name, shapes...) are read as ``(codes, labels)``: a test
+of a name runs once per unique label and is mapped back through the codes.
+Nullable integer columns come back as int64 arrays with a fill value or a
+not-null mask. These are the building blocks the analyzers use on large
+tables; the analyzers' own results stay pandas.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+Labels = tuple[np.ndarray, np.ndarray]
+
+
+def label_codes(column: pd.Series) -> Labels:
+    """(codes, labels) of a text column: ``labels[codes]`` is each row's text, code -1 a null.
+
+    A categorical column gives its own codes (no per-row work); others are factorized.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        text = pd.api.types.is_string_dtype(categories.dtype)
+        labels = categories.to_numpy(dtype=object) if text else np.asarray(categories.astype(str), dtype=object)
+        return column.cat.codes.to_numpy(np.int64), labels
+    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray([str(u) for u in uniques], dtype=object)
+
+
+def per_label(column: pd.Series, test: Callable[[str], Any], null: Any = False, dtype: Any = bool,
+              rows: np.ndarray | None = None) -> np.ndarray:
+    """``test(text)`` of every row, evaluated once per unique text; ``null`` for null rows.
+
+    With ``rows`` (a boolean mask), only the texts of those rows are tested; the others read ``null``.
+    """
+    return label_table(label_codes(column), test, null, dtype, rows)
+
+
+def label_table(labels: Labels, test: Callable[[str], Any], null: Any = False, dtype: Any = bool,
+                rows: np.ndarray | None = None) -> np.ndarray:
+    """``per_label`` over codes and labels already read."""
+    codes, texts = labels
+    values = np.empty(len(texts) + 1, dtype=dtype)
+    values[:] = null
+    used = range(len(texts)) if rows is None else np.unique(codes[rows])
+    for i in used:
+        if i >= 0:
+            values[i] = test(texts[i])
+    return values[codes]  # code -1 picks the trailing null value
+
+
+def is_kind(events: pd.DataFrame, *kinds: str) -> np.ndarray:
+    """Rows whose ``kind`` is one of ``kinds`` (a boolean array)."""
+    return kind_mask(label_codes(events["kind"]), *kinds)
+
+
+def kind_mask(kinds: Labels, *wanted: str) -> np.ndarray:
+    """``is_kind`` over the kind column's codes and labels already read."""
+    codes, labels = kinds
+    return np.append(np.isin(labels, wanted), False)[codes]
+
+
+def int_values(column: pd.Series, fill: int = 0) -> np.ndarray:
+    """An integer column as int64, nulls as ``fill``."""
+    array = column.array
+    if isinstance(array, pd.arrays.IntegerArray):
+        return array.to_numpy(dtype=np.int64, na_value=fill)
+    if column.dtype.kind in "iu":
+        return column.to_numpy(np.int64)
+    return pd.to_numeric(column, errors="coerce").fillna(fill).to_numpy(np.int64)
+
+
+def id_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, not-null mask) of an id column (nulls read as 0 in the values)."""
+    array = column.array
+    if isinstance(array, pd.arrays.IntegerArray):
+        return array.to_numpy(dtype=np.int64, na_value=0), ~array.isna()
+    if column.dtype.kind in "iu":
+        return column.to_numpy(np.int64), np.ones(len(column), bool)
+    values = pd.to_numeric(column, errors="coerce")
+    known = values.notna().to_numpy()
+    return values.where(known, 0).astype(np.int64).to_numpy(), known
+
+
+def ranks(events: pd.DataFrame) -> np.ndarray:
+    """The ``rank`` column as int64 (zeros when the table has none)."""
+    return events["rank"].to_numpy(np.int64) if "rank" in events else np.zeros(len(events), np.int64)
