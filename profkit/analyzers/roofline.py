@@ -20,7 +20,7 @@ and class) into the paper's Table 1 columns.
 from __future__ import annotations
 
 import enum
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -130,63 +130,95 @@ def aggregate_classes(
     cost (``costed_time_ns``), so uncosted ops do not dilute them.
     """
     by = list(by)
-    work = rows[rows["device_work"]].copy()
-    spec = ceilings.primary
-    span = work["span_ns"].to_numpy(float)
-    costed = (span > 0) & ((work["flops"].to_numpy() > 0) | (work["bytes"].to_numpy() > 0))
-    work["costed_time_ns"] = np.where(costed, span, 0.0)
-    peak = work["peak_flops_per_s"].fillna(0).to_numpy(float)
-    work["peak_flop_ns"] = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, ×1e9
-    measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
-    if measured is not None and not ceilings.what_if:
-        matrix = (work["category"] == OpClass.CONTRACTION.value).to_numpy()
-        work["measured_peak_flop_ns"] = np.where(costed, span * _peaks(measured, work["dtype"].to_numpy(object), matrix), 0.0)
-    else:
-        work["measured_peak_flop_ns"] = 0.0
-    work["fused_time_ns"] = np.where(work["fused"].to_numpy(bool), work["time_ns"], 0)
-    for b in Bound:
-        work[f"{b.value}_ns"] = np.where((work["bound"] == b.value).to_numpy(), work["time_ns"], 0)
+    work = _work_columns(rows, by, ceilings)
     sums = ["time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns", "measured_peak_flop_ns",
             "fused_time_ns", "roofline_ns"] + [f"{b.value}_ns" for b in Bound]
-    grouped = work.groupby(by, observed=True, dropna=False)[sums].sum()
-    grouped["count"] = work.groupby(by, observed=True, dropna=False).size()
+    grouped = work.groupby(by, observed=True, dropna=False)[sums + ["count"]].sum()  # count: a sum of ones
     if by == ["category"]:
-        present = [c for c in CLASS_ORDER if c in set(grouped.index.astype(str)) or c in CLASS_ORDER[:3]]
+        found = set(grouped.index.astype(str))
+        present = [c for c in CLASS_ORDER if c in found or c in CLASS_ORDER[:3]]
         grouped = grouped.reindex(pd.CategoricalIndex(present, categories=CLASS_ORDER, name="category"), fill_value=0)
     grouped = grouped.reset_index()
     outer = list(by[:-1] if share_within is None else share_within)
     totals = grouped.groupby(outer, observed=False)[["time_ns", "flops", "bytes"]].transform("sum") if outer else grouped[["time_ns", "flops", "bytes"]].sum()
+    spec = ceilings.primary
+    measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
+    # The small per-group table in numpy: element-wise, the same arithmetic as on Series.
+    column = {c: grouped[c].to_numpy() for c in ("time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns",
+                                                  "measured_peak_flop_ns")}
+    total = {c: np.asarray(totals[c]) for c in ("time_ns", "flops", "bytes")}
+    flops, nbytes, costed_ns, peak_flop_ns = column["flops"], column["bytes"], column["costed_time_ns"], column["peak_flop_ns"]
+    out: dict[str, Any] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        grouped["time_share"] = grouped["time_ns"] / totals["time_ns"]
-        grouped["flop_share"] = grouped["flops"] / totals["flops"]
-        grouped["bytes_share"] = grouped["bytes"] / totals["bytes"]
-        costed_s = grouped["costed_time_ns"] / 1e9
-        grouped["arithmetic_intensity"] = grouped["flops"] / grouped["bytes"]
-        grouped["achieved_flops_per_s"] = grouped["flops"] / costed_s
-        grouped["achieved_bytes_per_s"] = grouped["bytes"] / costed_s
-        grouped["flop_fraction"] = grouped["flops"] / (grouped["peak_flop_ns"].where(grouped["peak_flop_ns"] > 0) / 1e9)
+        out["time_share"] = column["time_ns"] / total["time_ns"]
+        out["flop_share"] = flops / total["flops"]
+        out["bytes_share"] = nbytes / total["bytes"]
+        costed_s = costed_ns / 1e9
+        out["arithmetic_intensity"] = flops / nbytes
+        out["achieved_flops_per_s"] = flops / costed_s
+        out["achieved_bytes_per_s"] = nbytes / costed_s
+        out["flop_fraction"] = flops / (np.where(peak_flop_ns > 0, peak_flop_ns, np.nan) / 1e9)
         bandwidth = spec.memory_bytes_per_s if spec else np.nan
-        grouped["bandwidth_fraction"] = grouped["bytes"] / (costed_s * bandwidth)
-        ridge = (grouped["peak_flop_ns"] / grouped["costed_time_ns"]) / bandwidth
+        out["bandwidth_fraction"] = nbytes / (costed_s * bandwidth)
+        ridge = (peak_flop_ns / costed_ns) / bandwidth
         if measured is not None:
-            measured_flop_ns = grouped["measured_peak_flop_ns"].where(grouped["measured_peak_flop_ns"] > 0)
-            grouped["flop_fraction_measured"] = grouped["flops"] / (measured_flop_ns / 1e9)
-            grouped["bandwidth_fraction_measured"] = grouped["bytes"] / (costed_s * measured.memory_bytes_per_s)
+            measured_flop_ns = column["measured_peak_flop_ns"]
+            out["flop_fraction_measured"] = flops / (np.where(measured_flop_ns > 0, measured_flop_ns, np.nan) / 1e9)
+            out["bandwidth_fraction_measured"] = nbytes / (costed_s * measured.memory_bytes_per_s)
         else:
-            grouped["flop_fraction_measured"] = np.nan
-            grouped["bandwidth_fraction_measured"] = np.nan
-    efficiency = np.fmax(grouped["flop_fraction"].to_numpy(float), grouped["bandwidth_fraction"].to_numpy(float))
-    has_cost = (grouped["costed_time_ns"].to_numpy() > 0)
-    grouped["bound"] = classify_bound(
-        grouped["arithmetic_intensity"].fillna(np.inf).to_numpy(float),
-        ridge.to_numpy(float),
-        efficiency,
-        has_cost,
-        latency=not ceilings.what_if,
+            out["flop_fraction_measured"] = np.full(len(grouped), np.nan)
+            out["bandwidth_fraction_measured"] = np.full(len(grouped), np.nan)
+    intensity = out["arithmetic_intensity"]
+    efficiency = np.fmax(out["flop_fraction"], out["bandwidth_fraction"])
+    out["bound"] = classify_bound(
+        np.where(np.isnan(intensity), np.inf, intensity), ridge, efficiency, costed_ns > 0, latency=not ceilings.what_if
     )
     if ceilings.what_if:
-        for column in ("flop_fraction", "bandwidth_fraction"):
-            grouped[column] = np.nan
-    grouped["mue"] = np.where(grouped["bound"] == Bound.MEMORY.value, grouped["bandwidth_fraction"], np.nan)
-    grouped = grouped.drop(columns=["peak_flop_ns", "measured_peak_flop_ns"])
-    return grouped.reset_index(drop=True)
+        for name in ("flop_fraction", "bandwidth_fraction"):
+            out[name] = np.full(len(grouped), np.nan)
+    out["mue"] = np.where(out["bound"] == Bound.MEMORY.value, out["bandwidth_fraction"], np.nan)
+    kept = {c: grouped[c] for c in grouped.columns if c not in ("peak_flop_ns", "measured_peak_flop_ns")}
+    return pd.DataFrame({**kept, **out}).reset_index(drop=True)
+
+
+def _work_columns(rows: pd.DataFrame, by: list[str], ceilings: Ceilings) -> pd.DataFrame:
+    """The device-work rows: the ``by`` columns and the per-row quantities ``aggregate_classes`` sums."""
+    mask = rows["device_work"].to_numpy(bool)
+    keys = rows[by] if mask.all() else rows[by][mask]
+
+    def values(name: str) -> np.ndarray:
+        array = rows[name].to_numpy()
+        return array if mask.all() else array[mask]
+
+    span = values("span_ns").astype(float)
+    flops, nbytes, time_ns = values("flops"), values("bytes"), values("time_ns")
+    costed = (span > 0) & ((flops > 0) | (nbytes > 0))
+    peak = rows["peak_flops_per_s"].fillna(0).to_numpy(float)
+    peak = peak if mask.all() else peak[mask]
+    spec = ceilings.primary
+    measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
+    if measured is not None and not ceilings.what_if:
+        matrix = values("category") == OpClass.CONTRACTION.value
+        measured_peak = np.where(costed, span * _peaks(measured, values("dtype").astype(object), matrix), 0.0)
+    else:
+        measured_peak = np.zeros(len(span))
+    bound = np.asarray(values("bound"), dtype=object)
+    # How pandas sums a float column depends on the block holding it (np.add.reduceat when the
+    # groups are sorted and the block has no NaN, else Kahan summation): flops, bytes and
+    # roofline_ns share one block, each derived float column has its own, as in the table this
+    # replaced, so every sum keeps its last bit. Integer sums are exact: one block for them all.
+    frame = pd.DataFrame({
+        "flops": flops,
+        "bytes": nbytes,
+        "roofline_ns": values("roofline_ns"),
+        "time_ns": time_ns,
+        "fused_time_ns": np.where(values("fused").astype(bool), time_ns, 0),
+        **{f"{b.value}_ns": np.where(bound == b.value, time_ns, 0) for b in Bound},
+        "count": np.ones(len(time_ns), dtype=np.int64),
+    }, index=keys.index)
+    frame["costed_time_ns"] = np.where(costed, span, 0.0)
+    frame["peak_flop_ns"] = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, x1e9
+    frame["measured_peak_flop_ns"] = measured_peak
+    for name in reversed(by):
+        frame.insert(0, name, keys[name])
+    return frame
