@@ -23,7 +23,7 @@ from profkit.errors import TraceImportError
 from profkit.report import build_report
 from profkit.trace.io import write_trace
 
-from conftest import shared_trace
+from conftest import run_profkit, shared_trace
 
 # Kernel counts: the README of ../shared/traces for the first three; for the rank
 # files, counted with a plain json.load of each file (events with cat == "kernel").
@@ -306,3 +306,13 @@ def test_several_inputs_need_an_output_folder(tmp_path):
     b = _write(tmp_path, _legacy_trace(), "b.json")
     result = CliRunner().invoke(cli, ["import", str(a), str(b), "-o", str(tmp_path / "one.parquet")])
     assert result.exit_code == 2 and "output folder" in result.stderr
+
+
+def test_report_reads_chrome_json_directly():
+    """`profkit report trace.json.gz` imports on the fly: same totals as report of the imported Parquet."""
+    source = shared_trace("benchmark_result_2869224_1695835535_trace.json.gz")
+    direct = run_profkit("report", str(source), "--format", "json")
+    assert direct.returncode == 0, direct.stderr
+    document = json.loads(direct.stdout)
+    assert document["totals"]["kernel_count"] == 79  # as ../shared/traces/README.md counts them
+    assert document["run"]["device"] == "NVIDIA A100-PG509-200"

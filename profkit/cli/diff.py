@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -14,6 +13,7 @@ from ..analyzers.diff import diff_traces
 from ..collectors.kineto_json import load_any
 from ..report import ReportOptions, build_report
 from ..report.build import jsonable
+from .output import emit
 from ..report.context import ReportContext
 from ..report.format import fmt_ns, fmt_si
 
@@ -43,11 +43,7 @@ def command(base, new, fmt, top, output):
         if output is None:
             return
         text = console.export_text()
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"profkit: wrote {output}", err=True)
+    emit(text, output)
 
 
 def compute_diff(base: str, new: str, *, top: int | None = None) -> dict:

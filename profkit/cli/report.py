@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from rich.console import Console
 
 from ..report import ReportOptions, build_report, render_terminal, to_json
-from ..trace.io import expand_paths, load
+from ..collectors.kineto_json import load_any
+from .output import emit
 
 
 @click.command("report")
@@ -18,8 +17,8 @@ from ..trace.io import expand_paths, load
 @click.option("--top", default=15, show_default=True, type=click.IntRange(min=1), help="Rows in top-N tables.")
 @click.option("--hardware", default=None, help="Analyze against this device (e.g. h100, a100-80gb) instead of the trace's.")
 def command(traces, fmt, output, top, hardware):
-    """Report on TRACES: files, or folders of per-rank trace files."""
-    loaded = [load(path) for path in expand_paths(traces)]
+    """Report on TRACES: profkit traces, folders of per-rank traces, or Chrome-trace JSON (imported on the fly)."""
+    loaded = load_any(traces)
     options = ReportOptions(top=top, hardware=hardware)
     document = build_report(loaded, options)
     if fmt == "json":
@@ -34,8 +33,4 @@ def command(traces, fmt, output, top, hardware):
         if output is None:
             return
         text = console.export_text()
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"profkit: wrote {output}", err=True)
+    emit(text, output)
