@@ -32,7 +32,8 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name
-from .columns import id_values, label_codes
+from .columns import label_codes
+from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import bounds
@@ -209,23 +210,6 @@ def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_c
         recorded = pd.to_numeric(events["bytes"], errors="coerce").fillna(0).to_numpy(float)[dev]
         flops[dev[copies]] = 0.0
         nbytes[dev[copies]] = recorded[copies]
-
-
-def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
-    """Row positions of the event ids in ``ids`` (-1 where null or absent)."""
-    values, known = id_values(ids)
-    pos = np.full(len(ids), -1, dtype=np.int64)
-    if not known.any():
-        return pos
-    wanted = values[known]
-    first = int(index[0]) if len(index) else 0
-    if len(index) and index[-1] - first == len(index) - 1 and index.is_monotonic_increasing:
-        # ids are a contiguous range (one trace, or ranks combined by the report): arithmetic, no hashing
-        offset = wanted - first
-        pos[known] = np.where((offset >= 0) & (offset < len(index)), offset, -1)
-    else:
-        pos[known] = index.get_indexer(wanted)
-    return pos
 
 
 def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -89,3 +89,21 @@ def id_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def ranks(events: pd.DataFrame) -> np.ndarray:
     """The ``rank`` column as int64 (zeros when the table has none)."""
     return events["rank"].to_numpy(np.int64) if "rank" in events else np.zeros(len(events), np.int64)
+
+
+def positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
+    """Row positions in ``index`` (unique event ids) of the ids in ``ids`` (-1 where null or absent)."""
+    values, known = id_values(ids)
+    pos = np.full(len(ids), -1, dtype=np.int64)
+    if not known.any():
+        return pos
+    wanted = values[known]
+    ids_in_order = index.to_numpy()
+    first = int(ids_in_order[0]) if len(ids_in_order) else 0
+    if len(ids_in_order) and ids_in_order[-1] - first == len(ids_in_order) - 1 and (np.diff(ids_in_order) > 0).all():
+        # ids are a contiguous range (one trace, or ranks combined by the report): arithmetic, no hashing
+        offset = wanted - first
+        pos[known] = np.where((offset >= 0) & (offset < len(index)), offset, -1)
+    else:
+        pos[known] = index.get_indexer(wanted)
+    return pos

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
+from .columns import int_values, is_kind, label_codes, label_table, per_label, ranks
+from .columns import positions as _positions
 
 PREFILL, DECODE, MIXED, GENERATE = "prefill", "decode", "mixed", "generate"
 TRAIN_STEP, STEP = "train_step", "step"
@@ -123,6 +125,12 @@ def _frame(**columns) -> pd.DataFrame:
 
 def _floats(values) -> np.ndarray:
     """Numbers as float64 with NaN for null (nullable ints, None, pd.NA)."""
+    if isinstance(values, pd.Series):
+        values = values.array
+    if isinstance(values, (pd.arrays.IntegerArray, pd.arrays.FloatingArray)):
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    if isinstance(values, (np.ndarray, pd.arrays.NumpyExtensionArray)) and np.asarray(values).dtype.kind in "iuf":
+        return np.asarray(values).astype(np.float64)
     series = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
     return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 
@@ -132,13 +140,13 @@ def _ranks(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _mark_windows(events: pd.DataFrame) -> pd.DataFrame:
-    rows = events[events["kind"] == Kind.PHASE.value]
-    parsed = _parse_extras(rows["extra"]) if len(rows) else []
-    start = rows["start_ns"].to_numpy(np.int64)
+    at = np.flatnonzero(is_kind(events, Kind.PHASE.value))
+    parsed = _parse_extras(events["extra"].iloc[at]) if len(at) else []
+    start = events["start_ns"].to_numpy(np.int64)[at]
     return _frame(
-        phase=rows["name"].astype(str).to_numpy(), rank=_ranks(rows), start_ns=start,
-        end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
-        batch_size=rows["batch_size"].to_numpy(), tokens=rows["token_count"].to_numpy(),
+        phase=events["name"].iloc[at].astype(str).to_numpy(), rank=ranks(events)[at], start_ns=start,
+        end_ns=start + int_values(events["duration_ns"])[at],
+        batch_size=events["batch_size"].iloc[at], tokens=events["token_count"].iloc[at],
         generation=[p.get("generation") for p in parsed], step=[p.get("step") for p in parsed],
         source=[p.get("source", "mark") for p in parsed],
     )
@@ -176,35 +184,35 @@ def _parse_extras(extra: pd.Series) -> list[dict]:
 
 def _per_name(names: pd.Series, fn: Callable[[str], Any]) -> np.ndarray:
     """``fn`` of every row's name, evaluated once per unique name (a category's categories when it is one)."""
-    if isinstance(names.dtype, pd.CategoricalDtype):
-        values = np.asarray([fn(str(c)) for c in names.cat.categories] + [fn("")])
-        return values[names.cat.codes.to_numpy()]  # code -1 (null) picks the trailing ""
-    codes, uniques = pd.factorize(names.astype(object).fillna(""))
-    return np.asarray([fn(str(u)) for u in uniques])[codes] if len(uniques) else np.zeros(0, dtype=object)
+    codes, labels = label_codes(names)
+    return np.asarray([fn(label) for label in labels] + [fn("")])[codes]  # code -1 (null) picks the trailing ""
 
 
-def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], Any]) -> tuple[pd.DataFrame, list]:
-    """Rows of ``kinds`` whose name passes ``test`` (evaluated once per unique name), with the results."""
-    rows = events[events["kind"].isin(kinds)]
-    names = rows["name"].astype(str)
-    results = {name: test(name) for name in pd.unique(names)}
-    keep = names.map(lambda n: results[n] is not None).to_numpy(bool)
-    return rows[keep], [results[n] for n in names[keep]]
+def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], Any]) -> tuple[np.ndarray, list]:
+    """Positions of the rows of ``kinds`` whose name passes ``test`` (once per unique name), with the results."""
+    rows = is_kind(events, *kinds)
+    results = per_label(events["name"], test, null=None, dtype=object, rows=rows)
+    at = np.flatnonzero(rows & (results != None))  # noqa: E711  (element-wise: a test's None is a miss)
+    return at, list(results[at])
+
+
+def _window_times(events: pd.DataFrame, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start_ns, end_ns) of the rows at ``at`` (a null duration ends where it starts)."""
+    start = events["start_ns"].to_numpy(np.int64)[at]
+    return start, start + int_values(events["duration_ns"])[at]
 
 
 def _profiler_step_windows(events: pd.DataFrame) -> pd.DataFrame:
-    rows, found = _named(events, (Kind.ANNOTATION.value,), _PROFILER_STEP.match)
-    start = rows["start_ns"].to_numpy(np.int64)
-    return _frame(phase=np.full(len(rows), STEP, dtype=object), rank=_ranks(rows), start_ns=start,
-                  end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
-                  step=[int(m.group(1)) for m in found], source=np.full(len(rows), "ProfilerStep", dtype=object))
+    at, found = _named(events, (Kind.ANNOTATION.value,), _PROFILER_STEP.match)
+    start, end = _window_times(events, at)
+    return _frame(phase=np.full(len(at), STEP, dtype=object), rank=ranks(events)[at], start_ns=start, end_ns=end,
+                  step=[int(m.group(1)) for m in found], source=np.full(len(at), "ProfilerStep", dtype=object))
 
 
 def _engine_windows(events: pd.DataFrame) -> pd.DataFrame:
-    rows, found = _named(events, _HOST_RANGE_KINDS, parse_engine_step)
-    start = rows["start_ns"].to_numpy(np.int64)
-    return _frame(phase=[f[1] for f in found], rank=_ranks(rows), start_ns=start,
-                  end_ns=start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
+    at, found = _named(events, _HOST_RANGE_KINDS, parse_engine_step)
+    start, end = _window_times(events, at)
+    return _frame(phase=[f[1] for f in found], rank=ranks(events)[at], start_ns=start, end_ns=end,
                   batch_size=[f[2] for f in found], tokens=[f[3] for f in found], source=[f[0] for f in found])
 
 
@@ -218,25 +226,30 @@ def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     if _per_name(events["name"], lambda n: bool(_BACKWARD.match(n))).any():
         return _frame(start_ns=[])  # a training trace: its forwards are not generation passes
     module_frame = _per_name(events["name"], lambda n: bool(_MODULE_FRAME.match(n)))
-    frames = events[(events["kind"] == Kind.PYTHON_FUNCTION.value).to_numpy() & module_frame]
+    frames = np.flatnonzero(is_kind(events, Kind.PYTHON_FUNCTION.value) & module_frame)
     if len(frames):
         frames = _outermost(frames, events)
-        start = frames["start_ns"].to_numpy(np.int64)
-        candidates = _frame(rank=_ranks(frames), start_ns=start,
-                            end_ns=start + frames["duration_ns"].fillna(0).to_numpy(np.int64))
+        start, end = _window_times(events, frames)
+        candidates = _frame(rank=ranks(events)[frames], start_ns=start, end_ns=end)
     else:
         candidates = known[known["phase"] == STEP]
     if candidates.empty:
         return _frame(start_ns=[])
-    priority = {name: i for i, name in enumerate(TOKEN_OPS)}
-    ops = events[(events["kind"] == Kind.CPU_OP.value) & events["name"].isin(list(TOKEN_OPS))]
-    pos = assign_to_windows(ops["start_ns"].to_numpy(np.int64), _ranks(ops), candidates)
-    ops = ops.assign(_window=pos, _priority=ops["name"].astype(str).map(priority))[pos >= 0]
-    first = ops.sort_values(["_priority", "start_ns"], kind="stable").groupby("_window").head(1)
-    shape = [_token_shape(n, s) for n, s in zip(first["name"].astype(str), first["input_shapes"].astype(object))]
+    names = label_codes(events["name"])
+    priority = label_table(names, {name: i for i, name in enumerate(TOKEN_OPS)}.get, null=None, dtype=object)
+    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & (priority != None))  # noqa: E711
+    pos = assign_to_windows(events["start_ns"].to_numpy(np.int64)[ops], ranks(events)[ops], candidates)
+    ops, pos = ops[pos >= 0], pos[pos >= 0]
+    # The first op of each window by (priority, start), ties in row order.
+    order = np.lexsort((events["start_ns"].to_numpy(np.int64)[ops], priority[ops].astype(np.int64)))
+    _, first_at = np.unique(pos[order], return_index=True)
+    first = order[np.sort(first_at)]
+    shape_codes, shape_labels = label_codes(events["input_shapes"])
+    shape = [_token_shape(names[1][names[0][row]], shape_labels[shape_codes[row]] if shape_codes[row] >= 0 else None)
+             for row in ops[first]]
     batch = np.array([s[0] if s else np.nan for s in shape], dtype=float)
     seq = np.array([s[1] if s else np.nan for s in shape], dtype=float)
-    win = candidates.iloc[first["_window"].to_numpy()]
+    win = candidates.iloc[pos[first]]
     ok = np.isfinite(seq)
     return _frame(phase=np.where(seq > 1, PREFILL, DECODE)[ok], rank=win["rank"].to_numpy()[ok],
                   start_ns=win["start_ns"].to_numpy()[ok], end_ns=win["end_ns"].to_numpy()[ok],
@@ -244,15 +257,13 @@ def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
                   source=np.full(int(ok.sum()), "token_shape", dtype=object))
 
 
-def _outermost(frames: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Module frames with no module frame above them (ancestor walk over parent ids)."""
-    index = pd.Index(events["event_id"].to_numpy(np.int64))
-    parent = _positions(index, events["parent_id"])
-    is_frame = np.zeros(len(events), bool)
-    is_frame[index.get_indexer(frames["event_id"].to_numpy(np.int64))] = True
-    covered = _ancestor_value(parent, np.where(is_frame, 1, 0), include_self=False)
-    mine = index.get_indexer(frames["event_id"].to_numpy(np.int64))
-    return frames[covered[mine] == 0]
+def _outermost(frames: np.ndarray, events: pd.DataFrame) -> np.ndarray:
+    """The module frames (row positions) with no module frame above them (ancestor walk over parent ids)."""
+    parent = _positions(pd.Index(events["event_id"].to_numpy(np.int64)), events["parent_id"])
+    is_frame = np.zeros(len(events), np.int64)
+    is_frame[frames] = 1
+    covered = _ancestor_value(parent, is_frame, include_self=False, rows=frames)
+    return frames[covered == 0]
 
 
 def _token_shape(name: str, shapes_json) -> tuple[int, int] | None:
@@ -293,24 +304,23 @@ def assign_to_windows(t_ns: np.ndarray, rank: np.ndarray, windows: pd.DataFrame)
     return out
 
 
-def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(ids, errors="coerce")
-    known = values.notna().to_numpy()
-    pos = np.full(len(ids), -1, np.int64)
-    if known.any():
-        pos[known] = index.get_indexer(values[known].astype(np.int64).to_numpy())
-    return pos
+def _ancestor_value(parent_pos: np.ndarray, own: np.ndarray, *, include_self: bool = True,
+                    rows: np.ndarray | None = None) -> np.ndarray:
+    """Each row's own nonzero value, else its nearest ancestor's (one vectorized step per level).
 
-
-def _ancestor_value(parent_pos: np.ndarray, own: np.ndarray, *, include_self: bool = True) -> np.ndarray:
-    """Each row's own nonzero value, else its nearest ancestor's (one vectorized step per level)."""
-    value = own.copy() if include_self else np.zeros_like(own)
-    current = parent_pos.copy()
+    With ``rows`` (positions), only those rows' values, in that order.
+    """
+    rows = np.arange(len(own)) if rows is None else np.asarray(rows, np.int64)
+    value = own[rows].copy() if include_self else np.zeros(len(rows), dtype=own.dtype)
+    at = np.flatnonzero(value == 0)  # rows still looking, and the ancestor they look at
+    current = parent_pos[rows[at]]
     for _ in range(1024):
         live = current >= 0
-        if not live.any():
+        at, current = at[live], current[live]
+        if not len(at):
             break
-        at = np.maximum(current, 0)
-        value = np.where(live & (value == 0), own[at], value)
-        current = np.where(live, parent_pos[at], -1)
+        found = own[current]
+        value[at] = found
+        open_ = found == 0
+        at, current = at[open_], parent_pos[current[open_]]
     return value

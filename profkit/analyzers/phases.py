@@ -53,6 +53,7 @@ import pandas as pd
 from ..trace.schema import Kind
 from .classes import OpClass
 from .hardware import Ceilings
+from .columns import is_kind
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, WINDOW_COLUMNS: re-exported)
     _BACKWARD,
@@ -104,18 +105,21 @@ class _Anchors:
 def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
     index = pd.Index(events["event_id"].to_numpy(np.int64))
     own_part = _per_name(events["name"], lambda n: 1 if _BACKWARD.match(n) else 2 if _OPTIMIZER.match(n) else 0)
-    part_of_event = _ancestor_value(_positions(index, events["parent_id"]), own_part)
     op_pos = _positions(index, events["op_id"]) if "op_id" in events else np.full(len(events), -1)
-    row_pos = index.get_indexer(rows["event_id"].to_numpy(np.int64))
+    row_pos = _positions(index, rows["event_id"])
     launched_by = op_pos[row_pos]
     start = events["start_ns"].to_numpy(np.int64)
     anchor_pos = np.where(launched_by >= 0, launched_by, row_pos)
+    if own_part.any():  # the part of each anchor: its own, else its nearest ancestor's
+        part = _ancestor_value(_positions(index, events["parent_id"]), own_part, rows=anchor_pos)
+    else:
+        part = np.zeros(len(anchor_pos), dtype=own_part.dtype)
     return _Anchors(
         t_ns=start[anchor_pos],
         rank=_ranks(rows),
-        part=part_of_event[anchor_pos],
+        part=part,
         end_ns=rows["start_ns"].to_numpy(np.int64) + rows["duration_ns"].to_numpy(np.int64),
-        device=rows["kind"].astype(str).isin(DEVICE_KINDS).to_numpy(),
+        device=is_kind(rows, *DEVICE_KINDS),
     )
 
 
@@ -130,9 +134,7 @@ def _effective_ends(windows: pd.DataFrame, anchors: _Anchors) -> np.ndarray:
         pos = assign_to_windows(anchors.t_ns[anchors.device], anchors.rank[anchors.device], sub)
         hit = pos >= 0
         if hit.any():
-            last = pd.Series(anchors.end_ns[anchors.device][hit]).groupby(pos[hit]).max()
-            targets = mine[last.index.to_numpy()]
-            end[targets] = np.maximum(end[targets], last.to_numpy(np.int64))
+            np.maximum.at(end, mine[pos[hit]], anchors.end_ns[anchors.device][hit])
     return end
 
 
@@ -180,18 +182,28 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
 
 def _label_rows(rows: pd.DataFrame, anchors: _Anchors, windows: pd.DataFrame) -> pd.DataFrame:
     """Classified rows repeated once per phase label whose window holds them (column ``phase``, ``window``)."""
-    parts = []
+    hits, phases, windows_at = [], [], []
     labels = windows["phase"].to_numpy()
     for phase in pd.unique(labels):
         mine = np.flatnonzero(labels == phase)
         pos = assign_to_windows(anchors.t_ns, anchors.rank, windows.iloc[mine])
         hit = np.flatnonzero(pos >= 0)
         if len(hit):
-            parts.append(rows.iloc[hit].assign(phase=phase, window=mine[pos[hit]], part=anchors.part[hit]))
-    if not parts:
-        return rows.iloc[:0].assign(phase=pd.Series(dtype=object), window=pd.Series(dtype=np.int64),
-                                    part=pd.Series(dtype=np.int64))
-    return pd.concat(parts, ignore_index=True)
+            hits.append(hit)
+            phases.append(np.full(len(hit), phase, dtype=object))
+            windows_at.append(mine[pos[hit]])
+    narrow = rows[[c for c in _LABELLED_COLUMNS if c in rows]]
+    if not hits:
+        return narrow.iloc[:0].assign(phase=pd.Series(dtype=object), window=pd.Series(dtype=np.int64),
+                                      part=pd.Series(dtype=np.int64))
+    take = np.concatenate(hits)
+    return narrow.iloc[take].reset_index(drop=True).assign(
+        phase=np.concatenate(phases), window=np.concatenate(windows_at), part=anchors.part[take])
+
+
+#: What the phase tables read of a classified row (``roofline.aggregate_classes``' inputs).
+_LABELLED_COLUMNS = ("event_id", "rank", "kind", "name", "category", "fused", "flops", "bytes", "dtype",
+                     "device_work", "time_ns", "span_ns", "peak_flops_per_s", "roofline_ns", "bound")
 
 
 _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s", "achieved_bytes_per_s",
