@@ -192,7 +192,7 @@ def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], A
     """Positions of the rows of ``kinds`` whose name passes ``test`` (once per unique name), with the results."""
     rows = is_kind(events, *kinds)
     results = per_label(events["name"], test, null=None, dtype=object, rows=rows)
-    at = np.flatnonzero(rows & (results != None))  # noqa: E711  (element-wise: a test's None is a miss)
+    at = np.flatnonzero(rows & (results != None))  # element-wise: a test's None is a miss
     return at, list(results[at])
 
 
@@ -237,7 +237,7 @@ def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
         return _frame(start_ns=[])
     names = label_codes(events["name"])
     priority = label_table(names, {name: i for i, name in enumerate(TOKEN_OPS)}.get, null=None, dtype=object)
-    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & (priority != None))  # noqa: E711
+    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & (priority != None))
     pos = assign_to_windows(events["start_ns"].to_numpy(np.int64)[ops], ranks(events)[ops], candidates)
     ops, pos = ops[pos >= 0], pos[pos >= 0]
     # The first op of each window by (priority, start), ties in row order.

@@ -52,8 +52,8 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import OpClass
-from .hardware import Ceilings
 from .columns import is_kind
+from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, WINDOW_COLUMNS: re-exported)
     _BACKWARD,

@@ -28,6 +28,7 @@ from ...analyzers.roofline import aggregate_classes
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si
 from ..registry import section
+from ._records import records as _records
 
 _CLASS_COLUMNS = (
     "category", "time_ns", "time_share", "flops", "flop_share", "bytes", "bytes_share", "arithmetic_intensity",
@@ -49,11 +50,6 @@ def ceilings(ctx: ReportContext) -> Ceilings:
 def classified(ctx: ReportContext) -> pd.DataFrame:
     """``classify_events`` over all ranks, once per report."""
     return ctx.cached("classified_events", lambda: classify_events(ctx.events, ceilings=ceilings(ctx)))
-
-
-def _records(frame: pd.DataFrame, columns) -> list[dict]:
-    frame = frame[[c for c in columns if c in frame]].astype(object)
-    return frame.where(pd.notna(frame), None).to_dict("records")
 
 
 @section("categories", order=30, render=lambda data, console: _render_categories(data, console))

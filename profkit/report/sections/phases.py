@@ -16,14 +16,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich import box
 from rich.table import Table
 
-from ...analyzers.phases import GENERATE, PASS_PHASES, STEP, TRAIN_STEP, PhaseAnalysis, analyze_phases, percentiles
+from ...analyzers.phases import (
+    GENERATE,
+    PASS_PHASES,
+    STEP,
+    TRAIN_STEP,
+    PhaseAnalysis,
+    analyze_phases,
+    percentiles,
+)
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si
 from ..registry import section
+from ._records import records as _records
 from .categories import ceilings, classified
 
 #: JSON list order: the passes side by side first, then calls and steps, then user marks.
@@ -53,11 +61,6 @@ def analysis(ctx: ReportContext) -> PhaseAnalysis:
     return ctx.cached("phase_analysis", compute)
 
 
-def _records(frame: pd.DataFrame, columns) -> list[dict]:
-    frame = frame[[c for c in columns if c in frame]].astype(object)
-    return frame.where(pd.notna(frame), None).to_dict("records")
-
-
 @section("phases", order=40, render=lambda data, console: _render_phases(data, console))
 def phases_section(ctx: ReportContext) -> list[dict]:
     result = analysis(ctx)
@@ -67,10 +70,12 @@ def phases_section(ctx: ReportContext) -> list[dict]:
     table = table.assign(_order=table["phase"].map(_ORDER).fillna(len(_ORDER))).sort_values(["_order", "phase"])
     records = _records(table, _PHASE_FIELDS)
     classes = result.classes
+    by_phase: dict = {}  # each phase's class rows, in table order
+    if len(classes):
+        for phase, row in zip(classes["phase"].tolist(), _records(classes.assign(category=classes["category"].astype(str)), _CLASS_FIELDS)):
+            by_phase.setdefault(phase, []).append(row)
     for record in records:
-        mine = classes[classes["phase"] == record["phase"]] if len(classes) else classes
-        rows = _records(mine.assign(category=mine["category"].astype(str)), _CLASS_FIELDS) if len(mine) else []
-        record["categories"] = sorted(rows, key=lambda r: -(r["time_ns"] or 0))
+        record["categories"] = sorted(by_phase.get(record["phase"], []), key=lambda r: -(r["time_ns"] or 0))
         for key in ("count", "time_ns", "host_time_ns"):
             record[key] = int(record[key])
     return records
