@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .classes import CLASS_ORDER, OpClass
+from .group_sums import float_sums, group_ids, int_sums
 from .hardware import Ceilings, HardwareSpec
 
 #: Below this fraction of both roofs a row is latency-bound.
@@ -130,29 +131,47 @@ def aggregate_classes(
     cost (``costed_time_ns``), so uncosted ops do not dilute them.
     """
     by = list(by)
-    work = _work_columns(rows, by, ceilings)
-    sums = ["time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns", "measured_peak_flop_ns",
-            "fused_time_ns", "roofline_ns"] + [f"{b.value}_ns" for b in Bound]
-    grouped = work.groupby(by, observed=True, dropna=False)[sums + ["count"]].sum()  # count: a sum of ones
-    if by == ["category"]:
-        found = set(grouped.index.astype(str))
-        present = [c for c in CLASS_ORDER if c in found or c in CLASS_ORDER[:3]]
-        grouped = grouped.reindex(pd.CategoricalIndex(present, categories=CLASS_ORDER, name="category"), fill_value=0)
-    grouped = grouped.reset_index()
-    outer = list(by[:-1] if share_within is None else share_within)
-    totals = grouped.groupby(outer, observed=False)[["time_ns", "flops", "bytes"]].transform("sum") if outer else grouped[["time_ns", "flops", "bytes"]].sum()
     spec = ceilings.primary
     measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
-    # The small per-group table in numpy: element-wise, the same arithmetic as on Series.
-    column = {c: grouped[c].to_numpy() for c in ("time_ns", "flops", "bytes", "costed_time_ns", "peak_flop_ns",
-                                                  "measured_peak_flop_ns")}
-    total = {c: np.asarray(totals[c]) for c in ("time_ns", "flops", "bytes")}
-    flops, nbytes, costed_ns, peak_flop_ns = column["flops"], column["bytes"], column["costed_time_ns"], column["peak_flop_ns"]
+    work = _Work(rows, ceilings, measured)
+    if not by:
+        raise ValueError("No group keys passed!")  # as pandas' groupby says
+    keys = [work.column(c) for c in by]
+    ids, first = group_ids(keys)
+    n = len(first)
+    # Sums as pandas' groupby made them (see group_sums.py): flops, bytes and roofline_ns are one block
+    # of float columns, each derived float column a block of its own; integer sums are exact.
+    main, kahan = float_sums(np.vstack([work.flops, work.bytes, work.roofline_ns]), ids, n)
+    sums: dict[str, np.ndarray] = {
+        "time_ns": int_sums(work.time_ns, ids, n),
+        "flops": main[0],
+        "bytes": main[1],
+        "costed_time_ns": float_sums(work.costed_time_ns[None, :], ids, n)[0][0],
+        "peak_flop_ns": float_sums(work.peak_flop_ns[None, :], ids, n)[0][0],
+        "measured_peak_flop_ns": float_sums(work.measured_peak_flop_ns[None, :], ids, n)[0][0],
+        "fused_time_ns": int_sums(work.fused_time_ns, ids, n),
+        "roofline_ns": main[2],
+        **{f"{b.value}_ns": int_sums(work.time_ns * (work.bound == i), ids, n) for i, b in enumerate(Bound)},
+        "count": np.bincount(ids, minlength=n).astype(np.int64),
+    }
+    groups = {c: _key_column(key, first) for c, key in zip(by, keys)}
+    if by == ["category"]:  # the paper's three classes always, then the others found
+        labels = np.asarray(groups["category"], dtype=object)
+        where = {label: i for i, label in enumerate(labels) if isinstance(label, str)}
+        present = [c for c in CLASS_ORDER if c in where or c in CLASS_ORDER[:3]]
+        at = np.array([where.get(c, -1) for c in present], dtype=np.int64)
+        sums = {c: np.where(at >= 0, v[np.maximum(at, 0)], 0) if len(v) else np.zeros(len(at), v.dtype)
+                for c, v in sums.items()}
+        groups = {"category": pd.Categorical.from_codes([CLASS_ORDER.index(c) for c in present],
+                                                        dtype=pd.CategoricalDtype(CLASS_ORDER))}
+        n = len(present)
+    totals = _share_totals(groups, sums, by, share_within, kahan)
+    flops, nbytes, costed_ns, peak_flop_ns = sums["flops"], sums["bytes"], sums["costed_time_ns"], sums["peak_flop_ns"]
     out: dict[str, Any] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["time_share"] = column["time_ns"] / total["time_ns"]
-        out["flop_share"] = flops / total["flops"]
-        out["bytes_share"] = nbytes / total["bytes"]
+        out["time_share"] = sums["time_ns"] / totals["time_ns"]
+        out["flop_share"] = flops / totals["flops"]
+        out["bytes_share"] = nbytes / totals["bytes"]
         costed_s = costed_ns / 1e9
         out["arithmetic_intensity"] = flops / nbytes
         out["achieved_flops_per_s"] = flops / costed_s
@@ -162,12 +181,12 @@ def aggregate_classes(
         out["bandwidth_fraction"] = nbytes / (costed_s * bandwidth)
         ridge = (peak_flop_ns / costed_ns) / bandwidth
         if measured is not None:
-            measured_flop_ns = column["measured_peak_flop_ns"]
+            measured_flop_ns = sums["measured_peak_flop_ns"]
             out["flop_fraction_measured"] = flops / (np.where(measured_flop_ns > 0, measured_flop_ns, np.nan) / 1e9)
             out["bandwidth_fraction_measured"] = nbytes / (costed_s * measured.memory_bytes_per_s)
         else:
-            out["flop_fraction_measured"] = np.full(len(grouped), np.nan)
-            out["bandwidth_fraction_measured"] = np.full(len(grouped), np.nan)
+            out["flop_fraction_measured"] = np.full(n, np.nan)
+            out["bandwidth_fraction_measured"] = np.full(n, np.nan)
     intensity = out["arithmetic_intensity"]
     efficiency = np.fmax(out["flop_fraction"], out["bandwidth_fraction"])
     out["bound"] = classify_bound(
@@ -175,50 +194,87 @@ def aggregate_classes(
     )
     if ceilings.what_if:
         for name in ("flop_fraction", "bandwidth_fraction"):
-            out[name] = np.full(len(grouped), np.nan)
+            out[name] = np.full(n, np.nan)
     out["mue"] = np.where(out["bound"] == Bound.MEMORY.value, out["bandwidth_fraction"], np.nan)
-    kept = {c: grouped[c] for c in grouped.columns if c not in ("peak_flop_ns", "measured_peak_flop_ns")}
-    return pd.DataFrame({**kept, **out}).reset_index(drop=True)
+    del sums["peak_flop_ns"], sums["measured_peak_flop_ns"]
+    return pd.DataFrame({**groups, **sums, **out})
 
 
-def _work_columns(rows: pd.DataFrame, by: list[str], ceilings: Ceilings) -> pd.DataFrame:
-    """The device-work rows: the ``by`` columns and the per-row quantities ``aggregate_classes`` sums."""
-    mask = rows["device_work"].to_numpy(bool)
-    keys = rows[by] if mask.all() else rows[by][mask]
+def _key_column(key: pd.Series, first: np.ndarray) -> Any:
+    """A grouping column of the result, typed as groupby's result index types it."""
+    if isinstance(key.dtype, pd.CategoricalDtype) or not len(first):
+        return key.iloc[first].array
+    return pd.Index(key.iloc[first].to_numpy(dtype=object))  # object keys: the type pandas infers
 
-    def values(name: str) -> np.ndarray:
-        array = rows[name].to_numpy()
-        return array if mask.all() else array[mask]
 
-    span = values("span_ns").astype(float)
-    flops, nbytes, time_ns = values("flops"), values("bytes"), values("time_ns")
-    costed = (span > 0) & ((flops > 0) | (nbytes > 0))
-    peak = rows["peak_flops_per_s"].fillna(0).to_numpy(float)
-    peak = peak if mask.all() else peak[mask]
-    spec = ceilings.primary
-    measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
-    if measured is not None and not ceilings.what_if:
-        matrix = values("category") == OpClass.CONTRACTION.value
-        measured_peak = np.where(costed, span * _peaks(measured, values("dtype").astype(object), matrix), 0.0)
-    else:
-        measured_peak = np.zeros(len(span))
-    bound = np.asarray(values("bound"), dtype=object)
-    # How pandas sums a float column depends on the block holding it (np.add.reduceat when the
-    # groups are sorted and the block has no NaN, else Kahan summation): flops, bytes and
-    # roofline_ns share one block, each derived float column has its own, as in the table this
-    # replaced, so every sum keeps its last bit. Integer sums are exact: one block for them all.
-    frame = pd.DataFrame({
-        "flops": flops,
-        "bytes": nbytes,
-        "roofline_ns": values("roofline_ns"),
-        "time_ns": time_ns,
-        "fused_time_ns": np.where(values("fused").astype(bool), time_ns, 0),
-        **{f"{b.value}_ns": np.where(bound == b.value, time_ns, 0) for b in Bound},
-        "count": np.ones(len(time_ns), dtype=np.int64),
-    }, index=keys.index)
-    frame["costed_time_ns"] = np.where(costed, span, 0.0)
-    frame["peak_flop_ns"] = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, x1e9
-    frame["measured_peak_flop_ns"] = measured_peak
-    for name in reversed(by):
-        frame.insert(0, name, keys[name])
-    return frame
+def _share_totals(groups: dict, sums: dict, by: list[str], share_within, kahan: bool) -> dict[str, np.ndarray]:
+    """time, flop and byte totals the shares divide by, summed as pandas summed them.
+
+    Within ``share_within`` groups (default ``by[:-1]``): a groupby-transform sum over
+    the grouped rows; over the whole table: DataFrame.sum, whose float sum depends on
+    the layout of the block holding flops and bytes (column-major after a Kahan groupby).
+    """
+    outer = list(by[:-1] if share_within is None else share_within)
+    if outer:
+        ids, first = group_ids([pd.Series(groups[c]) for c in outer])
+        keep = np.ones(len(ids), bool)
+        for c in outer:  # groupby's default dropna: rows with a null outer key get no total
+            keep &= ~pd.isna(pd.Series(groups[c])).to_numpy()
+        ids = np.where(keep, ids, -1)
+        block, _ = float_sums(np.vstack([sums["flops"], sums["bytes"]]), ids, len(first))
+        time_total = int_sums(sums["time_ns"], ids, len(first))
+        at = np.maximum(ids, 0)
+        if keep.all():
+            return {"time_ns": time_total[at], "flops": block[0][at], "bytes": block[1][at]}
+        return {"time_ns": np.where(keep, time_total[at], np.nan), "flops": np.where(keep, block[0][at], np.nan),
+                "bytes": np.where(keep, block[1][at], np.nan)}
+    n = len(sums["flops"])
+    # pandas sums the [flops, bytes] rows of its (flops, bytes, roofline_ns) result block: the same layout here.
+    layout = np.empty((n, 3)).T if kahan else np.empty((3, n))
+    layout[0], layout[1] = sums["flops"], sums["bytes"]
+    pair = layout[0:2]
+    if np.isnan(pair).any():  # pandas fills NaN with 0 in a (row-major) copy
+        pair = np.where(np.isnan(pair), 0.0, pair)
+    totals = pair.sum(axis=1)
+    return {"time_ns": sums["time_ns"].sum(), "flops": totals[0], "bytes": totals[1]}
+
+
+class _Work:
+    """The device-work rows of a classified table, as the arrays ``aggregate_classes`` sums."""
+
+    def __init__(self, rows: pd.DataFrame, ceilings: Ceilings, measured: HardwareSpec | None):
+        mask = rows["device_work"].to_numpy(bool)
+        self._rows, self._mask = rows, (None if mask.all() else mask)
+        self.n = int(mask.sum())
+        span = self.values("span_ns").astype(float)
+        self.flops, self.bytes = self.values("flops").astype(float), self.values("bytes").astype(float)
+        self.time_ns = self.values("time_ns").astype(np.int64)
+        self.roofline_ns = self.values("roofline_ns").astype(float)
+        costed = (span > 0) & ((self.flops > 0) | (self.bytes > 0))
+        peak = rows["peak_flops_per_s"].fillna(0).to_numpy(float)
+        peak = peak if self._mask is None else peak[self._mask]
+        self.costed_time_ns = np.where(costed, span, 0.0)
+        self.peak_flop_ns = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, x1e9
+        if measured is not None and not ceilings.what_if:
+            matrix = self.values("category") == OpClass.CONTRACTION.value
+            peaks = _peaks(measured, self.values("dtype").astype(object), matrix)
+            self.measured_peak_flop_ns = np.where(costed, span * peaks, 0.0)
+        else:
+            self.measured_peak_flop_ns = np.zeros(self.n)
+        self.fused_time_ns = np.where(self.values("fused").astype(bool), self.time_ns, 0)
+        bound = rows["bound"]
+        if isinstance(bound.dtype, pd.CategoricalDtype) and list(bound.cat.categories) == [b.value for b in Bound]:
+            self.bound = bound.cat.codes.to_numpy() if self._mask is None else bound.cat.codes.to_numpy()[self._mask]
+        else:
+            labels = np.asarray(self.values("bound"), dtype=object)
+            self.bound = np.full(self.n, -1, np.int64)
+            for i, b in enumerate(Bound):
+                self.bound[labels == b.value] = i
+
+    def values(self, name: str) -> np.ndarray:
+        array = self._rows[name].to_numpy()
+        return array if self._mask is None else array[self._mask]
+
+    def column(self, name: str) -> pd.Series:
+        column = self._rows[name]
+        return column if self._mask is None else column[self._mask]
