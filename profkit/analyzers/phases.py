@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -139,9 +140,18 @@ def _effective_ends(windows: pd.DataFrame, anchors: _Anchors) -> np.ndarray:
 
 
 def _union_ns(windows: pd.DataFrame, end_column: str = "effective_end_ns") -> int:
+    return _union_of(windows["rank"].to_numpy(), windows["start_ns"].to_numpy(np.int64),
+                     windows[end_column].to_numpy(np.int64))
+
+
+def _union_of(rank: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
+    """Length of the union of [start, end) per rank, summed over ranks (ranks with a null rank left out)."""
     total = 0
-    for _, per_rank in windows.groupby("rank"):
-        starts, ends = merge_intervals(per_rank["start_ns"].to_numpy(np.int64), per_rank[end_column].to_numpy(np.int64))
+    for r in pd.unique(rank):
+        if pd.isna(r):
+            continue
+        mine = rank == r
+        starts, ends = merge_intervals(start[mine], end[mine])
         total += int((ends - starts).sum())
     return total
 
@@ -202,8 +212,8 @@ def _label_rows(rows: pd.DataFrame, anchors: _Anchors, windows: pd.DataFrame) ->
 
 
 #: What the phase tables read of a classified row (``roofline.aggregate_classes``' inputs).
-_LABELLED_COLUMNS = ("event_id", "rank", "kind", "name", "category", "fused", "flops", "bytes", "dtype",
-                     "device_work", "time_ns", "span_ns", "peak_flops_per_s", "roofline_ns", "bound")
+_LABELLED_COLUMNS = ("category", "fused", "flops", "bytes", "dtype", "device_work", "time_ns", "span_ns",
+                     "peak_flops_per_s", "roofline_ns", "bound")
 
 
 _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s", "achieved_bytes_per_s",
@@ -212,46 +222,65 @@ _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s"
 
 def _phase_table(windows: pd.DataFrame, labelled: pd.DataFrame, ceilings: Ceilings, tracks) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = []
-    for phase, group in windows.groupby("phase", sort=False):
-        time_ns = _union_ns(group)
-        tokens = group["tokens"].sum() if group["tokens"].notna().any() else np.nan
+    phase = windows["phase"].to_numpy(dtype=object)
+    rank = windows["rank"].to_numpy()
+    start, end = windows["start_ns"].to_numpy(np.int64), windows["end_ns"].to_numpy(np.int64)
+    effective_end = windows["effective_end_ns"].to_numpy(np.int64)
+    tokens_of, batch_of = windows["tokens"].to_numpy(np.float64), windows["batch_size"].to_numpy(np.float64)
+    source_of = windows["source"].to_numpy(dtype=object)
+    for label in pd.unique(phase[~pd.isna(phase)]):  # in order of appearance, as groupby(sort=False)
+        at = np.flatnonzero(phase == label)
+        time_ns = _union_of(rank[at], start[at], effective_end[at])
+        tokens = _nansum(tokens_of[at]) if not np.isnan(tokens_of[at]).all() else np.nan
         records.append({
-            "phase": phase,
-            "count": len(group),
+            "phase": label,
+            "count": len(at),
             "time_ns": time_ns,
-            "host_time_ns": int((group["end_ns"] - group["start_ns"]).sum()),
+            "host_time_ns": int((end[at] - start[at]).sum()),
             "tokens": tokens,
             "tokens_per_s": tokens / (time_ns / 1e9) if time_ns and np.isfinite(tokens) else np.nan,
-            "batch_size": group["batch_size"].mean() if group["batch_size"].notna().any() else np.nan,
-            "mean_pass_ns": float(np.mean(group["effective_end_ns"] - group["start_ns"])),
-            "source": ",".join(sorted({str(s) for s in group["source"].dropna()})) or None,
+            "batch_size": _nanmean(batch_of[at]) if not np.isnan(batch_of[at]).all() else np.nan,
+            "mean_pass_ns": float((effective_end[at] - start[at]).sum(dtype=np.float64) / np.float64(len(at))),
+            "source": ",".join(sorted({str(s) for s in source_of[at] if not pd.isna(s)})) or None,
         })
     table = pd.DataFrame(records, columns=["phase", "count", "time_ns", "host_time_ns", "tokens", "tokens_per_s",
                                            "batch_size", "mean_pass_ns", "source"])
     classes = pd.DataFrame()
+    more: dict[str, Any] = {}
     if len(labelled) and len(table):
-        per_phase = aggregate_classes(labelled, ceilings, by=["phase"], share_within=[])
-        per_phase = per_phase.set_index("phase")
+        per_phase = aggregate_classes(labelled, ceilings, by=["phase"], share_within=[]).set_index("phase")
+        found = per_phase.reindex(table["phase"])  # as Series.map: NaN (ints become floats) where absent
         for column in _AGG_COLUMNS:
-            table[column] = table["phase"].map(per_phase[column]) if column in per_phase else np.nan
-        table["device_time_ns"] = table["phase"].map(per_phase["time_ns"])
+            more[column] = found[column].array if column in per_phase else np.full(len(table), np.nan)
+        more["device_time_ns"] = found["time_ns"].array
         classes = aggregate_classes(labelled, ceilings, by=["phase", "category"])
     for column in _AGG_COLUMNS + ("device_time_ns",):
-        if column not in table:
-            table[column] = np.nan
-    table["bound"] = table["bound"].astype(object).where(table["bound"].notna(), "unknown")
-    table = _with_energy(table, windows, tracks)
-    return table, classes
+        more.setdefault(column, np.full(len(table), np.nan))
+    bound = np.asarray(more["bound"], dtype=object)
+    more["bound"] = pd.Series(np.where(pd.isna(bound), "unknown", bound), index=table.index, dtype=object)
+    more.update(_energy_columns(table, windows, tracks))
+    return pd.concat([table, pd.DataFrame(more, index=table.index)], axis=1), classes
+
+
+def _nansum(values: np.ndarray) -> float:
+    """Series.sum of a float column: NaN read as 0, numpy's sum of the rest (pandas' nansum)."""
+    return np.where(np.isnan(values), 0.0, values).sum()
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Series.mean of a float column: the sum with NaN read as 0 over the count of the others (pandas' nanmean)."""
+    missing = np.isnan(values)
+    return np.where(missing, 0.0, values).sum(dtype=np.float64) / np.float64(len(values) - missing.sum())
 
 
 _ENERGY_COLUMNS = ("energy_j", "avg_power_w", "j_per_token", "uncertainty_j", "uncertain")
 
 
-def _with_energy(table: pd.DataFrame, windows: pd.DataFrame, tracks) -> pd.DataFrame:
-    for column in _ENERGY_COLUMNS:
-        table[column] = None
+def _energy_columns(table: pd.DataFrame, windows: pd.DataFrame, tracks) -> dict[str, Any]:
+    """The energy columns of the phase table (object columns of None without telemetry)."""
+    columns = {column: pd.Series(None, index=table.index, dtype=object) for column in _ENERGY_COLUMNS}
     if not tracks or table.empty:
-        return table
+        return columns
     from .energy import attribute_windows
 
     energy = attribute_windows(tracks, pd.DataFrame({
@@ -261,8 +290,8 @@ def _with_energy(table: pd.DataFrame, windows: pd.DataFrame, tracks) -> pd.DataF
     })).set_index("label")
     for column in _ENERGY_COLUMNS:
         if column in energy:
-            table[column] = table["phase"].map(energy[column]).astype(object)
-    return table
+            columns[column] = table["phase"].map(energy[column]).astype(object)
+    return columns
 
 
 # ---------------------------------------------------------------- generations: TTFT and TBT
