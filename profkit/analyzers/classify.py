@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .classes import CLASS_ORDER, OpClass, classify_name
+from .classes import CLASS_ORDER, Match, OpClass, classify_name
 from .columns import label_codes
 from .columns import positions as _positions
 from .cost import cost_arrays
@@ -87,6 +87,7 @@ def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 _OTHER = CLASS_ORDER.index(OpClass.OTHER.value)
+_UNCLASSED = Match(OpClass.OTHER, False, None)  # names of rows that get no class (runtime calls, Python frames...)
 _MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
 
 
@@ -103,7 +104,10 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
 
     # Classes: once per unique name, as codes into CLASS_ORDER.
     name_codes, name_labels = _labels(events["name"])
-    matches = [classify_name(label) for label in name_labels]  # labels are unique
+    # Once per unique name of the rows that get a class (kernel names are long: their rules are the cost).
+    used = np.zeros(len(name_labels), dtype=bool)
+    used[name_codes[wanted]] = True
+    matches = [classify_name(label) if use else _UNCLASSED for label, use in zip(name_labels, used)]
     class_of_label = np.array([CLASS_ORDER.index(m.op_class.value) for m in matches], dtype=np.int8)
     name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
     name_fused = np.array([m.fused for m in matches], dtype=bool)[name_codes] & wanted

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
+from .columns import is_kind
 from .intervals import merge_intervals, overlap_ns
 
 #: Counters refresh every ~20-100 ms (REFERENCE §4): attribute to windows of at least this.
@@ -152,10 +153,12 @@ def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
 
 def samples_of(events: pd.DataFrame) -> pd.DataFrame:
     """Telemetry sample rows with plain columns (rank 0 when the table has no rank)."""
-    rows = events[events["kind"] == Kind.SAMPLE.value]
+    at = np.flatnonzero(is_kind(events, Kind.SAMPLE.value))  # only the sample rows of each column are read
+    rows = {name: events[name].iloc[at] for name in ("name", "device_type", "device_index", "start_ns",
+                                                      "duration_ns", "value", "extra")}
     out = pd.DataFrame(
         {
-            "rank": rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64),
+            "rank": events["rank"].to_numpy(np.int64)[at] if "rank" in events else np.zeros(len(at), np.int64),
             "name": rows["name"].astype(str).to_numpy(),
             "device_type": rows["device_type"].astype(str).to_numpy(),
             "device_index": rows["device_index"].fillna(-1).to_numpy(np.int64),
