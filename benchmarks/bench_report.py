@@ -67,7 +67,7 @@ _CLI_IMPORTS = "import profkit.cli.main, profkit.cli.report, profkit.report.regi
 
 
 def _child(python: str, code: str, *args: str) -> dict | None:
-    proc = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=1800)
+    proc = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=1800, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         print(f"  failed: {tail}", file=sys.stderr)
@@ -79,7 +79,7 @@ def _wall(command: list[str], repeat: int) -> float | None:
     best = None
     for _ in range(repeat):
         t = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, cwd=REPO, timeout=600)
+        proc = subprocess.run(command, capture_output=True, cwd=REPO, timeout=600, check=False)
         seconds = time.perf_counter() - t
         if proc.returncode != 0:
             tail = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
@@ -91,7 +91,7 @@ def _wall(command: list[str], repeat: int) -> float | None:
 
 def hta_load(python: str, source: Path, repeat: int) -> float | None:
     if not Path(python).exists() or subprocess.run([python, "-c", "import hta.trace_analysis"],
-                                                   capture_output=True).returncode != 0:
+                                                   capture_output=True, check=False).returncode != 0:
         print(f"HTA: skipped, {python} cannot import hta (see this file's docstring)")
         return None
     runs = [_child(python, _HTA_PROBE, str(source)) for _ in range(repeat)]

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, Match, OpClass, classify_name
-from .columns import label_codes
+from .columns import is_kind, label_codes
 from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
@@ -43,7 +43,7 @@ _CATEGORY = pd.CategoricalDtype(list(CLASS_ORDER))
 
 
 def is_gpu_trace(events: pd.DataFrame) -> bool:
-    return bool(events["kind"].isin(DEVICE_KINDS).any())
+    return bool(is_kind(events, *DEVICE_KINDS).any())
 
 
 def classify_events(

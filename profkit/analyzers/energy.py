@@ -179,6 +179,8 @@ def parse_extras(extra: pd.Series) -> dict[Any, dict]:
 def device_tracks(samples: pd.DataFrame) -> list[EnergyTrack]:
     """The best energy track of every (rank, device): counter first, else integrated power."""
     tracks: list[EnergyTrack] = []
+    if samples.empty:  # nothing measured (most imported traces)
+        return tracks
     extras = parse_extras(samples["extra"])
     wanted = samples[samples["name"].isin(["energy_j", "power_w", "rapl_energy_j"])]
     for key, device in wanted.groupby(["rank", "device_type", "device_index"], sort=True):
@@ -217,9 +219,11 @@ def _power_for(device: pd.DataFrame, extras, key) -> EnergyTrack | None:
 
 def device_summaries(samples: pd.DataFrame, tracks: list[EnergyTrack]) -> list[dict[str, Any]]:
     """Per device: energy, average and peak power, memory high-water marks."""
+    out: list[dict[str, Any]] = []
+    if samples.empty:  # nothing measured: no device to summarize
+        return out
     by_key = {(t.rank, t.device_type, t.device_index): t for t in tracks}
     extras = parse_extras(samples["extra"])
-    out = []
     for key, device in samples.groupby(["rank", "device_type", "device_index"], sort=True):
         key = (int(key[0]), str(key[1]), int(key[2]))
         track = by_key.get(key)

@@ -110,7 +110,9 @@ class DeviceTraffic:
 
 def device_traffic(samples: pd.DataFrame, peaks: Mapping[tuple[int, int], float | None]) -> list[DeviceTraffic]:
     """Measured traffic per (rank, GPU): GPM where sampled, else NVML memory utilization."""
-    found = []
+    found: list[DeviceTraffic] = []
+    if samples.empty:  # nothing measured
+        return found
     gpu = samples[(samples["device_type"] == "gpu")
                   & (samples["name"].str.startswith("gpm_") | (samples["name"] == NVML_MEMORY_BUSY))]
     for (rank, index), device in gpu.groupby(["rank", "device_index"], sort=True):

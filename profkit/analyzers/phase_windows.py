@@ -113,14 +113,12 @@ def _frame(**columns) -> pd.DataFrame:
         value = columns.get(name)
         if name in ("batch_size", "tokens", "generation", "step"):
             value = np.full(n, np.nan) if value is None else _floats(value)
+        elif name in ("rank", "start_ns", "end_ns"):
+            value = np.zeros(n, np.int64) if value is None else np.asarray(value).astype(np.int64)
         elif value is None:
-            value = np.zeros(n, np.int64) if name == "rank" else np.full(n, None, dtype=object)
+            value = np.full(n, None, dtype=object)
         data[name] = value
-    frame = pd.DataFrame(data)
-    frame["rank"] = frame["rank"].astype(np.int64)
-    frame["start_ns"] = frame["start_ns"].astype(np.int64)
-    frame["end_ns"] = frame["end_ns"].astype(np.int64)
-    return frame
+    return pd.DataFrame(data)
 
 
 def _floats(values) -> np.ndarray:
@@ -131,6 +129,8 @@ def _floats(values) -> np.ndarray:
         return values.to_numpy(dtype=float, na_value=np.nan)
     if isinstance(values, (np.ndarray, pd.arrays.NumpyExtensionArray)) and np.asarray(values).dtype.kind in "iuf":
         return np.asarray(values).astype(np.float64)
+    if isinstance(values, list) and all(v is None or type(v) in (int, float) for v in values):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     series = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
     return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .columns import id_values, kind_mask, label_codes, ranks
+from .columns import id_values, kind_mask, label_codes, positions, ranks
 from .intervals import merge_intervals
 
 #: GPU work that occupies a device (annotations do not).
@@ -90,13 +90,11 @@ def top_ops(events: pd.DataFrame, n: int) -> pd.DataFrame:
         return _empty_top()
     duration = events["duration_ns"].to_numpy(np.int64)
     # Self time: duration minus the time of direct children among the host events.
-    event_ids = events["event_id"].to_numpy(np.int64)
-    parent, known = id_values(events["parent_id"])
-    children = host & known
-    child_time = pd.Series(duration[children]).groupby(parent[children]).sum()
-    own = child_time.reindex(event_ids[host], fill_value=0).to_numpy(np.int64)
-    self_ns = np.zeros(len(events), np.int64)
-    self_ns[host] = np.maximum(duration[host] - own, 0)
+    parent = positions(pd.Index(events["event_id"].to_numpy(np.int64)), events["parent_id"])
+    children = host & (parent >= 0)
+    child_ns = np.zeros(len(events), np.int64)
+    np.add.at(child_ns, parent[children], duration[children])
+    self_ns = np.where(host, np.maximum(duration - child_ns, 0), 0)
     ops = kind_mask(kinds, Kind.CPU_OP.value)
     return _top(events["name"], ops, self_ns, duration, n)
 
