@@ -23,10 +23,13 @@ def label_codes(column: pd.Series) -> Labels:
     A categorical column gives its own codes (no per-row work); others are factorized.
     """
     if isinstance(column.dtype, pd.CategoricalDtype):
-        categories = column.cat.categories
-        text = pd.api.types.is_string_dtype(categories.dtype)
-        labels = categories.to_numpy(dtype=object) if text else np.asarray(categories.astype(str), dtype=object)
-        return column.cat.codes.to_numpy(np.int64), labels
+        categorical = column.array
+        categories = categorical.categories
+        if isinstance(categories.dtype, pd.StringDtype):
+            labels = categories.to_numpy(dtype=object)
+        else:
+            labels = np.asarray(categories.astype(str), dtype=object)
+        return categorical.codes.astype(np.int64), labels
     codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
     return codes.astype(np.int64), np.asarray([str(u) for u in uniques], dtype=object)
 

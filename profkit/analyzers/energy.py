@@ -154,8 +154,13 @@ def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
 def samples_of(events: pd.DataFrame) -> pd.DataFrame:
     """Telemetry sample rows with plain columns (rank 0 when the table has no rank)."""
     at = np.flatnonzero(is_kind(events, Kind.SAMPLE.value))  # only the sample rows of each column are read
-    rows = {name: events[name].iloc[at] for name in ("name", "device_type", "device_index", "start_ns",
-                                                      "duration_ns", "value", "extra")}
+    if not len(at):  # no telemetry (most imported traces): the empty table, typed as below
+        return pd.DataFrame({"rank": np.zeros(0, np.int64), "name": np.zeros(0, object),
+                             "device_type": np.zeros(0, object), "device_index": np.zeros(0, np.int64),
+                             "start_ns": np.zeros(0, np.int64), "duration_ns": np.zeros(0, np.int64),
+                             "value": np.zeros(0), "extra": np.zeros(0, object)})
+    columns = ("name", "device_type", "device_index", "start_ns", "duration_ns", "value", "extra")
+    rows = {name: events[name].iloc[at] for name in columns}
     out = pd.DataFrame(
         {
             "rank": events["rank"].to_numpy(np.int64)[at] if "rank" in events else np.zeros(len(at), np.int64),

@@ -301,6 +301,8 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     """One row per generate window: duration, passes, tokens, TTFT; ``tbt_ns`` holds its TBT samples."""
     columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
                "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
+    if not (windows["phase"] == GENERATE).any():  # no generate calls: nothing to link or list
+        return pd.DataFrame(columns=columns)
     windows = _link_generations(windows)
     calls = windows[(windows["phase"] == GENERATE) & windows["generation"].notna()]
     passes = windows[windows["phase"].isin((PREFILL, DECODE)) & windows["generation"].notna()]
@@ -411,10 +413,12 @@ def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict 
 
 def _label_training_steps(windows: pd.DataFrame, anchors: _Anchors) -> pd.DataFrame:
     """Without ``train_step`` marks, ProfilerStep windows that ran a backward pass become ``train_step``."""
+    backward = anchors.part == 1
+    if not backward.any():  # no backward pass ran: no step is a training step
+        return windows
     steps = windows[windows["phase"] == STEP]
     if steps.empty or (windows["phase"] == TRAIN_STEP).any():
         return windows
-    backward = anchors.part == 1
     pos = assign_to_windows(anchors.t_ns[backward], anchors.rank[backward], steps)
     trained = steps.index[np.unique(pos[pos >= 0])]
     if len(trained) == 0:
