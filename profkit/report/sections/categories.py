@@ -22,6 +22,7 @@ from rich import box
 from rich.table import Table
 
 from ...analyzers.classify import classify_events, is_gpu_trace
+from ...analyzers.columns import label_codes
 from ...analyzers.hardware import Ceilings, resolve_ceilings
 from ...analyzers.idle import idle_attribution
 from ...analyzers.roofline import aggregate_classes
@@ -72,8 +73,9 @@ def roofline_section(ctx: ReportContext) -> dict:
         rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))
     top = aggregate_classes(rows, limits, by=["name", "category"], share_within=[])
     top = top.sort_values("time_ns", ascending=False).head(ctx.options.top)
-    fused = rows[rows["device_work"]].groupby("name", observed=True)["fused"].any()
-    top = top.assign(fused=top["name"].map(fused).fillna(False).astype(bool), category=top["category"].astype(str))
+    fused = _fused_names(rows)
+    top = top.assign(fused=np.array([fused.get(name, False) for name in top["name"]], dtype=bool),
+                     category=top["category"].astype(str))
     spec = limits.primary
     ridge = None
     if spec is not None:
@@ -91,6 +93,18 @@ def roofline_section(ctx: ReportContext) -> dict:
                               "bound")),
         "idle": idle_attribution(ctx.events),
     }
+
+
+def _fused_names(rows: pd.DataFrame) -> dict:
+    """Name -> whether any of its device-work rows is a fused kernel."""
+    work = rows["device_work"].to_numpy(bool)
+    codes, labels = label_codes(rows["name"])
+    named = work & (codes >= 0)
+    fused = np.zeros(len(labels), dtype=bool)
+    np.logical_or.at(fused, codes[named], rows["fused"].to_numpy(bool)[named])
+    seen = np.zeros(len(labels), dtype=bool)
+    seen[codes[named]] = True
+    return {label: bool(f) for label, f, s in zip(labels, fused, seen) if s}
 
 
 # ---------------------------------------------------------------- terminal rendering (display only)
