@@ -22,6 +22,8 @@ from profkit.report import build_report
 from profkit.trace.build import build_events
 from profkit.trace.io import load, write_trace
 
+from fake_sampling import sample_fake
+
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
 S = 1_000_000_000
@@ -187,17 +189,7 @@ def test_duplicate_gpu_sampled_by_two_ranks_counted_once():
 
 
 def _trace(tmp_path, device: FakeDevice, phases: pd.DataFrame, seconds: float = 2.0):
-    now = [T0]
-    fake = FakeNvml([device], clock=lambda: now[0])
-    buffer = SampleBuffer()
-    sampler = NvmlSampler(fake, buffer, 20 * MS, clock=lambda: now[0], gpm=False)
-    rows: list = []
-    sampler.open(rows)
-    for _ in range(int(seconds * 50)):
-        now[0] += 20 * MS
-        sampler.tick(rows)
-    sampler.close(rows)
-    buffer.append_many(rows)
+    buffer, sampler, _ = sample_fake(device, seconds, sampler_kwargs={"gpm": False})
     phases = phases.assign(kind="phase", device_type="cpu", device_index=-1, process_id=os.getpid())
     table = build_events(pd.concat([buffer.frame(), phases], ignore_index=True))
     path = tmp_path / "trace.parquet"

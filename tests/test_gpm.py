@@ -22,6 +22,8 @@ from profkit.report import build_report
 from profkit.trace.build import build_events
 from profkit.trace.io import load, write_trace
 
+from fake_sampling import sample_fake
+
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
 PEAK = 5120 / 8 * 2619e6 * 2  # the fake H100's bus width x memory clock x 2 = 3.35232e12 B/s
@@ -32,17 +34,7 @@ def dram(t_s: float) -> float:
 
 
 def record(device: FakeDevice, seconds: float = 2.0, **fake_kwargs):
-    now = [T0]
-    fake = FakeNvml([device], clock=lambda: now[0], **fake_kwargs)
-    buffer = SampleBuffer()
-    sampler = NvmlSampler(fake, buffer, 20 * MS, gpm_interval_ns=100 * MS, clock=lambda: now[0])
-    rows: list = []
-    sampler.open(rows)
-    for _ in range(int(seconds * 50)):
-        now[0] += 20 * MS
-        sampler.tick(rows)
-    sampler.close(rows)
-    buffer.append_many(rows)
+    buffer, sampler, fake = sample_fake(device, seconds, sampler_kwargs={"gpm_interval_ns": 100 * MS}, **fake_kwargs)
     return buffer.frame(), sampler, fake
 
 
