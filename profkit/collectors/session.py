@@ -152,8 +152,8 @@ class RecordingSession:
             # Warm-up over. Restarting the profiler here would corrupt it (this
             # hook runs inside the optimizer's record_function range), so the
             # warm-up is cut off by time when the trace is written.
+            # Warm-up marks go with it: they start before _keep_from_ns.
             self._keep_from_ns = end_ns
-            self._marks.rows.clear()
             self._kept_from_step = skip + 1
         elif keep is not None and step >= skip + keep:
             self.stop_reason = f"kept {keep} steps after skipping {skip}"
