@@ -378,6 +378,13 @@ def _bhsd(t: Tensor, heads_second: bool) -> tuple[int, int, int, int]:
     return (b, p, q, d) if heads_second else (b, q, p, d)
 
 
+def _attention_dims(q: Tensor, k: Tensor, v: Tensor, *, heads_second: bool) -> tuple[int, int, int, int, int, int]:
+    """(batch, heads, query length, key length, query dim, value dim) of an attention op's q, k, v."""
+    b, h, s_q, d_q = _bhsd(q, heads_second)
+    s_k = _bhsd(k, heads_second)[2]
+    return b, h, s_q, s_k, d_q, v.shape[-1]
+
+
 _SDPA_FWD_BHSD = (
     "aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention",
     "aten::_scaled_dot_product_efficient_attention", "aten::_scaled_dot_product_cudnn_attention",
@@ -389,10 +396,7 @@ _SDPA_FWD_BSHD = ("aten::_flash_attention_forward", "aten::_efficient_attention_
 @formula(*_SDPA_FWD_BHSD, *_SDPA_FWD_BSHD)
 def _sdpa(name: str, x: OpInputs) -> Cost:
     q, k, v = _need(x[0]), _need(x[1]), _need(x[2])
-    heads_second = name in _SDPA_FWD_BHSD
-    b, h, s_q, d_q = _bhsd(q, heads_second)
-    _, _, s_k, _ = _bhsd(k, heads_second)
-    d_v = v.shape[-1]
+    b, h, s_q, s_k, d_q, d_v = _attention_dims(q, k, v, heads_second=name in _SDPA_FWD_BHSD)
     out = (b, h, s_q, d_v)
     return Cost(sdpa_flops(b, h, s_q, s_k, d_q, d_v), _io([q, k, v], [(out, q.itemsize)]))
 
@@ -408,10 +412,7 @@ _SDPA_BWD_BSHD = ("aten::_flash_attention_backward", "aten::_efficient_attention
 def _sdpa_backward(name: str, x: OpInputs) -> Cost:
     # (grad_out, q, k, v, out, logsumexp, ...): every tensor input read, dq dk dv written.
     q, k, v = _need(x[1]), _need(x[2]), _need(x[3])
-    heads_second = name in _SDPA_BWD_BHSD
-    b, h, s_q, d_q = _bhsd(q, heads_second)
-    _, _, s_k, _ = _bhsd(k, heads_second)
-    d_v = v.shape[-1]
+    b, h, s_q, s_k, d_q, d_v = _attention_dims(q, k, v, heads_second=name in _SDPA_BWD_BHSD)
     outputs = [(t.shape, t.itemsize) for t in (q, k, v)]
     return Cost(sdpa_backward_flops(b, h, s_q, s_k, d_q, d_v), _io(x.tensors, outputs))
 
