@@ -86,7 +86,7 @@ def _collect(run_dir: Path, child_pid: int, exit_code: int) -> list[Path]:
             continue
         traces.append(path)
         if record.get("pid") == child_pid and exit_code != 0:
-            from ..trace.io import read_metadata, update_metadata  # pandas, only when a fix-up is due
+            from ..trace.io import read_metadata, update_metadata  # pyarrow, only when a fix-up is due
 
             meta = read_metadata(path)
             if meta.get("exit_code") != exit_code and not meta.get("stop_reason"):
