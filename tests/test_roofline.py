@@ -110,6 +110,29 @@ def test_aggregate_by_phase_shares_within_each_phase():
     assert shares[("prefill", "contraction")] == pytest.approx(0.75) and shares[("decode", "contraction")] == 0.5
 
 
+def test_aggregate_of_labelled_positions_equals_the_table_it_stands_for():
+    """``at``/``labels`` give exactly what aggregating the taken, labelled table gives (the phases' fast path)."""
+    from pathlib import Path
+
+    import profkit
+    from profkit.analyzers.classify import classify_events
+
+    trace = profkit.load(Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_cpu.parquet")
+    limits = Ceilings(H100, H100)
+    classified = classify_events(trace.events, ceilings=limits)
+    rng = np.random.default_rng(0)
+    at = np.concatenate([np.sort(rng.choice(len(classified), 4000, replace=False)), rng.integers(0, len(classified), 3000)])
+    names = np.array(["prefill", "decode", "generate"], dtype=object)
+    phase = names[rng.integers(0, 3, len(at))]
+    categorical = pd.Categorical(phase, categories=sorted(names))
+    reference_rows = classified.iloc[at].reset_index(drop=True).assign(phase=phase)
+    for by, share_within in ((["phase"], []), (["phase", "category"], None)):
+        fast = aggregate_classes(classified, limits, by=by, share_within=share_within, at=at,
+                                 labels={"phase": categorical})
+        reference = aggregate_classes(reference_rows, limits, by=by, share_within=share_within)
+        pd.testing.assert_frame_equal(fast, reference, check_exact=True)
+
+
 def _timeline(items):
     frame = pd.DataFrame(items, columns=["kind", "name", "start_ns", "duration_ns"])
     frame["event_id"] = range(len(frame))

@@ -179,8 +179,8 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     anchors = _anchors(events, rows)
     windows = windows.assign(effective_end_ns=_effective_ends(windows, anchors))
     windows = _label_training_steps(windows, anchors)
-    labelled = _label_rows(rows, anchors, windows)
-    phases, classes = _phase_table(windows, labelled, ceilings, tracks)
+    labelled = _label_rows(anchors, windows)
+    phases, classes = _phase_table(windows, rows, labelled, ceilings, tracks)
     generations = generation_table(windows)
     inference = inference_summary(windows, generations)
     steps, dtype = _step_table(windows, rows, anchors, events)
@@ -190,37 +190,41 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     return PhaseAnalysis(windows, phases, classes, generations, inference, steps, training, notes)
 
 
-def _label_rows(rows: pd.DataFrame, anchors: _Anchors, windows: pd.DataFrame) -> pd.DataFrame:
-    """Classified rows repeated once per phase label whose window holds them (column ``phase``, ``window``)."""
-    hits, phases, windows_at = [], [], []
+@dataclass
+class _Labelled:
+    """Classified rows repeated once per phase label whose window holds them, as positions and labels."""
+
+    at: np.ndarray  # row positions in the classified table
+    phase: pd.Categorical  # each one's phase label (categories sorted, as a groupby numbers them)
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+
+def _label_rows(anchors: _Anchors, windows: pd.DataFrame) -> _Labelled:
+    """Which classified rows each phase label's windows hold (a row's anchor inside a window)."""
+    hits, codes = [], []
     labels = windows["phase"].to_numpy()
-    for phase in pd.unique(labels):
+    found = [phase for phase in pd.unique(labels)]
+    order = {phase: i for i, phase in enumerate(sorted(found))}
+    for phase in found:
         mine = np.flatnonzero(labels == phase)
         pos = assign_to_windows(anchors.t_ns, anchors.rank, windows.iloc[mine])
         hit = np.flatnonzero(pos >= 0)
         if len(hit):
             hits.append(hit)
-            phases.append(np.full(len(hit), phase, dtype=object))
-            windows_at.append(mine[pos[hit]])
-    narrow = rows[[c for c in _LABELLED_COLUMNS if c in rows]]
-    if not hits:
-        return narrow.iloc[:0].assign(phase=pd.Series(dtype=object), window=pd.Series(dtype=np.int64),
-                                      part=pd.Series(dtype=np.int64))
-    take = np.concatenate(hits)
-    return narrow.iloc[take].reset_index(drop=True).assign(
-        phase=np.concatenate(phases), window=np.concatenate(windows_at), part=anchors.part[take])
-
-
-#: What the phase tables read of a classified row (``roofline.aggregate_classes``' inputs).
-_LABELLED_COLUMNS = ("category", "fused", "flops", "bytes", "dtype", "device_work", "time_ns", "span_ns",
-                     "peak_flops_per_s", "roofline_ns", "bound")
+            codes.append(np.full(len(hit), order[phase], dtype=np.int64))
+    at = np.concatenate(hits) if hits else np.zeros(0, np.int64)
+    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    return _Labelled(at, pd.Categorical.from_codes(code, categories=pd.Index(sorted(found), dtype=object)))
 
 
 _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s", "achieved_bytes_per_s",
                 "flop_fraction", "bandwidth_fraction", "bound")
 
 
-def _phase_table(windows: pd.DataFrame, labelled: pd.DataFrame, ceilings: Ceilings, tracks) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled, ceilings: Ceilings,
+                 tracks) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = []
     phase = windows["phase"].to_numpy(dtype=object)
     rank = windows["rank"].to_numpy()
@@ -248,12 +252,13 @@ def _phase_table(windows: pd.DataFrame, labelled: pd.DataFrame, ceilings: Ceilin
     classes = pd.DataFrame()
     more: dict[str, Any] = {}
     if len(labelled) and len(table):
-        per_phase = aggregate_classes(labelled, ceilings, by=["phase"], share_within=[]).set_index("phase")
+        by_label = {"at": labelled.at, "labels": {"phase": labelled.phase}}
+        per_phase = aggregate_classes(rows, ceilings, by=["phase"], share_within=[], **by_label).set_index("phase")
         found = per_phase.reindex(table["phase"])  # as Series.map: NaN (ints become floats) where absent
         for column in _AGG_COLUMNS:
             more[column] = found[column].array if column in per_phase else np.full(len(table), np.nan)
         more["device_time_ns"] = found["time_ns"].array
-        classes = aggregate_classes(labelled, ceilings, by=["phase", "category"])
+        classes = aggregate_classes(rows, ceilings, by=["phase", "category"], **by_label)
     for column in _AGG_COLUMNS + ("device_time_ns",):
         more.setdefault(column, np.full(len(table), np.nan))
     bound = np.asarray(more["bound"], dtype=object)

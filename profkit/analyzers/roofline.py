@@ -120,6 +120,9 @@ def aggregate_classes(
     ceilings: Ceilings,
     by: Sequence[str] = ("category",),
     share_within: Sequence[str] | None = None,
+    *,
+    at: np.ndarray | None = None,
+    labels: dict[str, pd.Categorical] | None = None,
 ) -> pd.DataFrame:
     """Table 1 per group of device-work rows (``classify_events`` output).
 
@@ -129,14 +132,22 @@ def aggregate_classes(
     classes, with zeros when absent.
     Achieved rates and roof fractions are over the time of rows that have a
     cost (``costed_time_ns``), so uncosted ops do not dilute them.
+
+    ``at`` (row positions, repeats allowed) aggregates those rows, in that order,
+    instead of the whole table; ``labels`` are extra key columns aligned with
+    ``at`` (categoricals with sorted categories), listed in ``by`` like the
+    table's own columns and typed in the result as an object key would be. This
+    is ``aggregate_classes(rows.iloc[at].assign(**labels), ...)`` without
+    building that table (phases label ~10k rows per report).
     """
     by = list(by)
     spec = ceilings.primary
     measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
-    work = _Work(rows, ceilings, measured)
+    work = _Work(rows, ceilings, measured, at)
     if not by:
         raise ValueError("No group keys passed!")  # as pandas' groupby says
-    keys = [work.column(c) for c in by]
+    labels = labels or {}
+    keys = [work.label(labels[c]) if c in labels else work.column(c) for c in by]
     ids, first = group_ids(keys)
     n = len(first)
     # Sums as pandas' groupby made them (see group_sums.py): flops, bytes and roofline_ns are one block
@@ -154,7 +165,7 @@ def aggregate_classes(
         **{f"{b.value}_ns": int_sums(work.time_ns * (work.bound == i), ids, n) for i, b in enumerate(Bound)},
         "count": np.bincount(ids, minlength=n).astype(np.int64),
     }
-    groups = {c: _key_column(key, first) for c, key in zip(by, keys)}
+    groups = {c: _key_column(key, first, as_object=c in labels) for c, key in zip(by, keys)}
     if by == ["category"]:  # the paper's three classes always, then the others found
         labels = np.asarray(groups["category"], dtype=object)
         where = {label: i for i, label in enumerate(labels) if isinstance(label, str)}
@@ -200,8 +211,10 @@ def aggregate_classes(
     return pd.DataFrame({**groups, **sums, **out})
 
 
-def _key_column(key: pd.Series, first: np.ndarray) -> Any:
+def _key_column(key: pd.Series, first: np.ndarray, as_object: bool = False) -> Any:
     """A grouping column of the result, typed as groupby's result index types it."""
+    if as_object and len(first):  # a label key stands for a column of strings
+        return pd.Index(np.asarray(key.array.categories, dtype=object)[key.cat.codes.to_numpy()[first]])
     if isinstance(key.dtype, pd.CategoricalDtype) or not len(first):
         return key.iloc[first].array
     return pd.Index(key.iloc[first].to_numpy(dtype=object))  # object keys: the type pandas infers
@@ -240,12 +253,24 @@ def _share_totals(groups: dict, sums: dict, by: list[str], share_within, kahan: 
 
 
 class _Work:
-    """The device-work rows of a classified table, as the arrays ``aggregate_classes`` sums."""
+    """The device-work rows of a classified table, as the arrays ``aggregate_classes`` sums.
 
-    def __init__(self, rows: pd.DataFrame, ceilings: Ceilings, measured: HardwareSpec | None):
+    ``at``: positions of the rows to take (in that order, repeats allowed) before
+    keeping the device work; all rows when None.
+    """
+
+    def __init__(self, rows: pd.DataFrame, ceilings: Ceilings, measured: HardwareSpec | None,
+                 at: np.ndarray | None = None):
         mask = rows["device_work"].to_numpy(bool)
-        self._rows, self._mask = rows, (None if mask.all() else mask)
-        self.n = int(mask.sum())
+        if at is None:
+            self._label_at = None
+            keep = None if mask.all() else mask
+        else:
+            at = np.asarray(at, np.int64)
+            self._label_at = mask[at]  # which of the ``at`` rows (and their labels) are kept
+            keep = at[self._label_at]
+        self._rows, self._mask = rows, keep
+        self.n = len(rows) if keep is None else (int(keep.sum()) if keep.dtype == bool else len(keep))
         span = self.values("span_ns").astype(float)
         self.flops, self.bytes = self.values("flops").astype(float), self.values("bytes").astype(float)
         self.time_ns = self.values("time_ns").astype(np.int64)
@@ -277,4 +302,10 @@ class _Work:
 
     def column(self, name: str) -> pd.Series:
         column = self._rows[name]
-        return column if self._mask is None else column[self._mask]
+        if self._mask is None:
+            return column
+        return column[self._mask] if self._mask.dtype == bool else column.iloc[self._mask]
+
+    def label(self, values: pd.Categorical) -> pd.Series:
+        """An extra key column aligned with ``at``, kept like the rows."""
+        return pd.Series(values if self._label_at is None else values[self._label_at], copy=False)
