@@ -1,11 +1,17 @@
 """Read a Chrome-trace JSON file into raw event columns (the first half of ``profkit import``).
 
-The ``traceEvents`` array is streamed (json_stream) in windows; its "X"
-events (spans) are held as dicts in batches of ``_BATCH_EVENTS`` and turned
-into column arrays by list comprehensions, strings that repeat (category,
-name, shapes, dtypes) as integer codes, so memory grows with the result,
-not with the JSON parse tree. Flow arrows, counters and metadata events are
-few and kept whole; everything else (instants...) is counted and skipped.
+A file whose JSON text is small (``_WHOLE_READ_BYTES``) is read, gunzipped
+and decoded in one call of a C decoder: the parse tree of a few MB is cheaper
+than the streaming machinery. A larger file, or one the one-call decoders
+refuse (malformed, NaN, the optional closing bracket of the JSON Array
+Format...), is streamed (json_stream) in windows, so memory stays bounded and
+errors are reported where they are. Either way, the events come in lists of at
+most a window's worth; the "X" events (spans) of each are turned into column
+arrays by list comprehensions (the one per-event Python loop), strings that
+repeat (category, name, shapes, dtypes) as integer codes, so memory grows with
+the result, not with the JSON parse tree. Flow arrows, counters and metadata
+events are few and kept whole; everything else (instants...) is counted and
+skipped.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -54,7 +61,8 @@ ARG_KEYS: dict[str, str] = {
     "queued": "",
 }
 
-_BATCH_EVENTS = 20_000  # "X" events held as dicts before they become column arrays (bounds memory)
+_WHOLE_READ_BYTES = 16 << 20  # JSON text up to this size is decoded at once (parse tree: ~4x the text)
+_SLICE_EVENTS = 8192  # events of a whole-read document turned into columns at a time
 _PROGRESS_MIN_BYTES = 32 << 20  # show a progress bar for files at least this big
 _TRAILING_INT = re.compile(r"(-?\d+)\s*$")
 _FLOW_CATEGORIES = frozenset({"ac2g", "async_cpu_to_gpu", "async"})
@@ -73,6 +81,66 @@ def dumps(value: Any) -> str:
         except TypeError:  # integers beyond 64 bits
             pass
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def read_document(path: Path, progress: bool) -> tuple[dict[str, Any], Collected]:
+    """The top-level members other than traceEvents, and the events as columns."""
+    whole = _read_whole(path)
+    if whole is not None:
+        header, events = whole
+        return header, _collect(_slices(events), path.name)
+    with open_stream(path, progress) as stream:
+        return _read_streamed(stream, path.name)
+
+
+def _read_whole(path: Path) -> tuple[dict[str, Any], list] | None:
+    """(header, events) of a small file decoded at once; None when big, or when the fast decoders refuse it.
+
+    Refusals fall back to the streaming reader, which accepts what it always
+    accepted and words the errors as it always did.
+    """
+    if path.stat().st_size > _WHOLE_READ_BYTES:
+        return None
+    with open(path, "rb") as handle:
+        data = handle.read(_WHOLE_READ_BYTES + 1)
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip_small(data)
+        if data is None:
+            return None
+    document = _decode_whole(data)
+    if isinstance(document, list):  # Chrome's JSON Array Format
+        return {}, document
+    if isinstance(document, dict) and type(document.get("traceEvents")) is list:
+        events = document.pop("traceEvents")
+        return document, events
+    return None
+
+
+def _gunzip_small(data: bytes) -> bytes | None:
+    """The text of a one-member gzip file if it is at most ``_WHOLE_READ_BYTES`` (else, or if corrupt, None)."""
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        text = inflate.decompress(data, _WHOLE_READ_BYTES + 1)
+    except zlib.error:
+        return None
+    if not inflate.eof or inflate.unused_data or len(text) > _WHOLE_READ_BYTES:
+        return None  # larger, truncated or several members: the streaming reader copes or says why
+    return text
+
+
+def _decode_whole(data: bytes) -> Any:
+    """The JSON value of ``data`` (UTF-8), or None where the one-call decoder refuses it."""
+    try:
+        if _orjson is not None:
+            return _orjson.loads(data)
+        return json.loads(data.decode("utf-8"))
+    except ValueError:  # malformed, NaN for orjson, not UTF-8...: the streaming reader decides
+        return None
+
+
+def _slices(events: list) -> Iterator[list]:
+    for start in range(0, len(events), _SLICE_EVENTS):
+        yield events[start : start + _SLICE_EVENTS]
 
 
 class open_stream:
@@ -107,18 +175,7 @@ class open_stream:
         self.raw.close()
 
 
-@dataclass
-class Collected:
-    """Raw event fields as arrays, plus the few non-span events kept whole."""
-
-    columns: dict[str, np.ndarray]
-    flows: list[tuple]  # (ph, id, pid, tid, ts_us)
-    counters: list[dict]
-    meta_events: list[dict]
-    skipped: Counter
-
-
-def read_document(stream: JsonStream, name: str) -> tuple[dict[str, Any], Collected]:
+def _read_streamed(stream: JsonStream, name: str) -> tuple[dict[str, Any], Collected]:
     header: dict[str, Any] = {}
     collected: Collected | None = None
     for key, value in iter_members(stream, "traceEvents"):
@@ -131,8 +188,25 @@ def read_document(stream: JsonStream, name: str) -> tuple[dict[str, Any], Collec
     return header, collected
 
 
-_SPAN_FIELDS = ("cat", "name", "ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream",
-                "bytes", "shapes", "dtypes", "extra")
+@dataclass
+class Collected:
+    """Raw event fields as arrays, plus the few non-span events kept whole.
+
+    ``columns``: one array per ``SPAN_FIELDS`` entry; the ``CODED_FIELDS`` as
+    int64 codes into ``uniques`` (their distinct values in order of appearance).
+    """
+
+    columns: dict[str, np.ndarray]
+    uniques: dict[str, np.ndarray]
+    flows: list[tuple]  # (ph, id, pid, tid, ts_us)
+    counters: list[dict]
+    meta_events: list[dict]
+    skipped: Counter
+
+
+SPAN_FIELDS = ("cat", "name", "ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream",
+               "bytes", "shapes", "dtypes", "extra")
+CODED_FIELDS = ("cat", "name", "shapes", "dtypes")
 _EMPTY: dict = {}
 
 
@@ -147,15 +221,11 @@ class _Codebook:
         add = book.setdefault
         return np.array([add(v, len(book)) for v in values], dtype=np.int64)
 
-    def values(self) -> np.ndarray:
-        return _object_array(list(self.codes))
-
 
 def _collect(chunks: Iterable[list], name: str) -> Collected:
-    """One pass over the events: spans batched into columns, the rest sorted out."""
-    spans: list[dict] = []
+    """One pass over the events: each list's spans become columns at once, the rest is sorted out."""
     batches: list[dict[str, np.ndarray]] = []
-    books = {field: _Codebook() for field in _CODED_FIELDS}
+    books = {field: _Codebook() for field in CODED_FIELDS}
     flows: list[tuple] = []
     counters: list[dict] = []
     meta_events: list[dict] = []
@@ -163,48 +233,50 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
     seen_any = False
     for chunk in chunks:
         seen_any = True
-        if not all(type(event) is dict for event in chunk):
+        try:
+            phases = [event.get("ph") for event in chunk]
+        except AttributeError:  # only dicts have .get: some item is not an event object
             bad = next(event for event in chunk if type(event) is not dict)
-            raise TraceImportError(f"{name}: traceEvents holds a {type(bad).__name__}, not event objects")
-        spans += [event for event in chunk if event.get("ph") == "X"]
-        for event in chunk:
-            ph = event.get("ph")
-            if ph == "X":
-                continue
-            if ph in ("s", "f", "t"):
-                if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
-                    flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
-            elif ph == "C":
-                counters.append(event)
-            elif ph == "M":
-                meta_events.append(event)
-            else:
-                skipped[_SKIPPED_LABELS.get(ph, f"ph={ph!r}")] += 1
-        if len(spans) >= _BATCH_EVENTS:
+            raise TraceImportError(f"{name}: traceEvents holds a {type(bad).__name__}, not event objects") from None
+        spans = [event for event, ph in zip(chunk, phases) if ph == "X"]
+        if len(spans) < len(chunk):
+            _sort_out([event for event, ph in zip(chunk, phases) if ph != "X"], flows, counters, meta_events,
+                      skipped)
+        if spans:
             batches.append(_span_columns(spans, books, skipped))
-            spans = []
     if not seen_any:
         raise TraceImportError(f"{name}: traceEvents is empty")
-    batches.append(_span_columns(spans, books, skipped))
-    columns = {field: np.concatenate([b[field] for b in batches]) for field in _SPAN_FIELDS}
-    for field, book in books.items():  # codes -> values, each distinct value converted once
-        uniques = list(book.codes)
-        if field == "name":
-            table = _object_array(["" if v is None else str(v) for v in uniques])
+    if not batches:
+        batches.append(_span_columns([], books, skipped))
+    columns = {field: np.concatenate([b[field] for b in batches]) for field in SPAN_FIELDS}
+    uniques = {field: _object_array(list(book.codes)) for field, book in books.items()}
+    uniques["name"] = _object_array(["" if v is None else str(v) for v in uniques["name"]])
+    return Collected(columns, uniques, flows, counters, meta_events, skipped)
+
+
+def _sort_out(events: list[dict], flows: list[tuple], counters: list[dict], meta_events: list[dict],
+              skipped: Counter) -> None:
+    """Non-span events: flow arrows as tuples, counters and metadata kept, the rest counted."""
+    for event in events:
+        ph = event.get("ph")
+        if ph in ("s", "f", "t"):
+            if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
+                flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
+        elif ph == "C":
+            counters.append(event)
+        elif ph == "M":
+            meta_events.append(event)
         else:
-            table = _object_array(uniques)
-        columns[field] = table[columns[field]] if len(columns[field]) else table[:0]
-    return Collected(columns, flows, counters, meta_events, skipped)
+            skipped[_SKIPPED_LABELS.get(ph, f"ph={ph!r}")] += 1
 
 
-_CODED_FIELDS = ("cat", "name", "shapes", "dtypes")
 _SKIPPED_LABELS = {"i": "instant", "I": "instant", "B": "begin/end", "E": "begin/end", "b": "async", "e": "async",
                    "n": "async", "O": "object", "N": "object", "D": "object"}
 
 
 def _span_columns(spans: list[dict], books: dict[str, _Codebook], skipped: Counter) -> dict[str, np.ndarray]:
     """Columns of a batch of "X" events (list comprehensions: the per-event cost is here)."""
-    ts = _floats([e.get("ts") for e in spans])
+    ts = floats([e.get("ts") for e in spans])
     keep = ~np.isnan(ts)
     if not keep.all():
         skipped["X without ts"] += int((~keep).sum())
@@ -216,14 +288,14 @@ def _span_columns(spans: list[dict], books: dict[str, _Codebook], skipped: Count
         "cat": books["cat"].encode([e.get("cat") for e in spans]),
         "name": books["name"].encode([e.get("name", "") for e in spans]),
         "ts": ts,
-        "dur": _floats([e.get("dur", 0) for e in spans]),
-        "pid": _floats([e.get("pid") for e in spans]),
-        "tid": _floats([e.get("tid") for e in spans]),
-        "correlation": _floats([a.get("correlation") for a in args]),
-        "external_id": _floats([a.get("External id") if "External id" in a else a.get("external id") for a in args]),
-        "device": _floats([a.get("device") for a in args]),
-        "stream": _floats([a.get("stream") for a in args]),
-        "bytes": _floats([a.get("bytes") for a in args]),
+        "dur": floats([e.get("dur", 0) for e in spans]),
+        "pid": floats([e.get("pid") for e in spans]),
+        "tid": floats([e.get("tid") for e in spans]),
+        "correlation": floats([a.get("correlation") for a in args]),
+        "external_id": floats([a.get("External id") if "External id" in a else a.get("external id") for a in args]),
+        "device": floats([a.get("device") for a in args]),
+        "stream": floats([a.get("stream") for a in args]),
+        "bytes": floats([a.get("bytes") for a in args]),
         "shapes": books["shapes"].encode([None if d is None else dumps(d) for d in dims]),
         "dtypes": books["dtypes"].encode([None if t is None else dumps(t) for t in types]),
         "extra": _object_array(
@@ -239,12 +311,12 @@ def _object_array(values: list) -> np.ndarray:
     return array
 
 
-def _floats(values: list) -> np.ndarray:
+def floats(values: list) -> np.ndarray:
     """Numbers as float64, NaN where missing; strings such as "stream 7" by their trailing digits."""
     try:
         return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return np.array([number(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError):  # a few strings among numbers (Kineto's one "Spans" pid): convert only those
+        return np.array([v if type(v) is float or type(v) is int else number(v) for v in values], dtype=np.float64)
 
 
 def number(value: Any) -> float:

@@ -3,9 +3,10 @@
 ``export_chrome_trace`` and ``tensorboard_trace_handler`` write one JSON
 document (often gzipped) per process: a ``traceEvents`` array plus
 ``deviceProperties``, ``distributedInfo``, ``baseTimeNanoseconds``...
-kineto_events reads the events into column arrays (streaming, bounded
-memory); this module turns them into the raw rows of the trace format (kinds,
-ns timestamps, devices, links, steps, samples) and hands them to
+kineto_events reads the events into column arrays (small files at once, large
+ones streamed in bounded memory); this module turns them, with numpy and
+Arrow (no pandas), into the raw rows of the trace format (kinds, ns
+timestamps, devices, links, steps, samples) and hands them to
 ``profkit.trace.build_events`` like the live recorder does; kineto_meta
 describes the file (devices, ranks, versions).
 
@@ -29,15 +30,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from ..errors import TraceImportError, UsageError
 from ..trace.build import build_events
 from ..trace.io import Trace, expand_paths, load, write_trace
 from ..trace.schema import GPU_KINDS, Kind
-from .kineto_events import Collected, dumps, number, open_stream, read_document
+from .kineto_events import Collected, dumps, floats, read_document
 from .kineto_meta import file_metadata, int_or_none
 
 #: Chrome-trace category (lower-cased) -> event kind; anything else is ``other``.
@@ -63,13 +62,15 @@ CATEGORY_KINDS: dict[str, str] = {
     "profkit_phase": Kind.PHASE.value,  # written by profkit export
 }
 
-
-
+#: Kinds as small integer codes while assembling (comparisons on ints, not on string objects).
+_KINDS = [kind.value for kind in Kind]
+_CODE = {value: code for code, value in enumerate(_KINDS)}
 _STEP_NAME = re.compile(r"^ProfilerStep#(\d+)$")
 _GPU_LABEL = re.compile(r"^GPU (\d+)")
 
 
-_DEVICE_WORK = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value})
+_DEVICE_WORK = [_CODE[Kind.KERNEL.value], _CODE[Kind.MEMCPY.value], _CODE[Kind.MEMSET.value]]
+_GPU_CODES = [_CODE[kind] for kind in GPU_KINDS]
 _TRACE_SUFFIXES = (".json.gz", ".json")
 
 @dataclass
@@ -91,8 +92,7 @@ def read_kineto(path: str | os.PathLike, *, progress: bool = True) -> ImportedTr
     if not path.is_file():
         raise TraceImportError(f"{path}: no such file")
     with _gc_paused():  # millions of new dicts and no cycles: the collector's passes would only cost
-        with open_stream(path, progress) as stream:
-            header, collected = read_document(stream, path.name)
+        header, collected = read_document(path, progress)
         return _assemble(header, collected, path)
 
 
@@ -132,11 +132,10 @@ def import_paths(
     written = []
     for source, target in zip(sources, targets):
         imported = read_kineto(source, progress=progress)
-        kernels = pa.compute.sum(pa.compute.equal(imported.table.column("kind").cast(pa.string()), Kind.KERNEL.value))
         write_trace(target, imported.table, imported.metadata)
         written.append(
-            Written(source, target, imported.table.num_rows, int(kernels.as_py() or 0), imported.metadata.get("rank"),
-                    tuple(imported.metadata["notes"]))
+            Written(source, target, imported.table.num_rows, _count_kind(imported.table, Kind.KERNEL),
+                    imported.metadata.get("rank"), tuple(imported.metadata["notes"]))
         )
     return written
 
@@ -196,12 +195,19 @@ def output_path(source: Path, output: str | os.PathLike | None, *, many: bool) -
     return output / name
 
 
-# ----------------------------------------------------------------------------------------------
-# Reading
+def _count_kind(table: pa.Table, kind: Kind) -> int:
+    """Rows of one kind, counted on the dictionary codes."""
+    count = 0
+    for chunk in table.column("kind").chunks:
+        values = chunk.dictionary.to_pylist()
+        if kind.value in values:
+            codes = chunk.indices.to_numpy(zero_copy_only=False)
+            count += int(np.count_nonzero(codes == values.index(kind.value)))
+    return count
 
 
 # ----------------------------------------------------------------------------------------------
-# Assembling the trace
+# Assembling the trace: numpy on the columns, Arrow arrays for build_events (no pandas, no per-row Python)
 
 
 def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> ImportedTrace:
@@ -209,9 +215,9 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     n = len(cols["ts"])
     notes: list[str] = []
     base_ns = int_or_none(header.get("baseTimeNanoseconds")) or 0
-    kind = _kinds(cols["cat"])
+    kind = _kind_codes(collected.uniques["cat"])[cols["cat"]]
     pid, tid = cols["pid"], cols["tid"]
-    gpu = np.isin(kind, list(GPU_KINDS))
+    gpu = np.isin(kind, _GPU_CODES)
     start_ns, end_ns = _to_ns(cols["ts"], cols["dur"], base_ns)
     if base_ns == 0 and n and np.nanmax(np.abs(cols["ts"])) >= 2**53 / 1000 and _has_fraction(cols["ts"]):
         notes.append("timestamps are float epoch µs: sub-µs digits beyond float precision were rounded")
@@ -223,43 +229,50 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     if remap_note:
         notes.append(remap_note)
     stream = np.where(np.isnan(cols["stream"]), tid, cols["stream"])
-    on_gpu_track = gpu | ((kind == Kind.OTHER.value) & ~np.isnan(cols["stream"]) & ~np.isnan(cols["device"]))
+    on_gpu_track = gpu | ((kind == _CODE[Kind.OTHER.value]) & ~np.isnan(cols["stream"]) & ~np.isnan(cols["device"]))
 
     correlation = cols["correlation"].copy()
     _fill_from_flows(correlation, kind, gpu, pid, tid, cols["ts"], collected.flows)
     linked = np.where(gpu, correlation, np.nan)
-    own_correlation = np.where((kind == Kind.RUNTIME.value) | gpu, correlation, np.nan)
+    own_correlation = np.where((kind == _CODE[Kind.RUNTIME.value]) | gpu, correlation, np.nan)
     process = _gpu_process(pid, host_pid, kind, gpu, correlation)
+    batch_size, token_count, extra = _unpack_phase_args(kind, cols["extra"])
 
-    raw = pd.DataFrame(
-        {
-            "kind": kind,
-            "name": cols["name"],
-            "start_ns": start_ns,
-            "duration_ns": np.maximum(end_ns - start_ns, 0),
-            "device_type": np.where(on_gpu_track, "gpu", "cpu"),
-            "device_index": np.where(on_gpu_track, device, -1).astype(np.int16),
-            "stream": _nullable(stream, on_gpu_track, "Int32"),
-            "process_id": process,
-            "thread_id": _nullable(tid, ~on_gpu_track),
-            "correlation_id": _nullable(own_correlation),
-            "linked_correlation_id": _nullable(linked),
-            "input_shapes": cols["shapes"],
-            "input_dtypes": cols["dtypes"],
-            "bytes": _nullable(cols["bytes"], np.isin(kind, [Kind.MEMCPY.value, Kind.MEMSET.value])),
-            "extra": cols["extra"],
-            "_external_id": cols["external_id"],
-        }
-    )
-    _unpack_phase_args(raw)
-    extras = [raw, _step_phases(raw), _samples(collected, host_pid, base_ns)]
-    raw = pd.concat([f for f in extras if f is not None and len(f)], ignore_index=True)
-    if raw.empty:
+    raw = {
+        "kind": _decode(kind, _KINDS),
+        "name": _decode(cols["name"], collected.uniques["name"]),
+        "start_ns": pa.array(start_ns),
+        "duration_ns": pa.array(np.maximum(end_ns - start_ns, 0)),
+        "device_type": _decode(on_gpu_track.astype(np.int8), ["cpu", "gpu"]),
+        "device_index": pa.array(np.where(on_gpu_track, device, -1).astype(np.int16)),
+        "stream": _nullable(stream, on_gpu_track, pa.int32()),
+        "process_id": pa.array(process),
+        "thread_id": _nullable(tid, ~on_gpu_track),
+        "correlation_id": _nullable(own_correlation),
+        "linked_correlation_id": _nullable(linked),
+        "input_shapes": _decode(cols["shapes"], collected.uniques["shapes"]),
+        "input_dtypes": _decode(cols["dtypes"], collected.uniques["dtypes"]),
+        "bytes": _nullable(cols["bytes"], np.isin(kind, [_CODE[Kind.MEMCPY.value], _CODE[Kind.MEMSET.value]])),
+        "batch_size": _nullable(batch_size, dtype=pa.int32()),
+        "token_count": _nullable(token_count),
+        "extra": pa.array(extra, pa.string()),
+        "_external_id": pa.array(cols["external_id"]),
+    }
+    spans = pa.table(raw)
+    parts = [spans, _step_phases(spans, kind), _samples(collected, host_pid, base_ns)]
+    parts = [part for part in parts if part is not None and part.num_rows]
+    if not parts:
         raise TraceImportError(f"{source.name}: no timed events (no 'X' spans or counters)")
-    raw = raw.sort_values(["start_ns", "duration_ns"], ascending=[True, False], kind="stable", ignore_index=True)
-    external = raw.pop("_external_id").to_numpy(dtype=np.float64, na_value=np.nan)
-    table = build_events(raw)
-    table, linked_by_external = _link_by_external_id(table, external)
+    raw_table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+    # Sorted as build_events sorts (start, then the enclosing event first; stable), so that its
+    # rows keep this order and the External ids below line up with them.
+    start = raw_table.column("start_ns").to_numpy()
+    duration = raw_table.column("duration_ns").to_numpy()
+    order = np.lexsort((-duration, start))
+    raw_table = raw_table.take(pa.array(order))
+    external = raw_table.column("_external_id").to_numpy().astype(np.float64)
+    table = build_events(raw_table.drop_columns(["_external_id"]))
+    table, linked_by_external = _link_by_external_id(table, external, raw_table)
     if linked_by_external:
         notes.append(f"{linked_by_external} GPU events linked to their op by External id (no launch call found)")
     for label, count in sorted(collected.skipped.items()):
@@ -268,18 +281,23 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     return ImportedTrace(table=table, metadata=metadata, source=source)
 
 
-def _kinds(categories: np.ndarray) -> np.ndarray:
-    """Kind per event: each distinct category looked up once."""
-    codes, uniques = pd.factorize(pd.Series(categories, dtype=object), use_na_sentinel=False)
-    table = np.array([CATEGORY_KINDS.get(str(c).lower(), Kind.OTHER.value) for c in uniques], dtype=object)
-    return table[codes] if len(codes) else np.array([], dtype=object)
+def _kind_codes(categories: np.ndarray) -> np.ndarray:
+    """Kind code per distinct category (look-ups per distinct value, not per event)."""
+    kinds = [_CODE[CATEGORY_KINDS.get(str(c).lower(), Kind.OTHER.value)] for c in categories]
+    return np.array(kinds, dtype=np.int8)
 
 
-def _ids(values: np.ndarray) -> np.ndarray:
-    """pid/tid values as float64 (NaN where not a number): ints, or strings ending in digits."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-    table = np.array([number(v) for v in uniques], dtype=np.float64)
-    return table[codes] if len(codes) else np.array([], dtype=np.float64)
+def _kind_column_codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Kind code per row of a kind-name column (each distinct name looked up once)."""
+    encoded = column.combine_chunks().dictionary_encode()
+    lookup = np.array([_CODE[value] for value in encoded.dictionary.to_pylist()], dtype=np.int8)
+    return lookup[encoded.indices.to_numpy()] if len(lookup) else np.zeros(len(encoded), dtype=np.int8)
+
+
+def _decode(codes: np.ndarray, values: Any) -> pa.Array:
+    """Integer codes into ``values`` (None -> null) as a string array, decoded by Arrow."""
+    dictionary = pa.array(list(values), pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary).dictionary_decode()
 
 
 def _to_ns(ts_us: np.ndarray, dur_us: np.ndarray, base_ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +320,7 @@ def _has_fraction(values: np.ndarray) -> bool:
 
 def _main_host_pid(pid: np.ndarray, kind: np.ndarray, gpu: np.ndarray) -> int:
     """The process that ran most host events (GPU events' pid is a device index in Kineto)."""
-    host = pid[~gpu & ~np.isnan(pid) & (kind != Kind.OTHER.value)]
+    host = pid[~gpu & ~np.isnan(pid) & (kind != _CODE[Kind.OTHER.value])]
     if not len(host):
         return 0
     values, counts = np.unique(host, return_counts=True)
@@ -318,91 +336,125 @@ def _remap_devices(device: np.ndarray, gpu: np.ndarray, properties: Any) -> tupl
     if not isinstance(properties, list) or not gpu.any():
         return device, None
     known = sorted({int(p["id"]) for p in properties if isinstance(p, dict) and isinstance(p.get("id"), int)})
-    used = sorted(set(device[gpu].tolist()))
-    if not known or set(used) <= set(known) or len(used) != len(known):
+    used = np.unique(device[gpu])
+    if not known or set(used.tolist()) <= set(known) or len(used) != len(known):
         return device, None
-    lookup = dict(zip(used, known))
-    remapped = np.array([lookup.get(d, d) for d in device.tolist()], dtype=np.int64) if len(used) else device
-    mapping = ", ".join(f"{a}->{b}" for a, b in lookup.items())
+    at = np.minimum(np.searchsorted(used, device), len(used) - 1)
+    remapped = np.where(used[at] == device, np.array(known, dtype=np.int64)[at], device)
+    mapping = ", ".join(f"{a}->{b}" for a, b in zip(used.tolist(), known))
     return remapped, f"GPU ids in events renumbered to match deviceProperties ({mapping})"
 
 
+def _first_row(keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """For each query, the first of ``rows`` whose key equals it (as float), NaN where none.
+
+    A sorted-key search (no join): ``keys[i]`` is the key of ``rows[i]``.
+    """
+    if not len(rows):
+        return np.full(len(queries), np.nan)
+    unique, first = np.unique(keys, return_index=True)
+    at = np.minimum(np.searchsorted(unique, queries), len(unique) - 1)
+    return np.where(unique[at] == queries, rows[first[at]], np.nan)
+
+
 def _fill_from_flows(correlation, kind, gpu, pid, tid, ts_us, flows: list[tuple]) -> None:
-    """Where an event has no args.correlation, take the id of the flow arrow bound to it."""
-    missing = np.isnan(correlation) & (np.isin(kind, list(_DEVICE_WORK)) | (kind == Kind.RUNTIME.value))
+    """Where an event has no args.correlation, take the id of the flow arrow bound to it.
+
+    An event is bound to the first flow arrow with its end ("s" for the launch, "f"
+    for the GPU event), pid, tid and ts; missing values match each other.
+    """
+    missing = np.isnan(correlation) & (np.isin(kind, _DEVICE_WORK) | (kind == _CODE[Kind.RUNTIME.value]))
     if not missing.any() or not flows:
         return
-    frame = pd.DataFrame(flows, columns=["ph", "id", "pid", "tid", "ts"])
-    frame["pid"] = _ids(frame["pid"].to_numpy(dtype=object))
-    frame["tid"] = _ids(frame["tid"].to_numpy(dtype=object))
-    frame["id"] = _ids(frame["id"].to_numpy(dtype=object))
-    frame["ts"] = pd.to_numeric(frame["ts"], errors="coerce")
+    ph, flow_id, flow_pid, flow_tid, flow_ts = zip(*flows)
     rows = np.flatnonzero(missing)
-    events = pd.DataFrame({"row": rows, "pid": pid[rows], "tid": tid[rows], "ts": ts_us[rows],
-                           "ph": np.where(gpu[rows], "f", "s")})
-    hit = events.merge(frame.drop_duplicates(["ph", "pid", "tid", "ts"]), on=["ph", "pid", "tid", "ts"], how="inner")
-    correlation[hit["row"].to_numpy()] = hit["id"].to_numpy(dtype=np.float64)
+    phase = np.array([{"s": 0.0, "f": 1.0}.get(p, 2.0) for p in ph])
+    arrows = np.column_stack([phase, floats(flow_pid), floats(flow_tid), _flow_times(flow_ts)])
+    events = np.column_stack([gpu[rows].astype(np.float64), pid[rows], tid[rows], ts_us[rows]])
+    # One id per distinct (end, pid, tid, ts) row, NaN made a value of its own so that it matches itself.
+    both = np.concatenate([arrows, events])
+    both[np.isnan(both)] = np.inf
+    _, group = np.unique(both, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    arrow_groups, event_groups = group[: len(arrows)], group[len(arrows) :]
+    found = _first_row(arrow_groups, np.arange(len(arrows)), event_groups)
+    hit = ~np.isnan(found)
+    correlation[rows[hit]] = floats(flow_id)[found[hit].astype(np.int64)]
+
+
+def _flow_times(values: tuple) -> np.ndarray:
+    """Flow ``ts`` as float µs; NaN where not a number."""
+    return np.array([float(v) if type(v) in (int, float) else np.nan for v in values], dtype=np.float64)
 
 
 def _gpu_process(pid, host_pid: int, kind, gpu, correlation) -> np.ndarray:
-    """Host pid per event; GPU events take the pid of the runtime call with their correlation."""
+    """Host pid per event; GPU events take the pid of the (first) runtime call with their correlation."""
     process = np.where(np.isnan(pid), host_pid, pid)
-    launch = (kind == Kind.RUNTIME.value) & ~np.isnan(correlation)
-    by_correlation = pd.Series(pid[launch], index=correlation[launch])
-    by_correlation = by_correlation[~by_correlation.index.duplicated()]
+    launch = np.flatnonzero((kind == _CODE[Kind.RUNTIME.value]) & ~np.isnan(correlation))
     rows = np.flatnonzero(gpu)
-    launcher = by_correlation.reindex(correlation[rows]).to_numpy(dtype=np.float64)
+    launcher_row = _first_row(correlation[launch], launch, correlation[rows])
+    hit = ~np.isnan(launcher_row)
+    launcher = np.full(len(rows), np.nan)
+    launcher[hit] = pid[launcher_row[hit].astype(np.int64)]
     process[rows] = np.where(np.isnan(launcher), host_pid, launcher)
     return process.astype(np.int64)
 
 
-def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: str = "Int64") -> pd.arrays.IntegerArray:
+def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: pa.DataType = pa.int64()) -> pa.Array:
+    """Float values (NaN = missing) as an Arrow integer array; rows outside ``keep`` are null too."""
     values = np.asarray(values, dtype=np.float64)
-    if dtype == "Int32":  # CUDA writes the default stream's "no stream" as uint32 -1
+    if dtype == pa.int32():  # CUDA writes the default stream's "no stream" as uint32 -1
         values = np.where(values >= 2**31, values - 2**32, values)
     mask = np.isnan(values) if keep is None else (np.isnan(values) | ~keep)
-    return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(dtype.lower()), mask)
+    return pa.array(np.where(mask, 0, values).astype(dtype.to_pandas_dtype()), type=dtype, mask=mask)
 
 
-def _unpack_phase_args(raw: pd.DataFrame) -> None:
-    """Phase rows written by ``profkit export`` carry batch_size/token_count in their args."""
-    rows = np.flatnonzero((raw["kind"] == Kind.PHASE.value).to_numpy())
+def _unpack_phase_args(kind: np.ndarray, extras: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Phase rows written by ``profkit export`` carry batch_size/token_count in their args.
+
+    Returns (batch_size, token_count, extra) per row: NaN where absent; the
+    phase rows' extra without those two keys.
+    """
+    batch = np.full(len(kind), np.nan)
+    tokens = np.full(len(kind), np.nan)
+    rows = np.flatnonzero(kind == _CODE[Kind.PHASE.value])
     if not len(rows):
-        return
-    batch = np.full(len(raw), np.nan)
-    tokens = np.full(len(raw), np.nan)
-    extras = raw["extra"].to_numpy(dtype=object).copy()
-    for row in rows:
+        return batch, tokens, extras
+    extras = extras.copy()
+    for row in rows:  # a few marks per step, not per event
         extra = json.loads(extras[row]) if isinstance(extras[row], str) else {}
         batch[row] = extra.pop("batch_size", None) or np.nan
         tokens[row] = extra.pop("token_count", None) or np.nan
         extras[row] = dumps(extra) if extra else None
-    raw["batch_size"] = _nullable(batch, dtype="Int32")
-    raw["token_count"] = _nullable(tokens)
-    raw["extra"] = extras
+    return batch, tokens, extras
 
 
-def _step_phases(raw: pd.DataFrame) -> pd.DataFrame | None:
+def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
     """One ``step`` phase mark per ProfilerStep#N annotation (steps are what check compares)."""
-    kind = raw["kind"].to_numpy()
-    if (kind == Kind.PHASE.value).any():  # profkit's own marks (an exported trace) already say it
+    if (kind == _CODE[Kind.PHASE.value]).any():  # profkit's own marks (an exported trace) already say it
         return None
-    annotation = np.flatnonzero(kind == Kind.ANNOTATION.value)
-    numbers = [_STEP_NAME.match(str(name)) for name in raw["name"].to_numpy()[annotation]]
+    annotation = np.flatnonzero(kind == _CODE[Kind.ANNOTATION.value])
+    names = spans.column("name").take(pa.array(annotation)).to_pylist()
+    numbers = [_STEP_NAME.match(str(name)) for name in names]
     rows = [row for row, match in zip(annotation, numbers) if match]
     if not rows:
         return None
-    marks = raw.iloc[rows].copy()
-    marks["kind"] = Kind.PHASE.value
-    marks["name"] = "step"
-    marks["extra"] = [dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m]
-    marks["input_shapes"] = None
-    marks["input_dtypes"] = None
-    marks["_external_id"] = np.nan
+    marks = spans.take(pa.array(rows, pa.int64()))
+    replaced = {
+        "kind": pa.array([Kind.PHASE.value] * len(rows), pa.string()),
+        "name": pa.array(["step"] * len(rows), pa.string()),
+        "extra": pa.array([dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m],
+                          pa.string()),
+        "input_shapes": pa.nulls(len(rows), pa.string()),
+        "input_dtypes": pa.nulls(len(rows), pa.string()),
+        "_external_id": pa.array(np.full(len(rows), np.nan)),
+    }
+    for name, column in replaced.items():
+        marks = marks.set_column(marks.schema.get_field_index(name), name, column)
     return marks
 
 
-def _samples(collected: Collected, host_pid: int, base_ns: int) -> pd.DataFrame | None:
+def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | None:
     """Counter events ("ph": "C") as telemetry samples: one row per counter argument."""
     if not collected.counters:
         return None
@@ -413,61 +465,62 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pd.DataFrame 
         if match:
             gpu_pids[event.get("pid")] = int(match.group(1))
     rows = []
-    for event in collected.counters:
+    for event in collected.counters:  # counters are few (a sampler's rate, not per kernel)
         args = event.get("args") or {}
         for key, value in args.items():
             if not isinstance(value, (int, float)) or event.get("ts") is None:
                 continue
             metric = event.get("name") if key == "value" or len(args) == 1 else f"{event.get('name')} {key}"
-            rows.append((str(metric), float(event["ts"]), float(value), gpu_pids.get(event.get("pid"))))
+            rows.append((str(metric), float(event["ts"]), float(value), gpu_pids.get(event.get("pid"), -1)))
     if not rows:
         return None
-    frame = pd.DataFrame(rows, columns=["name", "ts", "value", "gpu"])
-    start_ns, _ = _to_ns(frame["ts"].to_numpy(), np.zeros(len(frame)), base_ns)
-    on_gpu = frame["gpu"].notna().to_numpy()
-    return pd.DataFrame(
+    names, ts, values, gpus = zip(*rows)
+    start_ns, _ = _to_ns(np.array(ts, dtype=np.float64), np.zeros(len(rows)), base_ns)
+    device = np.array(gpus, dtype=np.int16)
+    return pa.table(
         {
-            "kind": Kind.SAMPLE.value,
-            "name": frame["name"],
-            "start_ns": start_ns,
-            "duration_ns": np.zeros(len(frame), dtype=np.int64),
-            "device_type": np.where(on_gpu, "gpu", "cpu"),
-            "device_index": np.where(on_gpu, frame["gpu"].fillna(-1), -1).astype(np.int16),
-            "process_id": np.int64(host_pid),
-            "value": frame["value"],
-            "_external_id": np.nan,
+            "kind": pa.array([Kind.SAMPLE.value] * len(rows), pa.string()),
+            "name": pa.array(names, pa.string()),
+            "start_ns": pa.array(start_ns),
+            "duration_ns": pa.array(np.zeros(len(rows), dtype=np.int64)),
+            "device_type": pa.array(np.where(device >= 0, "gpu", "cpu").tolist(), pa.string()),
+            "device_index": pa.array(device),
+            "process_id": pa.array(np.full(len(rows), host_pid, dtype=np.int64)),
+            "value": pa.array(np.array(values, dtype=np.float64), from_pandas=True),
+            "_external_id": pa.array(np.full(len(rows), np.nan)),
         }
     )
 
 
-def _link_by_external_id(table: pa.Table, external: np.ndarray) -> tuple[pa.Table, int]:
+def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -> tuple[pa.Table, int]:
     """Give unlinked kernels/copies the op with their External id (some traces have no launch calls).
 
+    ``external`` and ``raw`` (the rows build_events was given) are in the table's row order.
     Skipped when a trace's GPU External ids just repeat their correlations
     (some Kineto versions): those are no op ids.
     """
-    kind = table.column("kind").to_numpy(zero_copy_only=False).astype(object)
-    op_id = table.column("op_id").to_numpy(zero_copy_only=False)
-    op_id = np.where(pd.isna(op_id), np.nan, op_id).astype(np.float64)
-    correlation = table.column("correlation_id").to_numpy(zero_copy_only=False).astype(np.float64)
-    work = np.isin(kind, list(_DEVICE_WORK))
+    kind = _kind_column_codes(raw.column("kind"))
+    op_id = table.column("op_id").to_numpy(zero_copy_only=False).astype(np.float64)
+    correlation = raw.column("correlation_id").to_numpy(zero_copy_only=False).astype(np.float64)
+    work = np.isin(kind, _DEVICE_WORK)
     both = work & ~np.isnan(external) & ~np.isnan(correlation)
     if both.any() and np.all(external[both] == correlation[both]):
         return table, 0
     want = work & np.isnan(op_id) & ~np.isnan(external)
     if not want.any():
         return table, 0
-    process = table.column("process_id").to_numpy(zero_copy_only=False)
-    ops = np.flatnonzero((kind == Kind.CPU_OP.value) & ~np.isnan(external))
-    by_key = pd.Series(ops, index=pd.MultiIndex.from_arrays([process[ops], external[ops]]))
-    by_key = by_key[~by_key.index.duplicated()]
+    process = raw.column("process_id").to_numpy()
+    ops = np.flatnonzero((kind == _CODE[Kind.CPU_OP.value]) & ~np.isnan(external))
     rows = np.flatnonzero(want)
-    found = by_key.reindex(pd.MultiIndex.from_arrays([process[rows], external[rows]])).to_numpy(dtype=np.float64)
+    # (process, External id) as one exact integer key: both factorized over the rows that take part.
+    taking = np.concatenate([ops, rows])
+    _, process_code = np.unique(process[taking], return_inverse=True)
+    _, external_code = np.unique(external[taking], return_inverse=True)
+    key = process_code.reshape(-1).astype(np.int64) * len(taking) + external_code.reshape(-1)
+    found = _first_row(key[: len(ops)], ops, key[len(ops) :])
     hit = ~np.isnan(found)
     if not hit.any():
         return table, 0
     op_id[rows[hit]] = found[hit]
     column = pa.array(np.where(np.isnan(op_id), 0, op_id).astype(np.int64), mask=np.isnan(op_id))
     return table.set_column(table.schema.get_field_index("op_id"), "op_id", column), int(hit.sum())
-
-
