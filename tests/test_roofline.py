@@ -160,3 +160,23 @@ def test_idle_attribution_by_host_cause():
     assert idle["span_ns"] == 75 and idle["busy_ns"] == 35 and idle["idle_ns"] == 40
     assert causes == {"synchronization": 10, "data_loading": 0, "kernel_launch": 3, "other_runtime": 5,
                       "host_ops": 7, "no_host_activity": 15}
+
+
+_SYNC_REFERENCE = (  # the one-pattern form of idle's synchronization test, kept here as the reference
+    r"(?i)synchronize|^(?:cuda|hip)Memcpy(?:2D|3D)?$|^(?:cuda|hip)Memcpy(?:2D|3D)?(?:To|From)Symbol$|"
+    r"^cuMemcpy[DH]to[DH](?:_v2)?$|^aten::(?:item|_local_scalar_dense)$|^cudaStreamWaitEvent$"
+)
+
+
+@pytest.mark.parametrize("name", [
+    "cudaDeviceSynchronize", "hipStreamSynchronize", "cudaEventSYNCHRONIZE", "cudaMemcpy", "hipMemcpy2D",
+    "cudaMemcpy3DToSymbol", "hipMemcpyFromSymbol", "cuMemcpyDtoH_v2", "cuMemcpyHtoD", "aten::item",
+    "aten::_local_scalar_dense", "cudaStreamWaitEvent", "CUDAMEMCPY", "cudaMemcpy\n",  # $ matches before a final \n
+    "cudaMemcpyAsync", "xcudaMemcpy", "aten::itemx", "cudaStreamWaitEvents", "cudaLaunchKernel", "aten::mm", "",
+])
+def test_synchronization_names_as_the_single_pattern_reads_them(name):
+    import re
+
+    from profkit.analyzers.idle import _is_sync
+
+    assert _is_sync(name) == bool(re.search(_SYNC_REFERENCE, name))

@@ -49,10 +49,14 @@ def label_table(labels: Labels, test: Callable[[str], Any], null: Any = False, d
     codes, texts = labels
     values = np.empty(len(texts) + 1, dtype=dtype)
     values[:] = null
-    used = range(len(texts)) if rows is None else np.unique(codes[rows])
+    if rows is None:
+        used = range(len(texts))
+    else:  # the codes those rows use, in code order (marking is O(n); np.unique would sort)
+        marked = np.zeros(len(texts) + 1, dtype=bool)
+        marked[codes[rows]] = True  # code -1 marks the trailing slot, which is never tested
+        used = np.flatnonzero(marked[:-1])
     for i in used:
-        if i >= 0:
-            values[i] = test(texts[i])
+        values[i] = test(texts[i])
     return values[codes]  # code -1 picks the trailing null value
 
 

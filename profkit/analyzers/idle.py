@@ -29,12 +29,19 @@ from .intervals import merge_intervals
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 IDLE_CAUSES = ("synchronization", "data_loading", "kernel_launch", "other_runtime", "host_ops", "no_host_activity")
 
-_SYNC = re.compile(
-    r"(?i)synchronize|^(?:cuda|hip)Memcpy(?:2D|3D)?$|^(?:cuda|hip)Memcpy(?:2D|3D)?(?:To|From)Symbol$|^cuMemcpy[DH]to[DH](?:_v2)?$|"
-    r"^aten::(?:item|_local_scalar_dense)$|^cudaStreamWaitEvent$"
+# Synchronization: "synchronize" anywhere, or one of these whole names. Two patterns, not one
+# alternation under search(): the anchored names are tried once at the start, not at every position.
+_SYNC_ANYWHERE = re.compile(r"(?i)synchronize")
+_SYNC_CALL = re.compile(
+    r"(?i)(?:(?:cuda|hip)Memcpy(?:2D|3D)?|(?:cuda|hip)Memcpy(?:2D|3D)?(?:To|From)Symbol|cuMemcpy[DH]to[DH](?:_v2)?|"
+    r"aten::(?:item|_local_scalar_dense)|cudaStreamWaitEvent)$"
 )
 _LAUNCH = re.compile(r"(?i)launch")
 _DATA = re.compile(r"(?i)dataloader|data_loader|_next_data|__next__")
+
+
+def _is_sync(name: str) -> bool:
+    return bool(_SYNC_ANYWHERE.search(name) or _SYNC_CALL.match(name))
 
 
 def _interval_op(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], keep_b: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +55,8 @@ def _interval_op(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
     order = np.argsort(points, kind="stable")
     points, da, db = points[order], da[order], db[order]
     # State after each unique point; a segment runs from that point to the next.
-    unique, first = np.unique(points, return_index=True)
+    first = np.flatnonzero(np.r_[True, points[1:] != points[:-1]])  # points are sorted: no second sort
+    unique = points[first]
     last = np.r_[first[1:], len(points)] - 1
     in_a = np.cumsum(da)[last] > 0
     in_b = np.cumsum(db)[last] > 0
@@ -91,7 +99,7 @@ def idle_attribution(events: pd.DataFrame) -> dict:
     runtime = kind_in(Kind.RUNTIME.value)
     names = label_codes(events["name"])
     cause_rows = {  # each cause's rows; the regexes run once per unique name of the rows they apply to
-        "synchronization": host & label_table(names, lambda n: bool(_SYNC.search(n)), rows=host),
+        "synchronization": host & label_table(names, _is_sync, rows=host),
         "data_loading": host & label_table(names, lambda n: bool(_DATA.search(n)), rows=host),
         "kernel_launch": runtime & label_table(names, lambda n: bool(_LAUNCH.search(n)), rows=runtime),
         "other_runtime": runtime,

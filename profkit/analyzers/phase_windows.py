@@ -93,20 +93,38 @@ def parse_engine_step(name: str) -> tuple[str, str, int | None, int | None] | No
 # ---------------------------------------------------------------- windows
 
 
+#: A table of windows while it is being assembled: column name -> array (one DataFrame at the end).
+Columns = dict[str, np.ndarray]
+
+
 def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
     """One row per phase window (see the module docstring for the sources, in order)."""
     marks = _prefer_user_marks(_mark_windows(events))
-    frames = [marks]
+    parts = [marks]
     if not (marks["phase"] == STEP).any():
-        frames.append(_profiler_step_windows(events))
-    if not marks["phase"].isin(PASS_PHASES).any():
+        parts.append(_profiler_step_windows(events))
+    if not np.isin(marks["phase"], PASS_PHASES).any():
         engine = _engine_windows(events)
-        frames.append(engine if len(engine) else _guessed_passes(events, pd.concat(frames, ignore_index=True)))
-    windows = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else marks
-    return windows.sort_values(["rank", "start_ns"], kind="stable").reset_index(drop=True)
+        parts.append(engine if _size(engine) else _guessed_passes(events, _concat(parts)))
+    windows = _concat(parts)
+    order = np.lexsort((windows["start_ns"], windows["rank"]))  # by rank, then start; stable
+    return pd.DataFrame({name: values[order] for name, values in windows.items()})
 
 
-def _frame(**columns) -> pd.DataFrame:
+def _size(columns: Columns) -> int:
+    return len(columns["start_ns"])
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    return {name: np.concatenate([part[name] for part in parts]) for name in WINDOW_COLUMNS}
+
+
+def _take(columns: Columns, rows: np.ndarray) -> Columns:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def _frame(**columns) -> Columns:
+    """Window columns in their types: numbers as float64 (NaN for null), times and ranks int64, text as objects."""
     n = len(columns["start_ns"])
     data = {}
     for name in WINDOW_COLUMNS:
@@ -117,8 +135,18 @@ def _frame(**columns) -> pd.DataFrame:
             value = np.zeros(n, np.int64) if value is None else np.asarray(value).astype(np.int64)
         elif value is None:
             value = np.full(n, None, dtype=object)
+        else:
+            value = _objects(value)
         data[name] = value
-    return pd.DataFrame(data)
+    return data
+
+
+def _objects(values) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values.astype(object)
+    out = np.empty(len(values), dtype=object)  # element by element: a list of tuples stays one column
+    out[:] = list(values)
+    return out
 
 
 def _floats(values) -> np.ndarray:
@@ -139,7 +167,7 @@ def _ranks(rows: pd.DataFrame) -> np.ndarray:
     return rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64)
 
 
-def _mark_windows(events: pd.DataFrame) -> pd.DataFrame:
+def _mark_windows(events: pd.DataFrame) -> Columns:
     at = np.flatnonzero(is_kind(events, Kind.PHASE.value))
     parsed = _parse_extras(events["extra"].iloc[at]) if len(at) else []
     start = events["start_ns"].to_numpy(np.int64)[at]
@@ -156,16 +184,18 @@ def _mark_windows(events: pd.DataFrame) -> pd.DataFrame:
 _DETECTED_SOURCES = ("forward_hook", "inferred", "transformers")
 
 
-def _prefer_user_marks(marks: pd.DataFrame) -> pd.DataFrame:
+def _prefer_user_marks(marks: Columns) -> Columns:
     """A label the user marked with ``profkit.phase`` drops the forward hook's marks of that label.
 
     ``with profkit.phase("prefill"): model(prompt)`` under no_grad would otherwise count each pass twice.
     """
-    user = set(marks.loc[marks["source"] == "user", "phase"])
+    source = marks["source"]
+    user = set(marks["phase"][source == "user"])
     if not user:
         return marks
-    detected = marks["source"].isin(_DETECTED_SOURCES)
-    return marks[~(marks["phase"].isin(user) & detected)].reset_index(drop=True)
+    detected = np.array([s in _DETECTED_SOURCES for s in source], dtype=bool)
+    user_label = np.array([p in user for p in marks["phase"]], dtype=bool)
+    return _take(marks, np.flatnonzero(~(user_label & detected)))
 
 
 def _parse_extras(extra: pd.Series) -> list[dict]:
@@ -202,14 +232,14 @@ def _window_times(events: pd.DataFrame, at: np.ndarray) -> tuple[np.ndarray, np.
     return start, start + int_values(events["duration_ns"])[at]
 
 
-def _profiler_step_windows(events: pd.DataFrame) -> pd.DataFrame:
+def _profiler_step_windows(events: pd.DataFrame) -> Columns:
     at, found = _named(events, (Kind.ANNOTATION.value,), _PROFILER_STEP.match)
     start, end = _window_times(events, at)
     return _frame(phase=np.full(len(at), STEP, dtype=object), rank=ranks(events)[at], start_ns=start, end_ns=end,
                   step=[int(m.group(1)) for m in found], source=np.full(len(at), "ProfilerStep", dtype=object))
 
 
-def _engine_windows(events: pd.DataFrame) -> pd.DataFrame:
+def _engine_windows(events: pd.DataFrame) -> Columns:
     at, found = _named(events, _HOST_RANGE_KINDS, parse_engine_step)
     start, end = _window_times(events, at)
     return _frame(phase=[f[1] for f in found], rank=ranks(events)[at], start_ns=start, end_ns=end,
@@ -221,7 +251,7 @@ def _engine_windows(events: pd.DataFrame) -> pd.DataFrame:
 TOKEN_OPS = {"aten::embedding": 1, "aten::linear": 0, "aten::matmul": 0}
 
 
-def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+def _guessed_passes(events: pd.DataFrame, known: Columns) -> Columns:
     """Passes from the token dimension of each candidate window's first embedding/projection op."""
     if _per_name(events["name"], lambda n: bool(_BACKWARD.match(n))).any():
         return _frame(start_ns=[])  # a training trace: its forwards are not generation passes
@@ -232,8 +262,8 @@ def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
         start, end = _window_times(events, frames)
         candidates = _frame(rank=ranks(events)[frames], start_ns=start, end_ns=end)
     else:
-        candidates = known[known["phase"] == STEP]
-    if candidates.empty:
+        candidates = _take(known, np.flatnonzero(known["phase"] == STEP))
+    if not _size(candidates):
         return _frame(start_ns=[])
     names = label_codes(events["name"])
     priority = label_table(names, {name: i for i, name in enumerate(TOKEN_OPS)}.get, null=None, dtype=object)
@@ -249,10 +279,10 @@ def _guessed_passes(events: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
              for row in ops[first]]
     batch = np.array([s[0] if s else np.nan for s in shape], dtype=float)
     seq = np.array([s[1] if s else np.nan for s in shape], dtype=float)
-    win = candidates.iloc[pos[first]]
+    win = _take(candidates, pos[first])
     ok = np.isfinite(seq)
-    return _frame(phase=np.where(seq > 1, PREFILL, DECODE)[ok], rank=win["rank"].to_numpy()[ok],
-                  start_ns=win["start_ns"].to_numpy()[ok], end_ns=win["end_ns"].to_numpy()[ok],
+    return _frame(phase=np.where(seq > 1, PREFILL, DECODE)[ok], rank=win["rank"][ok],
+                  start_ns=win["start_ns"][ok], end_ns=win["end_ns"][ok],
                   batch_size=batch[ok], tokens=(batch * seq)[ok],
                   source=np.full(int(ok.sum()), "token_shape", dtype=object))
 
@@ -281,7 +311,7 @@ def _token_shape(name: str, shapes_json) -> tuple[int, int] | None:
     return None
 
 
-def assign_to_windows(t_ns: np.ndarray, rank: np.ndarray, windows: pd.DataFrame) -> np.ndarray:
+def assign_to_windows(t_ns: np.ndarray, rank: np.ndarray, windows: pd.DataFrame | Columns) -> np.ndarray:
     """Position (in ``windows``) of the window holding each time, per rank; -1 when none.
 
     Windows of one rank are taken in start order; where they overlap, the later one wins.
@@ -289,14 +319,15 @@ def assign_to_windows(t_ns: np.ndarray, rank: np.ndarray, windows: pd.DataFrame)
     t_ns = np.asarray(t_ns, np.int64)
     rank = np.asarray(rank, np.int64)
     out = np.full(len(t_ns), -1, np.int64)
-    if windows.empty or len(t_ns) == 0:
+    w_start = np.asarray(windows["start_ns"], np.int64)
+    if len(w_start) == 0 or len(t_ns) == 0:
         return out
-    w_rank = windows["rank"].to_numpy(np.int64)
+    w_rank, w_end = np.asarray(windows["rank"], np.int64), np.asarray(windows["end_ns"], np.int64)
     for r in np.unique(w_rank):
         mine = np.flatnonzero(w_rank == r)
-        order = mine[np.argsort(windows["start_ns"].to_numpy(np.int64)[mine], kind="stable")]
-        starts = windows["start_ns"].to_numpy(np.int64)[order]
-        ends = windows["end_ns"].to_numpy(np.int64)[order]
+        order = mine[np.argsort(w_start[mine], kind="stable")]
+        starts = w_start[order]
+        ends = w_end[order]
         sel = rank == r
         i = np.searchsorted(starts, t_ns[sel], side="right") - 1
         at = np.maximum(i, 0)
