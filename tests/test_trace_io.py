@@ -91,3 +91,43 @@ def test_write_is_atomic_and_leaves_no_temp_on_failure(tmp_path):
         write_trace(good, pa.table({"not": ["a trace"]}), {})
     assert good.read_bytes() == before, "a failed write never touches the existing file"
     assert [p.name for p in tmp_path.iterdir()] == ["good.parquet"]
+
+
+def _generic_read(path) -> pd.DataFrame:
+    """What load() reads, the generic way: pyarrow's to_pandas with nullable ints, never-null ids unboxed."""
+    from profkit.trace.io import _NEVER_NULL, _pandas_types
+
+    events = pq.read_table(path).to_pandas(types_mapper=_pandas_types().get)
+    for column in _NEVER_NULL:
+        if not events[column].hasnans:
+            events[column] = events[column].to_numpy(dtype="int64")
+    return events
+
+
+def _assert_same_frame(fast: pd.DataFrame, reference: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(fast, reference, check_exact=True)
+    for column in reference:
+        assert type(fast[column].array) is type(reference[column].array), column
+        if isinstance(reference[column].dtype, pd.CategoricalDtype):
+            assert fast[column].cat.codes.dtype == reference[column].cat.codes.dtype, column
+            assert fast[column].cat.categories.dtype == reference[column].cat.categories.dtype, column
+
+
+def test_load_builds_the_frame_pyarrow_would(tmp_path):
+    """load()'s column-by-column build equals to_pandas: the bundled trace, and one with null text,
+    null ids, an all-null text column (an empty dictionary) and several row groups (the generic way)."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_cpu.parquet"
+    _assert_same_frame(load(sample).events, _generic_read(sample))
+    raw = _raw([("cpu_op", "aten::mm", 0, 5, 1, 1, None), ("kernel", "gemm", 2, 2, None, 1, None),
+                ("cpu_op", "aten::add", 6, 1, 1, None, None)])
+    good = write_trace(tmp_path / "nulls.parquet", build_events(raw), {"command": ["x"]})
+    events = load(good).events
+    assert events["input_shapes"].isna().all() and events["thread_id"].isna().any()
+    _assert_same_frame(events, _generic_read(good))
+    split = tmp_path / "groups.parquet"
+    table = pq.read_table(good)
+    pq.write_table(table, split, row_group_size=1)
+    assert pq.ParquetFile(split).metadata.num_row_groups == 3
+    _assert_same_frame(load(split).events, _generic_read(split))

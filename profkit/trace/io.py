@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -103,20 +104,55 @@ class Trace:
 def load(path: str | os.PathLike) -> Trace:
     """Read one trace file; raise TraceFormatError with a one-line reason if it is not one."""
     path = Path(path)
-    schema = _read_schema(path)
-    metadata = _decode_metadata(path, schema.metadata)
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise TraceFormatError(f"{path}: unreadable Parquet data ({_first_line(exc)})") from None
-    missing = [f.name for f in ARROW_SCHEMA if f.name not in table.column_names]
+    with _open(path) as parquet:
+        metadata = _decode_metadata(path, parquet.schema_arrow.metadata)
+        try:
+            table = parquet.read()
+        except (pa.ArrowException, OSError) as exc:
+            raise TraceFormatError(f"{path}: unreadable Parquet data ({_first_line(exc)})") from None
+    present = set(table.column_names)
+    missing = [f.name for f in ARROW_SCHEMA if f.name not in present]
     if missing:
         raise TraceFormatError(f"{path}: missing columns {', '.join(missing)}")
-    events = table.to_pandas(types_mapper=_pandas_types().get)
-    for column in _NEVER_NULL:
-        if not events[column].hasnans:
-            events[column] = events[column].to_numpy(dtype="int64")
-    return Trace(events=events, metadata=metadata, path=path)
+    return Trace(events=_to_pandas(table), metadata=metadata, path=path)
+
+
+def _to_pandas(table: pa.Table) -> "pd.DataFrame":
+    """The events table as pandas: what ``table.to_pandas`` gives with the nullable integer types
+    (and plain int64 for the never-null columns), built column by column from one-chunk arrays:
+    no per-column pass of pandas' generic conversion, no second pass to unbox never-null columns."""
+    import pandas as pd
+
+    nullable = _pandas_types()
+    if any(column.num_chunks != 1 for column in table.columns):  # several row groups: the generic way
+        events = table.to_pandas(types_mapper=nullable.get)
+        for name in _NEVER_NULL:
+            if not events[name].hasnans:
+                events[name] = events[name].to_numpy(dtype="int64")
+        return events
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        array = column.chunk(0)
+        if pa.types.is_dictionary(array.type) and len(array.dictionary):  # (an empty one reads as object)
+            codes = array.indices.to_numpy(zero_copy_only=False)
+            if array.null_count:
+                codes = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes)
+            categories = pd.Index(array.dictionary.to_pandas())
+            columns[name] = pd.Categorical.from_codes(codes, categories=categories, validate=False)
+        elif array.type in nullable and not (name in _NEVER_NULL and array.null_count == 0):
+            values = (array.fill_null(0) if array.null_count else array).to_numpy(zero_copy_only=False)
+            mask = array.is_null().to_numpy(zero_copy_only=False)
+            columns[name] = pd.array(values, dtype=nullable[array.type]) if not mask.any() else \
+                _masked(values, mask, nullable[array.type])
+        else:
+            columns[name] = column.to_pandas()
+    return pd.DataFrame(columns, copy=False)
+
+
+def _masked(values: np.ndarray, mask: np.ndarray, dtype) -> Any:
+    import pandas as pd
+
+    return pd.arrays.IntegerArray(values.astype(dtype.numpy_dtype, copy=False), mask)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -135,12 +171,18 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _read_schema(path: Path) -> pa.Schema:
+    with _open(path) as parquet:
+        return parquet.schema_arrow
+
+
+def _open(path: Path) -> pq.ParquetFile:
+    """The file, its footer read (one open for the schema and the data)."""
     if not path.exists():
         raise TraceFormatError(f"{path}: no such file")
     if path.is_dir():
         raise TraceFormatError(f"{path}: is a folder, not a trace file")
     try:
-        return pq.read_schema(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         raise TraceFormatError(f"{path}: not a Parquet file or truncated ({_first_line(exc)})") from None
 
