@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..trace.schema import Kind
+from ..trace.kinds import Kind
 
 if TYPE_CHECKING:
     import pandas as pd

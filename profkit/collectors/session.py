@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..trace.build import build_events
-from ..trace.io import write_trace
 from . import marks
 from .metadata import run_metadata
 from .paths import check_writable
-from .quiet import quiet_profiler
+from .profiler import KinetoProfiler
 from .steps import StepHook
 
 
@@ -76,6 +74,7 @@ class RecordingSession:
         self._steps = StepHook(self._on_step, first_start_ns=self._start_ns)
         self._steps.install()
         _install_phase_detection(self._marks)
+        _preload_writer()
         return self
 
     def finalize(
@@ -112,6 +111,9 @@ class RecordingSession:
                 options=self.options.describe(),
                 notes=self.notes,
             )
+            from ..trace.build import build_events
+            from ..trace.io import write_trace
+
             table = build_events(*[p for p in parts if p is not None], start_range=self._keep_range())
             # How long stopping, extracting and building took (the benchmark reports it per 100k events).
             metadata["finalize_ns"] = time.perf_counter_ns() - finalize_start_ns
@@ -121,24 +123,15 @@ class RecordingSession:
 
     # -- profiler ------------------------------------------------------------
     def _start_profiler(self) -> None:
-        import torch
-        from torch.profiler import ProfilerActivity, profile
-
-        activities = [ProfilerActivity.CPU]
-        if torch.cuda.is_available():
-            activities.append(ProfilerActivity.CUDA)
-        with quiet_profiler():
-            self._profiler = profile(activities=activities, record_shapes=self.options.record_shapes)
-            self._profiler.start()
+        self._profiler = KinetoProfiler(record_shapes=self.options.record_shapes)
+        self._profiler.start()
 
     def _stop_profiler(self) -> dict | None:
         from .torch_events import extract_events
 
         if self._profiler is None:
             return None
-        with quiet_profiler():
-            self._profiler.stop()
-        results = self._profiler.profiler.kineto_results
+        results = self._profiler.stop()
         self._profiler = None
         return extract_events(results, with_shapes=self.options.record_shapes)
 
@@ -199,6 +192,24 @@ def _merge_devices(from_torch: list[dict], from_telemetry: list[dict]) -> list[d
         key = (device.get("type", "gpu"), device.get("index"))
         by_index[key] = {**device, **by_index.get(key, {})}
     return list(by_index.values())
+
+
+def _preload_writer() -> None:
+    """Import what writing the trace needs (pyarrow's compute and Parquet modules,
+    ~0.25 s) on a background thread while the program runs, not after it ends.
+
+    Python's per-module import locks make this safe: if the program ends first,
+    finalize's own imports wait for the thread's to finish.
+    """
+
+    def preload() -> None:
+        try:
+            from ..trace import build, io  # noqa: F401
+            from . import torch_events  # noqa: F401
+        except Exception:  # finalize imports them again and reports any real failure
+            pass
+
+    threading.Thread(target=preload, name="profkit-preload", daemon=True).start()
 
 
 def _install_phase_detection(recorder: marks.MarkRecorder) -> None:

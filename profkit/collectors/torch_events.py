@@ -1,16 +1,25 @@
 """Extract events from a finished torch.profiler run into raw trace columns.
 
-Reads ``prof.profiler.kineto_results.events()`` directly: no ``prof.events()``,
-no ``key_averages()``, no Chrome-trace JSON round trip (REFERENCE.md §5).
-Shapes and dtypes are fetched only for operators whose cost can depend on
-them; views and allocations are skipped because fetching shapes is most of
-the extraction cost.
+Reads the profiler's results directly: no ``prof.events()``, no
+``key_averages()``, no Chrome-trace JSON round trip (REFERENCE.md §5). Where
+torch has it (2.13 does), ``trace_activities()`` is used: Kineto's own
+activity objects, whose getters cost about half of ``events()``'s and whose
+list is cheaper to build; its metadata gives TensorList shapes too (nested
+lists, as in Kineto's JSON). Older torch falls back to ``events()``. Either way every
+pybind call costs a few hundred ns per event, so each attribute is read in one
+pass, GPU-only attributes only for GPU rows, and shapes and dtypes only for
+operators whose cost can depend on them (views and allocations are skipped:
+shapes are most of the extraction cost).
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import re
+from dataclasses import dataclass
+from operator import methodcaller
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -44,73 +53,190 @@ SHAPELESS_OPS = frozenset(
 )
 
 
-def extract_events(kineto_results, *, with_shapes: bool = True, process_id: int | None = None) -> dict:
+#: A memcpy/memset's size in its Kineto metadata.
+_BYTES = re.compile(r'"bytes": (\d+)')
+
+
+def extract_events(
+    kineto_results, *, with_shapes: bool = True, process_id: int | None = None, use_activities: bool | None = None
+) -> dict:
+    """Raw event columns (see profkit.trace.build_events) from ``kineto_results``.
+
+    ``use_activities``: read ``trace_activities()`` (default: where torch has it)
+    or ``events()``; both give the same columns.
+    """
+    if use_activities is None:
+        use_activities = hasattr(kineto_results, "trace_activities")
+    extract = _from_activities if use_activities else _from_events
     # Tens of thousands of short-lived objects: the cyclic GC would run hundreds of
     # times for nothing (nothing here makes cycles), so it is paused meanwhile.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _extract(kineto_results, with_shapes=with_shapes, process_id=process_id)
+        return extract(kineto_results, with_shapes=with_shapes, process_id=process_id)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _extract(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
-    """Raw event columns (see profkit.trace.build_events) from ``kineto_results``.
+@dataclass(frozen=True)
+class _Getters:
+    """The method names that read each attribute from one kind of profiler result object."""
 
-    One pass per attribute, and the GPU-only attributes (device index, linked
-    correlation id) and copy sizes only for the rows that have them: each
-    pybind call costs about half a microsecond per event.
-    """
+    name: str
+    activity_type: str
+    start_ns: str
+    duration_ns: str
+    resource_id: str  # CPU: the OS thread id (what Kineto's JSON calls tid); GPU: the stream
+    correlation_id: str
+    device_index: str  # read for GPU rows only
+    linked_correlation_id: str  # read for GPU rows only
+
+
+_ACTIVITY_GETTERS = _Getters("name", "type", "timestamp", "duration", "resource_id", "correlation_id",
+                             "device_id", "linked_correlation_id")  # a GPU activity's device id is its index
+_EVENT_GETTERS = _Getters("name", "activity_type", "start_ns", "duration_ns", "device_resource_id", "correlation_id",
+                          "device_index", "linked_correlation_id")
+
+
+def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
+    activities = kineto_results.trace_activities()
+    columns = _read_common(activities, _ACTIVITY_GETTERS)
+    copy_rows = columns.pop("copy_rows")
+    columns["bytes"][copy_rows] = [_metadata_int(activities[i].metadata_json(), _BYTES) for i in copy_rows]
+    if with_shapes:
+        shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
+        parsed: dict[str, tuple[str | None, str | None]] = {}
+        for i in _shape_rows(columns["name"], columns["kind"]):
+            # Calls with equal inputs share a signature: each distinct one is parsed once.
+            signature = _input_signature(activities[i].metadata_json())
+            found = parsed.get(signature)
+            if found is None:
+                found = parsed[signature] = _shapes_and_dtypes(signature)
+            shapes[i], dtypes[i] = found
+    return _finish(columns, process_id)
+
+
+def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
     events = kineto_results.events()
-    pid = os.getpid() if process_id is None else process_id
-    n = len(events)
-    names = [e.name() for e in events]
-    other = Kind.OTHER.value
-    kinds = [ACTIVITY_KINDS.get(a, other) for a in (e.activity_type() for e in events)]
-    kind_array = np.array(kinds, dtype=object)
-    start = np.fromiter((e.start_ns() for e in events), dtype=np.int64, count=n)
-    duration = np.fromiter((e.duration_ns() for e in events), dtype=np.int64, count=n)
-    # CPU events: the resource id is the OS thread id (what Kineto's JSON calls tid); GPU: the stream.
-    resource = np.fromiter((e.device_resource_id() for e in events), dtype=np.int64, count=n)
-    correlation = np.fromiter((e.correlation_id() for e in events), dtype=np.int64, count=n)
+    columns = _read_common(events, _EVENT_GETTERS)
+    copy_rows = columns.pop("copy_rows")
+    if len(copy_rows) and hasattr(events[0], "nbytes"):  # feature detection: older torch has no nbytes
+        columns["bytes"][copy_rows] = [events[i].nbytes() for i in copy_rows]
+    if with_shapes:
+        shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
+        for i in _shape_rows(columns["name"], columns["kind"]):
+            event_shapes = events[i].shapes()
+            if event_shapes:
+                # A list of int lists prints as JSON already; dtype names never contain quotes.
+                shapes[i] = str(event_shapes).replace(" ", "")
+                dtypes[i] = '["' + '","'.join(events[i].dtypes()) + '"]'
+    return _finish(columns, process_id)
 
-    is_gpu = np.isin(kind_array, list(GPU_KINDS))
+
+def _read_common(items: list, getters: _Getters) -> dict:
+    """The attributes every row has, one pass per attribute (``map`` + ``methodcaller``: no
+    Python frame per call), and the GPU-only ones for GPU rows only."""
+    n = len(items)
+
+    def each(getter: str, rows=None) -> Iterator:
+        return map(methodcaller(getter), items if rows is None else (items[i] for i in rows))
+
+    def ints(getter: str) -> np.ndarray:
+        return np.fromiter(each(getter), dtype=np.int64, count=n)
+
+    activity_types = list(each(getters.activity_type))
+    kind_of = {t: ACTIVITY_KINDS.get(t, Kind.OTHER.value) for t in set(activity_types)}
+    kinds = [kind_of[t] for t in activity_types]
+    is_gpu = _in(kinds, kind_of, GPU_KINDS)
     gpu_rows = np.flatnonzero(is_gpu)
     device_index = np.full(n, -1, dtype=np.int64)
     linked = np.full(n, -1, dtype=np.int64)
-    device_index[gpu_rows] = [events[i].device_index() for i in gpu_rows]
-    linked[gpu_rows] = [events[i].linked_correlation_id() for i in gpu_rows]
-    nbytes = np.full(n, -1, dtype=np.int64)
-    if n and hasattr(events[0], "nbytes"):  # feature detection: older torch has no nbytes
-        copy_rows = np.flatnonzero(np.isin(kind_array, [Kind.MEMCPY.value, Kind.MEMSET.value]))
-        nbytes[copy_rows] = [events[i].nbytes() for i in copy_rows]
-
-    shapes: list[str | None] = [None] * n
-    dtypes: list[str | None] = [None] * n
-    if with_shapes:
-        for i, (event, kind, name) in enumerate(zip(events, kinds, names)):
-            if kind == "cpu_op" and name not in SHAPELESS_OPS:
-                event_shapes = event.shapes()
-                if event_shapes:
-                    # A list of int lists prints as JSON already; dtype names never contain quotes.
-                    shapes[i] = str(event_shapes).replace(" ", "")
-                    dtypes[i] = '["' + '","'.join(event.dtypes()) + '"]'
-
+    device_index[gpu_rows] = list(each(getters.device_index, gpu_rows))
+    linked[gpu_rows] = list(each(getters.linked_correlation_id, gpu_rows))
     return {
         "kind": kinds,
-        "name": names,
-        "start_ns": start,
-        "duration_ns": np.maximum(duration, 0),
-        "device_type": pa.DictionaryArray.from_arrays(is_gpu.astype(np.int8), ["cpu", "gpu"]),
+        "name": list(each(getters.name)),
+        "start_ns": ints(getters.start_ns),
+        "duration_ns": ints(getters.duration_ns),
+        "is_gpu": is_gpu,
         "device_index": device_index,
+        "resource_id": ints(getters.resource_id),
+        "correlation_id": ints(getters.correlation_id),
+        "linked_correlation_id": linked,
+        "input_shapes": [None] * n,
+        "input_dtypes": [None] * n,
+        "bytes": np.full(n, -1, dtype=np.int64),
+        "copy_rows": np.flatnonzero(_in(kinds, kind_of, {Kind.MEMCPY.value, Kind.MEMSET.value})),
+    }
+
+
+def _shape_rows(names: list[str], kinds: list[str]) -> list[int]:
+    """Rows whose shapes are worth fetching: operators that are not views or allocations."""
+    cpu_op = Kind.CPU_OP.value
+    return [i for i, (kind, name) in enumerate(zip(kinds, names)) if kind == cpu_op and name not in SHAPELESS_OPS]
+
+
+def _in(kinds: list[str], kind_of: dict[str, str], wanted) -> np.ndarray:
+    """Boolean mask of the rows whose kind is in ``wanted`` (one set lookup per distinct kind)."""
+    hits = {kind for kind in kind_of.values() if kind in wanted}
+    return np.fromiter((kind in hits for kind in kinds), dtype=bool, count=len(kinds)) if hits else np.zeros(
+        len(kinds), bool)
+
+
+def _input_signature(metadata: str) -> str:
+    """The part of an op's Kineto metadata that describes its inputs.
+
+    It starts at ``"Input type"`` (before it come per-call fields such as the
+    autograd sequence number) and stops before the per-event ``"Ev Idx"``, so
+    calls with equal inputs share one signature.
+    """
+    start = metadata.find('"Input type": ')
+    if start < 0:
+        return ""
+    end = metadata.rfind(', "Ev Idx"')
+    return metadata[start:] if end < start else metadata[start:end]
+
+
+def _shapes_and_dtypes(signature: str) -> tuple[str | None, str | None]:
+    """``Input Dims`` and ``Input type`` of an input signature, as compact JSON text.
+
+    Kineto writes JSON lists (``"Input type": ["float", "Scalar"]``, ``"Input Dims":
+    [[4, 64], []]``); TensorList inputs come as nested lists. No inputs (``[]``)
+    counts as no shapes, as with events().
+    """
+    dims_at = signature.find('"Input Dims": ')
+    if dims_at < 0:
+        return None, None
+    dims_at += len('"Input Dims": ')
+    dims_end = signature.find(', "', dims_at)  # dims hold no quotes: the next field starts the end
+    dims = signature[dims_at:] if dims_end < 0 else signature[dims_at:dims_end]
+    if dims == "[]":
+        return None, None
+    types_at = len('"Input type": ')
+    types_end = signature.find("]", types_at) + 1  # dtype names hold no brackets
+    return dims.replace(" ", ""), signature[types_at:types_end].replace(", ", ",")
+
+
+def _metadata_int(metadata: str, pattern: re.Pattern) -> int:
+    found = pattern.search(metadata)
+    return int(found.group(1)) if found else -1
+
+
+def _finish(columns: dict, process_id: int | None) -> dict:
+    """The raw columns build_events takes, nulls masked."""
+    pid = os.getpid() if process_id is None else process_id
+    is_gpu = columns.pop("is_gpu")
+    resource = columns.pop("resource_id")
+    correlation, linked, nbytes = columns["correlation_id"], columns["linked_correlation_id"], columns["bytes"]
+    return {
+        **columns,
+        "duration_ns": np.maximum(columns["duration_ns"], 0),
+        "device_type": pa.DictionaryArray.from_arrays(is_gpu.astype(np.int8), ["cpu", "gpu"]),
         "stream": pa.array(resource, mask=~is_gpu),
-        "process_id": np.full(n, pid, dtype=np.int64),
+        "process_id": np.full(len(is_gpu), pid, dtype=np.int64),
         "thread_id": pa.array(resource, mask=is_gpu),
         "correlation_id": pa.array(correlation, mask=correlation <= 0),
         "linked_correlation_id": pa.array(linked, mask=linked <= 0),
-        "input_shapes": shapes,
-        "input_dtypes": dtypes,
         "bytes": pa.array(nbytes, mask=nbytes < 0),
     }

@@ -1,11 +1,13 @@
 """The trace file: schema (the contract), building, reading and writing.
 
-Names are loaded on first use so that importing the schema does not import pandas.
+Names are loaded on first use: importing ``Kind`` imports neither pyarrow nor pandas.
 """
 
-from .schema import COLUMNS, FORMAT_VERSION, Kind
+from .kinds import Kind
 
 _LAZY = {
+    "COLUMNS": "schema",
+    "FORMAT_VERSION": "schema",
     "build_events": "build",
     "Trace": "io",
     "expand_paths": "io",

@@ -32,7 +32,11 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
     ``parts``: DataFrames, Arrow tables or dicts of columns; missing columns are null.
     ``start_range``: keep only events starting in [low, high) (either end may be None).
     """
-    tables = [t for t in (_as_table(p) for p in parts if p is not None) if t.num_rows or len(parts) == 1]
+    tables = [_as_table(p) for p in parts if p is not None]
+    if not tables:
+        raise ValueError("no event columns to build a trace from")
+    # Empty parts are dropped, but a run that recorded nothing still gives a (0-row) trace.
+    tables = [t for t in tables if t.num_rows] or tables[:1]
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
     for required in ("kind", "name", "start_ns", "duration_ns"):
         if required not in table.column_names:
@@ -52,12 +56,12 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
     table = table.take(pa.array(order))
     start, duration = start[order], duration[order]
     n = table.num_rows
-    kind = table["kind"].to_numpy(zero_copy_only=False)
-    columns: dict[str, Any] = {"event_id": pa.array(np.arange(n, dtype=np.int64))}
+    kind = _KindCodes(table["kind"])
+    columns: dict[str, Any] = {"event_id": pa.array(np.arange(n, dtype=np.int64)), "kind": kind.encoded}
 
     parent_id, depth = _ints(table, "parent_id", -1), _ints(table, "depth", -1)
     if (parent_id < 0).all():
-        host_rows = np.flatnonzero(np.isin(kind, list(HOST_NESTED_KINDS)))
+        host_rows = np.flatnonzero(kind.isin(HOST_NESTED_KINDS))
         thread_key = _ints(table, "process_id", -1) * 1_000_003 + _ints(table, "thread_id", -1)
         host_depth, host_parent = nest(start[host_rows], start[host_rows] + duration[host_rows], thread_key[host_rows])
         parent_id[host_rows] = np.where(host_parent >= 0, host_rows[np.maximum(host_parent, 0)], -1)
@@ -79,6 +83,21 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
             array = pa.nulls(n, _WORKING[field.name])
         out.append(pc.cast(array, field.type))
     return pa.Table.from_arrays(out, schema=ARROW_SCHEMA)
+
+
+class _KindCodes:
+    """The kind column dictionary-encoded once: row masks come from a lookup on its few
+    distinct values instead of string comparisons on every row."""
+
+    def __init__(self, column: pa.ChunkedArray):
+        self.encoded = column.combine_chunks().dictionary_encode()
+        self.values = self.encoded.dictionary.to_pylist()
+        # A null kind gets the code one past the values, which matches nothing.
+        self.codes = self.encoded.indices.fill_null(len(self.values)).to_numpy()
+
+    def isin(self, wanted) -> np.ndarray:
+        hit = np.array([value in wanted for value in self.values] + [False], dtype=bool)
+        return hit[self.codes]
 
 
 def _as_table(part: Any) -> pa.Table:
@@ -114,7 +133,7 @@ def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, mask=values < 0)
 
 
-def _link_gpu_events(table: pa.Table, kind: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _link_gpu_events(table: pa.Table, kind: _KindCodes, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(launch_id, op_id) per row from GPU events' linked correlation ids; -1 where none.
 
     The launching runtime call (cudaLaunchKernel...) shares the kernel's
@@ -127,7 +146,7 @@ def _link_gpu_events(table: pa.Table, kind: np.ndarray, parent: np.ndarray) -> t
     launch_id = np.full(n, -1, dtype=np.int64)
     op_id = np.full(n, -1, dtype=np.int64)
     linked = _ints(table, "linked_correlation_id", -1)
-    gpu = np.isin(kind, list(GPU_KINDS)) & (linked >= 0)
+    gpu = kind.isin(GPU_KINDS) & (linked >= 0)
     if not gpu.any():
         return launch_id, op_id
     process = np.unique(_ints(table, "process_id", -1), return_inverse=True)[1].astype(np.int64)
@@ -137,7 +156,7 @@ def _link_gpu_events(table: pa.Table, kind: np.ndarray, parent: np.ndarray) -> t
     query = (process * span + linked)[gpu]
 
     def lookup(kinds: list[str]) -> np.ndarray:
-        rows = np.flatnonzero(np.isin(kind, kinds) & (correlation >= 0))
+        rows = np.flatnonzero(kind.isin(kinds) & (correlation >= 0))
         if not len(rows):
             return np.full(len(query), -1, dtype=np.int64)
         keys, first = np.unique(own_key[rows], return_index=True)
@@ -152,9 +171,9 @@ def _link_gpu_events(table: pa.Table, kind: np.ndarray, parent: np.ndarray) -> t
     return launch_id, op_id
 
 
-def _innermost_cpu_op(kind: np.ndarray, parent: np.ndarray, launch_ids: np.ndarray) -> np.ndarray:
+def _innermost_cpu_op(kind: _KindCodes, parent: np.ndarray, launch_ids: np.ndarray) -> np.ndarray:
     """Walk parent ids upwards from each launch call until a cpu_op is reached (one step per level)."""
-    is_op = kind == Kind.CPU_OP.value
+    is_op = kind.isin({Kind.CPU_OP.value})
     current = np.where(launch_ids >= 0, parent[np.maximum(launch_ids, 0)], -1)  # start from the call's parent
     for _ in range(512):  # bounded by stack depth
         pending = (current >= 0) & ~is_op[np.maximum(current, 0)]

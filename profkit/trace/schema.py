@@ -9,36 +9,13 @@ docs/trace-format.md describes the same thing for users; keep them in step.
 
 from __future__ import annotations
 
-import enum
-
 import pyarrow as pa
+
+from .kinds import GPU_KINDS, HOST_NESTED_KINDS, Kind  # noqa: F401 (re-exported: part of the contract)
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"profkit"
 
-
-class Kind(str, enum.Enum):
-    """What an event row is. Stored as a dictionary-encoded string column."""
-
-    CPU_OP = "cpu_op"  # an aten/torch operator on a CPU thread
-    KERNEL = "kernel"  # a GPU kernel
-    MEMCPY = "memcpy"  # a GPU copy (H2D, D2H, D2D)
-    MEMSET = "memset"  # a GPU memset
-    RUNTIME = "runtime"  # a CUDA/HIP runtime or driver call (cudaLaunchKernel...)
-    ANNOTATION = "annotation"  # a user range: record_function, ProfilerStep#N
-    GPU_ANNOTATION = "gpu_annotation"  # a user range projected on a GPU stream
-    PYTHON_FUNCTION = "python_function"  # a Python frame (with_stack / imported)
-    SAMPLE = "sample"  # a telemetry sample: ``name`` is the metric, ``value`` its value
-    PHASE = "phase"  # a profkit mark: train_step, prefill, decode, user phase
-    OTHER = "other"  # anything else an importer kept
-
-
-#: GPU-side kinds: they have a device index and a stream, not a thread.
-GPU_KINDS = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value, Kind.GPU_ANNOTATION.value})
-#: Host-side kinds that nest on a thread (parent_id/depth are computed among these).
-HOST_NESTED_KINDS = frozenset(
-    {Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value, Kind.PYTHON_FUNCTION.value}
-)
 
 _DICT_STR = pa.dictionary(pa.int32(), pa.string())
 

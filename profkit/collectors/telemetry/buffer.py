@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...trace.schema import Kind
+from ...trace.kinds import Kind
 
 if TYPE_CHECKING:
     import pandas as pd
