@@ -134,38 +134,45 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 
 def _link_gpu_events(table: pa.Table, kind: _KindCodes, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(launch_id, op_id) per row from GPU events' linked correlation ids; -1 where none.
+    """(launch_id, op_id) per row for GPU events; -1 where none.
 
-    The launching runtime call (cudaLaunchKernel...) shares the kernel's
-    correlation id; the op is the innermost CPU op enclosing that call. Some
-    producers link a kernel straight to its CPU op's correlation id: that wins.
-    Lookups are sorted-key searches (no joins): correlation ids are unique per
-    process, so (process, correlation id) is one int64 key.
+    Two id spaces meet here. A GPU event's own ``correlation_id`` is the
+    runtime's (CUPTI/roctracer): the launching call (cudaLaunchKernel...) has
+    the same one. Its ``linked_correlation_id`` is, from torch's profiler, the
+    ``correlation_id`` of the CPU op that launched it (an importer that has no
+    such link passes the event's own correlation instead). Both count from 1,
+    so each is only looked up among the rows of its own space: runtime calls
+    for the launch, CPU ops for the op. Without a direct op link, the op is the
+    innermost CPU op enclosing the launch call. Lookups are sorted-key searches
+    (no joins): (process, correlation id) is one int64 key.
     """
     n = table.num_rows
     launch_id = np.full(n, -1, dtype=np.int64)
     op_id = np.full(n, -1, dtype=np.int64)
+    correlation = _ints(table, "correlation_id", -1)
     linked = _ints(table, "linked_correlation_id", -1)
-    gpu = kind.isin(GPU_KINDS) & (linked >= 0)
+    launch_key = np.where(correlation >= 0, correlation, linked)  # a GPU row's key to its launch call
+    gpu = kind.isin(GPU_KINDS) & ((launch_key >= 0) | (linked >= 0))
     if not gpu.any():
         return launch_id, op_id
     process = np.unique(_ints(table, "process_id", -1), return_inverse=True)[1].astype(np.int64)
-    correlation = _ints(table, "correlation_id", -1)
     span = int(max(correlation.max(initial=0), linked.max(initial=0))) + 1
     own_key = process * span + correlation
-    query = (process * span + linked)[gpu]
 
-    def lookup(kinds: list[str]) -> np.ndarray:
+    def lookup(kinds: list[str], ids: np.ndarray) -> np.ndarray:
+        """Row of the event of ``kinds`` whose correlation id is ``ids`` (per GPU row), else -1."""
         rows = np.flatnonzero(kind.isin(kinds) & (correlation >= 0))
         if not len(rows):
-            return np.full(len(query), -1, dtype=np.int64)
+            return np.full(int(gpu.sum()), -1, dtype=np.int64)
+        query = (process * span + ids)[gpu]
         keys, first = np.unique(own_key[rows], return_index=True)
         at = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
-        return np.where(keys[at] == query, rows[first[at]], -1)  # row index == event_id after sorting
+        found = (keys[at] == query) & (ids[gpu] >= 0)
+        return np.where(found, rows[first[at]], -1)  # row index == event_id after sorting
 
-    launch = lookup([Kind.RUNTIME.value])
+    launch = lookup([Kind.RUNTIME.value], launch_key)
     op = _innermost_cpu_op(kind, parent, launch)
-    direct_op = lookup([Kind.CPU_OP.value])
+    direct_op = lookup([Kind.CPU_OP.value], linked)
     launch_id[gpu] = launch
     op_id[gpu] = np.where(direct_op >= 0, direct_op, op)
     return launch_id, op_id
