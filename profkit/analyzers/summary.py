@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .columns import id_values, kind_mask, label_codes, positions, ranks
+from .columns import descending_order, id_values, kind_mask, label_codes, positions, ranks
 from .intervals import merge_intervals
 
 #: GPU work that occupies a device (annotations do not).
@@ -119,14 +119,18 @@ def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.n
     slot = np.full(len(labels), -1, np.int64)
     slot[order] = np.arange(len(order))
     group = slot[codes]
-    grouped = pd.DataFrame({
-        "count": np.bincount(group, minlength=len(order)).astype(np.int64),
-        "self_time_ns": _int_sums(group, self_ns, len(order)),
-        "total_time_ns": _int_sums(group, total_ns, len(order)),
-    }, index=pd.Index(labels[order], name="name", dtype="str")).sort_values("self_time_ns", ascending=False)
-    grand = grouped["self_time_ns"].sum()
-    grouped["share"] = grouped["self_time_ns"] / grand if grand else 0.0
-    return grouped.head(n).reset_index()
+    count = np.bincount(group, minlength=len(order)).astype(np.int64)
+    self_sums = _int_sums(group, self_ns, len(order))
+    total_sums = _int_sums(group, total_ns, len(order))
+    top = descending_order(self_sums)[:n]  # as sort_values(ascending=False) ranked the grouped table
+    grand = self_sums.sum()
+    return pd.DataFrame({
+        "name": pd.array(labels[order][top], dtype="str"),
+        "count": count[top],
+        "self_time_ns": self_sums[top],
+        "total_time_ns": total_sums[top],
+        "share": self_sums[top] / grand if grand else np.zeros(len(top)),
+    })
 
 
 def _int_sums(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:

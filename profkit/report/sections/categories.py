@@ -22,7 +22,7 @@ from rich import box
 from rich.table import Table
 
 from ...analyzers.classify import classify_events, is_gpu_trace
-from ...analyzers.columns import label_codes
+from ...analyzers.columns import descending_order, label_codes
 from ...analyzers.hardware import Ceilings, resolve_ceilings
 from ...analyzers.idle import idle_attribution
 from ...analyzers.roofline import aggregate_classes
@@ -72,10 +72,8 @@ def roofline_section(ctx: ReportContext) -> dict:
         names = pd.Series(rows["name"].to_numpy(), index=rows["event_id"].to_numpy())
         rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))
     top = aggregate_classes(rows, limits, by=["name", "category"], share_within=[])
-    top = top.sort_values("time_ns", ascending=False).head(ctx.options.top)
+    top = top.iloc[descending_order(top["time_ns"].to_numpy())[: ctx.options.top]]
     fused = _fused_names(rows)
-    top = top.assign(fused=np.array([fused.get(name, False) for name in top["name"]], dtype=bool),
-                     category=top["category"].astype(str))
     spec = limits.primary
     ridge = None
     if spec is not None:
@@ -88,11 +86,19 @@ def roofline_section(ctx: ReportContext) -> dict:
         "device": "gpu" if gpu else "cpu",
         "hardware": limits.to_json(),
         "ridge_point_flop_per_byte": ridge,
-        "top": _records(top, ("name", "category", "fused", "count", "time_ns", "time_share", "flops", "bytes",
-                              "arithmetic_intensity", "achieved_flops_per_s", "flop_fraction", "bandwidth_fraction",
-                              "bound")),
+        "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS)],
         "idle": idle_attribution(ctx.events),
     }
+
+
+_TOP_COLUMNS = ("name", "category", "count", "time_ns", "time_share", "flops", "bytes", "arithmetic_intensity",
+                "achieved_flops_per_s", "flop_fraction", "bandwidth_fraction", "bound")
+
+
+def _with_fused(record: dict, fused: dict) -> dict:
+    """A top row with its class as text and, third, whether the name ran fused kernels."""
+    name, category, *rest = record.items()
+    return {"name": name[1], "category": str(category[1]), "fused": bool(fused.get(name[1], False)), **dict(rest)}
 
 
 def _fused_names(rows: pd.DataFrame) -> dict:
