@@ -2,6 +2,8 @@
 
 --mode plain: just run it. --mode torch: run it under torch.profiler (record_shapes, as profkit does)
 and export a Chrome trace, what users do today; prints the stop+export time.
+--steps 0 skips training altogether: an inference-only program, which never builds an optimizer
+(building one imports TorchDynamo, 1-2 s, so a training program pays that with or without a profiler).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from profkit.examples.tiny_transformer import TinyLM, generate, train
 def run(steps: int, new_tokens: int) -> None:
     torch.manual_seed(0)
     model = TinyLM()
-    train(model, steps, batch=4, seq=64, device=torch.device("cpu"))
+    if steps:
+        train(model, steps, batch=4, seq=64, device=torch.device("cpu"))
     model.eval()
     generate(model, torch.randint(0, 512, (2, 48)), new_tokens)
 
