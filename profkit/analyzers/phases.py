@@ -76,7 +76,7 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     parse_engine_step,
     phase_windows,
 )
-from .roofline import aggregate_classes
+from .roofline import aggregate_labelled
 
 PARTS = ("forward", "backward", "optimizer")
 PERCENTILES = (50, 90, 99)
@@ -124,18 +124,28 @@ def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
     )
 
 
+def _per_label(windows: pd.DataFrame) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+    """Each phase label in order of appearance, the positions of its windows and their rank, start and end."""
+    phase = windows["phase"].to_numpy()
+    columns = {c: windows[c].to_numpy(np.int64) for c in ("rank", "start_ns", "end_ns")}
+    out = []
+    for label in pd.unique(phase):
+        mine = np.flatnonzero(phase == label)
+        out.append((label, mine, {c: values[mine] for c, values in columns.items()}))
+    return out
+
+
 def _effective_ends(windows: pd.DataFrame, anchors: _Anchors) -> np.ndarray:
     """Each window's end, stretched to the end of the last device work launched inside it."""
     end = windows["end_ns"].to_numpy(np.int64).copy()
     if not anchors.device.any():
         return end
-    for phase in pd.unique(windows["phase"]):
-        mine = np.flatnonzero(windows["phase"].to_numpy() == phase)
-        sub = windows.iloc[mine]
-        pos = assign_to_windows(anchors.t_ns[anchors.device], anchors.rank[anchors.device], sub)
+    t_ns, rank, work_end = anchors.t_ns[anchors.device], anchors.rank[anchors.device], anchors.end_ns[anchors.device]
+    for _, mine, sub in _per_label(windows):
+        pos = assign_to_windows(t_ns, rank, sub)
         hit = pos >= 0
         if hit.any():
-            np.maximum.at(end, mine[pos[hit]], anchors.end_ns[anchors.device][hit])
+            np.maximum.at(end, mine[pos[hit]], work_end[hit])
     return end
 
 
@@ -204,19 +214,17 @@ class _Labelled:
 def _label_rows(anchors: _Anchors, windows: pd.DataFrame) -> _Labelled:
     """Which classified rows each phase label's windows hold (a row's anchor inside a window)."""
     hits, codes = [], []
-    labels = windows["phase"].to_numpy()
-    found = [phase for phase in pd.unique(labels)]
-    order = {phase: i for i, phase in enumerate(sorted(found))}
-    for phase in found:
-        mine = np.flatnonzero(labels == phase)
-        pos = assign_to_windows(anchors.t_ns, anchors.rank, windows.iloc[mine])
+    per_label = [(phase, sub) for phase, _, sub in _per_label(windows) if isinstance(phase, str)]  # (null: no rows)
+    order = {phase: i for i, phase in enumerate(sorted(phase for phase, _ in per_label))}
+    for phase, sub in per_label:
+        pos = assign_to_windows(anchors.t_ns, anchors.rank, sub)
         hit = np.flatnonzero(pos >= 0)
         if len(hit):
             hits.append(hit)
             codes.append(np.full(len(hit), order[phase], dtype=np.int64))
     at = np.concatenate(hits) if hits else np.zeros(0, np.int64)
     code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
-    return _Labelled(at, pd.Categorical.from_codes(code, categories=pd.Index(sorted(found), dtype=object)))
+    return _Labelled(at, pd.Categorical.from_codes(code, categories=pd.Index(sorted(order), dtype=object)))
 
 
 _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s", "achieved_bytes_per_s",
@@ -252,13 +260,13 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
     classes = pd.DataFrame()
     more: dict[str, Any] = {}
     if len(labelled) and len(table):
-        by_label = {"at": labelled.at, "labels": {"phase": labelled.phase}}
-        per_phase = aggregate_classes(rows, ceilings, by=["phase"], share_within=[], **by_label).set_index("phase")
+        per_phase, classes = aggregate_labelled(rows, ceilings, labelled.at, {"phase": labelled.phase},
+                                                [(["phase"], []), (["phase", "category"], None)])
+        per_phase = per_phase.set_index("phase")
         found = per_phase.reindex(table["phase"])  # as Series.map: NaN (ints become floats) where absent
         for column in _AGG_COLUMNS:
             more[column] = found[column].array if column in per_phase else np.full(len(table), np.nan)
         more["device_time_ns"] = found["time_ns"].array
-        classes = aggregate_classes(rows, ceilings, by=["phase", "category"], **by_label)
     for column in _AGG_COLUMNS + ("device_time_ns",):
         more.setdefault(column, np.full(len(table), np.nan))
     bound = np.asarray(more["bound"], dtype=object)

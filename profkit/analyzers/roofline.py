@@ -140,13 +140,30 @@ def aggregate_classes(
     is ``aggregate_classes(rows.iloc[at].assign(**labels), ...)`` without
     building that table (phases label ~10k rows per report).
     """
+    return _aggregate(_Work(rows, ceilings, _measured(ceilings), at), ceilings, by, share_within, labels or {})
+
+
+def aggregate_labelled(rows: pd.DataFrame, ceilings: Ceilings, at: np.ndarray, labels: dict[str, pd.Categorical],
+                       groupings: Sequence[tuple[Sequence[str], Sequence[str] | None]]) -> list[pd.DataFrame]:
+    """``aggregate_classes(rows, ceilings, by, share_within, at=at, labels=labels)`` for each
+    ``(by, share_within)`` of ``groupings``, the rows read once."""
+    work = _Work(rows, ceilings, _measured(ceilings), at)
+    return [_aggregate(work, ceilings, by, share_within, labels) for by, share_within in groupings]
+
+
+def _measured(ceilings: Ceilings) -> HardwareSpec | None:
+    """The measured ceilings when they are not the primary ones."""
+    measured = ceilings.measured
+    return measured if (measured is not None and measured is not ceilings.primary) else None
+
+
+def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_within: Sequence[str] | None,
+               labels: dict[str, pd.Categorical]) -> pd.DataFrame:
     by = list(by)
     spec = ceilings.primary
-    measured = ceilings.measured if (ceilings.measured is not None and ceilings.measured is not spec) else None
-    work = _Work(rows, ceilings, measured, at)
+    measured = _measured(ceilings)
     if not by:
         raise ValueError("No group keys passed!")  # as pandas' groupby says
-    labels = labels or {}
     keys = [work.label(labels[c]) if c in labels else work.column(c) for c in by]
     ids, first = group_ids(keys)
     n = len(first)
