@@ -24,7 +24,7 @@ from typing import IO, Any, Callable, Iterator
 
 from ..errors import TraceImportError
 
-_CHUNK_BYTES = 1 << 20  # read this much at a time
+_CHUNK_BYTES = 256 << 10  # read this much at a time (measured: larger windows are no faster, and cost memory)
 _MARGIN_CHARS = 256 << 10  # keep at least this much text ahead of the cursor when possible
 _MAX_VALUE_CHARS = 256 << 20  # one item larger than this is taken as malformed, not truncated
 _WHITESPACE = re.compile(r"[ \t\n\r]*")

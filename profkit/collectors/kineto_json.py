@@ -27,7 +27,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -91,13 +91,14 @@ def read_kineto(path: str | os.PathLike, *, progress: bool = True) -> ImportedTr
     path = Path(path)
     if not path.is_file():
         raise TraceImportError(f"{path}: no such file")
-    with _gc_paused():  # millions of new dicts and no cycles: the collector's passes would only cost
+    with _gc_paused(), _system_allocator():
         header, collected = read_document(path, progress)
         return _assemble(header, collected, path)
 
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
+    """Millions of new dicts and no cycles: the collector's passes would only cost."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -105,6 +106,23 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def _system_allocator() -> Iterator[None]:
+    """Arrow buffers from malloc while importing.
+
+    Arrow's default pool (mimalloc) keeps the pages it touched: +16-25 MB of
+    peak RSS for a trace of a few MB, against ~8 MB from malloc, which hands
+    large blocks back; no slower here. Buffers remember their pool, so
+    restoring the default afterwards is safe.
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 @dataclass(frozen=True)
@@ -131,8 +149,9 @@ def import_paths(
     targets = [output_path(source, output, many=len(sources) > 1) for source in sources]
     written = []
     for source, target in zip(sources, targets):
-        imported = read_kineto(source, progress=progress)
-        write_trace(target, imported.table, imported.metadata)
+        with _system_allocator():  # the Parquet writer's buffers too
+            imported = read_kineto(source, progress=progress)
+            write_trace(target, imported.table, imported.metadata)
         written.append(
             Written(source, target, imported.table.num_rows, _count_kind(imported.table, Kind.KERNEL),
                     imported.metadata.get("rank"), tuple(imported.metadata["notes"]))
@@ -215,7 +234,7 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     n = len(cols["ts"])
     notes: list[str] = []
     base_ns = int_or_none(header.get("baseTimeNanoseconds")) or 0
-    kind = _kind_codes(collected.uniques["cat"])[cols["cat"]]
+    kind = _codes(cols["cat"], _category_kind)
     pid, tid = cols["pid"], cols["tid"]
     gpu = np.isin(kind, _GPU_CODES)
     start_ns, end_ns = _to_ns(cols["ts"], cols["dur"], base_ns)
@@ -239,23 +258,24 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     batch_size, token_count, extra = _unpack_phase_args(kind, cols["extra"])
 
     raw = {
-        "kind": _decode(kind, _KINDS),
-        "name": _decode(cols["name"], collected.uniques["name"]),
+        "kind": pa.DictionaryArray.from_arrays(pa.array(kind, pa.int32()), _KINDS).dictionary_decode(),
+        "name": cols["name"],
         "start_ns": pa.array(start_ns),
         "duration_ns": pa.array(np.maximum(end_ns - start_ns, 0)),
-        "device_type": _decode(on_gpu_track.astype(np.int8), ["cpu", "gpu"]),
+        "device_type": pa.DictionaryArray.from_arrays(pa.array(on_gpu_track, pa.int32()), ["cpu", "gpu"])
+        .dictionary_decode(),
         "device_index": pa.array(np.where(on_gpu_track, device, -1).astype(np.int16)),
         "stream": _nullable(stream, on_gpu_track, pa.int32()),
         "process_id": pa.array(process),
         "thread_id": _nullable(tid, ~on_gpu_track),
         "correlation_id": _nullable(own_correlation),
         "linked_correlation_id": _nullable(linked),
-        "input_shapes": _decode(cols["shapes"], collected.uniques["shapes"]),
-        "input_dtypes": _decode(cols["dtypes"], collected.uniques["dtypes"]),
+        "input_shapes": cols["shapes"],
+        "input_dtypes": cols["dtypes"],
         "bytes": _nullable(cols["bytes"], np.isin(kind, [_CODE[Kind.MEMCPY.value], _CODE[Kind.MEMSET.value]])),
         "batch_size": _nullable(batch_size, dtype=pa.int32()),
         "token_count": _nullable(token_count),
-        "extra": pa.array(extra, pa.string()),
+        "extra": extra,
         "_external_id": pa.array(cols["external_id"]),
     }
     spans = pa.table(raw)
@@ -281,23 +301,18 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     return ImportedTrace(table=table, metadata=metadata, source=source)
 
 
-def _kind_codes(categories: np.ndarray) -> np.ndarray:
-    """Kind code per distinct category (look-ups per distinct value, not per event)."""
-    kinds = [_CODE[CATEGORY_KINDS.get(str(c).lower(), Kind.OTHER.value)] for c in categories]
-    return np.array(kinds, dtype=np.int8)
+def _codes(column: pa.ChunkedArray, code_of: Callable[[Any], int]) -> np.ndarray:
+    """``code_of`` each row's value, as int8: each chunk dictionary-encoded, each distinct value looked up once."""
+    parts = [np.zeros(0, dtype=np.int8)]
+    for chunk in column.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        lookup = np.array([code_of(value) for value in encoded.dictionary.to_pylist()] or [0], dtype=np.int8)
+        parts.append(lookup[encoded.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts)
 
 
-def _kind_column_codes(column: pa.ChunkedArray) -> np.ndarray:
-    """Kind code per row of a kind-name column (each distinct name looked up once)."""
-    encoded = column.combine_chunks().dictionary_encode()
-    lookup = np.array([_CODE[value] for value in encoded.dictionary.to_pylist()], dtype=np.int8)
-    return lookup[encoded.indices.to_numpy()] if len(lookup) else np.zeros(len(encoded), dtype=np.int8)
-
-
-def _decode(codes: np.ndarray, values: Any) -> pa.Array:
-    """Integer codes into ``values`` (None -> null) as a string array, decoded by Arrow."""
-    dictionary = pa.array(list(values), pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary).dictionary_decode()
+def _category_kind(category: str) -> int:
+    return _CODE[CATEGORY_KINDS.get(category.lower(), Kind.OTHER.value)]
 
 
 def _to_ns(ts_us: np.ndarray, dur_us: np.ndarray, base_ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +424,7 @@ def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: pa.Data
     return pa.array(np.where(mask, 0, values).astype(dtype.to_pandas_dtype()), type=dtype, mask=mask)
 
 
-def _unpack_phase_args(kind: np.ndarray, extras: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unpack_phase_args(kind: np.ndarray, extras: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, pa.ChunkedArray]:
     """Phase rows written by ``profkit export`` carry batch_size/token_count in their args.
 
     Returns (batch_size, token_count, extra) per row: NaN where absent; the
@@ -420,13 +435,17 @@ def _unpack_phase_args(kind: np.ndarray, extras: np.ndarray) -> tuple[np.ndarray
     rows = np.flatnonzero(kind == _CODE[Kind.PHASE.value])
     if not len(rows):
         return batch, tokens, extras
-    extras = extras.copy()
-    for row in rows:  # a few marks per step, not per event
-        extra = json.loads(extras[row]) if isinstance(extras[row], str) else {}
+    unpacked = []
+    for row, text in zip(rows, extras.take(pa.array(rows)).to_pylist()):  # a few marks per step, not per event
+        extra = json.loads(text) if isinstance(text, str) else {}
         batch[row] = extra.pop("batch_size", None) or np.nan
         tokens[row] = extra.pop("token_count", None) or np.nan
-        extras[row] = dumps(extra) if extra else None
-    return batch, tokens, extras
+        unpacked.append(dumps(extra) if extra else None)
+    # The other rows' text stays in Arrow: a take from the old texts and the rewritten ones.
+    index = np.arange(len(kind))
+    index[rows] = len(kind) + np.arange(len(rows))
+    texts = pa.chunked_array(extras.chunks + [pa.array(unpacked, pa.string())])
+    return batch, tokens, texts.take(pa.array(index))
 
 
 def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
@@ -499,7 +518,7 @@ def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -
     Skipped when a trace's GPU External ids just repeat their correlations
     (some Kineto versions): those are no op ids.
     """
-    kind = _kind_column_codes(raw.column("kind"))
+    kind = _codes(raw.column("kind"), _CODE.__getitem__)
     op_id = table.column("op_id").to_numpy(zero_copy_only=False).astype(np.float64)
     correlation = raw.column("correlation_id").to_numpy(zero_copy_only=False).astype(np.float64)
     work = np.isin(kind, _DEVICE_WORK)
