@@ -410,3 +410,88 @@ def test_user_marks_replace_the_hooks_marks_of_their_label_and_user_generations_
     assert table.loc["generate", "count"] == 1 and table.loc["decode", "count"] == 2
     (call,) = result.generations.to_dict("records")
     assert call["ttft_ns"] == 20 * MS and call["tbt_ns"] == [15 * MS, 11 * MS]  # 35 - 20, 46 - 35
+
+
+# ------------------------------------------------------------------ generation table: arrays vs the joins they replace
+
+
+def _reference_generation_table(windows: pd.DataFrame) -> pd.DataFrame:
+    """generation_table as pandas groupby/join (its earlier form): the reference for the array version."""
+    from profkit.analyzers.phases import DECODE, GENERATE, PREFILL, _link_generations
+
+    columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
+               "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
+    if not (windows["phase"] == GENERATE).any():
+        return pd.DataFrame(columns=columns)
+    windows = _link_generations(windows)
+    calls = windows[(windows["phase"] == GENERATE) & windows["generation"].notna()]
+    passes = windows[windows["phase"].isin((PREFILL, DECODE)) & windows["generation"].notna()]
+    if calls.empty:
+        return pd.DataFrame(columns=columns)
+    origin = int(windows["start_ns"].min())
+    passes = passes.assign(start_ns=passes["start_ns"] - origin, effective_end_ns=passes["effective_end_ns"] - origin)
+    key = ["rank", "generation"]
+    decode = passes[passes["phase"] == DECODE]
+    first_decode = decode.groupby(key)["start_ns"].min().rename("first_decode_ns")
+    prefill = passes[passes["phase"] == PREFILL].join(first_decode, on=key)
+    before = prefill[~(prefill["start_ns"] >= prefill["first_decode_ns"])]
+    first_token = before.groupby(key)["effective_end_ns"].max().rename("first_token_ns")
+    emissions = pd.concat([
+        first_token.reset_index().rename(columns={"first_token_ns": "t_ns"}),
+        decode[key + ["effective_end_ns"]].rename(columns={"effective_end_ns": "t_ns"}),
+    ], ignore_index=True).sort_values(key + ["t_ns"], kind="stable")
+    t_ns = emissions["t_ns"].to_numpy(np.int64)
+    same_call = (emissions[key].to_numpy()[1:] == emissions[key].to_numpy()[:-1]).all(axis=1)
+    emissions["gap_ns"] = np.r_[np.nan, np.where(same_call, np.diff(t_ns), np.nan)]
+    gaps = emissions.dropna(subset=["gap_ns"]).groupby(key)["gap_ns"].agg(list).rename("tbt_ns")
+    counts = passes.groupby(key + ["phase"]).size().unstack("phase")
+    out = calls.join(first_token, on=key).join(gaps, on=key).join(counts, on=key)
+    end = np.maximum(out["end_ns"].to_numpy(np.int64), out["effective_end_ns"].to_numpy(np.int64))
+    n_prefill = out[PREFILL].fillna(0).astype(int) if PREFILL in out else pd.Series(0, index=out.index)
+    n_decode = out[DECODE].fillna(0).astype(int) if DECODE in out else pd.Series(0, index=out.index)
+    return pd.DataFrame({
+        "generation": out["generation"].astype(np.int64).to_numpy(), "rank": out["rank"].to_numpy(),
+        "start_ns": out["start_ns"].to_numpy(), "end_ns": end, "duration_ns": end - out["start_ns"].to_numpy(np.int64),
+        "batch_size": out["batch_size"].to_numpy(), "prefill_passes": n_prefill.to_numpy(),
+        "decode_passes": n_decode.to_numpy(), "new_tokens": (n_decode + (n_prefill > 0)).to_numpy(),
+        "ttft_ns": out["first_token_ns"].to_numpy(float) - (out["start_ns"].to_numpy(np.int64) - origin),
+        "tbt_ns": [g if isinstance(g, list) else [] for g in out["tbt_ns"]], "source": out["source"].to_numpy(),
+    }, columns=columns)
+
+
+def _random_windows(seed: int) -> pd.DataFrame:
+    """Generate calls on two ranks with chunked prefills, decodes, ties, a call without passes,
+    passes of no call, and user generate marks without an id (linked by time)."""
+    rng = np.random.default_rng(seed)
+    rows, t = [], T0
+    for call in range(6):
+        rank = int(rng.integers(0, 2))
+        loose = call == 5  # a user's generate mark: no id, its passes found by time
+        generation = np.nan if loose else float(call % 4)  # ids repeat across ranks
+        begin = t
+        for _ in range(int(rng.integers(0, 3))):  # prefill chunks (none: a call without a first token)
+            rows.append(("prefill", rank, t, t + 5 * MS, t + 7 * MS, generation))
+            t += 6 * MS
+        for _ in range(int(rng.integers(0, 5))):
+            length = int(rng.choice([2, 3])) * MS  # equal lengths: tied emissions
+            rows.append(("decode", rank, t, t + length, t + length + int(rng.integers(0, 2)) * MS, generation))
+            t += length
+        rows.append(("generate", rank, begin, t + MS, t + MS, generation))
+        rows.append(("decode", rank, t + 2 * MS, t + 3 * MS, t + 3 * MS, np.nan))  # a pass of no call
+        t += 10 * MS
+    frame = pd.DataFrame(rows, columns=["phase", "rank", "start_ns", "end_ns", "effective_end_ns", "generation"])
+    frame["batch_size"] = rng.choice([1.0, 2.0, np.nan], len(frame))
+    frame["tokens"] = np.nan
+    frame["step"] = np.nan
+    frame["source"] = np.where(frame["generation"].isna() & (frame["phase"] == "generate"), "user", "forward_hook")
+    return frame.sort_values(["rank", "start_ns"], kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_generation_table_equals_the_joins_it_replaced(seed):
+    from profkit.analyzers.phases import generation_table
+
+    windows = _random_windows(seed)
+    fast, reference = generation_table(windows), _reference_generation_table(windows)
+    pd.testing.assert_frame_equal(fast.drop(columns=["tbt_ns"]), reference.drop(columns=["tbt_ns"]), check_exact=True)
+    assert fast["tbt_ns"].tolist() == reference["tbt_ns"].tolist()

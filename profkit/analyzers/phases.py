@@ -311,51 +311,67 @@ def _energy_columns(table: pd.DataFrame, windows: pd.DataFrame, tracks) -> dict[
 
 
 def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
-    """One row per generate window: duration, passes, tokens, TTFT; ``tbt_ns`` holds its TBT samples."""
+    """One row per generate window: duration, passes, tokens, TTFT; ``tbt_ns`` holds its TBT samples.
+
+    Calls and passes meet on their (rank, generation) key; arrays per key, not joins (a few
+    dozen windows made pandas' groupby/join machinery most of the phase analysis' time).
+    """
     columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
                "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
     if not (windows["phase"] == GENERATE).any():  # no generate calls: nothing to link or list
         return pd.DataFrame(columns=columns)
     windows = _link_generations(windows)
-    calls = windows[(windows["phase"] == GENERATE) & windows["generation"].notna()]
-    passes = windows[windows["phase"].isin((PREFILL, DECODE)) & windows["generation"].notna()]
-    if calls.empty:
+    phase = windows["phase"].to_numpy(dtype=object)
+    generation = windows["generation"].to_numpy(np.float64)
+    linked = ~np.isnan(generation)
+    calls = np.flatnonzero((phase == GENERATE) & linked)
+    if not len(calls):
         return pd.DataFrame(columns=columns)
-    # Offsets from the first window: epoch ns as float64 (NaN-able joins) would lose ~256 ns.
+    rank = windows["rank"].to_numpy(np.int64)
+    key = np.full(len(windows), -1, np.int64)  # one number per (rank, generation), in that sorted order
+    _, inverse = np.unique(np.stack([rank[linked].astype(np.float64), generation[linked]]), axis=1,
+                           return_inverse=True)
+    key[linked] = inverse.reshape(-1)
+    keys = int(key.max()) + 1
+    # Offsets from the first window: epoch ns as float64 would lose ~256 ns.
     origin = int(windows["start_ns"].min())
-    passes = passes.assign(start_ns=passes["start_ns"] - origin, effective_end_ns=passes["effective_end_ns"] - origin)
-    key = ["rank", "generation"]
-    decode = passes[passes["phase"] == DECODE]
-    first_decode = decode.groupby(key)["start_ns"].min().rename("first_decode_ns")
-    prefill = passes[passes["phase"] == PREFILL].join(first_decode, on=key)
-    before = prefill[~(prefill["start_ns"] >= prefill["first_decode_ns"])]  # NaN (no decode) keeps all
-    first_token = before.groupby(key)["effective_end_ns"].max().rename("first_token_ns")
-    emissions = pd.concat([
-        first_token.reset_index().rename(columns={"first_token_ns": "t_ns"}),
-        decode[key + ["effective_end_ns"]].rename(columns={"effective_end_ns": "t_ns"}),
-    ], ignore_index=True).sort_values(key + ["t_ns"], kind="stable")
-    t_ns = emissions["t_ns"].to_numpy(np.int64)
-    same_call = (emissions[key].to_numpy()[1:] == emissions[key].to_numpy()[:-1]).all(axis=1)
-    emissions["gap_ns"] = np.r_[np.nan, np.where(same_call, np.diff(t_ns), np.nan)]
-    gaps = emissions.dropna(subset=["gap_ns"]).groupby(key)["gap_ns"].agg(list).rename("tbt_ns")
-    counts = passes.groupby(key + ["phase"]).size().unstack("phase")
-    out = calls.join(first_token, on=key).join(gaps, on=key).join(counts, on=key)
-    end = np.maximum(out["end_ns"].to_numpy(np.int64), out["effective_end_ns"].to_numpy(np.int64))
-    n_prefill = out[PREFILL].fillna(0).astype(int) if PREFILL in out else pd.Series(0, index=out.index)
-    n_decode = out[DECODE].fillna(0).astype(int) if DECODE in out else pd.Series(0, index=out.index)
+    start = windows["start_ns"].to_numpy(np.int64) - origin
+    effective_end = windows["effective_end_ns"].to_numpy(np.int64) - origin
+    prefill, decode = np.flatnonzero((phase == PREFILL) & linked), np.flatnonzero((phase == DECODE) & linked)
+    first_decode = np.full(keys, np.inf)  # no decode: every prefill counts
+    np.minimum.at(first_decode, key[decode], start[decode])
+    before = prefill[~(start[prefill] >= first_decode[key[prefill]])]
+    first_token = np.full(keys, -1, np.int64)  # the end of the last prefill chunk before the first decode
+    np.maximum.at(first_token, key[before], effective_end[before])
+    has_token = np.zeros(keys, bool)
+    has_token[key[before]] = True
+    # Emissions: the first token, then each decode; TBT samples are the gaps within one call.
+    emission_key = np.concatenate([np.flatnonzero(has_token), key[decode]])
+    emission_t = np.concatenate([first_token[has_token], effective_end[decode]])
+    order = np.lexsort((emission_t, emission_key))
+    emission_key, emission_t = emission_key[order], emission_t[order]
+    same_call = emission_key[1:] == emission_key[:-1]
+    gap_key, gap = emission_key[1:][same_call], np.diff(emission_t)[same_call].astype(np.float64)
+    cuts = np.flatnonzero(np.diff(gap_key)) + 1
+    tbt_of = {int(k[0]): g.tolist() for k, g in zip(np.split(gap_key, cuts), np.split(gap, cuts)) if len(k)}
+    n_prefill = np.bincount(key[prefill], minlength=keys).astype(np.int64)[key[calls]]
+    n_decode = np.bincount(key[decode], minlength=keys).astype(np.int64)[key[calls]]
+    call_start = windows["start_ns"].to_numpy(np.int64)[calls]
+    end = np.maximum(windows["end_ns"].to_numpy(np.int64)[calls], windows["effective_end_ns"].to_numpy(np.int64)[calls])
+    ttft = np.where(has_token[key[calls]], first_token[key[calls]], np.nan) - (call_start - origin)
     return pd.DataFrame({
-        "generation": out["generation"].astype(np.int64).to_numpy(),
-        "rank": out["rank"].to_numpy(),
-        "start_ns": out["start_ns"].to_numpy(),
+        "generation": generation[calls].astype(np.int64),
+        "rank": rank[calls],
+        "start_ns": call_start,
         "end_ns": end,
-        "duration_ns": end - out["start_ns"].to_numpy(np.int64),
-        "batch_size": out["batch_size"].to_numpy(),
-        "prefill_passes": n_prefill.to_numpy(),
-        "decode_passes": n_decode.to_numpy(),
-        "new_tokens": (n_decode + (n_prefill > 0)).to_numpy(),
-        "ttft_ns": out["first_token_ns"].to_numpy(float) - (out["start_ns"].to_numpy(np.int64) - origin),
-        "tbt_ns": [g if isinstance(g, list) else [] for g in out["tbt_ns"]],
-        "source": out["source"].to_numpy(),
+        "duration_ns": end - call_start,
+        "batch_size": windows["batch_size"].to_numpy(np.float64)[calls],
+        "prefill_passes": n_prefill,
+        "decode_passes": n_decode,
+        "new_tokens": n_decode + (n_prefill > 0),
+        "ttft_ns": ttft,
+        "tbt_ns": [list(tbt_of.get(k, [])) for k in key[calls].tolist()],
+        "source": windows["source"].to_numpy()[calls],
     }, columns=columns)
 
 
