@@ -53,7 +53,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import OpClass
-from .columns import is_kind
+from .columns import is_kind, label_codes
 from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, WINDOW_COLUMNS: re-exported)
@@ -509,13 +509,20 @@ def _step_batches(events: pd.DataFrame, steps: pd.DataFrame) -> tuple[np.ndarray
     """Samples and tokens per step from its first embedding lookup ([batch, seq] ids), when there is one."""
     samples = np.full(len(steps), np.nan)
     tokens = np.full(len(steps), np.nan)
-    ops = events[(events["kind"] == Kind.CPU_OP.value) & (events["name"].astype(str) == "aten::embedding")]
-    if ops.empty:
+    name_codes, name_labels = label_codes(events["name"])
+    embedding = np.isin(name_codes, np.flatnonzero(name_labels == "aten::embedding"))
+    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & embedding)
+    if not len(ops):
         return samples, tokens
-    pos = assign_to_windows(ops["start_ns"].to_numpy(np.int64), _ranks(ops), steps)
-    ops = ops.assign(_window=pos)[pos >= 0].sort_values("start_ns", kind="stable").groupby("_window").head(1)
-    for window, shapes in zip(ops["_window"], ops["input_shapes"].astype(object)):
-        shape = _token_shape("aten::embedding", shapes)
+    start = events["start_ns"].to_numpy(np.int64)[ops]
+    pos = assign_to_windows(start, _ranks(events)[ops], steps)
+    inside = pos >= 0
+    ops, start, pos = ops[inside], start[inside], pos[inside]
+    order = np.lexsort((start, pos))  # per window by start, ties in row order (lexsort is stable)
+    windows, first = np.unique(pos[order], return_index=True)
+    shape_codes, shape_labels = label_codes(events["input_shapes"])
+    for window, row in zip(windows.tolist(), ops[order][first].tolist()):
+        shape = _token_shape("aten::embedding", shape_labels[shape_codes[row]] if shape_codes[row] >= 0 else None)
         if shape:
             samples[window], tokens[window] = shape[0], shape[0] * shape[1]
     return samples, tokens
