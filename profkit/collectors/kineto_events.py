@@ -133,9 +133,9 @@ class Collected:
     """Raw event fields as arrays, plus the few non-span events kept whole.
 
     ``columns``: the ``NUMBER_FIELDS`` as float64 numpy arrays (NaN where
-    missing); the ``TEXT_FIELDS`` as Arrow arrays, one chunk per window:
-    ``cat`` dictionary-encoded (nulls encoded too), ``name`` ("" where none),
-    ``shapes``/``dtypes``/``extra`` compact JSON strings or null.
+    missing); the ``TEXT_FIELDS`` as Arrow arrays: ``cat`` dictionary-encoded
+    (a chunk per window: each has its own dictionary), ``name`` ("" where
+    none), ``shapes``/``dtypes``/``extra`` compact JSON strings or null.
     """
 
     columns: dict[str, Any]
@@ -148,6 +148,7 @@ class Collected:
 NUMBER_FIELDS = ("ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream", "bytes")
 TEXT_FIELDS = ("cat", "name", "shapes", "dtypes", "extra")
 _EMPTY: dict = {}
+_NAN = float("nan")
 
 
 def _collect(chunks: Iterable[list], name: str) -> Collected:
@@ -176,7 +177,10 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
     if not batches:
         batches.append(_span_columns([], skipped))
     columns: dict[str, Any] = {field: np.concatenate([b[field] for b in batches]) for field in NUMBER_FIELDS}
-    columns.update({field: pa.chunked_array([b[field] for b in batches]) for field in TEXT_FIELDS})
+    for field in TEXT_FIELDS:  # one array each (later takes would concatenate chunks anyway), freed as we go
+        chunks = [b.pop(field) for b in batches]
+        columns[field] = pa.chunked_array(chunks) if field == "cat" else pa.concat_arrays(chunks)
+        del chunks
     return Collected(columns, flows, counters, meta_events, skipped)
 
 
@@ -209,28 +213,20 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
     ts = floats([e.get("ts") for e in spans])
     keep = ~np.isnan(ts)
     args = [e.get("args") or _EMPTY for e in spans]
-    dims = [a.get("Input Dims") for a in args]
-    types = [a.get("Input type") if d is not None else None for a, d in zip(args, dims)]
-    rename = ARG_KEYS.get
+    # NaN, not None, for absent arguments: numpy converts a list with None in it 4x slower.
     columns: dict[str, Any] = {
         "ts": ts,
         "dur": floats([e.get("dur", 0) for e in spans]),
         "pid": floats([e.get("pid") for e in spans]),
         "tid": floats([e.get("tid") for e in spans]),
-        "correlation": floats([a.get("correlation") for a in args]),
-        "external_id": floats([a.get("External id") if "External id" in a else a.get("external id") for a in args]),
-        "device": floats([a.get("device") for a in args]),
-        "stream": floats([a.get("stream") for a in args]),
-        "bytes": floats([a.get("bytes") for a in args]),
+        "correlation": floats([a.get("correlation", _NAN) for a in args]),
+        "external_id": floats([a.get("External id") if "External id" in a else a.get("external id", _NAN)
+                               for a in args]),
+        "device": floats([a.get("device", _NAN) for a in args]),
+        "stream": floats([a.get("stream", _NAN) for a in args]),
+        "bytes": floats([a.get("bytes", _NAN) for a in args]),
     }
-    texts = {
-        "cat": [e.get("cat") for e in spans],
-        "name": [e.get("name", "") for e in spans],
-        "shapes": [None if d is None else dumps(d) for d in dims],
-        "dtypes": [None if t is None else dumps(t) for t in types],
-        "extra": [dumps(kept) if (kept := {r: v for k, v in a.items() if (r := rename(k, k))}) else None
-                  for a in args],
-    }
+    texts = {"cat": [e.get("cat") for e in spans], "name": [e.get("name", "") for e in spans], **_json_texts(args)}
     if not keep.all():
         skipped["X without ts"] += int((~keep).sum())
         columns = {field: values[keep] for field, values in columns.items()}
@@ -239,6 +235,33 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
     columns["name"] = _strings(texts.pop("name"), "")
     columns.update({field: pa.array(values, pa.string()) for field, values in texts.items()})
     return columns
+
+
+def _json_texts(args: list[dict]) -> dict[str, list]:
+    """shapes, dtypes and extra of each event as compact JSON (None where it has none).
+
+    orjson is called directly (no wrapper per value: 3 calls per event); a
+    batch it cannot encode (integers beyond 64 bits) goes through ``dumps``.
+    """
+    dims = [a.get("Input Dims") for a in args]
+    types = [a.get("Input type") if d is not None else None for a, d in zip(args, dims)]
+    rename = ARG_KEYS.get
+    kept = [{r: v for k, v in a.items() if (r := rename(k, k))} for a in args]
+    if _orjson is not None:
+        encode = _orjson.dumps
+        try:
+            return {
+                "shapes": [None if d is None else encode(d).decode() for d in dims],
+                "dtypes": [None if t is None else encode(t).decode() for t in types],
+                "extra": [encode(k).decode() if k else None for k in kept],
+            }
+        except TypeError:
+            pass
+    return {
+        "shapes": [None if d is None else dumps(d) for d in dims],
+        "dtypes": [None if t is None else dumps(t) for t in types],
+        "extra": [dumps(k) if k else None for k in kept],
+    }
 
 
 def _strings(values: list, none: str | None) -> pa.Array:

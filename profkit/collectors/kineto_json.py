@@ -92,8 +92,7 @@ def read_kineto(path: str | os.PathLike, *, progress: bool = True) -> ImportedTr
     if not path.is_file():
         raise TraceImportError(f"{path}: no such file")
     with _gc_paused(), _system_allocator():
-        header, collected = read_document(path, progress)
-        return _assemble(header, collected, path)
+        return _assemble(*read_document(path, progress), path)  # no frame here holds the columns
 
 
 @contextlib.contextmanager
@@ -230,11 +229,40 @@ def _count_kind(table: pa.Table, kind: Kind) -> int:
 
 
 def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> ImportedTrace:
-    cols = collected.columns
-    n = len(cols["ts"])
     notes: list[str] = []
     base_ns = int_or_none(header.get("baseTimeNanoseconds")) or 0
-    kind = _codes(cols["cat"], _category_kind)
+    spans, kind, host_pid = _span_rows(header, collected, base_ns, notes)
+    parts = [spans, _step_phases(spans, kind), _samples(collected, host_pid, base_ns)]
+    parts = [part for part in parts if part is not None and part.num_rows]
+    del spans, kind
+    if not parts:
+        raise TraceImportError(f"{source.name}: no timed events (no 'X' spans or counters)")
+    raw = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+    del parts  # the sorted copy below is all that is kept (the unsorted rows go before build_events copies)
+    # Sorted as build_events sorts (start, then the enclosing event first; stable), so that its
+    # rows keep this order and the External ids below line up with them.
+    order = np.lexsort((-raw.column("duration_ns").to_numpy(), raw.column("start_ns").to_numpy()))
+    raw = raw.take(pa.array(order))
+    external = raw.column("_external_id").to_numpy().astype(np.float64)
+    table = build_events(raw.drop_columns(["_external_id"]))
+    table, linked_by_external = _link_by_external_id(table, external, raw)
+    if linked_by_external:
+        notes.append(f"{linked_by_external} GPU events linked to their op by External id (no launch call found)")
+    for label, count in sorted(collected.skipped.items()):
+        notes.append(f"skipped {count} {label} events")
+    metadata = file_metadata(header, source, table, notes)
+    return ImportedTrace(table=table, metadata=metadata, source=source)
+
+
+def _span_rows(header: dict[str, Any], collected: Collected, base_ns: int,
+               notes: list[str]) -> tuple[pa.Table, np.ndarray, int]:
+    """The "X" events as raw rows of the trace format, their kind codes, and the main host pid.
+
+    Takes the columns out of ``collected``: what the rows do not hold is freed here.
+    """
+    cols, collected.columns = collected.columns, {}
+    n = len(cols["ts"])
+    kind = _codes(cols.pop("cat"), _category_kind)
     pid, tid = cols["pid"], cols["tid"]
     gpu = np.isin(kind, _GPU_CODES)
     start_ns, end_ns = _to_ns(cols["ts"], cols["dur"], base_ns)
@@ -255,11 +283,11 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     linked = np.where(gpu, correlation, np.nan)
     own_correlation = np.where((kind == _CODE[Kind.RUNTIME.value]) | gpu, correlation, np.nan)
     process = _gpu_process(pid, host_pid, kind, gpu, correlation)
-    batch_size, token_count, extra = _unpack_phase_args(kind, cols["extra"])
+    batch_size, token_count, extra = _unpack_phase_args(kind, cols.pop("extra"))
 
-    raw = {
+    rows = {
         "kind": pa.DictionaryArray.from_arrays(pa.array(kind, pa.int32()), _KINDS).dictionary_decode(),
-        "name": cols["name"],
+        "name": cols.pop("name"),
         "start_ns": pa.array(start_ns),
         "duration_ns": pa.array(np.maximum(end_ns - start_ns, 0)),
         "device_type": pa.DictionaryArray.from_arrays(pa.array(on_gpu_track, pa.int32()), ["cpu", "gpu"])
@@ -270,35 +298,15 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
         "thread_id": _nullable(tid, ~on_gpu_track),
         "correlation_id": _nullable(own_correlation),
         "linked_correlation_id": _nullable(linked),
-        "input_shapes": cols["shapes"],
-        "input_dtypes": cols["dtypes"],
+        "input_shapes": cols.pop("shapes"),
+        "input_dtypes": cols.pop("dtypes"),
         "bytes": _nullable(cols["bytes"], np.isin(kind, [_CODE[Kind.MEMCPY.value], _CODE[Kind.MEMSET.value]])),
         "batch_size": _nullable(batch_size, dtype=pa.int32()),
         "token_count": _nullable(token_count),
         "extra": extra,
         "_external_id": pa.array(cols["external_id"]),
     }
-    spans = pa.table(raw)
-    parts = [spans, _step_phases(spans, kind), _samples(collected, host_pid, base_ns)]
-    parts = [part for part in parts if part is not None and part.num_rows]
-    if not parts:
-        raise TraceImportError(f"{source.name}: no timed events (no 'X' spans or counters)")
-    raw_table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
-    # Sorted as build_events sorts (start, then the enclosing event first; stable), so that its
-    # rows keep this order and the External ids below line up with them.
-    start = raw_table.column("start_ns").to_numpy()
-    duration = raw_table.column("duration_ns").to_numpy()
-    order = np.lexsort((-duration, start))
-    raw_table = raw_table.take(pa.array(order))
-    external = raw_table.column("_external_id").to_numpy().astype(np.float64)
-    table = build_events(raw_table.drop_columns(["_external_id"]))
-    table, linked_by_external = _link_by_external_id(table, external, raw_table)
-    if linked_by_external:
-        notes.append(f"{linked_by_external} GPU events linked to their op by External id (no launch call found)")
-    for label, count in sorted(collected.skipped.items()):
-        notes.append(f"skipped {count} {label} events")
-    metadata = file_metadata(header, source, table, notes)
-    return ImportedTrace(table=table, metadata=metadata, source=source)
+    return pa.table(rows), kind, host_pid
 
 
 def _codes(column: pa.ChunkedArray, code_of: Callable[[Any], int]) -> np.ndarray:
@@ -424,7 +432,7 @@ def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: pa.Data
     return pa.array(np.where(mask, 0, values).astype(dtype.to_pandas_dtype()), type=dtype, mask=mask)
 
 
-def _unpack_phase_args(kind: np.ndarray, extras: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, pa.ChunkedArray]:
+def _unpack_phase_args(kind: np.ndarray, extras: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Phase rows written by ``profkit export`` carry batch_size/token_count in their args.
 
     Returns (batch_size, token_count, extra) per row: NaN where absent; the
@@ -444,8 +452,7 @@ def _unpack_phase_args(kind: np.ndarray, extras: pa.ChunkedArray) -> tuple[np.nd
     # The other rows' text stays in Arrow: a take from the old texts and the rewritten ones.
     index = np.arange(len(kind))
     index[rows] = len(kind) + np.arange(len(rows))
-    texts = pa.chunked_array(extras.chunks + [pa.array(unpacked, pa.string())])
-    return batch, tokens, texts.take(pa.array(index))
+    return batch, tokens, pa.concat_arrays([extras, pa.array(unpacked, pa.string())]).take(pa.array(index))
 
 
 def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
