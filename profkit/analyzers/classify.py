@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, Match, OpClass, classify_name
-from .columns import is_kind, label_codes
+from .columns import is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
@@ -111,7 +111,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
     class_of_label = np.array([CLASS_ORDER.index(m.op_class.value) for m in matches], dtype=np.int8)
     name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
     name_fused = np.array([m.fused for m in matches], dtype=bool)[name_codes] & wanted
-    rule = np.array([m.rule_id for m in matches], dtype=object)[name_codes]
+    rule_of_label = [m.rule_id for m in matches]
 
     # Costs: once per unique (name, shapes, dtypes), ops only.
     flops = np.zeros(n)
@@ -155,18 +155,19 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
     span_ns = np.where(is_device | is_unit, duration, 0)
 
     keep = np.flatnonzero(wanted)
-    unit = pd.array(unit_id[keep], dtype="Int64")
-    unit[unit_id[keep] < 0] = pd.NA
-    out = pd.DataFrame(
+    unit = pd.arrays.IntegerArray(unit_id[keep], unit_id[keep] < 0)
+    ranks = {"rank": events["rank"].to_numpy()[keep]} if "rank" in events else {}
+    return pd.DataFrame(
         {
             "event_id": event_ids[keep],
+            **ranks,
             "kind": pd.Categorical.from_codes(kind_codes[keep], categories=pd.Index(kind_labels, dtype=object)),
             "name": pd.Categorical.from_codes(name_codes[keep], categories=pd.Index(name_labels, dtype=object)),
             "start_ns": events["start_ns"].to_numpy(np.int64)[keep],
             "duration_ns": duration[keep],
             "category": pd.Categorical.from_codes(category[keep], dtype=_CATEGORY),
             "fused": fused[keep],
-            "rule": rule[keep],
+            "rule": text_column(rule_of_label, name_codes[keep]),
             "unit_id": unit,
             "flops": flops[keep],
             "bytes": nbytes[keep],
@@ -177,9 +178,6 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
             "span_ns": span_ns[keep],
         }
     )
-    if "rank" in events:
-        out.insert(1, "rank", events["rank"].to_numpy()[keep])
-    return out
 
 
 def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_class, name_fused,

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 Labels = tuple[np.ndarray, np.ndarray]
 
@@ -121,3 +122,15 @@ def descending_order(values: np.ndarray) -> np.ndarray:
     puts them: pandas' nargsort, a quicksort of the reversed values reversed back, ties included."""
     reverse = np.arange(len(values))[::-1]
     return reverse[np.asarray(values)[::-1].argsort(kind="quicksort")][::-1]
+
+
+def text_column(texts: list, codes: np.ndarray) -> Any:
+    """The text column ``texts[codes]`` (None: missing) as pandas types an object array of it,
+    built from the codes: a dictionary array decoded by Arrow instead of pandas inferring
+    the type of every row."""
+    used = np.unique(codes) if len(codes) else codes
+    if not any(isinstance(texts[i], str) for i in used):  # no text at all: pandas keeps it object
+        return np.asarray(texts, dtype=object)[codes] if len(texts) else np.full(len(codes), None, dtype=object)
+    dictionary = pa.array([t if isinstance(t, str) else None for t in texts], type=pa.large_string())
+    decoded = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int64()), dictionary).dictionary_decode()
+    return pd.array(decoded, dtype="str")

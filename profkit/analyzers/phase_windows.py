@@ -169,12 +169,13 @@ def _ranks(rows: pd.DataFrame) -> np.ndarray:
 
 def _mark_windows(events: pd.DataFrame) -> Columns:
     at = np.flatnonzero(is_kind(events, Kind.PHASE.value))
-    parsed = _parse_extras(events["extra"].iloc[at]) if len(at) else []
+    parsed = _parse_extras(events["extra"].array.take(at)) if len(at) else []
     start = events["start_ns"].to_numpy(np.int64)[at]
+    name_codes, name_labels = label_codes(events["name"])
     return _frame(
-        phase=events["name"].iloc[at].astype(str).to_numpy(), rank=ranks(events)[at], start_ns=start,
+        phase=np.append(name_labels, np.nan)[name_codes[at]], rank=ranks(events)[at], start_ns=start,
         end_ns=start + int_values(events["duration_ns"])[at],
-        batch_size=events["batch_size"].iloc[at], tokens=events["token_count"].iloc[at],
+        batch_size=events["batch_size"].array.take(at), tokens=events["token_count"].array.take(at),
         generation=[p.get("generation") for p in parsed], step=[p.get("step") for p in parsed],
         source=[p.get("source", "mark") for p in parsed],
     )
@@ -198,10 +199,10 @@ def _prefer_user_marks(marks: Columns) -> Columns:
     return _take(marks, np.flatnonzero(~(user_label & detected)))
 
 
-def _parse_extras(extra: pd.Series) -> list[dict]:
+def _parse_extras(extra) -> list[dict]:
     cache: dict[Any, dict] = {}
     out = []
-    for text in extra.astype(object).tolist():  # phase marks only: a small table
+    for text in np.asarray(extra, dtype=object).tolist():  # phase marks only: a small table
         if text not in cache:
             try:
                 value = json.loads(text) if isinstance(text, str) and text else {}

@@ -149,11 +149,6 @@ def _effective_ends(windows: pd.DataFrame, anchors: _Anchors) -> np.ndarray:
     return end
 
 
-def _union_ns(windows: pd.DataFrame, end_column: str = "effective_end_ns") -> int:
-    return _union_of(windows["rank"].to_numpy(), windows["start_ns"].to_numpy(np.int64),
-                     windows[end_column].to_numpy(np.int64))
-
-
 def _union_of(rank: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
     """Length of the union of [start, end) per rank, summed over ranks (ranks with a null rank left out)."""
     total = 0
@@ -398,16 +393,19 @@ def percentiles(values) -> dict[str, float | None]:
 
 def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict | None:
     """Splitwise's metrics over the whole trace; None without prefill/decode passes."""
-    passes = windows[windows["phase"].isin(PASS_PHASES)]
-    if passes.empty:
+    phase = windows["phase"].to_numpy(dtype=object)
+    passes = np.flatnonzero(np.isin(phase, PASS_PHASES))
+    if not len(passes):
         return None
+    rank, start = windows["rank"].to_numpy(), windows["start_ns"].to_numpy(np.int64)
+    effective_end, tokens_of = windows["effective_end_ns"].to_numpy(np.int64), windows["tokens"].to_numpy(np.float64)
 
-    def rate(phase: str) -> tuple[float | None, float | None, int]:
-        group = passes[passes["phase"] == phase]
-        if group.empty:
+    def rate(label: str) -> tuple[float | None, float | None, int]:
+        group = passes[phase[passes] == label]
+        if not len(group):
             return None, None, 0
-        time_ns = _union_ns(group)
-        tokens = float(group["tokens"].sum()) if group["tokens"].notna().any() else None
+        time_ns = _union_of(rank[group], start[group], effective_end[group])
+        tokens = float(_nansum(tokens_of[group])) if not np.isnan(tokens_of[group]).all() else None
         return tokens, (tokens / (time_ns / 1e9) if tokens is not None and time_ns else None), len(group)
 
     prefill_tokens, prefill_rate, prefill_passes = rate(PREFILL)
@@ -433,7 +431,7 @@ def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict 
         "decode_tokens": decode_tokens,
         "prefill_tokens_per_s": prefill_rate,
         "decode_tokens_per_s": decode_rate,
-        "sources": sorted({str(s) for s in passes["source"].dropna()}),
+        "sources": sorted({str(s) for s in windows["source"].to_numpy(dtype=object)[passes] if not pd.isna(s)}),
     }
 
 
