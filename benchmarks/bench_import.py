@@ -7,9 +7,9 @@ parses in a forked pool by default — over the process's RSS once everything
 is imported, so library import costs are left out). Time is the best of
 --repeat runs.
 
-- profkit: ``read_kineto`` + ``write_trace`` (JSON -> Parquet, what
-  ``profkit import`` does), then, separately, ``profkit report`` on that
-  Parquet file (``load`` + ``build_report``);
+- profkit: ``import_paths`` (JSON -> Parquet: exactly what ``profkit
+  import`` runs), then, separately, ``profkit report`` on that Parquet file
+  (``load`` + ``build_report``);
 - HTA: ``TraceAnalysis(trace_dir=...)`` on a folder holding just that file
   (its public entry point: parse, align and filter the trace, with its defaults). HTA is not a profkit dependency: install it
   into its own virtual environment and pass its interpreter:
@@ -46,15 +46,13 @@ def peak_mb():  # HTA parses in a forked worker by default: its peak counts too
 
 PROBES = {
     "profkit_import": _PRELUDE + """
-from profkit.collectors.kineto_json import read_kineto
-from profkit.trace.io import write_trace
-import pandas, pyarrow.parquet
+from profkit.collectors.kineto_json import import_paths
+import pandas, pyarrow.parquet  # what pyarrow imports on first use (pa.array imports pandas): not timed
 source, target = sys.argv[1], sys.argv[2]
 base = rss_mb(); t = time.perf_counter()
-imported = read_kineto(source, progress=False)
-write_trace(target, imported.table, imported.metadata)
+written, = import_paths([source], target, progress=False)
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": imported.table.num_rows}))
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": written.events}))
 """,
     "profkit_report": _PRELUDE + """
 import profkit
