@@ -67,12 +67,15 @@ def phases_section(ctx: ReportContext) -> list[dict]:
     table = result.phases
     if table.empty:
         return []
-    table = table.assign(_order=table["phase"].map(_ORDER).fillna(len(_ORDER))).sort_values(["_order", "phase"])
-    records = _records(table, _PHASE_FIELDS)
+    names = table["phase"].to_numpy(dtype=object)  # one row per label: no ties
+    by_name = {name: i for i, name in enumerate(sorted(names))}
+    order = np.lexsort(([by_name[n] for n in names], [_ORDER.get(n, len(_ORDER)) for n in names]))
+    records = _records(table.iloc[order], _PHASE_FIELDS)
     classes = result.classes
     by_phase: dict = {}  # each phase's class rows, in table order
     if len(classes):
-        for phase, row in zip(classes["phase"].tolist(), _records(classes.assign(category=classes["category"].astype(str)), _CLASS_FIELDS)):
+        for phase, row in zip(classes["phase"].tolist(), _records(classes, _CLASS_FIELDS)):
+            row["category"] = None if row["category"] is None else str(row["category"])
             by_phase.setdefault(phase, []).append(row)
     for record in records:
         record["categories"] = sorted(by_phase.get(record["phase"], []), key=lambda r: -(r["time_ns"] or 0))
