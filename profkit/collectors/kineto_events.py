@@ -3,9 +3,9 @@
 The ``traceEvents`` array is streamed (json_stream) in windows of a few
 hundred KB, each decoded in one call of a C decoder. The "X" events (spans)
 of each window become column arrays at once, by list comprehensions (the one
-per-event Python loop): numbers as float64, strings that repeat (category,
-name, shapes, dtypes) as integer codes, the per-event ``extra`` JSON as an
-Arrow string array. So memory grows with the compact result, not with the
+per-event Python loop): numbers as float64 numpy arrays, texts (name, shapes,
+dtypes, the ``extra`` JSON) as Arrow string arrays, the category
+dictionary-encoded. So memory grows with the compact result, not with the
 JSON parse tree, and no Python object per event outlives its window (the
 heap stays small). Streaming is no slower than decoding a small file at
 once (measured: within noise on the 8 MB traces, with less memory). Flow
@@ -264,7 +264,7 @@ def _json_texts(args: list[dict]) -> dict[str, list]:
     }
 
 
-def _strings(values: list, none: str | None) -> pa.Array:
+def _strings(values: list, none: str) -> pa.Array:
     """Values as an Arrow string array: str as is, others as str(value), None as ``none``."""
     try:
         array = pa.array(values, pa.string())
