@@ -133,3 +133,23 @@ def test_h100_qwen_gemm_and_flash_kernels_are_contraction():
     assert len(launched) >= 0.6 * len(gemm) and (launched["flops"] > 0).all()
     assert (launched["bound"] == "compute").mean() > 0.5
     assert not (rows["category"] == "other").any() or rows.loc[rows["category"] == "other", "time_ns"].sum() < 0.01 * rows["time_ns"].sum()
+
+
+def test_ascii_forms_of_the_patterns_read_ascii_names_as_the_patterns_do():
+    """classify_name searches ASCII names with each rule's re.ASCII form: same match, same span."""
+    import random
+    import string
+
+    from profkit.analyzers.classes import _PATTERNS
+
+    rng = random.Random(0)
+    alphabet = string.printable + "\x1c\x1d\x1e\x1f"
+    names = [rule.example for _, _, rule in _PATTERNS if rule.example]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2000)]
+    names += [name.upper() for name in names[:200]] + ["aten::layer_norm", "void ampere_sgemm_128x64_nn",
+                                                         "ncclDevKernel_AllReduce", "ROCBLAS_gemm", "LayerNorm\x1c"]
+    for regex, ascii_regex, _ in _PATTERNS:
+        for name in names:
+            plain, fast = regex.search(name), ascii_regex.search(name)
+            assert (plain is None) == (fast is None), (regex.pattern, name)
+            assert plain is None or (plain.span(), plain.groupdict()) == (fast.span(), fast.groupdict())
