@@ -43,15 +43,15 @@ class Bound(str, enum.Enum):
 _BOUND = pd.CategoricalDtype([b.value for b in Bound])
 
 
-def _peaks(spec: HardwareSpec | None, dtype: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series, matrix: np.ndarray) -> np.ndarray:
     """Peak flop/s per row; computed once per unique (dtype, matrix) pair."""
     if spec is None:
         return np.full(len(dtype), np.nan)
-    dtype = np.asarray(dtype, dtype=object)
-    codes, uniques = pd.factorize(np.where(pd.isna(dtype), "fp32", dtype).astype(object))
+    codes, uniques = pd.factorize(dtype if isinstance(dtype, pd.Series) else np.asarray(dtype, dtype=object))
+    labels = [*uniques, "fp32"]  # a null dtype (code -1, the last row) reads as fp32
     matrix = np.asarray(matrix, dtype=bool)
-    per_dtype = np.array([[spec.peak_for(d, matrix=False), spec.peak_for(d, matrix=True)] for d in uniques], dtype=float)
-    return per_dtype[codes, matrix.astype(int)] if len(per_dtype) else np.zeros(len(dtype))
+    per_dtype = np.array([[spec.peak_for(d, matrix=False), spec.peak_for(d, matrix=True)] for d in labels], dtype=float)
+    return per_dtype[codes, matrix.astype(int)]
 
 
 def classify_bound(
@@ -84,7 +84,7 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     nbytes = rows["bytes"].to_numpy(float)
     span_s = rows["span_ns"].to_numpy(float) / 1e9
     matrix = (rows["category"] == OpClass.CONTRACTION.value).to_numpy()
-    peak = _peaks(spec, rows["dtype"].to_numpy(object), matrix)
+    peak = _peaks(spec, rows["dtype"], matrix)
     bandwidth = spec.memory_bytes_per_s if spec else np.nan
     has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
