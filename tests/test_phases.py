@@ -495,3 +495,16 @@ def test_generation_table_equals_the_joins_it_replaced(seed):
     fast, reference = generation_table(windows), _reference_generation_table(windows)
     pd.testing.assert_frame_equal(fast.drop(columns=["tbt_ns"]), reference.drop(columns=["tbt_ns"]), check_exact=True)
     assert fast["tbt_ns"].tolist() == reference["tbt_ns"].tolist()
+
+
+@pytest.mark.parametrize("values", [[3, 5, 7], [1.5, np.nan, 2.0], ["compute", "memory", "latency"], [True, False, True]])
+@pytest.mark.parametrize("wanted", [["b", "a"], ["c", "x", "a"], ["x"]])
+def test_reindexed_is_what_a_reindex_gives(values, wanted):
+    from profkit.analyzers.phases import _reindexed
+
+    table = pd.DataFrame({"phase": ["a", "b", "c"], "v": values})
+    reference = table.set_index("phase").reindex(pd.Series(wanted))["v"]
+    at = {phase: i for i, phase in enumerate(table["phase"])}
+    got = _reindexed(table["v"], np.array([at.get(w, -1) for w in wanted]))
+    assert pd.Series(got).dtype == pd.Series(np.asarray(reference.array)).dtype
+    assert pd.Series(got).equals(pd.Series(np.asarray(reference.array)))

@@ -257,17 +257,29 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
     if len(labelled) and len(table):
         per_phase, classes = aggregate_labelled(rows, ceilings, labelled.at, {"phase": labelled.phase},
                                                 [(["phase"], []), (["phase", "category"], None)])
-        per_phase = per_phase.set_index("phase")
-        found = per_phase.reindex(table["phase"])  # as Series.map: NaN (ints become floats) where absent
+        at = {phase: i for i, phase in enumerate(per_phase["phase"].tolist())}
+        pos = np.array([at.get(phase, -1) for phase in table["phase"].tolist()], dtype=np.int64)
         for column in _AGG_COLUMNS:
-            more[column] = found[column].array if column in per_phase else np.full(len(table), np.nan)
-        more["device_time_ns"] = found["time_ns"].array
+            more[column] = _reindexed(per_phase[column], pos) if column in per_phase else np.full(len(table), np.nan)
+        more["device_time_ns"] = _reindexed(per_phase["time_ns"], pos)
     for column in _AGG_COLUMNS + ("device_time_ns",):
         more.setdefault(column, np.full(len(table), np.nan))
     bound = np.asarray(more["bound"], dtype=object)
     more["bound"] = pd.Series(np.where(pd.isna(bound), "unknown", bound), index=table.index, dtype=object)
     more.update(_energy_columns(table, windows, tracks))
     return pd.concat([table, pd.DataFrame(more, index=table.index)], axis=1), classes
+
+
+def _reindexed(column: pd.Series, pos: np.ndarray) -> np.ndarray:
+    """``column`` at positions ``pos`` as a reindex gives it: -1 is NaN, and then integers become floats."""
+    values = column.to_numpy()
+    if (pos >= 0).all():
+        return values[pos]
+    if values.dtype.kind in "iu":
+        values = values.astype(np.float64)
+    elif values.dtype.kind != "f":  # bool, text: object
+        values = values.astype(object)
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan) if len(values) else np.full(len(pos), np.nan)
 
 
 def _nansum(values: np.ndarray) -> float:
