@@ -36,7 +36,7 @@ from .columns import is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
-from .roofline import bounds
+from .roofline import bound_columns
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 _CATEGORY = pd.CategoricalDtype(list(CLASS_ORDER))
@@ -70,8 +70,8 @@ def classify_events(
     gpu = is_gpu_trace(events)
     if ceilings is None:
         ceilings = resolve_ceilings(metadata, gpu_trace=gpu, requested=hardware)
-    rows = _attribute(events, gpu)
-    return pd.concat([rows, bounds(rows, ceilings)], axis=1)
+    columns = _attribute(events, gpu)
+    return pd.DataFrame({**columns, **bound_columns(columns, ceilings)})  # one table, not two and a concat
 
 
 def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,7 @@ _UNCLASSED = Match(OpClass.OTHER, False, None)  # names of rows that get no clas
 _MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
 
 
-def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
+def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     n = len(events)
     kind_codes, kind_labels = _labels(events["kind"])
     event_ids = events["event_id"].to_numpy(np.int64)
@@ -157,27 +157,25 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> pd.DataFrame:
     keep = np.flatnonzero(wanted)
     unit = pd.arrays.IntegerArray(unit_id[keep], unit_id[keep] < 0)
     ranks = {"rank": events["rank"].to_numpy()[keep]} if "rank" in events else {}
-    return pd.DataFrame(
-        {
-            "event_id": event_ids[keep],
-            **ranks,
-            "kind": pd.Categorical.from_codes(kind_codes[keep], categories=pd.Index(kind_labels, dtype=object)),
-            "name": pd.Categorical.from_codes(name_codes[keep], categories=pd.Index(name_labels, dtype=object)),
-            "start_ns": events["start_ns"].to_numpy(np.int64)[keep],
-            "duration_ns": duration[keep],
-            "category": pd.Categorical.from_codes(category[keep], dtype=_CATEGORY),
-            "fused": fused[keep],
-            "rule": text_column(rule_of_label, name_codes[keep]),
-            "unit_id": unit,
-            "flops": flops[keep],
-            "bytes": nbytes[keep],
-            "dtype": dtype[keep],
-            "self_ns": self_ns[keep],
-            "device_work": device_work[keep],
-            "time_ns": time_ns[keep],
-            "span_ns": span_ns[keep],
-        }
-    )
+    return {
+        "event_id": event_ids[keep],
+        **ranks,
+        "kind": pd.Categorical.from_codes(kind_codes[keep], categories=pd.Index(kind_labels, dtype=object)),
+        "name": pd.Categorical.from_codes(name_codes[keep], categories=pd.Index(name_labels, dtype=object)),
+        "start_ns": events["start_ns"].to_numpy(np.int64)[keep],
+        "duration_ns": duration[keep],
+        "category": pd.Categorical.from_codes(category[keep], dtype=_CATEGORY),
+        "fused": fused[keep],
+        "rule": text_column(rule_of_label, name_codes[keep]),
+        "unit_id": unit,
+        "flops": flops[keep],
+        "bytes": nbytes[keep],
+        "dtype": dtype[keep],
+        "self_ns": self_ns[keep],
+        "device_work": device_work[keep],
+        "time_ns": time_ns[keep],
+        "span_ns": span_ns[keep],
+    }
 
 
 def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_class, name_fused,

@@ -79,11 +79,16 @@ def _bound_codes(intensity: np.ndarray, ridge: np.ndarray, efficiency: np.ndarra
 
 def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     """Roofline columns for rows with flops, bytes, dtype, category and span_ns (the time of the point)."""
+    return pd.DataFrame(bound_columns(rows, ceilings), index=rows.index)
+
+
+def bound_columns(rows: pd.DataFrame | dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:
+    """``bounds`` as a dict of columns, from a table or a dict of its columns (arrays)."""
     spec = ceilings.primary
-    flops = rows["flops"].to_numpy(float)
-    nbytes = rows["bytes"].to_numpy(float)
-    span_s = rows["span_ns"].to_numpy(float) / 1e9
-    matrix = (rows["category"] == OpClass.CONTRACTION.value).to_numpy()
+    flops = np.asarray(rows["flops"], dtype=float)
+    nbytes = np.asarray(rows["bytes"], dtype=float)
+    span_s = np.asarray(rows["span_ns"], dtype=float) / 1e9
+    matrix = np.asarray(rows["category"] == OpClass.CONTRACTION.value, dtype=bool)
     peak = _peaks(spec, rows["dtype"], matrix)
     bandwidth = spec.memory_bytes_per_s if spec else np.nan
     has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
@@ -98,21 +103,18 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     with np.errstate(invalid="ignore"):
         bound = _bound_codes(intensity, peak / bandwidth, efficiency, has_cost, latency=not ceilings.what_if)
     if ceilings.what_if:  # timings come from another device
-        flop_fraction = np.full(len(rows), np.nan)
-        bandwidth_fraction = np.full(len(rows), np.nan)
-    return pd.DataFrame(
-        {
-            "arithmetic_intensity": np.where(has_cost, intensity, np.nan),
-            "achieved_flops_per_s": achieved_flops,
-            "achieved_bytes_per_s": achieved_bytes,
-            "peak_flops_per_s": peak,
-            "flop_fraction": np.where(has_cost, flop_fraction, np.nan),
-            "bandwidth_fraction": np.where(has_cost, bandwidth_fraction, np.nan),
-            "roofline_ns": np.where(has_cost, roofline_ns, np.nan),
-            "bound": pd.Categorical.from_codes(bound, dtype=_BOUND),
-        },
-        index=rows.index,
-    )
+        flop_fraction = np.full(len(flops), np.nan)
+        bandwidth_fraction = np.full(len(flops), np.nan)
+    return {
+        "arithmetic_intensity": np.where(has_cost, intensity, np.nan),
+        "achieved_flops_per_s": achieved_flops,
+        "achieved_bytes_per_s": achieved_bytes,
+        "peak_flops_per_s": peak,
+        "flop_fraction": np.where(has_cost, flop_fraction, np.nan),
+        "bandwidth_fraction": np.where(has_cost, bandwidth_fraction, np.nan),
+        "roofline_ns": np.where(has_cost, roofline_ns, np.nan),
+        "bound": pd.Categorical.from_codes(bound, dtype=_BOUND),
+    }
 
 
 def aggregate_classes(
