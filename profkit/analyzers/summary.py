@@ -51,8 +51,8 @@ def span_ns(events: pd.DataFrame) -> tuple[int, int]:
     return int(start[timed].min()), int(ends.max())
 
 
-def totals(events: pd.DataFrame) -> dict:
-    """Counts and times over the whole trace (all ranks, summed)."""
+def totals(events: pd.DataFrame, span: tuple[int, int] | None = None) -> dict:
+    """Counts and times over the whole trace (all ranks, summed); ``span``: ``span_ns(events)`` when known."""
     kinds = label_codes(events["kind"])
     kernels = kind_mask(kinds, Kind.KERNEL.value)
     work = kind_mask(kinds, *DEVICE_WORK_KINDS)
@@ -66,7 +66,7 @@ def totals(events: pd.DataFrame) -> dict:
         busy = mine & (work if (mine & work).any() else ops)
         starts, ends = merge_intervals(start[busy], end[busy])
         busy_ns += int((ends - starts).sum())
-    first, last = span_ns(events)
+    first, last = span_ns(events) if span is None else span
     return {
         "kernel_count": int(kernels.sum()),
         "kernel_time_ns": int(events["duration_ns"].to_numpy(np.int64)[kernels].sum()),

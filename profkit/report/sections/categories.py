@@ -40,11 +40,16 @@ _CLASS_COLUMNS = (
 _BOUND_TIME_COLUMNS = ("compute_ns", "memory_ns", "latency_ns", "unknown_ns")
 
 
+def gpu_trace(ctx: ReportContext) -> bool:
+    """Whether the trace has device work (kernels, copies), once per report."""
+    return ctx.cached("gpu_trace", lambda: is_gpu_trace(ctx.events))
+
+
 def ceilings(ctx: ReportContext) -> Ceilings:
     """The ceilings this report analyzes against (``--hardware`` picks a what-if device)."""
     return ctx.cached(
         "ceilings",
-        lambda: resolve_ceilings(ctx.metadata, gpu_trace=is_gpu_trace(ctx.events), requested=ctx.options.hardware),
+        lambda: resolve_ceilings(ctx.metadata, gpu_trace=gpu_trace(ctx), requested=ctx.options.hardware),
     )
 
 
@@ -67,7 +72,7 @@ def categories_section(ctx: ReportContext) -> list[dict]:
 def roofline_section(ctx: ReportContext) -> dict:
     limits = ceilings(ctx)
     rows = classified(ctx)
-    gpu = is_gpu_trace(ctx.events)
+    gpu = gpu_trace(ctx)
     if not gpu:  # on the CPU a unit of work is the outermost costed op: name rows after it
         names = pd.Series(rows["name"].to_numpy(), index=rows["event_id"].to_numpy())
         rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))

@@ -21,12 +21,17 @@ def _render_run(run: dict, console) -> None:
         console.print(f"[yellow]note:[/yellow] {note}")
 
 
+def _span(ctx: ReportContext) -> tuple[int, int]:
+    """First start and last end of the trace (the run and the totals both report it)."""
+    return ctx.cached("span", lambda: summary.span_ns(ctx.events))
+
+
 @section("run", order=0, render=_render_run)
 def run_section(ctx: ReportContext) -> dict:
     meta = ctx.metadata
     devices = meta.get("devices") or []
     gpu_names = sorted({d.get("name", "?") for d in devices if d.get("type") == "gpu"})
-    first, last = summary.span_ns(ctx.events)
+    first, last = _span(ctx)
     partial = any(bool(t.metadata.get("partial")) for t in ctx.traces)
     notes = []
     for trace in ctx.traces:
@@ -58,7 +63,7 @@ def _render_totals(totals: dict, console) -> None:
 
 @section("totals", order=10, render=_render_totals)
 def totals_section(ctx: ReportContext) -> dict:
-    return summary.totals(ctx.events)
+    return summary.totals(ctx.events, span=_span(ctx))
 
 
 def _render_top(title: str):
