@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - another pandas
     _kahan_group_sum = None
 
 
-def group_ids(keys: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
+def group_ids(keys: list[pd.Series | pd.Categorical]) -> tuple[np.ndarray, np.ndarray]:
     """(group number of each row, first row of each group) as ``groupby(keys, observed=True, dropna=False)``.
 
     Groups are numbered in sorted key order: a categorical key by its categories'
@@ -30,7 +30,8 @@ def group_ids(keys: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
     combined = np.zeros(len(keys[0]) if keys else 0, dtype=np.int64)
     for key in keys:
         if isinstance(key.dtype, pd.CategoricalDtype):
-            codes, size = key.cat.codes.to_numpy(np.int64), len(key.cat.categories)
+            categorical = key.array if isinstance(key, pd.Series) else key
+            codes, size = categorical.codes.astype(np.int64), len(categorical.categories)
         else:
             codes, uniques = pd.factorize(key, sort=True, use_na_sentinel=True)
             codes, size = codes.astype(np.int64), len(uniques)

@@ -230,10 +230,12 @@ def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_withi
     return pd.DataFrame({**groups, **sums, **out})
 
 
-def _key_column(key: pd.Series, first: np.ndarray, as_object: bool = False) -> Any:
+def _key_column(key: pd.Series | pd.Categorical, first: np.ndarray, as_object: bool = False) -> Any:
     """A grouping column of the result, typed as groupby's result index types it."""
-    if as_object and len(first):  # a label key stands for a column of strings
-        return pd.Index(np.asarray(key.array.categories, dtype=object)[key.cat.codes.to_numpy()[first]])
+    if isinstance(key, pd.Categorical):
+        if as_object and len(first):  # a label key stands for a column of strings
+            return pd.Index(np.asarray(key.categories, dtype=object)[key.codes[first]])
+        return key.take(first)
     if isinstance(key.dtype, pd.CategoricalDtype) or not len(first):
         return key.iloc[first].array
     return pd.Index(key.iloc[first].to_numpy(dtype=object))  # object keys: the type pandas infers
@@ -248,10 +250,10 @@ def _share_totals(groups: dict, sums: dict, by: list[str], share_within, kahan: 
     """
     outer = list(by[:-1] if share_within is None else share_within)
     if outer:
-        ids, first = group_ids([pd.Series(groups[c]) for c in outer])
+        ids, first = group_ids([groups[c] for c in outer])  # (Categorical or Index: no Series around them)
         keep = np.ones(len(ids), bool)
         for c in outer:  # groupby's default dropna: rows with a null outer key get no total
-            keep &= ~pd.isna(pd.Series(groups[c])).to_numpy()
+            keep &= ~np.asarray(pd.isna(groups[c]), dtype=bool)
         ids = np.where(keep, ids, -1)
         block, _ = float_sums(np.vstack([sums["flops"], sums["bytes"]]), ids, len(first))
         time_total = int_sums(sums["time_ns"], ids, len(first))
@@ -319,12 +321,15 @@ class _Work:
         array = self._rows[name].to_numpy()
         return array if self._mask is None else array[self._mask]
 
-    def column(self, name: str) -> pd.Series:
+    def column(self, name: str) -> pd.Series | pd.Categorical:
+        """A key column of the kept rows: a categorical one as its array (no Series to index)."""
         column = self._rows[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            return column.array if self._mask is None else column.array[self._mask]
         if self._mask is None:
             return column
         return column[self._mask] if self._mask.dtype == bool else column.iloc[self._mask]
 
-    def label(self, values: pd.Categorical) -> pd.Series:
+    def label(self, values: pd.Categorical) -> pd.Categorical:
         """An extra key column aligned with ``at``, kept like the rows."""
-        return pd.Series(values if self._label_at is None else values[self._label_at], copy=False)
+        return values if self._label_at is None else values[self._label_at]
