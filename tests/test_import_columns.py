@@ -102,3 +102,14 @@ def test_first_row_finds_the_first_row_with_each_key():
     # 7 first appears at row 10 (not 12); 4 and NaN have no row
     assert found[:2].tolist() == [10.0, 13.0] and np.isnan(found[2:]).all()
     assert np.isnan(_first_row(np.zeros(0), np.zeros(0, dtype=np.int64), np.array([1.0]))).all()
+
+
+def test_no_python_object_per_event_outlives_its_window():
+    # Memory grows with the compact columns, not with dicts or str objects per event.
+    header, collected = kineto_events.read_document(shared_trace("sampled_rank-0.json.gz"), progress=False)
+    assert header["distributedInfo"]["rank"] == 0
+    for field in kineto_events.NUMBER_FIELDS:
+        assert collected.columns[field].dtype == np.float64, field
+    for field in kineto_events.TEXT_FIELDS:
+        assert isinstance(collected.columns[field], (pa.Array, pa.ChunkedArray)), field
+    assert len(collected.columns["ts"]) == len(collected.columns["extra"]) == 4811  # the file's "X" events
