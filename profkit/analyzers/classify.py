@@ -97,9 +97,10 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     event_ids = events["event_id"].to_numpy(np.int64)
     index = pd.Index(event_ids)
     parent_pos = _positions(index, events["parent_id"])
-    is_op = np.isin(kind_codes, np.flatnonzero(kind_labels == Kind.CPU_OP.value))
-    is_device = np.isin(kind_codes, np.flatnonzero(np.isin(kind_labels, DEVICE_KINDS)))
-    is_kernel = np.isin(kind_codes, np.flatnonzero(kind_labels == Kind.KERNEL.value))
+    # Per label, then per row through the codes (no null codes here: a lookup, not np.isin's sort or table).
+    is_op = (kind_labels == Kind.CPU_OP.value)[kind_codes]
+    is_device = np.isin(kind_labels, DEVICE_KINDS)[kind_codes]
+    is_kernel = (kind_labels == Kind.KERNEL.value)[kind_codes]
     wanted = is_op | is_device
 
     # Classes: once per unique name, as codes into CLASS_ORDER.

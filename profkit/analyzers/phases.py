@@ -520,7 +520,7 @@ def _step_batches(events: pd.DataFrame, steps: pd.DataFrame) -> tuple[np.ndarray
     samples = np.full(len(steps), np.nan)
     tokens = np.full(len(steps), np.nan)
     name_codes, name_labels = label_codes(events["name"])
-    embedding = np.isin(name_codes, np.flatnonzero(name_labels == "aten::embedding"))
+    embedding = np.append(name_labels == "aten::embedding", False)[name_codes]  # code -1 (null) reads False
     ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & embedding)
     if not len(ops):
         return samples, tokens
