@@ -19,6 +19,11 @@ virtual environment and pass its interpreter (the default is /tmp/hta_venv):
 
     python -m venv --system-site-packages /tmp/hta_venv && /tmp/hta_venv/bin/pip install traceinsight
     python benchmarks/bench_report.py [TRACE.json.gz] [--parquet TRACE.parquet]
+
+On a shared, loaded machine compare checkouts side by side rather than across runs:
+
+    git worktree add /tmp/profkit-base COMMIT
+    python benchmarks/bench_report.py --baseline /tmp/profkit-base
 """
 
 from __future__ import annotations
@@ -66,8 +71,10 @@ print(json.dumps({"first": times[0], "best": min(times[1:]) if runs else times[0
 _CLI_IMPORTS = "import profkit.cli.main, profkit.cli.report, profkit.report.registry as r; r.sections()"
 
 
-def _child(python: str, code: str, *args: str) -> dict | None:
-    proc = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=1800, check=False)
+def _child(python: str, code: str, *args: str, repo: Path = REPO) -> dict | None:
+    env = {**os.environ, "PYTHONPATH": str(repo)} if repo != REPO else None
+    proc = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, cwd=repo, timeout=1800,
+                          check=False, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         print(f"  failed: {tail}", file=sys.stderr)
@@ -89,6 +96,21 @@ def _wall(command: list[str], repeat: int) -> float | None:
     return best
 
 
+def _reports(parquet: Path, runs: int, rounds: int, baseline: Path | None) -> tuple[dict | None, dict | None]:
+    """The report probe on this checkout (and on ``baseline``, alternating), best of ``rounds`` processes."""
+    best: dict[str, dict | None] = {"this": None, "baseline": None}
+    for _ in range(rounds):
+        for name, repo in (("this", REPO), ("baseline", baseline)):
+            if repo is None:
+                continue
+            found = _child(sys.executable, _REPORT_PROBE, str(parquet), str(runs), repo=repo.resolve())
+            if found is None:
+                return None, None
+            kept = best[name]
+            best[name] = found if kept is None else {k: min(kept[k], found[k]) for k in found}
+    return best["this"], best["baseline"]
+
+
 def hta_load(python: str, source: Path, repeat: int) -> float | None:
     if not Path(python).exists() or subprocess.run([python, "-c", "import hta.trace_analysis"],
                                                    capture_output=True, check=False).returncode != 0:
@@ -105,6 +127,8 @@ def main() -> None:
     parser.add_argument("--hta-python", default=DEFAULT_HTA_PYTHON, help="An interpreter that can import hta")
     parser.add_argument("--repeat", type=int, default=3, help="Fresh processes per wall-time figure (best kept)")
     parser.add_argument("--runs", type=int, default=10, help="Reports timed in the warm process (best kept)")
+    parser.add_argument("--baseline", type=Path, help="Another profkit checkout (e.g. a git worktree of an older "
+                        "commit): its in-process report is timed too, alternating with this one's --repeat times")
     args = parser.parse_args()
     if not args.trace.exists():
         sys.exit(f"{args.trace}: no such trace (pass a Chrome-trace JSON file)")
@@ -115,7 +139,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "profkit", "import", str(args.trace), "-o", str(parquet)],
                            check=True, capture_output=True, cwd=REPO)
         hta = hta_load(args.hta_python, args.trace, args.repeat)
-        report = _child(sys.executable, _REPORT_PROBE, str(parquet), str(args.runs))
+        report, baseline = _reports(parquet, args.runs, args.repeat if args.baseline else 1, args.baseline)
         env_python = [sys.executable]
         cli = _wall(env_python + ["-m", "profkit", "report", str(parquet), "--format", "json",
                                   "-o", os.path.join(scratch, "report.json")], args.repeat)
@@ -129,11 +153,17 @@ def main() -> None:
         ("profkit report CLI wall (--format json)", cli),
         ("  of which interpreter + imports", imports),
     ]
+    if baseline:  # the same probe on the other checkout, alternated with this one's (a loaded machine hits both)
+        rows[3:3] = [(f"baseline ({args.baseline.name}) first of the process", baseline["first"]),
+                     (f"baseline ({args.baseline.name}) best of {args.runs}", baseline["best"])]
     width = max(len(label) for label, _ in rows)
     for label, seconds in rows:
         shown = "–" if seconds is None else f"{seconds * 1000:9.1f} ms"
         ratio = f"HTA/this {hta / seconds:6.1f}x" if hta and seconds and not label.startswith(("HTA", "  ")) else ""
         print(f"{label:<{width}}  {shown:>12}  {ratio}")
+    if baseline and report:
+        print(f"this checkout vs baseline: {baseline['first'] / report['first']:.2f}x first report, "
+              f"{baseline['best'] / report['best']:.2f}x warm")
     if hta and report:
         verdict = "meets" if hta / report["first"] >= 20 else "misses"
         print(f"issue 6 target (report >= 20x faster than HTA's load): {verdict} it in-process "
