@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .columns import id_values, int_values, kind_mask, label_codes, label_table
-from .intervals import merge_intervals
+from .intervals import intersect_intervals, merge_intervals, subtract_intervals
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 IDLE_CAUSES = ("synchronization", "data_loading", "kernel_launch", "other_runtime", "host_ops", "no_host_activity")
@@ -42,27 +42,6 @@ _DATA = re.compile(r"(?i)dataloader|data_loader|_next_data|__next__")
 
 def _is_sync(name: str) -> bool:
     return bool(_SYNC_ANYWHERE.search(name) or _SYNC_CALL.match(name))
-
-
-def _interval_op(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], keep_b: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Intersection (keep_b) or difference (not keep_b) of two sets of disjoint intervals."""
-    (sa, ea), (sb, eb) = a, b
-    points = np.concatenate([sa, ea, sb, eb]).astype(np.int64)
-    da = np.concatenate([np.ones(len(sa)), -np.ones(len(ea)), np.zeros(len(sb) + len(eb))])
-    db = np.concatenate([np.zeros(len(sa) + len(ea)), np.ones(len(sb)), -np.ones(len(eb))])
-    if len(points) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(points, kind="stable")
-    points, da, db = points[order], da[order], db[order]
-    # State after each unique point; a segment runs from that point to the next.
-    first = np.flatnonzero(np.r_[True, points[1:] != points[:-1]])  # points are sorted: no second sort
-    unique = points[first]
-    last = np.r_[first[1:], len(points)] - 1
-    in_a = np.cumsum(da)[last] > 0
-    in_b = np.cumsum(db)[last] > 0
-    keep = in_a & (in_b if keep_b else ~in_b)
-    starts, ends = unique[:-1][keep[:-1]], unique[1:][keep[:-1]]
-    return merge_intervals(starts, ends)
 
 
 def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
@@ -113,13 +92,13 @@ def idle_attribution(events: pd.DataFrame) -> dict:
         busy = _union(start, end, mine & device) if gpu else _union(start, end, _top_ops(events, mine & kind_in(Kind.CPU_OP.value)))
         first = int(start[mine].min())
         last = int(end[mine].max())
-        idle = _interval_op((np.array([first]), np.array([last])), busy, keep_b=False)
+        idle = subtract_intervals((np.array([first]), np.array([last])), busy)
         span_total += last - first
         busy_total += _length(busy)
         for cause, rows in cause_rows.items():
-            covered = _interval_op(idle, _union(start, end, mine & rows), keep_b=True)
+            covered = intersect_intervals(idle, _union(start, end, mine & rows))
             totals[cause] += _length(covered)
-            idle = _interval_op(idle, covered, keep_b=False)
+            idle = subtract_intervals(idle, covered)
         totals["no_host_activity"] += _length(idle)
     idle_ns = sum(totals.values())
     return {

@@ -22,12 +22,34 @@ def merge_intervals(start_ns: np.ndarray, end_ns: np.ndarray) -> tuple[np.ndarra
     s, e = start_ns[order], end_ns[order]
     running_end = np.maximum.accumulate(e)
     # A new merged segment starts where an interval begins after everything before it ended.
-    new_segment = np.r_[True, s[1:] > running_end[:-1]]
-    seg_id = np.cumsum(new_segment) - 1
-    seg_start = s[new_segment]
-    seg_end = np.zeros(seg_id[-1] + 1, dtype=np.int64)
-    np.maximum.at(seg_end, seg_id, e)
-    return seg_start, seg_end
+    first = np.flatnonzero(np.r_[True, s[1:] > running_end[:-1]])
+    return s[first], np.maximum.reduceat(e, first)  # segments are runs of the sorted rows
+
+
+def intersect_intervals(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The intersection of two unions of intervals, each given merged (``merge_intervals``: sorted,
+    disjoint): its non-empty pieces, sorted and disjoint.
+
+    Each interval of ``a`` meets a run of consecutive intervals of ``b``, found by binary
+    search; a piece per (a, b) pair met: no sort of all the end points.
+    """
+    (sa, ea), (sb, eb) = a, b
+    first = np.searchsorted(eb, sa, side="right")  # the first b ending after each a starts
+    stop = np.searchsorted(sb, ea, side="left")  # past the last b starting before it ends
+    count = np.maximum(stop - first, 0)
+    i = np.repeat(np.arange(len(sa)), count)
+    j = first[i] + np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    start, end = np.maximum(sa[i], sb[j]), np.minimum(ea[i], eb[j])
+    kept = end > start
+    return start[kept], end[kept]
+
+
+def subtract_intervals(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` minus ``b`` (both merged): ``a`` intersected with the gaps around ``b``."""
+    sb, eb = b
+    low, high = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    gaps = (np.r_[low, np.asarray(eb, np.int64)], np.r_[np.asarray(sb, np.int64), high])
+    return intersect_intervals(a, gaps)
 
 
 def overlap_ns(starts: np.ndarray, ends: np.ndarray, win_start: np.ndarray, win_end: np.ndarray) -> np.ndarray:
