@@ -144,12 +144,59 @@ def test_ascii_forms_of_the_patterns_read_ascii_names_as_the_patterns_do():
 
     rng = random.Random(0)
     alphabet = string.printable + "\x1c\x1d\x1e\x1f"
-    names = [rule.example for _, _, rule in _PATTERNS if rule.example]
+    names = [rule.example for *_, rule in _PATTERNS if rule.example]
     names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2000)]
     names += [name.upper() for name in names[:200]] + ["aten::layer_norm", "void ampere_sgemm_128x64_nn",
                                                          "ncclDevKernel_AllReduce", "ROCBLAS_gemm", "LayerNorm\x1c"]
-    for regex, ascii_regex, _ in _PATTERNS:
+    for regex, ascii_regex, *_ in _PATTERNS:
         for name in names:
             plain, fast = regex.search(name), ascii_regex.search(name)
             assert (plain is None) == (fast is None), (regex.pattern, name)
             assert plain is None or (plain.span(), plain.groupdict()) == (fast.span(), fast.groupdict())
+
+
+def _pattern_fragments(pattern: str) -> list[str]:
+    """Literal runs of a pattern (its alternatives' words), to build names that do match."""
+    import re
+
+    return [f for f in re.split(r"\\.|[^A-Za-z0-9_:]+", pattern) if len(f) > 1]
+
+
+def test_lowered_forms_of_the_patterns_match_ascii_names_as_the_patterns_do():
+    """classify_name tests an ASCII name's lowercased form with each (?i) rule's lowered form: the
+    same names match, at the same place. Names built from the patterns' own words, in mixed case."""
+    import random
+
+    from profkit.analyzers.classes import _PATTERNS
+
+    rng = random.Random(1)
+    lowered_patterns = [(regex, lowered) for regex, _, lowered, _ in _PATTERNS if lowered is not None]
+    assert len(lowered_patterns) >= 8  # the kernel tier's (?i) rules all have one
+    words = [w for regex, _ in lowered_patterns for w in _pattern_fragments(regex.pattern[4:])]
+    words += ["fb", "gemm", "GEMM", "Fb", "^", "[", "]", "\\", "\n", " ", "<", ">", "::", "x"]
+
+    def mixed(word: str) -> str:
+        return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in word)
+
+    names = [rule.example for *_, rule in _PATTERNS]
+    names += ["".join(mixed(rng.choice(words)) for _ in range(rng.randint(1, 6))) for _ in range(4000)]
+    names += [name.upper() for name in names[:300]] + [name.swapcase() for name in names[:300]]
+    matched = 0
+    for regex, lowered in lowered_patterns:
+        for name in names:
+            plain, fast = regex.search(name), lowered.search(name.lower())
+            assert (plain is None) == (fast is None), (regex.pattern, name)
+            assert plain is None or plain.span() == fast.span()
+            matched += plain is not None
+    assert matched > 2000  # the names do exercise the patterns
+
+
+def test_lowered_form_declines_patterns_whose_meaning_lowering_changes():
+    import re
+
+    from profkit.analyzers.casefold import lowered_form
+
+    assert lowered_form(re.compile(r"(?i)Gemm|nvjet")).pattern == "gemm|nvjet"
+    assert lowered_form(re.compile(r"(?i)cuMemcpy[DH]to\w+$")).pattern == r"cumemcpy[dh]to\w+$"
+    for pattern in (r"GEMM", r"(?i)\Wx", r"(?i)\x41", r"(?i)[A-z]", r"(?i)a(?-i:B)", r"(?i)\S", r"(?i)é"):
+        assert lowered_form(re.compile(pattern)) is None, pattern

@@ -31,6 +31,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from .casefold import lowered_form
+
 
 class OpClass(str, enum.Enum):
     """The class of an op or kernel; the value is the name used in reports."""
@@ -77,8 +79,9 @@ class Match:
 
 
 _EXACT: dict[str, Rule] = {}
-#: (regex, the same regex for ASCII names, rule): op tier, then kernel tier, each in order.
-_PATTERNS: list[tuple[re.Pattern, re.Pattern, Rule]] = []
+#: (regex, the same regex for ASCII names, its lowered form or None, rule): op tier, then kernel tier,
+#: each in order. The lowered form (casefold.py) reads a lowercased ASCII name: (?i) is the slow way.
+_PATTERNS: list[tuple[re.Pattern, re.Pattern, re.Pattern | None, Rule]] = []
 
 
 def _add(rule: Rule) -> None:
@@ -88,12 +91,12 @@ def _add(rule: Rule) -> None:
             raise ValueError(f"op class rule for {rule.key!r} registered twice")
         _EXACT[rule.key] = rule
         return
-    if any(existing.key == rule.key and existing.tier is rule.tier for _, _, existing in _PATTERNS):
+    if any(existing.key == rule.key and existing.tier is rule.tier for *_, existing in _PATTERNS):
         raise ValueError(f"op class pattern {rule.key!r} registered twice")
-    if _PATTERNS and _tier_rank(_PATTERNS[-1][2].tier) > _tier_rank(rule.tier):
+    if _PATTERNS and _tier_rank(_PATTERNS[-1][-1].tier) > _tier_rank(rule.tier):
         raise ValueError("op-name patterns must all come before kernel-name patterns")
     regex = re.compile(rule.key)
-    _PATTERNS.append((regex, _ascii_form(regex), rule))
+    _PATTERNS.append((regex, _ascii_form(regex), lowered_form(regex), rule))
     classify_name.cache_clear()
 
 
@@ -139,7 +142,7 @@ def kernel_pattern(pattern: str, op_class: OpClass, example: str, *, fused: bool
 
 def rules() -> list[Rule]:
     """The whole table in match order."""
-    return list(_EXACT.values()) + [rule for _, _, rule in _PATTERNS]
+    return list(_EXACT.values()) + [rule for *_, rule in _PATTERNS]
 
 
 _UNMATCHED = Match(OpClass.OTHER, False, None)
@@ -152,8 +155,14 @@ def classify_name(name: str) -> Match:
     if rule is not None:
         return Match(rule.op_class, rule.fused, rule.rule_id)
     ascii_name = name.isascii()
-    for regex, ascii_regex, rule in _PATTERNS:
-        found = (ascii_regex if ascii_name else regex).search(name)
+    lower_name = name.lower() if ascii_name else None
+    for regex, ascii_regex, lowered, rule in _PATTERNS:
+        if lowered is not None and ascii_name:
+            if lowered.search(lower_name) is None:
+                continue
+            if rule.derive is None:
+                return Match(rule.op_class, rule.fused, rule.rule_id)
+        found = (ascii_regex if ascii_name else regex).search(name)  # (the groups of the name itself)
         if found is None:
             continue
         if rule.derive is not None:
