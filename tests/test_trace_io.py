@@ -131,3 +131,18 @@ def test_load_builds_the_frame_pyarrow_would(tmp_path):
     pq.write_table(table, split, row_group_size=1)
     assert pq.ParquetFile(split).metadata.num_row_groups == 3
     _assert_same_frame(load(split).events, _generic_read(split))
+
+
+@pytest.mark.parametrize("arrow_type", [pa.int16(), pa.int32(), pa.int64()])
+def test_nullable_ints_from_buffers_match_pyarrow_for_sliced_arrays(arrow_type):
+    """The buffer reading of an integer column with nulls honours the array's offset into its buffers."""
+    from profkit.trace.io import _nullable_from_buffers, _pandas_types
+
+    dtype = _pandas_types()[arrow_type]
+    whole = pa.array([7, None, -3, 4, None, None, 9, 1, None, 12, 5], type=arrow_type)
+    for array in (whole, whole.slice(3), whole.slice(5, 4), pa.array([None, None], type=arrow_type)):
+        got = _nullable_from_buffers(array, dtype)
+        assert got.dtype == dtype
+        assert got.isna().tolist() == [v is None for v in array.to_pylist()]
+        assert got.to_numpy(dtype=object, na_value=None).tolist() == array.to_pylist()
+        assert got._data[got.isna()].tolist() == [0] * array.null_count  # nulls hold 0, as fill_null(0) gave

@@ -149,20 +149,27 @@ def _to_pandas(table: pa.Table) -> "pd.DataFrame":
                 codes = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes)
             categories = pd.Index(array.dictionary.to_pandas())
             columns[name] = pd.Categorical.from_codes(codes, categories=categories, validate=False)
-        elif array.type in nullable and not (name in _NEVER_NULL and array.null_count == 0):
-            values = (array.fill_null(0) if array.null_count else array).to_numpy(zero_copy_only=False)
-            mask = array.is_null().to_numpy(zero_copy_only=False)
-            columns[name] = pd.array(values, dtype=nullable[array.type]) if not mask.any() else \
-                _masked(values, mask, nullable[array.type])
+        elif array.type in nullable and array.null_count:
+            columns[name] = _nullable_from_buffers(array, nullable[array.type])
+        elif array.type in nullable and name not in _NEVER_NULL:
+            columns[name] = pd.array(array.to_numpy(zero_copy_only=False), dtype=nullable[array.type])
         else:
             columns[name] = column.to_pandas()
     return pd.DataFrame(columns, copy=False)
 
 
-def _masked(values: np.ndarray, mask: np.ndarray, dtype) -> Any:
+def _nullable_from_buffers(array: pa.Array, dtype) -> Any:
+    """An integer array with nulls as pandas' nullable type (nulls hold 0), read from its validity
+    bitmap and data buffer: pyarrow's fill_null/is_null kernels cost more, the first call most."""
     import pandas as pd
 
-    return pd.arrays.IntegerArray(values.astype(dtype.numpy_dtype, copy=False), mask)
+    validity, data = array.buffers()[:2]
+    n, offset = len(array), array.offset
+    valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little")[offset:].view(bool)
+    if data is None:  # (an all-null array may come without values)
+        return pd.arrays.IntegerArray(np.zeros(n, dtype.numpy_dtype), ~valid)
+    values = np.frombuffer(data, dtype=dtype.numpy_dtype, count=n, offset=offset * dtype.numpy_dtype.itemsize)
+    return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(dtype.numpy_dtype, copy=False), ~valid)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
