@@ -74,7 +74,6 @@ class RecordingSession:
         self._steps = StepHook(self._on_step, first_start_ns=self._start_ns)
         self._steps.install()
         _install_phase_detection(self._marks)
-        _preload_writer()
         return self
 
     def finalize(
@@ -192,24 +191,6 @@ def _merge_devices(from_torch: list[dict], from_telemetry: list[dict]) -> list[d
         key = (device.get("type", "gpu"), device.get("index"))
         by_index[key] = {**device, **by_index.get(key, {})}
     return list(by_index.values())
-
-
-def _preload_writer() -> None:
-    """Import what writing the trace needs (pyarrow's compute and Parquet modules,
-    ~0.25 s) on a background thread while the program runs, not after it ends.
-
-    Python's per-module import locks make this safe: if the program ends first,
-    finalize's own imports wait for the thread's to finish.
-    """
-
-    def preload() -> None:
-        try:
-            from ..trace import build, io  # noqa: F401
-            from . import torch_events  # noqa: F401
-        except Exception:  # finalize imports them again and reports any real failure
-            pass
-
-    threading.Thread(target=preload, name="profkit-preload", daemon=True).start()
 
 
 def _install_phase_detection(recorder: marks.MarkRecorder) -> None:

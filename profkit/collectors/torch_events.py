@@ -22,8 +22,8 @@ from operator import methodcaller
 from typing import Iterator
 
 import numpy as np
-import pyarrow as pa
 
+from ..trace.arrow_buffers import dictionary, from_numpy
 from ..trace.schema import GPU_KINDS, Kind
 
 #: The profiler's activity type -> trace kind.
@@ -224,7 +224,7 @@ def _metadata_int(metadata: str, pattern: re.Pattern) -> int:
 
 
 def _finish(columns: dict, process_id: int | None) -> dict:
-    """The raw columns build_events takes, nulls masked."""
+    """The raw columns build_events takes, nulls masked (built from buffers: see trace.arrow_buffers)."""
     pid = os.getpid() if process_id is None else process_id
     is_gpu = columns.pop("is_gpu")
     resource = columns.pop("resource_id")
@@ -232,11 +232,11 @@ def _finish(columns: dict, process_id: int | None) -> dict:
     return {
         **columns,
         "duration_ns": np.maximum(columns["duration_ns"], 0),
-        "device_type": pa.DictionaryArray.from_arrays(is_gpu.astype(np.int8), ["cpu", "gpu"]),
-        "stream": pa.array(resource, mask=~is_gpu),
+        "device_type": dictionary(is_gpu.astype(np.int8), ["cpu", "gpu"]),
+        "stream": from_numpy(resource, is_gpu),
         "process_id": np.full(len(is_gpu), pid, dtype=np.int64),
-        "thread_id": pa.array(resource, mask=is_gpu),
-        "correlation_id": pa.array(correlation, mask=correlation <= 0),
-        "linked_correlation_id": pa.array(linked, mask=linked <= 0),
-        "bytes": pa.array(nbytes, mask=nbytes < 0),
+        "thread_id": from_numpy(resource, ~is_gpu),
+        "correlation_id": from_numpy(correlation, correlation > 0),
+        "linked_correlation_id": from_numpy(linked, linked > 0),
+        "bytes": from_numpy(nbytes, nbytes >= 0),
     }

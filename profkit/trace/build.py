@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_buffers import from_numpy, to_arrow, to_numpy
 from .nesting import nest
 from .schema import ARROW_SCHEMA, GPU_KINDS, HOST_NESTED_KINDS, Kind
 
@@ -50,14 +51,14 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
             keep &= start >= low
         if high is not None:
             keep &= start < high
-        table, start = table.filter(pa.array(keep)), start[keep]
+        table, start = table.filter(from_numpy(keep)), start[keep]
     duration = _ints(table, "duration_ns", 0)
     order = np.lexsort((-duration, start))  # by start, the enclosing (longer) event first
-    table = table.take(pa.array(order))
+    table = table.take(from_numpy(order))
     start, duration = start[order], duration[order]
     n = table.num_rows
     kind = _KindCodes(table["kind"])
-    columns: dict[str, Any] = {"event_id": pa.array(np.arange(n, dtype=np.int64)), "kind": kind.encoded}
+    columns: dict[str, Any] = {"event_id": from_numpy(np.arange(n, dtype=np.int64)), "kind": kind.encoded}
 
     parent_id, depth = _ints(table, "parent_id", -1), _ints(table, "depth", -1)
     if (parent_id < 0).all():
@@ -93,7 +94,7 @@ class _KindCodes:
         self.encoded = column.combine_chunks().dictionary_encode()
         self.values = self.encoded.dictionary.to_pylist()
         # A null kind gets the code one past the values, which matches nothing.
-        self.codes = self.encoded.indices.fill_null(len(self.values)).to_numpy()
+        self.codes = to_numpy(self.encoded.indices, len(self.values))
 
     def isin(self, wanted) -> np.ndarray:
         hit = np.array([value in wanted for value in self.values] + [False], dtype=bool)
@@ -105,7 +106,8 @@ def _as_table(part: Any) -> pa.Table:
     if isinstance(part, pa.Table):
         table = part
     elif isinstance(part, Mapping):
-        table = pa.table({k: v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(v) for k, v in part.items()})
+        arrays = {name: to_arrow(values) for name, values in part.items()}
+        table = pa.Table.from_arrays(list(arrays.values()), names=list(arrays))
     else:  # a pandas DataFrame; nthreads=1 because this can run from atexit (no new threads then)
         table = pa.Table.from_pandas(part, preserve_index=False, nthreads=1)
     fields = []
@@ -125,12 +127,12 @@ def _ints(table: pa.Table, name: str, missing: int) -> np.ndarray:
     """An integer column as int64 numpy with nulls (or an absent column) as ``missing``."""
     if name not in table.column_names:
         return np.full(table.num_rows, missing, dtype=np.int64)
-    return pc.fill_null(pc.cast(table[name], pa.int64()), missing).to_numpy().astype(np.int64, copy=True)
+    return to_numpy(pc.cast(table[name], pa.int64()), missing)
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
     """Ids where -1 means none."""
-    return pa.array(values, mask=values < 0)
+    return from_numpy(values, values >= 0)
 
 
 def _link_gpu_events(table: pa.Table, kind: _KindCodes, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

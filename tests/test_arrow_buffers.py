@@ -1,0 +1,47 @@
+"""Arrow arrays built from numpy buffers equal what pyarrow's own converters build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from profkit.trace.arrow_buffers import dictionary, from_numpy, strings, to_arrow, to_numpy
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.float32, np.float64, np.bool_])
+def test_from_numpy_matches_pa_array(dtype):
+    values = (np.arange(37) % 5).astype(dtype)
+    valid = np.arange(37) % 3 != 0
+    assert from_numpy(values).equals(pa.array(values))
+    assert from_numpy(values, valid).equals(pa.array(values, mask=~valid))
+    assert from_numpy(values[:0]).equals(pa.array(values[:0]))
+
+
+def test_to_numpy_reads_slices_chunks_and_nulls():
+    array = pa.array([5, None, 7, 8, None, 10], pa.int64())
+    assert to_numpy(array, -1).tolist() == [5, -1, 7, 8, -1, 10]
+    assert to_numpy(array.slice(3), 0).tolist() == [8, 0, 10]
+    assert to_numpy(pa.chunked_array([array.slice(0, 2), array.slice(4)]), 9).tolist() == [5, 9, 9, 10]
+    assert to_numpy(pa.array([True, None, False]), True).tolist() == [True, True, False]
+    values = to_numpy(array, 0)
+    values[0] = 99  # a copy, not a view on Arrow's immutable buffer
+    assert array[0].as_py() == 5
+
+
+def test_strings_and_dictionary():
+    values = ["b", None, "a", "b", "é", None]
+    encoded = strings(values)
+    assert encoded.to_pylist() == values
+    assert encoded.dictionary.to_pylist() == ["b", "a", "é"]
+    assert strings([]).to_pylist() == []
+    assert dictionary(np.array([1, 0, 1]), ["cpu", "gpu"]).to_pylist() == ["gpu", "cpu", "gpu"]
+
+
+def test_to_arrow_on_collector_columns():
+    assert to_arrow([3, None, 5]).equals(pa.array([3, None, 5], pa.int64()))
+    assert to_arrow([1.5, None, 2]).equals(pa.array([1.5, None, 2.0]))
+    assert to_arrow(np.array(["x", None, "y"], dtype=object)).to_pylist() == ["x", None, "y"]
+    assert to_arrow([None, None]).null_count == 2
+    arrow = pa.array([1, 2])
+    assert to_arrow(arrow) is arrow
