@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profkit.analyzers.columns import descending_order, text_column
+from profkit.analyzers.columns import descending_order, label_codes, label_startswith, text_column
 
 
 @pytest.mark.parametrize("texts, codes", [
@@ -27,3 +27,18 @@ def test_descending_order_is_sort_values_order_with_ties():
     values = np.random.default_rng(1).integers(0, 5, 500)
     expected = pd.Series(values).sort_values(ascending=False).index.to_numpy()
     assert (descending_order(values) == expected).all()
+
+
+def test_label_startswith_is_the_anchored_regex_on_every_row():
+    """A prefix test per unique name, mapped back to the rows, equals re.match of the escaped prefix
+    row by row (null names read as "")."""
+    import re
+
+    names = pd.Series(["autograd::engine::evaluate_function: MmBackward0", "aten::mm", None,
+                       "Optimizer.step#SGD.step", "Optimizer.zero_grad#SGD.zero_grad", "nn.Module: Linear_0",
+                       "aten::mm", "Optimizer.stepper", ""] * 3, dtype="category")
+    for prefixes in ("autograd::engine::evaluate_function: ", "nn.Module: ",
+                     ("Optimizer.step#", "Optimizer.zero_grad#"), ("",)):
+        regex = re.compile("|".join("^" + re.escape(p) for p in ((prefixes,) if isinstance(prefixes, str) else prefixes)))
+        want = [bool(regex.match(n if isinstance(n, str) else "")) for n in names]
+        assert label_startswith(label_codes(names), prefixes).tolist() == want

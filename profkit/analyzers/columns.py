@@ -61,6 +61,16 @@ def label_table(labels: Labels, test: Callable[[str], Any], null: Any = False, d
     return values[codes]  # code -1 picks the trailing null value
 
 
+def label_startswith(labels: Labels, prefixes: str | tuple[str, ...]) -> np.ndarray:
+    """Rows whose text starts with ``prefixes`` (one, or any of a tuple); a null reads as "".
+
+    ``str.startswith`` once per unique text: a fixed prefix needs no regular expression.
+    """
+    codes, texts = labels
+    hit = np.fromiter((text.startswith(prefixes) for text in texts), dtype=bool, count=len(texts))
+    return np.append(hit, "".startswith(prefixes))[codes]
+
+
 def is_kind(events: pd.DataFrame, *kinds: str) -> np.ndarray:
     """Rows whose ``kind`` is one of ``kinds`` (a boolean array)."""
     return kind_mask(label_codes(events["kind"]), *kinds)

@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .columns import int_values, is_kind, label_codes, label_table, per_label, ranks
+from .columns import (
+    int_values,
+    is_kind,
+    label_codes,
+    label_startswith,
+    label_table,
+    per_label,
+    ranks,
+)
 from .columns import positions as _positions
 
 PREFILL, DECODE, MIXED, GENERATE = "prefill", "decode", "mixed", "generate"
@@ -26,8 +34,8 @@ PASS_PHASES = (PREFILL, DECODE, MIXED)
 
 _HOST_RANGE_KINDS = (Kind.ANNOTATION.value, Kind.CPU_OP.value)
 _PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
-_BACKWARD = re.compile(r"^autograd::engine::evaluate_function: ")
-_MODULE_FRAME = re.compile(r"^nn\.Module: ")
+_BACKWARD = "autograd::engine::evaluate_function: "  # name prefixes (str.startswith: no regex needed)
+_MODULE_FRAME = "nn.Module: "
 
 WINDOW_COLUMNS = ("phase", "rank", "start_ns", "end_ns", "batch_size", "tokens", "generation", "step", "source")
 
@@ -213,12 +221,6 @@ def _parse_extras(extra) -> list[dict]:
     return out
 
 
-def _per_name(names: pd.Series, fn: Callable[[str], Any]) -> np.ndarray:
-    """``fn`` of every row's name, evaluated once per unique name (a category's categories when it is one)."""
-    codes, labels = label_codes(names)
-    return np.asarray([fn(label) for label in labels] + [fn("")])[codes]  # code -1 (null) picks the trailing ""
-
-
 def _named(events: pd.DataFrame, kinds: tuple[str, ...], test: Callable[[str], Any]) -> tuple[np.ndarray, list]:
     """Positions of the rows of ``kinds`` whose name passes ``test`` (once per unique name), with the results."""
     rows = is_kind(events, *kinds)
@@ -254,9 +256,10 @@ TOKEN_OPS = {"aten::embedding": 1, "aten::linear": 0, "aten::matmul": 0}
 
 def _guessed_passes(events: pd.DataFrame, known: Columns) -> Columns:
     """Passes from the token dimension of each candidate window's first embedding/projection op."""
-    if _per_name(events["name"], lambda n: bool(_BACKWARD.match(n))).any():
+    names = label_codes(events["name"])
+    if label_startswith(names, _BACKWARD).any():
         return _frame(start_ns=[])  # a training trace: its forwards are not generation passes
-    module_frame = _per_name(events["name"], lambda n: bool(_MODULE_FRAME.match(n)))
+    module_frame = label_startswith(names, _MODULE_FRAME)
     frames = np.flatnonzero(is_kind(events, Kind.PYTHON_FUNCTION.value) & module_frame)
     if len(frames):
         frames = _outermost(frames, events)
@@ -266,7 +269,6 @@ def _guessed_passes(events: pd.DataFrame, known: Columns) -> Columns:
         candidates = _take(known, np.flatnonzero(known["phase"] == STEP))
     if not _size(candidates):
         return _frame(start_ns=[])
-    names = label_codes(events["name"])
     priority = label_table(names, {name: i for i, name in enumerate(TOKEN_OPS)}.get, null=None, dtype=object)
     ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & (priority != None))
     pos = assign_to_windows(events["start_ns"].to_numpy(np.int64)[ops], ranks(events)[ops], candidates)

@@ -44,7 +44,6 @@ Where the windows come from is profkit/analyzers/phase_windows.py.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +52,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import OpClass
-from .columns import is_kind, label_codes
+from .columns import is_kind, label_codes, label_startswith
 from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, WINDOW_COLUMNS: re-exported)
@@ -67,7 +66,6 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     TRAIN_STEP,
     WINDOW_COLUMNS,
     _ancestor_value,
-    _per_name,
     _positions,
     _ranks,
     _token_shape,
@@ -80,7 +78,7 @@ from .roofline import aggregate_labelled
 
 PARTS = ("forward", "backward", "optimizer")
 PERCENTILES = (50, 90, 99)
-_OPTIMIZER = re.compile(r"^Optimizer\.(?:step|zero_grad)#")
+_OPTIMIZER = ("Optimizer.step#", "Optimizer.zero_grad#")  # name prefixes
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 
 
@@ -105,7 +103,8 @@ class _Anchors:
 
 def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
     index = pd.Index(events["event_id"].to_numpy(np.int64))
-    own_part = _per_name(events["name"], lambda n: 1 if _BACKWARD.match(n) else 2 if _OPTIMIZER.match(n) else 0)
+    names = label_codes(events["name"])
+    own_part = np.where(label_startswith(names, _BACKWARD), 1, np.where(label_startswith(names, _OPTIMIZER), 2, 0))
     op_pos = _positions(index, events["op_id"]) if "op_id" in events else np.full(len(events), -1)
     row_pos = _positions(index, rows["event_id"])
     launched_by = op_pos[row_pos]
