@@ -173,10 +173,16 @@ _SYNC_REFERENCE = (  # the one-pattern form of idle's synchronization test, kept
     "cudaMemcpy3DToSymbol", "hipMemcpyFromSymbol", "cuMemcpyDtoH_v2", "cuMemcpyHtoD", "aten::item",
     "aten::_local_scalar_dense", "cudaStreamWaitEvent", "CUDAMEMCPY", "cudaMemcpy\n",  # $ matches before a final \n
     "cudaMemcpyAsync", "xcudaMemcpy", "aten::itemx", "cudaStreamWaitEvents", "cudaLaunchKernel", "aten::mm", "",
+    "cudaDeviceſynchronize", "enumerate(DataLoader)#_MultiProcessingDataLoaderIter.__next__", "hipLAUNCHKernel",
+    "cuLaunch\u212aernel", "data_Loader_next", "ſynchronize LAUNCH dataloader",  # (ſ and K: Unicode case folding)
 ])
-def test_synchronization_names_as_the_single_pattern_reads_them(name):
+def test_cause_names_as_the_single_patterns_read_them(name):
+    """_name_causes (lowered ASCII names, several patterns) reads each name as the (?i) patterns do."""
     import re
 
-    from profkit.analyzers.idle import _is_sync
+    from profkit.analyzers.idle import _name_causes
 
-    assert _is_sync(name) == bool(re.search(_SYNC_REFERENCE, name))
+    causes = _name_causes(name)
+    assert bool(causes & 1) == bool(re.search(_SYNC_REFERENCE, name))
+    assert bool(causes & 2) == bool(re.search(r"(?i)dataloader|data_loader|_next_data|__next__", name))
+    assert bool(causes & 4) == bool(re.search(r"(?i)launch", name))

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
+from .casefold import lowered_form
 from .columns import id_values, int_values, kind_mask, label_codes, label_table
 from .intervals import intersect_intervals, merge_intervals, subtract_intervals
 
@@ -33,15 +34,31 @@ IDLE_CAUSES = ("synchronization", "data_loading", "kernel_launch", "other_runtim
 # alternation under search(): the anchored names are tried once at the start, not at every position.
 _SYNC_ANYWHERE = re.compile(r"(?i)synchronize")
 _SYNC_CALL = re.compile(
-    r"(?i)(?:(?:cuda|hip)Memcpy(?:2D|3D)?|(?:cuda|hip)Memcpy(?:2D|3D)?(?:To|From)Symbol|cuMemcpy[DH]to[DH](?:_v2)?|"
+    r"(?i)^(?:(?:cuda|hip)Memcpy(?:2D|3D)?|(?:cuda|hip)Memcpy(?:2D|3D)?(?:To|From)Symbol|cuMemcpy[DH]to[DH](?:_v2)?|"
     r"aten::(?:item|_local_scalar_dense)|cudaStreamWaitEvent)$"
 )
 _LAUNCH = re.compile(r"(?i)launch")
 _DATA = re.compile(r"(?i)dataloader|data_loader|_next_data|__next__")
 
 
-def _is_sync(name: str) -> bool:
-    return bool(_SYNC_ANYWHERE.search(name) or _SYNC_CALL.match(name))
+_SYNCHRONIZATION, _DATA_LOADING, _KERNEL_LAUNCH = 1, 2, 4  # bits of _name_causes
+_NAME_TESTS = ((_SYNC_ANYWHERE, _SYNCHRONIZATION), (_SYNC_CALL, _SYNCHRONIZATION), (_DATA, _DATA_LOADING),
+               (_LAUNCH, _KERNEL_LAUNCH))
+#: The same tests for a lowercased ASCII name (casefold.py): (?i) is several times slower.
+_LOWERED_TESTS = tuple((lowered_form(regex) or regex, bit) for regex, bit in _NAME_TESTS)
+
+
+def _name_causes(name: str) -> int:
+    """The causes a host event's name tells, as bits (launch counts for runtime calls only)."""
+    if name.isascii():
+        name, tests = name.lower(), _LOWERED_TESTS
+    else:
+        tests = _NAME_TESTS
+    bits = 0
+    for regex, bit in tests:
+        if not bits & bit and regex.search(name):
+            bits |= bit
+    return bits
 
 
 def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
@@ -77,10 +94,11 @@ def idle_attribution(events: pd.DataFrame) -> dict:
     host = kind_in(Kind.CPU_OP.value, Kind.RUNTIME.value, Kind.ANNOTATION.value, Kind.PYTHON_FUNCTION.value)
     runtime = kind_in(Kind.RUNTIME.value)
     names = label_codes(events["name"])
-    cause_rows = {  # each cause's rows; the regexes run once per unique name of the rows they apply to
-        "synchronization": host & label_table(names, _is_sync, rows=host),
-        "data_loading": host & label_table(names, lambda n: bool(_DATA.search(n)), rows=host),
-        "kernel_launch": runtime & label_table(names, lambda n: bool(_LAUNCH.search(n)), rows=runtime),
+    causes = label_table(names, _name_causes, null=0, dtype=np.int64, rows=host)  # once per unique host name
+    cause_rows = {  # each cause's rows
+        "synchronization": host & (causes & _SYNCHRONIZATION > 0),
+        "data_loading": host & (causes & _DATA_LOADING > 0),
+        "kernel_launch": runtime & (causes & _KERNEL_LAUNCH > 0),
         "other_runtime": runtime,
         "host_ops": host,
     }
