@@ -5,7 +5,11 @@ brute force."""
 import numpy as np
 import pytest
 
-from profkit.analyzers.intervals import intersect_intervals, merge_intervals, subtract_intervals
+from profkit.analyzers.intervals import (
+    intersect_intervals,
+    merge_intervals,
+    subtract_intervals,
+)
 
 
 def _sweep(a, b, keep_b: bool):
