@@ -117,7 +117,7 @@ def test_classify_names_classifies_each_unique_name_once():
 
 def test_h100_qwen_gemm_and_flash_kernels_are_contraction():
     from profkit.analyzers import classify_events
-    from profkit.collectors.kineto_json import load_any
+    from profkit.cli.inputs import load_any
 
     trace = load_any([shared_trace("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")])[0]
     rows = classify_events(trace.events, trace.metadata)

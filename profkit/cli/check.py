@@ -7,10 +7,10 @@ import json
 import click
 
 from ..analyzers.check import Budget, Verdict, check, parse_limit, parse_scoped
-from ..collectors.kineto_json import load_any
 from ..errors import RegressionFound, UsageError
 from ..report.context import ReportContext
 from ..report.format import fmt_ns, fmt_si
+from .inputs import load_any
 
 DEFAULT_TIME_LIMIT = "5%"
 

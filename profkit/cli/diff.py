@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analyzers.diff import diff_traces
-from ..collectors.kineto_json import load_any
 from ..report import ReportOptions, build_report
 from ..report.build import jsonable
-from .output import emit
 from ..report.context import ReportContext
 from ..report.format import fmt_ns, fmt_si
+from .inputs import load_any
+from .output import emit
 
 _SHAPES_WIDTH = 48
 

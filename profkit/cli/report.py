@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 
 from ..report import ReportOptions, build_report, render_terminal, to_json
-from ..collectors.kineto_json import load_any
+from .inputs import load_any
 from .output import emit
 
 

@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -34,7 +33,7 @@ import pyarrow as pa
 
 from ..errors import TraceImportError, UsageError
 from ..trace.build import build_events
-from ..trace.io import Trace, expand_paths, load, write_trace
+from ..trace.io import write_trace
 from ..trace.schema import GPU_KINDS, Kind
 from .kineto_events import Collected, dumps, floats, read_document
 from .kineto_meta import file_metadata, int_or_none
@@ -71,7 +70,7 @@ _GPU_LABEL = re.compile(r"^GPU (\d+)")
 
 _DEVICE_WORK = [_CODE[Kind.KERNEL.value], _CODE[Kind.MEMCPY.value], _CODE[Kind.MEMSET.value]]
 _GPU_CODES = [_CODE[kind] for kind in GPU_KINDS]
-_TRACE_SUFFIXES = (".json.gz", ".json")
+_TRACE_SUFFIXES = (".json.gz", ".json")  # also profkit/cli/inputs.py
 
 @dataclass
 class ImportedTrace:
@@ -158,24 +157,6 @@ def import_paths(
                     imported.metadata.get("rank"), tuple(imported.metadata["notes"]))
         )
     return written
-
-
-def load_any(paths: Iterable[str | os.PathLike]) -> list[Trace]:
-    """Traces from profkit Parquet files, folders of them, or Chrome-trace JSON (converted in memory)."""
-    traces: list[Trace] = []
-    for item in map(Path, paths):
-        if item.is_file() and item.name.endswith(_TRACE_SUFFIXES):
-            imported = read_kineto(item, progress=False)
-            with tempfile.TemporaryDirectory(prefix="profkit-") as folder:
-                target = write_trace(Path(folder) / "trace.parquet", imported.table, imported.metadata)
-                trace = load(target)
-            trace.path = item
-            traces.append(trace)
-        else:
-            traces.extend(load(path) for path in expand_paths([item]))
-    if not traces:
-        raise UsageError("no traces given")
-    return traces
 
 
 def trace_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
