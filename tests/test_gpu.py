@@ -51,6 +51,30 @@ def test_kernels_linked_to_ops_with_streams_and_devices(gpu_trace):
     assert devices and devices[0]["name"]
 
 
+def test_kernels_linked_to_their_launch_call(gpu_trace):
+    """launch_id is the runtime call with the kernel's own correlation id, inside the kernel's op."""
+    events = gpu_trace.events.set_index("event_id")
+    kernels = gpu_trace.kernels
+    launched = kernels[kernels["launch_id"].notna()]
+    assert len(launched) > 0.9 * len(kernels)
+    calls = events.loc[launched["launch_id"].astype("int64")]
+    assert (calls["kind"] == "runtime").all()
+    assert calls["name"].astype(str).str.contains("Launch").all()
+    assert (calls["correlation_id"].to_numpy() == launched["correlation_id"].to_numpy()).all()
+    with_op = launched[launched["op_id"].notna()]
+    ops = events.loc[with_op["op_id"].astype("int64")]
+    op_calls = events.loc[with_op["launch_id"].astype("int64")]
+    assert (ops["start_ns"].to_numpy() <= op_calls["start_ns"].to_numpy()).all()
+    assert ((ops["start_ns"] + ops["duration_ns"]).to_numpy()
+            >= (op_calls["start_ns"] + op_calls["duration_ns"]).to_numpy()).all()
+
+
+def test_copies_have_sizes(gpu_trace):
+    copies = gpu_trace.events[gpu_trace.events["kind"].isin(["memcpy", "memset"])]
+    assert len(copies) > 0
+    assert (copies["bytes"] > 0).all()
+
+
 def test_telemetry_samples_plausible(gpu_trace):
     samples = gpu_trace.samples
     power = samples[samples["name"] == "power_w"]["value"]
