@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from profkit.trace.arrow_buffers import dictionary, from_numpy, strings, to_arrow, to_numpy
+from profkit.trace.arrow_buffers import dictionary, from_numpy, strings, to_arrow, to_numpy, validity
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.float32, np.float64, np.bool_])
@@ -45,3 +45,23 @@ def test_to_arrow_on_collector_columns():
     assert to_arrow([None, None]).null_count == 2
     arrow = pa.array([1, 2])
     assert to_arrow(arrow) is arrow
+
+
+def test_validity_and_an_all_null_array_without_data_buffer():
+    array = pa.array([1, None, 3], pa.int32())
+    assert validity(array).tolist() == [True, False, True]
+    assert validity(array.slice(1)).tolist() == [False, True]
+    assert validity(pa.array([4, 5])).tolist() == [True, True]
+
+    class AllNullWithoutValues:  # what some readers hand over; pyarrow will not build one itself
+        type, offset, null_count = pa.int16(), 0, 3
+
+        def __len__(self):
+            return 3
+
+        def buffers(self):
+            return [pa.py_buffer(bytes(1)), None]
+
+    no_data = AllNullWithoutValues()
+    assert to_numpy(no_data, -1).tolist() == [-1, -1, -1]
+    assert to_numpy(no_data, -1).dtype == np.int16

@@ -103,14 +103,25 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, missing) -> np.ndarray:
     if pa.types.is_dictionary(column.type):
         raise TypeError("to_numpy takes fixed-width columns, not dictionaries")
     n, offset = len(column), column.offset
+    data = column.buffers()[1]
     if pa.types.is_boolean(column.type):
-        values = _unbits(column.buffers()[1], offset, n)
+        dtype = np.dtype(bool)
+        values = _unbits(data, offset, n) if data is not None else None
     else:
         dtype = _ARROW_TO_NUMPY[column.type]
-        values = np.frombuffer(column.buffers()[1], dtype=dtype, count=offset + n)[offset:].copy()
+        values = np.frombuffer(data, dtype=dtype, count=offset + n)[offset:].copy() if data is not None else None
+    if values is None:  # an all-null array may come without a data buffer
+        return np.full(n, missing, dtype=dtype)
     if column.null_count:
-        values[~_unbits(column.buffers()[0], offset, n)] = missing
+        values[~validity(column)] = missing
     return values
+
+
+def validity(array: pa.Array) -> np.ndarray:
+    """True where ``array`` holds a value (read from its validity bitmap)."""
+    if not array.null_count:
+        return np.ones(len(array), dtype=bool)
+    return _unbits(array.buffers()[0], array.offset, len(array))
 
 
 def _bits(flags: np.ndarray) -> pa.Buffer:

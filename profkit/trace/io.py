@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import TraceFormatError
+from .arrow_buffers import to_numpy, validity
 from .schema import ARROW_SCHEMA, FORMAT_VERSION, METADATA_KEY, Kind
 
 if TYPE_CHECKING:
@@ -163,13 +164,7 @@ def _nullable_from_buffers(array: pa.Array, dtype) -> Any:
     bitmap and data buffer: pyarrow's fill_null/is_null kernels cost more, the first call most."""
     import pandas as pd
 
-    validity, data = array.buffers()[:2]
-    n, offset = len(array), array.offset
-    valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little")[offset:].view(bool)
-    if data is None:  # (an all-null array may come without values)
-        return pd.arrays.IntegerArray(np.zeros(n, dtype.numpy_dtype), ~valid)
-    values = np.frombuffer(data, dtype=dtype.numpy_dtype, count=n, offset=offset * dtype.numpy_dtype.itemsize)
-    return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(dtype.numpy_dtype, copy=False), ~valid)
+    return pd.arrays.IntegerArray(to_numpy(array, 0).astype(dtype.numpy_dtype, copy=False), ~validity(array))
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
