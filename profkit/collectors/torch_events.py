@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from operator import methodcaller
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -101,40 +101,44 @@ _EVENT_GETTERS = _Getters("name", "activity_type", "start_ns", "duration_ns", "d
 
 def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
     activities = kineto_results.trace_activities()
-    columns = _read_common(activities, _ACTIVITY_GETTERS)
-    copy_rows = columns.pop("copy_rows")
-    columns["bytes"][copy_rows] = [_metadata_int(activities[i].metadata_json(), _BYTES) for i in copy_rows]
+    columns, rows = _read_common(activities, _ACTIVITY_GETTERS)
+    columns["bytes"][rows.copies] = [_metadata_int(activities[i].metadata_json(), _BYTES) for i in rows.copies]
     if with_shapes:
         shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
         parsed: dict[str, tuple[str | None, str | None]] = {}
-        for i in _shape_rows(columns["name"], columns["kind"]):
+        for i in _shape_rows(columns["name"], rows.ops):
             # Calls with equal inputs share a signature: each distinct one is parsed once.
             signature = _input_signature(activities[i].metadata_json())
             found = parsed.get(signature)
             if found is None:
                 found = parsed[signature] = _shapes_and_dtypes(signature)
             shapes[i], dtypes[i] = found
-    return _finish(columns, process_id)
+    return _finish(columns, rows.gpu, process_id)
 
 
 def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
     events = kineto_results.events()
-    columns = _read_common(events, _EVENT_GETTERS)
-    copy_rows = columns.pop("copy_rows")
-    if len(copy_rows) and hasattr(events[0], "nbytes"):  # feature detection: older torch has no nbytes
-        columns["bytes"][copy_rows] = [events[i].nbytes() for i in copy_rows]
+    columns, rows = _read_common(events, _EVENT_GETTERS)
+    if len(rows.copies) and hasattr(events[0], "nbytes"):  # feature detection: older torch has no nbytes
+        columns["bytes"][rows.copies] = [events[i].nbytes() for i in rows.copies]
     if with_shapes:
         shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
-        for i in _shape_rows(columns["name"], columns["kind"]):
+        for i in _shape_rows(columns["name"], rows.ops):
             event_shapes = events[i].shapes()
             if event_shapes:
                 # A list of int lists prints as JSON already; dtype names never contain quotes.
                 shapes[i] = str(event_shapes).replace(" ", "")
                 dtypes[i] = '["' + '","'.join(events[i].dtypes()) + '"]'
-    return _finish(columns, process_id)
+    return _finish(columns, rows.gpu, process_id)
 
 
-def _read_common(items: list, getters: _Getters) -> dict:
+class _Rows(NamedTuple):
+    gpu: np.ndarray  # bool mask: GPU rows (a device index and a stream, no thread)
+    copies: np.ndarray  # indices of memcpy/memset rows
+    ops: np.ndarray  # indices of CPU op rows
+
+
+def _read_common(items: list, getters: _Getters) -> tuple[dict, _Rows]:
     """The attributes every row has, one pass per attribute (``map`` + ``methodcaller``: no
     Python frame per call), and the GPU-only ones for GPU rows only."""
     n = len(items)
@@ -145,21 +149,26 @@ def _read_common(items: list, getters: _Getters) -> dict:
     def ints(getter: str) -> np.ndarray:
         return np.fromiter(each(getter), dtype=np.int64, count=n)
 
-    activity_types = list(each(getters.activity_type))
-    kind_of = {t: ACTIVITY_KINDS.get(t, Kind.OTHER.value) for t in set(activity_types)}
-    kinds = [kind_of[t] for t in activity_types]
-    is_gpu = _in(kinds, kind_of, GPU_KINDS)
+    # The kind column as codes over the few distinct activity types: row masks are lookups on those.
+    code_of: dict[str, int] = {}
+    type_codes = np.fromiter((code_of.setdefault(t, len(code_of)) for t in each(getters.activity_type)),
+                             dtype=np.int32, count=n)
+    kind_values = [ACTIVITY_KINDS.get(t, Kind.OTHER.value) for t in code_of]
+
+    def of_kind(kinds) -> np.ndarray:
+        return np.array([kind in kinds for kind in kind_values], dtype=bool)[type_codes]
+
+    is_gpu = of_kind(GPU_KINDS)
     gpu_rows = np.flatnonzero(is_gpu)
     device_index = np.full(n, -1, dtype=np.int64)
     linked = np.full(n, -1, dtype=np.int64)
     device_index[gpu_rows] = list(each(getters.device_index, gpu_rows))
     linked[gpu_rows] = list(each(getters.linked_correlation_id, gpu_rows))
-    return {
-        "kind": kinds,
+    columns = {
+        "kind": dictionary(type_codes, kind_values),
         "name": list(each(getters.name)),
         "start_ns": ints(getters.start_ns),
         "duration_ns": ints(getters.duration_ns),
-        "is_gpu": is_gpu,
         "device_index": device_index,
         "resource_id": ints(getters.resource_id),
         "correlation_id": ints(getters.correlation_id),
@@ -167,21 +176,15 @@ def _read_common(items: list, getters: _Getters) -> dict:
         "input_shapes": [None] * n,
         "input_dtypes": [None] * n,
         "bytes": np.full(n, -1, dtype=np.int64),
-        "copy_rows": np.flatnonzero(_in(kinds, kind_of, {Kind.MEMCPY.value, Kind.MEMSET.value})),
     }
+    rows = _Rows(gpu=is_gpu, copies=np.flatnonzero(of_kind({Kind.MEMCPY.value, Kind.MEMSET.value})),
+                 ops=np.flatnonzero(of_kind({Kind.CPU_OP.value})))
+    return columns, rows
 
 
-def _shape_rows(names: list[str], kinds: list[str]) -> list[int]:
+def _shape_rows(names: list[str], op_rows: np.ndarray) -> list[int]:
     """Rows whose shapes are worth fetching: operators that are not views or allocations."""
-    cpu_op = Kind.CPU_OP.value
-    return [i for i, (kind, name) in enumerate(zip(kinds, names)) if kind == cpu_op and name not in SHAPELESS_OPS]
-
-
-def _in(kinds: list[str], kind_of: dict[str, str], wanted) -> np.ndarray:
-    """Boolean mask of the rows whose kind is in ``wanted`` (one set lookup per distinct kind)."""
-    hits = {kind for kind in kind_of.values() if kind in wanted}
-    return np.fromiter((kind in hits for kind in kinds), dtype=bool, count=len(kinds)) if hits else np.zeros(
-        len(kinds), bool)
+    return [i for i in op_rows.tolist() if names[i] not in SHAPELESS_OPS]
 
 
 def _input_signature(metadata: str) -> str:
@@ -223,10 +226,9 @@ def _metadata_int(metadata: str, pattern: re.Pattern) -> int:
     return int(found.group(1)) if found else -1
 
 
-def _finish(columns: dict, process_id: int | None) -> dict:
+def _finish(columns: dict, is_gpu: np.ndarray, process_id: int | None) -> dict:
     """The raw columns build_events takes, nulls masked (built from buffers: see trace.arrow_buffers)."""
     pid = os.getpid() if process_id is None else process_id
-    is_gpu = columns.pop("is_gpu")
     resource = columns.pop("resource_id")
     correlation, linked, nbytes = columns["correlation_id"], columns["linked_correlation_id"], columns["bytes"]
     return {
