@@ -7,18 +7,17 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from ..collectors import CHROME_TRACE_SUFFIXES
 from ..errors import UsageError
 from ..trace.io import Trace, expand_paths, load, write_trace
-
-#: Chrome-trace JSON, converted in memory (the importer is imported only then: ~40 ms saved otherwise).
-JSON_SUFFIXES = (".json.gz", ".json")
 
 
 def load_any(paths: Iterable[str | os.PathLike]) -> list[Trace]:
     """Traces from profkit Parquet files, folders of them, or Chrome-trace JSON (converted in memory)."""
     traces: list[Trace] = []
     for item in map(Path, paths):
-        if item.is_file() and item.name.endswith(JSON_SUFFIXES):
+        if item.is_file() and item.name.endswith(CHROME_TRACE_SUFFIXES):
+            # Converted in memory; the importer is imported only then (~40 ms otherwise saved).
             from ..collectors.kineto_json import read_kineto
 
             imported = read_kineto(item, progress=False)

@@ -35,6 +35,7 @@ from ..errors import TraceImportError, UsageError
 from ..trace.build import build_events
 from ..trace.io import write_trace
 from ..trace.schema import GPU_KINDS, Kind
+from . import CHROME_TRACE_SUFFIXES
 from .kineto_events import Collected, dumps, floats, read_document
 from .kineto_meta import file_metadata, int_or_none
 
@@ -70,7 +71,6 @@ _GPU_LABEL = re.compile(r"^GPU (\d+)")
 
 _DEVICE_WORK = [_CODE[Kind.KERNEL.value], _CODE[Kind.MEMCPY.value], _CODE[Kind.MEMSET.value]]
 _GPU_CODES = [_CODE[kind] for kind in GPU_KINDS]
-_TRACE_SUFFIXES = (".json.gz", ".json")  # also profkit/cli/inputs.py
 
 @dataclass
 class ImportedTrace:
@@ -164,7 +164,7 @@ def trace_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
-            inside = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(_TRACE_SUFFIXES))
+            inside = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(CHROME_TRACE_SUFFIXES))
             if not inside:
                 raise TraceImportError(f"{item}: folder holds no .json or .json.gz traces")
             found.extend(inside)

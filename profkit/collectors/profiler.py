@@ -46,10 +46,6 @@ class KinetoProfiler:
             profile.__exit__(None, None, None)
         return profile.kineto_results
 
-    @property
-    def running(self) -> bool:
-        return self._profile is not None
-
 
 def _keep_cupti_for_cuda_graphs() -> None:
     """torch.profiler's guard: CUPTI teardown crashes programs that replay CUDA graphs."""

@@ -48,7 +48,7 @@ def to_arrow(values) -> pa.Array | pa.ChunkedArray:
     """
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
-    if isinstance(values, np.ndarray) and values.dtype in _NUMPY_TO_ARROW or getattr(values, "dtype", None) == np.bool_:
+    if isinstance(values, np.ndarray) and (values.dtype in _NUMPY_TO_ARROW or values.dtype == np.bool_):
         return from_numpy(values)
     present = [value for value in values if value is not None]
     if not present:
