@@ -4,12 +4,14 @@ A Chrome trace is one object whose ``traceEvents`` array holds nearly all of
 the bytes. ``iter_members`` yields the top-level members in file order; the
 value of the streamed array member is a lazy iterator of its items, decoded
 from a sliding text window (a few MiB), so memory stays about one window
-plus what the caller keeps of each item. Where ``orjson`` is installed, each
-window's complete items are decoded in one call (the slice up to the last
-``}`` that ``, {`` follows, parsed as an array: if that cut was inside a
-string the parse fails, and an earlier cut is tried, then one by one); else
-the C scanner of the standard ``json`` module decodes item by item, as fast
-as ``json.loads``.
+plus what the caller keeps of each item. Each window's complete items are
+decoded in one call (the slice up to the last ``}`` that ``, {`` follows,
+parsed as an array: if that cut was inside a string the parse fails, and an
+earlier cut is tried, then item by item), by ``orjson`` where installed, else
+by the C scanner of the standard ``json`` module. Decoding a window at once
+matters for the callers: they turn each list of items into columns, and a
+list per item costs ~12x more (measured without orjson, the H100 trace: 6.0
+-> 0.5 s).
 
 A top-level array (Chrome's "JSON Array Format", whose closing bracket is
 optional) is yielded as the streamed member.
@@ -35,6 +37,11 @@ try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
+
+
+def _loads(text: str) -> Any:
+    """Decode a JSON text: orjson (about 2x faster) where installed, else the standard library's C scanner."""
+    return json.loads(text) if _orjson is None else _orjson.loads(text)
 
 
 class JsonStream:
@@ -108,7 +115,7 @@ class JsonStream:
 
     def batch(self) -> list | None:
         """The complete items from the cursor to near the window's end, decoded at once (or None)."""
-        if _orjson is None or self.offset + self.pos < self._batch_after:
+        if self.offset + self.pos < self._batch_after:
             return None
         if not self.eof and len(self.buf) - self.pos < _MARGIN_CHARS:
             self._fill()
@@ -118,8 +125,8 @@ class JsonStream:
             if cut < 0:
                 break
             try:
-                items = _orjson.loads("[" + self.buf[self.pos : cut] + "]")
-            except ValueError:  # the cut was inside a string (a kernel name's "}, {"), NaN, a huge integer...
+                items = _loads("[" + self.buf[self.pos : cut] + "]")
+            except ValueError:  # the cut was inside a string (a kernel name's "}, {"); for orjson, NaN, a huge integer...
                 end = cut - 1
                 continue
             self.pos = cut
