@@ -32,22 +32,23 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, Match, OpClass, classify_name
-from .columns import is_kind, label_codes, text_column
+from .columns import float_values, int_values, is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import bound_columns
+from .table import EventTable
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 _CATEGORY = pd.CategoricalDtype(list(CLASS_ORDER))
 
 
-def is_gpu_trace(events: pd.DataFrame) -> bool:
+def is_gpu_trace(events: pd.DataFrame | EventTable) -> bool:
     return bool(is_kind(events, *DEVICE_KINDS).any())
 
 
 def classify_events(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EventTable,
     metadata: Mapping[str, Any] | None = None,
     *,
     hardware: str | None = None,
@@ -95,7 +96,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     n = len(events)
     kind_codes, kind_labels = _labels(events["kind"])
     event_ids = events["event_id"].to_numpy(np.int64)
-    index = pd.Index(event_ids)
+    index = event_ids  # positions() reads ids in order as an index
     parent_pos = _positions(index, events["parent_id"])
     # Per label, then per row through the codes (no null codes here: a lookup, not np.isin's sort or table).
     is_op = (kind_labels == Kind.CPU_OP.value)[kind_codes]
@@ -137,7 +138,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     category[op_rows] = name_class[unit_pos[op_rows]]
     fused[op_rows] = name_fused[unit_pos[op_rows]]
 
-    duration = events["duration_ns"].fillna(0).to_numpy(np.int64)
+    duration = int_values(events["duration_ns"], fill=0)
     self_ns = np.zeros(n, dtype=np.int64)
     nested = is_op & (op_parent_pos >= 0)
     if is_op.any():
@@ -208,7 +209,7 @@ def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_c
         dtype[rows] = dtype[units]
     unit_id[dev] = np.where(launched_unit >= 0, events["event_id"].to_numpy(np.int64)[np.maximum(launched_unit, 0)], -1)
     if "bytes" in events:
-        recorded = pd.to_numeric(events["bytes"], errors="coerce").fillna(0).to_numpy(float)[dev]
+        recorded = np.nan_to_num(float_values(events["bytes"]), nan=0.0, posinf=np.inf, neginf=-np.inf)[dev]
         flops[dev[copies]] = 0.0
         nbytes[dev[copies]] = recorded[copies]
 

@@ -15,14 +15,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .table import Column
+
 Labels = tuple[np.ndarray, np.ndarray]
 
 
 def label_codes(column: pd.Series) -> Labels:
     """(codes, labels) of a text column: ``labels[codes]`` is each row's text, code -1 a null.
 
-    A categorical column gives its own codes (no per-row work); others are factorized.
+    A categorical column gives its own codes (no per-row work); others are factorized;
+    an ``EventTable`` column its cached ones (read-only).
     """
+    if isinstance(column, Column):
+        return column.labels()
     if isinstance(column.dtype, pd.CategoricalDtype):
         categorical = column.array
         categories = categorical.categories
@@ -84,6 +89,8 @@ def kind_mask(kinds: Labels, *wanted: str) -> np.ndarray:
 
 def int_values(column: pd.Series, fill: int = 0) -> np.ndarray:
     """An integer column as int64, nulls as ``fill``."""
+    if isinstance(column, Column):
+        return column.table.ints(column.name, fill)
     array = column.array
     if isinstance(array, pd.arrays.IntegerArray):
         return array.to_numpy(dtype=np.int64, na_value=fill)
@@ -92,8 +99,24 @@ def int_values(column: pd.Series, fill: int = 0) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").fillna(fill).to_numpy(np.int64)
 
 
+def float_values(column: pd.Series | Column) -> np.ndarray:
+    """A numeric column as float64, NaN for a null or a value that is not a number."""
+    if isinstance(column, Column):
+        return column.floats()
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def texts_at(column: pd.Series | Column, at: np.ndarray) -> np.ndarray:
+    """The values of a text column at row positions ``at`` as an object array (a null: None or NaN)."""
+    if isinstance(column, Column):
+        return column.table.texts_at(column.name, at)
+    return np.asarray(column.array.take(at), dtype=object)
+
+
 def id_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(int64 values, not-null mask) of an id column (nulls read as 0 in the values)."""
+    if isinstance(column, Column):
+        return column.ids()
     array = column.array
     if isinstance(array, pd.arrays.IntegerArray):
         return array.to_numpy(dtype=np.int64, na_value=0), ~array.isna()
@@ -109,21 +132,21 @@ def ranks(events: pd.DataFrame) -> np.ndarray:
     return events["rank"].to_numpy(np.int64) if "rank" in events else np.zeros(len(events), np.int64)
 
 
-def positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
+def positions(index: pd.Index | np.ndarray, ids: pd.Series | Column) -> np.ndarray:
     """Row positions in ``index`` (unique event ids) of the ids in ``ids`` (-1 where null or absent)."""
     values, known = id_values(ids)
     pos = np.full(len(ids), -1, dtype=np.int64)
     if not known.any():
         return pos
     wanted = values[known]
-    ids_in_order = index.to_numpy()
+    ids_in_order = np.asarray(index)
     first = int(ids_in_order[0]) if len(ids_in_order) else 0
     if len(ids_in_order) and ids_in_order[-1] - first == len(ids_in_order) - 1 and (np.diff(ids_in_order) > 0).all():
         # ids are a contiguous range (one trace, or ranks combined by the report): arithmetic, no hashing
         offset = wanted - first
         pos[known] = np.where((offset >= 0) & (offset < len(index)), offset, -1)
     else:
-        pos[known] = index.get_indexer(wanted)
+        pos[known] = (index if isinstance(index, pd.Index) else pd.Index(index)).get_indexer(wanted)
     return pos
 
 

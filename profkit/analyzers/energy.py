@@ -33,6 +33,7 @@ import pandas as pd
 from ..trace.schema import Kind
 from .columns import is_kind
 from .intervals import merge_intervals, overlap_ns
+from .table import frame_of
 
 #: Counters refresh every ~20-100 ms (REFERENCE §4): attribute to windows of at least this.
 MIN_WINDOW_NS = 100_000_000
@@ -160,6 +161,7 @@ def samples_of(events: pd.DataFrame) -> pd.DataFrame:
                              "start_ns": np.zeros(0, np.int64), "duration_ns": np.zeros(0, np.int64),
                              "value": np.zeros(0), "extra": np.zeros(0, object)})
     columns = ("name", "device_type", "device_index", "start_ns", "duration_ns", "value", "extra")
+    events = frame_of(events)
     rows = {name: events[name].iloc[at] for name in columns}
     out = pd.DataFrame(
         {

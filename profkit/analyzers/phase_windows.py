@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .columns import (
+    float_values,
     int_values,
     is_kind,
     label_codes,
@@ -25,6 +26,7 @@ from .columns import (
     label_table,
     per_label,
     ranks,
+    texts_at,
 )
 from .columns import positions as _positions
 
@@ -177,13 +179,13 @@ def _ranks(rows: pd.DataFrame) -> np.ndarray:
 
 def _mark_windows(events: pd.DataFrame) -> Columns:
     at = np.flatnonzero(is_kind(events, Kind.PHASE.value))
-    parsed = _parse_extras(events["extra"].array.take(at)) if len(at) else []
+    parsed = _parse_extras(texts_at(events["extra"], at)) if len(at) else []
     start = events["start_ns"].to_numpy(np.int64)[at]
     name_codes, name_labels = label_codes(events["name"])
     return _frame(
         phase=np.append(name_labels, np.nan)[name_codes[at]], rank=ranks(events)[at], start_ns=start,
         end_ns=start + int_values(events["duration_ns"])[at],
-        batch_size=events["batch_size"].array.take(at), tokens=events["token_count"].array.take(at),
+        batch_size=float_values(events["batch_size"])[at], tokens=float_values(events["token_count"])[at],
         generation=[p.get("generation") for p in parsed], step=[p.get("step") for p in parsed],
         source=[p.get("source", "mark") for p in parsed],
     )
@@ -292,7 +294,7 @@ def _guessed_passes(events: pd.DataFrame, known: Columns) -> Columns:
 
 def _outermost(frames: np.ndarray, events: pd.DataFrame) -> np.ndarray:
     """The module frames (row positions) with no module frame above them (ancestor walk over parent ids)."""
-    parent = _positions(pd.Index(events["event_id"].to_numpy(np.int64)), events["parent_id"])
+    parent = _positions(events["event_id"].to_numpy(np.int64), events["parent_id"])
     is_frame = np.zeros(len(events), np.int64)
     is_frame[frames] = 1
     covered = _ancestor_value(parent, is_frame, include_self=False, rows=frames)

@@ -75,6 +75,7 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     phase_windows,
 )
 from .roofline import aggregate_labelled
+from .table import frame_of
 
 PARTS = ("forward", "backward", "optimizer")
 PERCENTILES = (50, 90, 99)
@@ -102,7 +103,7 @@ class _Anchors:
 
 
 def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
-    index = pd.Index(events["event_id"].to_numpy(np.int64))
+    index = events["event_id"].to_numpy(np.int64)
     names = label_codes(events["name"])
     own_part = np.where(label_startswith(names, _BACKWARD), 1, np.where(label_startswith(names, _OPTIMIZER), 2, 0))
     op_pos = _positions(index, events["op_id"]) if "op_id" in events else np.full(len(events), -1)
@@ -599,5 +600,6 @@ def _training_idle(events: pd.DataFrame, steps: pd.DataFrame) -> dict | None:
 
     start = int(steps["start_ns"].min())
     end = int((steps["start_ns"] + steps["time_ns"]).max())
+    events = frame_of(events)
     inside = events[(events["start_ns"] >= start) & (events["start_ns"] < end)]
     return idle_attribution(inside) if len(inside) else None

@@ -90,7 +90,7 @@ def top_ops(events: pd.DataFrame, n: int) -> pd.DataFrame:
         return _empty_top()
     duration = events["duration_ns"].to_numpy(np.int64)
     # Self time: duration minus the time of direct children among the host events.
-    parent = positions(pd.Index(events["event_id"].to_numpy(np.int64)), events["parent_id"])
+    parent = positions(events["event_id"].to_numpy(np.int64), events["parent_id"])
     children = host & (parent >= 0)
     child_ns = np.zeros(len(events), np.int64)
     np.add.at(child_ns, parent[children], duration[children])

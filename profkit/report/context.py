@@ -3,6 +3,9 @@
 Several traces (one per rank) are combined into one events table with a
 ``rank`` column; ids are offset so event_id/parent_id/op_id stay unique.
 Derived tables are computed once and cached by name (``ctx.cached``).
+``ctx.table`` is the same events as numpy columns converted once each
+(analyzers/table.py): the sections hand it to the analyzers, and a single
+loaded trace is read from its Arrow columns without building pandas' table.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..analyzers.table import EventTable
 from ..trace.io import Trace
 
 _ID_COLUMNS = ("event_id", "parent_id", "op_id", "launch_id")
@@ -36,6 +40,11 @@ class ReportContext:
         return self.cached("events", self._combine)
 
     @property
+    def table(self) -> EventTable:
+        """``events`` as numpy columns, each converted once (``table.frame`` is ``events``)."""
+        return self.cached("table", self._table)
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """The first trace's metadata (rank 0 when ranks are present)."""
         return self.traces[0].metadata
@@ -45,6 +54,14 @@ class ReportContext:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    def _table(self) -> EventTable:
+        arrow = self.traces[0].arrow if len(self.traces) == 1 else None
+        if arrow is not None and all(column.num_chunks == 1 for column in arrow.columns):
+            trace = self.traces[0]
+            rank = np.full(arrow.num_rows, trace.rank, dtype=np.int32)
+            return EventTable.from_arrow(arrow, frame=lambda: self.events, rank=rank)
+        return EventTable.from_frame(self.events)
 
     def _combine(self) -> pd.DataFrame:
         traces = sorted(self.traces, key=lambda t: t.rank)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -74,14 +73,31 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _decode_metadata(path, schema.metadata)
 
 
-@dataclass
 class Trace:
-    """One process's trace: ``events`` (pandas) and its file-level ``metadata``."""
+    """One process's trace: ``events`` (pandas) and its file-level ``metadata``.
 
-    events: "pd.DataFrame"
-    metadata: dict[str, Any]
-    path: Path | None = None
-    _cache: dict = field(default_factory=dict, repr=False)
+    A loaded trace keeps its Arrow table (``arrow``) and builds the pandas ``events``
+    on first use: the report reads the Arrow columns directly and never needs them.
+    """
+
+    def __init__(self, events: "pd.DataFrame | None" = None, metadata: dict[str, Any] | None = None,
+                 path: Path | None = None, *, arrow: pa.Table | None = None):
+        if events is None and arrow is None:
+            raise TypeError("Trace needs events or an arrow table")
+        self._events = events
+        self.arrow = arrow
+        self.metadata = metadata if metadata is not None else {}
+        self.path = path
+
+    def __repr__(self) -> str:
+        rows = len(self._events) if self._events is not None else self.arrow.num_rows
+        return f"Trace(path={self.path!r}, events={rows} rows, metadata keys={sorted(self.metadata)})"
+
+    @property
+    def events(self) -> "pd.DataFrame":
+        if self._events is None:
+            self._events = _to_pandas(self.arrow)
+        return self._events
 
     def of_kind(self, *kinds: Kind | str) -> pd.DataFrame:
         wanted = [k.value if isinstance(k, Kind) else k for k in kinds]
@@ -125,7 +141,7 @@ def load(path: str | os.PathLike) -> Trace:
     missing = [f.name for f in ARROW_SCHEMA if f.name not in present]
     if missing:
         raise TraceFormatError(f"{path}: missing columns {', '.join(missing)}")
-    return Trace(events=_to_pandas(table), metadata=metadata, path=path)
+    return Trace(metadata=metadata, path=path, arrow=table)
 
 
 def _to_pandas(table: pa.Table) -> "pd.DataFrame":

@@ -42,7 +42,7 @@ _BOUND_TIME_COLUMNS = ("compute_ns", "memory_ns", "latency_ns", "unknown_ns")
 
 def gpu_trace(ctx: ReportContext) -> bool:
     """Whether the trace has device work (kernels, copies), once per report."""
-    return ctx.cached("gpu_trace", lambda: is_gpu_trace(ctx.events))
+    return ctx.cached("gpu_trace", lambda: is_gpu_trace(ctx.table))
 
 
 def ceilings(ctx: ReportContext) -> Ceilings:
@@ -55,7 +55,7 @@ def ceilings(ctx: ReportContext) -> Ceilings:
 
 def classified(ctx: ReportContext) -> pd.DataFrame:
     """``classify_events`` over all ranks, once per report."""
-    return ctx.cached("classified_events", lambda: classify_events(ctx.events, ceilings=ceilings(ctx)))
+    return ctx.cached("classified_events", lambda: classify_events(ctx.table, ceilings=ceilings(ctx)))
 
 
 @section("categories", order=30, render=lambda data, console: _render_categories(data, console))
@@ -92,7 +92,7 @@ def roofline_section(ctx: ReportContext) -> dict:
         "hardware": limits.to_json(),
         "ridge_point_flop_per_byte": ridge,
         "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS)],
-        "idle": idle_attribution(ctx.events),
+        "idle": idle_attribution(ctx.table),
     }
 
 

@@ -23,7 +23,7 @@ def _render_run(run: dict, console) -> None:
 
 def _span(ctx: ReportContext) -> tuple[int, int]:
     """First start and last end of the trace (the run and the totals both report it)."""
-    return ctx.cached("span", lambda: summary.span_ns(ctx.events))
+    return ctx.cached("span", lambda: summary.span_ns(ctx.table))
 
 
 @section("run", order=0, render=_render_run)
@@ -63,7 +63,7 @@ def _render_totals(totals: dict, console) -> None:
 
 @section("totals", order=10, render=_render_totals)
 def totals_section(ctx: ReportContext) -> dict:
-    return summary.totals(ctx.events, span=_span(ctx))
+    return summary.totals(ctx.table, span=_span(ctx))
 
 
 def _render_top(title: str):
@@ -84,9 +84,9 @@ def _render_top(title: str):
 
 @section("top_ops", order=80, render=_render_top("Top ops by self time"))
 def top_ops_section(ctx: ReportContext) -> list[dict]:
-    return summary.top_ops(ctx.events, ctx.options.top).to_dict("records")
+    return summary.top_ops(ctx.table, ctx.options.top).to_dict("records")
 
 
 @section("top_kernels", order=81, render=_render_top("Top GPU kernels"))
 def top_kernels_section(ctx: ReportContext) -> list[dict]:
-    return summary.top_kernels(ctx.events, ctx.options.top).to_dict("records")
+    return summary.top_kernels(ctx.table, ctx.options.top).to_dict("records")

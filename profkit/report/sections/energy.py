@@ -35,7 +35,7 @@ CLASS_METHOD = (
 
 def samples_of(ctx: ReportContext) -> pd.DataFrame:
     """The telemetry sample rows in plain columns (cached for every section that reads them)."""
-    return ctx.cached("telemetry_samples", lambda: energy.samples_of(ctx.events))
+    return ctx.cached("telemetry_samples", lambda: energy.samples_of(ctx.table))
 
 
 def classified_of(ctx: ReportContext) -> pd.DataFrame:

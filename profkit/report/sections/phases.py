@@ -56,7 +56,7 @@ def analysis(ctx: ReportContext) -> PhaseAnalysis:
             tracks = None
         else:
             tracks = tracks_of(ctx)[1]
-        return analyze_phases(ctx.events, classified(ctx), ceilings(ctx), tracks)
+        return analyze_phases(ctx.table, classified(ctx), ceilings(ctx), tracks)
 
     return ctx.cached("phase_analysis", compute)
 

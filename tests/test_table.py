@@ -1,0 +1,94 @@
+"""EventTable: numpy columns read once from Arrow (or a DataFrame) equal what pandas makes of the same rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import profkit
+from profkit.analyzers.columns import float_values, id_values, int_values, label_codes, positions, texts_at
+from profkit.analyzers.table import EventTable, frame_of
+from profkit.report import build_report
+from profkit.trace.io import Trace
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_cpu.parquet"
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return profkit.load(SAMPLE)
+
+
+def _tables(trace):
+    return EventTable.from_arrow(trace.arrow, frame=lambda: trace.events), EventTable.from_frame(trace.events)
+
+
+def test_text_columns_are_the_categoricals_codes_and_labels(trace):
+    for table in _tables(trace):
+        for name in ("kind", "name", "device_type", "input_shapes", "input_dtypes", "extra"):
+            codes, labels = label_codes(table[name])
+            expected = trace.events[name].astype(object).to_numpy()
+            got = np.append(labels, None)[codes]
+            missing = pd.isna(expected)
+            assert (got[missing] == None).all()  # noqa: E711 (element-wise)
+            assert (got[~missing] == expected[~missing]).all()
+            at = np.arange(0, len(table), 7)
+            picked = texts_at(table[name], at)
+            assert [t if isinstance(t, str) else None for t in picked] == list(got[at])
+
+
+def test_numeric_columns_as_pandas_converts_them(trace):
+    events = trace.events
+    for table in _tables(trace):
+        for name in ("event_id", "start_ns", "duration_ns", "parent_id", "op_id", "depth", "stream", "bytes"):
+            values, known = id_values(table[name])
+            want_values, want_known = id_values(events[name])
+            assert (known == want_known).all() and (values == want_values).all()
+            assert (int_values(table[name], fill=-5) == int_values(events[name], fill=-5)).all()
+            np.testing.assert_array_equal(float_values(table[name]), float_values(events[name]))
+        np.testing.assert_array_equal(float_values(table["value"]), events["value"].to_numpy(np.float64))
+        assert table["start_ns"].to_numpy().dtype == np.int64
+        assert table["device_index"].to_numpy().dtype == np.int16
+
+
+def test_cached_arrays_are_shared_and_read_only(trace):
+    table, _ = _tables(trace)
+    codes, _ = label_codes(table["name"])
+    assert codes is label_codes(table["name"])[0]
+    with pytest.raises(ValueError):
+        codes[0] = 1
+
+
+def test_positions_take_an_id_array_as_an_index(trace):
+    events = trace.events
+    ids = events["event_id"].to_numpy(np.int64)
+    parents = events["parent_id"].fillna(-1).astype("int64").to_numpy()  # -1: no such id
+    for index in (ids, ids[::-1].copy()):  # contiguous ids (arithmetic), and another order (hash lookup)
+        want = pd.Index(index).get_indexer(parents)
+        assert (positions(index, events["parent_id"]) == want).all()
+        assert (positions(pd.Index(index), events["parent_id"]) == want).all()
+
+
+def test_nulls_refuse_an_integer_read():
+    table = EventTable({"x": pa.array([1, None, 3], pa.int64())}, 3)
+    with pytest.raises(ValueError):
+        table["x"].to_numpy(np.int64)
+    np.testing.assert_array_equal(table["x"].to_numpy(), [1.0, np.nan, 3.0])
+
+
+def test_frame_of_hands_out_the_frame(trace):
+    table, from_frame = _tables(trace)
+    assert frame_of(table) is trace.events and frame_of(from_frame) is trace.events
+    assert frame_of(trace.events) is trace.events
+
+
+def test_report_from_arrow_columns_equals_report_from_the_pandas_table(trace):
+    """The report reads a loaded trace's Arrow columns; from a trace holding only the DataFrame the
+    columns come from pandas: every number the same."""
+    loaded = profkit.load(SAMPLE)
+    from_pandas = Trace(events=loaded.events, metadata=loaded.metadata, path=loaded.path)
+    assert build_report([profkit.load(SAMPLE)]) == build_report([from_pandas])
