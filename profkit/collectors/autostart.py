@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .detach import detach_supported, forked_writer
 from .session import RecordingSession, RecordOptions
 
 #: Processes that only launch others: their children are profiled instead.
@@ -98,7 +99,10 @@ class _ExitWatcher:
 
     def _atexit(self) -> None:
         code = 0 if self.exit_code is None else self.exit_code
-        self.finalize(exit_code=code, partial=code != 0, error=self.error)
+        # At the program's normal end the trace is written while the process exits (detach.py);
+        # the launcher waits for it. Signals and the API write in the process.
+        writer = forked_writer(self.run_dir) if self.run_dir is not None and detach_supported() else None
+        self.finalize(exit_code=code, partial=code != 0, error=self.error, writer=writer)
 
     def _on_signal(self, signum, frame) -> None:
         name = signal.Signals(signum).name
@@ -106,9 +110,9 @@ class _ExitWatcher:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)  # die of the signal, as the program would have
 
-    def finalize(self, **status: Any) -> None:
+    def finalize(self, writer=None, **status: Any) -> None:
         try:
-            written = self.session.finalize(**status)
+            written = self.session.finalize(writer=writer, **status)
         except Exception as exc:  # a failed write must not mask the program's own exit
             sys.stderr.write(f"profkit: could not write trace {self.session.path}: {exc}\n")
             return

@@ -15,11 +15,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from .detach import await_finalizers, become_subreaper
 from .paths import check_writable
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
@@ -46,6 +48,9 @@ def launch_recorded(command: list[str], output: str | os.PathLike, options: dict
     env["PROFKIT_RECORD"] = json.dumps({"output": str(output), "run_dir": str(run_dir), "options": options})
     env["PROFKIT_PATH"] = str(PACKAGE_PARENT)
     env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    # Traces are written by forked copies of the exiting processes (detach.py): orphaned, they are
+    # reparented to this process, which waits for them.
+    become_subreaper()
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as exc:
@@ -69,6 +74,8 @@ def launch_recorded(command: list[str], output: str | os.PathLike, options: dict
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     exit_code = status if status >= 0 else 128 - status  # killed by signal N: 128+N
+    for pid in await_finalizers(run_dir):
+        sys.stderr.write(f"profkit: process {pid} still writing its trace; not waiting longer\n")
     traces = _collect(run_dir, child.pid, exit_code)
     shutil.rmtree(run_dir, ignore_errors=True)
     return LaunchResult(exit_code=exit_code, traces=traces)

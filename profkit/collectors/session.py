@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import marks
 from .metadata import run_metadata
@@ -83,56 +83,51 @@ class RecordingSession:
         partial: bool = False,
         signal_name: str | None = None,
         error: str | None = None,
+        writer: Callable[[Path, Callable[[], Path]], Path | None] | None = None,
     ) -> Path | None:
-        """Stop everything and write the trace; later calls return the first result."""
+        """Stop everything and write the trace; later calls return the first result.
+
+        ``writer(path, write)`` runs ``write`` (which writes the trace to ``path``)
+        and returns the path: by default right here; the process hook passes one
+        that writes from a forked copy of the process (see detach.py).
+        """
         with self._lock:
             if self._finalized:
                 return self.written
             self._finalized = True
-            finalize_start_ns = time.perf_counter_ns()
-            _uninstall_phase_detection()
-            if self._steps is not None:
-                self._steps.uninstall()
-            marks.activate(None)
-            parts = [self._stop_profiler(), self._stop_telemetry(), self._marks.columns()]
-            metadata = run_metadata(self.options.command)
-            metadata["devices"] = _merge_devices(metadata["devices"], self._telemetry_devices())
-            metadata.update(
-                start_time_ns=self._start_ns,
-                end_time_ns=time.time_ns(),
-                exit_code=exit_code,
-                signal=signal_name,
-                error=error,
-                partial=bool(partial),
-                stop_reason=self.stop_reason,
-                steps_seen=self._steps.steps if self._steps else 0,
-                kept_from_step=self._kept_from_step,
-                options=self.options.describe(),
-                notes=self.notes,
-            )
-            from ..trace.build import build_events
-            from ..trace.io import write_trace
-
-            table = build_events(*[p for p in parts if p is not None], start_range=self._keep_range())
-            # How long stopping, extracting and building took (the benchmark reports it per 100k events).
-            metadata["finalize_ns"] = time.perf_counter_ns() - finalize_start_ns
-            metadata["event_count"] = table.num_rows
-            self.written = write_trace(self.path, table, metadata)
+            stopped = self._stop(exit_code=exit_code, signal=signal_name, error=error, partial=bool(partial))
+            self.written = (writer or _write_here)(self.path, lambda: write_stopped(self.path, stopped))
             return self.written
+
+    def _stop(self, **status: Any) -> "_Stopped":
+        """Stop the profiler, telemetry and hooks; what is left is turning their data into a file."""
+        stop_start_ns = time.perf_counter_ns()
+        _uninstall_phase_detection()
+        if self._steps is not None:
+            self._steps.uninstall()
+        marks.activate(None)
+        results = self._profiler.stop() if self._profiler is not None else None
+        self._profiler = None
+        parts = [self._stop_telemetry(), self._marks.columns()]
+        metadata = run_metadata(self.options.command)
+        metadata["devices"] = _merge_devices(metadata["devices"], self._telemetry_devices())
+        metadata.update(
+            start_time_ns=self._start_ns,
+            end_time_ns=time.time_ns(),
+            **status,
+            stop_reason=self.stop_reason,
+            steps_seen=self._steps.steps if self._steps else 0,
+            kept_from_step=self._kept_from_step,
+            options=self.options.describe(),
+            notes=self.notes,
+        )
+        return _Stopped(results, self.options.record_shapes, parts, metadata, self._keep_range(),
+                        time.perf_counter_ns() - stop_start_ns)
 
     # -- profiler ------------------------------------------------------------
     def _start_profiler(self) -> None:
         self._profiler = KinetoProfiler(record_shapes=self.options.record_shapes)
         self._profiler.start()
-
-    def _stop_profiler(self) -> dict | None:
-        from .torch_events import extract_events
-
-        if self._profiler is None:
-            return None
-        results = self._profiler.stop()
-        self._profiler = None
-        return extract_events(results, with_shapes=self.options.record_shapes)
 
     def _on_step(self, step: int, start_ns: int, end_ns: int) -> None:
         if self._finalized:
@@ -182,6 +177,41 @@ class RecordingSession:
 
     def _telemetry_devices(self) -> list[dict]:
         return self._telemetry.device_info() if self._telemetry is not None else []
+
+
+@dataclass(frozen=True)
+class _Stopped:
+    """A stopped recording's data, before it becomes a trace file."""
+
+    results: Any  # the profiler's results (None when no profiler ran)
+    record_shapes: bool
+    parts: list  # raw columns of the other collectors (telemetry, marks)
+    metadata: dict[str, Any]
+    start_range: tuple[int | None, int | None] | None
+    stop_ns: int  # time spent stopping, counted into finalize_ns
+
+
+def write_stopped(path: Path, stopped: _Stopped) -> Path:
+    """Extract the profiler's events, build the events table and write it (atomically) to ``path``."""
+    write_start_ns = time.perf_counter_ns()
+    from ..trace.build import build_events
+    from ..trace.io import write_trace
+    from .torch_events import extract_events
+
+    events = None
+    if stopped.results is not None:
+        events = extract_events(stopped.results, with_shapes=stopped.record_shapes)
+    parts = [p for p in (events, *stopped.parts) if p is not None]
+    table = build_events(*parts, start_range=stopped.start_range)
+    metadata = dict(stopped.metadata)
+    # How long stopping, extracting and building took (the benchmark reports it per 100k events).
+    metadata["finalize_ns"] = stopped.stop_ns + time.perf_counter_ns() - write_start_ns
+    metadata["event_count"] = table.num_rows
+    return write_trace(path, table, metadata)
+
+
+def _write_here(path: Path, write: Callable[[], Path]) -> Path:
+    return write()
 
 
 def _merge_devices(from_torch: list[dict], from_telemetry: list[dict]) -> list[dict]:
