@@ -77,8 +77,10 @@ def _run_copy(write_trace: Callable[[], Path]) -> None:
     """The forked copy: write the trace, then leave without running the program's exit code twice."""
     status = 1
     try:
-        # Ctrl-C in the terminal reaches the whole process group: the copy finishes the file.
+        # Ctrl-C in the terminal, or a scheduler's SIGTERM to the whole process group, would lose
+        # a trace whose program has already ended: the copy finishes the file (about a second).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # A collection would touch every object, copying the parent's whole heap page by page.
         gc.disable()
         write_trace()
