@@ -8,7 +8,11 @@ Two workloads (benchmarks/workload.py, the bundled tiny transformer on the CPU):
   torch.profiler's start imports TorchInductor (1-2 s) and profkit's does not; a training program
   imports it anyway when it builds its optimizer, so only here does that show.
 
-Each configuration runs in a fresh process, the three in turn, --repeat rounds (round robin, so a
+A fourth configuration, profkit record with PROFKIT_DETACHED_WRITE=0, writes the trace inside the
+program's process instead of from a forked copy while it exits (collectors/detach.py), to show what
+that overlap saves.
+
+Each configuration runs in a fresh process, the four in turn, --repeat rounds (round robin, so a
 noisy neighbour slows all alike); the best wall time of each is kept. Prints wall time, peak RSS,
 output size, and profkit's finalize time per 100k events, then the ratios the targets are about:
   profkit record (trace written) <= torch.profiler + export_chrome_trace, and JSON size / Parquet size >= 5.
@@ -25,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+IN_PROCESS = "profkit record, written in process"
 
 # Runs a command, prints its wall time and the peak RSS of its process tree's largest member.
 _PROBE = ("import resource,subprocess,sys,time;t=time.perf_counter();"
@@ -40,13 +45,20 @@ def measure(workload: list[str], repeat: int, tmp: Path) -> dict:
                                            "--chrome-out", str(tmp / "trace.json")],
         "profkit record": [sys.executable, "-m", "profkit", "record", "-q", "--no-telemetry", "-o",
                            str(tmp / "trace.parquet"), "--", sys.executable, *workload, "--mode", "plain"],
+        # The same, with the trace written inside the program's process before it exits instead of
+        # by a forked copy during its exit (collectors/detach.py): what that overlap saves.
+        IN_PROCESS: [sys.executable, "-m", "profkit", "record", "-q", "--no-telemetry", "-o",
+                     str(tmp / "trace-in-process.parquet"), "--", sys.executable, *workload, "--mode", "plain"],
     }
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in configs}
     exports = []
     for _ in range(repeat):
         for name, cmd in configs.items():
+            env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+            if name == IN_PROCESS:
+                env["PROFKIT_DETACHED_WRITE"] = "0"
             out = subprocess.run([sys.executable, "-c", _PROBE, *cmd], cwd=tmp, capture_output=True, text=True,
-                                 check=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)}).stdout.split()
+                                 check=True, env=env).stdout.split()
             samples[name].append((float(out[0]), int(out[1])))
             if "EXPORT_S" in out:
                 exports.append(float(out[out.index("EXPORT_S") + 1]))
@@ -71,7 +83,8 @@ def report(title: str, result: dict) -> None:
     for name, row in rows.items():
         print(f"  {name:34} {row['wall_s']:8.2f} {row['peak_rss_bytes'] / 2**20:13.0f}")
     events, finalize_s = result["events"], result["finalize_s"]
-    print(f"  events: {events:,}; profkit finalize (stop, extract, build, write) {finalize_s:.2f} s = "
+    print(f"  events: {events:,}; profkit finalize (stop, then extract, build, write in a forked copy while the "
+          f"program exits) {finalize_s:.2f} s = "
           f"{finalize_s / events * 1e5:.2f} s per 100k events; torch's export_chrome_trace alone "
           f"{result['export_s']:.2f} s")
     print(f"  file size: Chrome JSON {result['json_bytes'] / 2**20:.1f} MiB, "
@@ -84,6 +97,8 @@ def report(title: str, result: dict) -> None:
     print(f"    Chrome JSON size / profkit Parquet size:         "
           f"{result['json_bytes'] / result['parquet_bytes']:.1f}  (target >= 5)")
     print(f"    overhead vs no profiler: torch {torch_wall / base:.2f}x, profkit {profkit_wall / base:.2f}x")
+    print(f"    profkit written in process / (torch.profiler + export): {rows[IN_PROCESS]['wall_s'] / torch_wall:.2f}"
+          "  (without the detached write)")
 
 
 def main() -> None:
