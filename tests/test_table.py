@@ -92,3 +92,22 @@ def test_report_from_arrow_columns_equals_report_from_the_pandas_table(trace):
     loaded = profkit.load(SAMPLE)
     from_pandas = Trace(events=loaded.events, metadata=loaded.metadata, path=loaded.path)
     assert build_report([profkit.load(SAMPLE)]) == build_report([from_pandas])
+
+
+def test_classify_table_columns_are_classify_events_columns(trace):
+    """The report's numpy view of the classified rows reads as the public DataFrame does, column by column."""
+    from profkit.analyzers.classify import classify_events, classify_table
+    from profkit.analyzers.hardware import Ceilings, spec_by_name
+
+    limits = Ceilings(spec_by_name("a100-80gb"))
+    table = classify_table(EventTable.from_arrow(trace.arrow), ceilings=limits)
+    frame = classify_events(trace.events, ceilings=limits)
+    assert list(table.columns) == list(frame.columns) and len(table) == len(frame)
+    for name in frame.columns:
+        got, want = table[name].to_numpy(), frame[name].to_numpy()
+        if want.dtype == object or isinstance(frame[name].dtype, (pd.CategoricalDtype, pd.StringDtype)):
+            got, want = got.astype(object), frame[name].astype(object).to_numpy()
+            assert [None if pd.isna(g) else g for g in got] == [None if pd.isna(w) else w for w in want], name
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    pd.testing.assert_frame_equal(table.frame, frame)

@@ -36,8 +36,8 @@ from .columns import float_values, int_values, is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
-from .roofline import bound_columns
-from .table import EventTable
+from .roofline import BOUND_DTYPE, bound_arrays
+from .table import Coded, EventTable, Masked
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 _CATEGORY = pd.CategoricalDtype(list(CLASS_ORDER))
@@ -68,11 +68,44 @@ def classify_events(
     ``hardware`` names a device for a what-if analysis; ``ceilings`` overrides
     the device resolution entirely (tests, callers that resolved it already).
     """
+    return classify_table(events, metadata, hardware=hardware, ceilings=ceilings).frame
+
+
+def classify_table(
+    events: pd.DataFrame | EventTable,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    hardware: str | None = None,
+    ceilings: Ceilings | None = None,
+) -> EventTable:
+    """``classify_events`` as an ``EventTable`` of numpy columns (``.frame`` is that DataFrame, built
+    on first use): what the report's sections read, text columns as codes and labels."""
     gpu = is_gpu_trace(events)
     if ceilings is None:
         ceilings = resolve_ceilings(metadata, gpu_trace=gpu, requested=hardware)
     columns = _attribute(events, gpu)
-    return pd.DataFrame({**columns, **bound_columns(columns, ceilings)})  # one table, not two and a concat
+    matrix = columns["category"].codes == _CONTRACTION
+    bounds = bound_arrays(columns["flops"], columns["bytes"], columns["span_ns"], matrix, columns["dtype"], ceilings)
+    columns.update(bounds)
+    return EventTable(columns, len(columns["event_id"]), lambda: pd.DataFrame(_pandas_columns(columns)))
+
+
+def _pandas_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    """The columns as classify_events types them: text as categoricals (rule: pandas' str), unit_id nullable."""
+    out: dict[str, Any] = {}
+    for name, values in columns.items():
+        if name == "category":
+            values = pd.Categorical.from_codes(values.codes, dtype=_CATEGORY)
+        elif name == "bound":
+            values = pd.Categorical.from_codes(values.codes, dtype=BOUND_DTYPE)
+        elif name == "rule":
+            values = text_column(list(values.labels), values.codes)
+        elif isinstance(values, Coded):
+            values = pd.Categorical.from_codes(values.codes, categories=pd.Index(values.labels, dtype=object))
+        elif isinstance(values, Masked):
+            values = pd.arrays.IntegerArray(values.values, ~values.known)
+        out[name] = values
+    return out
 
 
 def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +123,8 @@ def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 _OTHER = CLASS_ORDER.index(OpClass.OTHER.value)
 _UNCLASSED = Match(OpClass.OTHER, False, None)  # names of rows that get no class (runtime calls, Python frames...)
 _MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
+_CONTRACTION = CLASS_ORDER.index(OpClass.CONTRACTION.value)
+_CLASS_LABELS = np.array(CLASS_ORDER, dtype=object)
 
 
 def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
@@ -157,19 +192,18 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     span_ns = np.where(is_device | is_unit, duration, 0)
 
     keep = np.flatnonzero(wanted)
-    unit = pd.arrays.IntegerArray(unit_id[keep], unit_id[keep] < 0)
     ranks = {"rank": events["rank"].to_numpy()[keep]} if "rank" in events else {}
     return {
         "event_id": event_ids[keep],
         **ranks,
-        "kind": pd.Categorical.from_codes(kind_codes[keep], categories=pd.Index(kind_labels, dtype=object)),
-        "name": pd.Categorical.from_codes(name_codes[keep], categories=pd.Index(name_labels, dtype=object)),
+        "kind": Coded(kind_codes[keep], kind_labels),
+        "name": Coded(name_codes[keep], name_labels),
         "start_ns": events["start_ns"].to_numpy(np.int64)[keep],
         "duration_ns": duration[keep],
-        "category": pd.Categorical.from_codes(category[keep], dtype=_CATEGORY),
+        "category": Coded(category[keep].astype(np.int64), _CLASS_LABELS),
         "fused": fused[keep],
-        "rule": text_column(rule_of_label, name_codes[keep]),
-        "unit_id": unit,
+        "rule": Coded(name_codes[keep], np.array(rule_of_label + [None], dtype=object)[:-1]),
+        "unit_id": Masked(unit_id[keep], unit_id[keep] >= 0),
         "flops": flops[keep],
         "bytes": nbytes[keep],
         "dtype": dtype[keep],

@@ -24,12 +24,15 @@ except ImportError:  # pragma: no cover - another pandas
 def group_ids(keys: list[pd.Series | pd.Categorical]) -> tuple[np.ndarray, np.ndarray]:
     """(group number of each row, first row of each group) as ``groupby(keys, observed=True, dropna=False)``.
 
-    Groups are numbered in sorted key order: a categorical key by its categories'
-    order, others by value; a null key forms the last group of its key.
+    Groups are numbered in sorted key order: a categorical key (or a ``(codes, labels)`` pair) by
+    its categories' order, others by value; a null key forms the last group of its key.
     """
-    combined = np.zeros(len(keys[0]) if keys else 0, dtype=np.int64)
+    rows = (len(keys[0][0]) if isinstance(keys[0], tuple) else len(keys[0])) if keys else 0
+    combined = np.zeros(rows, dtype=np.int64)
     for key in keys:
-        if isinstance(key.dtype, pd.CategoricalDtype):
+        if isinstance(key, tuple):  # (codes, labels) of a text column (table.Coded): numbered as a categorical
+            codes, size = np.asarray(key[0], np.int64), len(key[1])
+        elif isinstance(key.dtype, pd.CategoricalDtype):
             categorical = key.array if isinstance(key, pd.Series) else key
             codes, size = categorical.codes.astype(np.int64), len(categorical.categories)
         else:

@@ -473,6 +473,7 @@ def _step_table(windows: pd.DataFrame, rows: pd.DataFrame, anchors: _Anchors,
     steps = windows[windows["phase"] == TRAIN_STEP]
     if steps.empty:
         return pd.DataFrame(), None
+    rows = frame_of(rows)
     pos = assign_to_windows(anchors.t_ns, anchors.rank, steps)
     hit = np.flatnonzero(pos >= 0)
     inside = rows.iloc[hit].assign(window=steps.index.to_numpy()[pos[hit]], part=anchors.part[hit])

@@ -28,6 +28,8 @@ import pandas as pd
 from .classes import CLASS_ORDER, OpClass
 from .group_sums import float_sums, group_ids, int_sums
 from .hardware import Ceilings, HardwareSpec
+from .columns import float_values, label_codes
+from .table import Coded, Column, EventTable
 
 #: Below this fraction of both roofs a row is latency-bound.
 LATENCY_FRACTION = 0.10
@@ -40,7 +42,8 @@ class Bound(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-_BOUND = pd.CategoricalDtype([b.value for b in Bound])
+BOUND_DTYPE = pd.CategoricalDtype([b.value for b in Bound])
+_BOUND_LABELS = np.array([b.value for b in Bound], dtype=object)
 
 
 def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series, matrix: np.ndarray) -> np.ndarray:
@@ -64,7 +67,7 @@ def classify_bound(
     return np.where(has_cost & np.isfinite(ridge), bound, Bound.UNKNOWN.value)
 
 
-_BOUND_CODE = {b: i for i, b in enumerate(Bound)}
+_BOUND_CODE = {b: i for i, b in enumerate(Bound)}  # (Bound is a str enum: its values find it too)
 
 
 def _bound_codes(intensity: np.ndarray, ridge: np.ndarray, efficiency: np.ndarray, has_cost: np.ndarray,
@@ -84,12 +87,20 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
 
 def bound_columns(rows: pd.DataFrame | dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:
     """``bounds`` as a dict of columns, from a table or a dict of its columns (arrays)."""
-    spec = ceilings.primary
-    flops = np.asarray(rows["flops"], dtype=float)
-    nbytes = np.asarray(rows["bytes"], dtype=float)
-    span_s = np.asarray(rows["span_ns"], dtype=float) / 1e9
     matrix = np.asarray(rows["category"] == OpClass.CONTRACTION.value, dtype=bool)
-    peak = _peaks(spec, rows["dtype"], matrix)
+    columns = bound_arrays(rows["flops"], rows["bytes"], rows["span_ns"], matrix, rows["dtype"], ceilings)
+    columns["bound"] = pd.Categorical.from_codes(columns["bound"].codes, dtype=BOUND_DTYPE)
+    return columns
+
+
+def bound_arrays(flops, nbytes, span_ns, matrix: np.ndarray, dtype, ceilings: Ceilings) -> dict[str, Any]:
+    """``bound_columns`` from the columns it reads (``matrix``: the contraction rows); the bound
+    as ``Coded`` codes into ``Bound``."""
+    spec = ceilings.primary
+    flops = np.asarray(flops, dtype=float)
+    nbytes = np.asarray(nbytes, dtype=float)
+    span_s = np.asarray(span_ns, dtype=float) / 1e9
+    peak = _peaks(spec, dtype, matrix)
     bandwidth = spec.memory_bytes_per_s if spec else np.nan
     has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -113,7 +124,7 @@ def bound_columns(rows: pd.DataFrame | dict[str, Any], ceilings: Ceilings) -> di
         "flop_fraction": np.where(has_cost, flop_fraction, np.nan),
         "bandwidth_fraction": np.where(has_cost, bandwidth_fraction, np.nan),
         "roofline_ns": np.where(has_cost, roofline_ns, np.nan),
-        "bound": pd.Categorical.from_codes(bound, dtype=_BOUND),
+        "bound": Coded(bound.astype(np.int64), _BOUND_LABELS),
     }
 
 
@@ -230,8 +241,11 @@ def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_withi
     return pd.DataFrame({**groups, **sums, **out})
 
 
-def _key_column(key: pd.Series | pd.Categorical, first: np.ndarray, as_object: bool = False) -> Any:
-    """A grouping column of the result, typed as groupby's result index types it."""
+def _key_column(key: pd.Series | pd.Categorical | Coded, first: np.ndarray, as_object: bool = False) -> Any:
+    """A grouping column of the result, typed as groupby's result index types it (``Coded``: the
+    labels as objects, NaN for a null)."""
+    if isinstance(key, Coded):
+        return np.append(key.labels, np.nan)[key.codes[first]]
     if isinstance(key, pd.Categorical):
         if as_object and len(first):  # a label key stands for a column of strings
             return pd.Index(np.asarray(key.categories, dtype=object)[key.codes[first]])
@@ -276,11 +290,12 @@ def _share_totals(groups: dict, sums: dict, by: list[str], share_within, kahan: 
 class _Work:
     """The device-work rows of a classified table, as the arrays ``aggregate_classes`` sums.
 
-    ``at``: positions of the rows to take (in that order, repeats allowed) before
-    keeping the device work; all rows when None.
+    ``rows``: a DataFrame or an ``EventTable`` (classify_table). ``at``: positions of
+    the rows to take (in that order, repeats allowed) before keeping the device work;
+    all rows when None.
     """
 
-    def __init__(self, rows: pd.DataFrame, ceilings: Ceilings, measured: HardwareSpec | None,
+    def __init__(self, rows: pd.DataFrame | EventTable, ceilings: Ceilings, measured: HardwareSpec | None,
                  at: np.ndarray | None = None):
         mask = rows["device_work"].to_numpy(bool)
         if at is None:
@@ -297,8 +312,8 @@ class _Work:
         self.time_ns = self.values("time_ns").astype(np.int64)
         self.roofline_ns = self.values("roofline_ns").astype(float)
         costed = (span > 0) & ((self.flops > 0) | (self.bytes > 0))
-        peak = rows["peak_flops_per_s"].fillna(0).to_numpy(float)
-        peak = peak if self._mask is None else peak[self._mask]
+        peak = self._kept(float_values(rows["peak_flops_per_s"]))
+        peak = np.where(np.isnan(peak), 0.0, peak)
         self.costed_time_ns = np.where(costed, span, 0.0)
         self.peak_flop_ns = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, x1e9
         if measured is not None and not ceilings.what_if:
@@ -308,22 +323,25 @@ class _Work:
         else:
             self.measured_peak_flop_ns = np.zeros(self.n)
         self.fused_time_ns = np.where(self.values("fused").astype(bool), self.time_ns, 0)
-        bound = rows["bound"]
-        if isinstance(bound.dtype, pd.CategoricalDtype) and list(bound.cat.categories) == [b.value for b in Bound]:
-            self.bound = bound.cat.codes.to_numpy() if self._mask is None else bound.cat.codes.to_numpy()[self._mask]
-        else:
-            labels = np.asarray(self.values("bound"), dtype=object)
-            self.bound = np.full(self.n, -1, np.int64)
-            for i, b in enumerate(Bound):
-                self.bound[labels == b.value] = i
+        codes, labels = label_codes(rows["bound"])  # codes into Bound (-1: none of them)
+        to_bound = np.array([_BOUND_CODE.get(label, -1) for label in labels] + [-1], dtype=np.int64)
+        self.bound = self._kept(to_bound[codes])
 
-    def values(self, name: str) -> np.ndarray:
-        array = self._rows[name].to_numpy()
+    def _kept(self, array: np.ndarray) -> np.ndarray:
         return array if self._mask is None else array[self._mask]
 
-    def column(self, name: str) -> pd.Series | pd.Categorical:
-        """A key column of the kept rows: a categorical one as its array (no Series to index)."""
+    def values(self, name: str) -> np.ndarray:
+        return self._kept(self._rows[name].to_numpy())
+
+    def column(self, name: str) -> pd.Series | pd.Categorical | Coded:
+        """A key column of the kept rows: a categorical one as its array (no Series to index), a
+        text column of an ``EventTable`` as its codes and labels."""
         column = self._rows[name]
+        if isinstance(column, Column):
+            if column.table.is_text(name):
+                codes, labels = column.labels()
+                return Coded(self._kept(codes), labels)
+            return pd.Series(self.values(name))
         if isinstance(column.dtype, pd.CategoricalDtype):
             return column.array if self._mask is None else column.array[self._mask]
         if self._mask is None:

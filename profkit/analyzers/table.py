@@ -20,7 +20,7 @@ wants to change one copies it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,20 @@ import pyarrow as pa
 from ..trace.arrow_buffers import from_numpy as _arrow_from_numpy
 from ..trace.arrow_buffers import to_numpy as _arrow_to_numpy
 from ..trace.arrow_buffers import validity as _arrow_validity
+
+
+class Coded(NamedTuple):
+    """A text column as codes (-1: null) into its labels: a source ``EventTable`` reads as it is."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+
+class Masked(NamedTuple):
+    """An integer column as values and a not-null mask: a source ``EventTable`` reads as it is."""
+
+    values: np.ndarray
+    known: np.ndarray
 
 
 class Column:
@@ -53,6 +67,9 @@ class Column:
     def to_numpy(self, dtype: Any = None) -> np.ndarray:
         """The values as ``Series.to_numpy(dtype)`` gives them (text: objects, NaN for a null)."""
         table = self.table
+        source = table._source[self.name]
+        if isinstance(source, np.ndarray):  # a numpy column (objects: as they are, None stays None)
+            return source if dtype is None else source.astype(dtype, copy=False)
         if table.is_text(self.name):
             codes, labels = table.labels(self.name)
             return np.append(labels, np.nan)[codes].astype(dtype or object, copy=False)
@@ -133,6 +150,8 @@ class EventTable:
 
     def is_text(self, name: str) -> bool:
         source = self._source[name]
+        if isinstance(source, (Coded, Masked)):
+            return isinstance(source, Coded)
         if isinstance(source, pa.Array):
             return pa.types.is_dictionary(source.type) or pa.types.is_string(source.type) \
                 or pa.types.is_large_string(source.type) or pa.types.is_null(source.type)
@@ -141,6 +160,8 @@ class EventTable:
 
     def is_integer(self, name: str) -> bool:
         source = self._source[name]
+        if isinstance(source, (Coded, Masked)):
+            return isinstance(source, Masked)
         if isinstance(source, pa.Array):
             return pa.types.is_integer(source.type)
         return getattr(source.dtype, "kind", "O") in "iu"
@@ -148,6 +169,8 @@ class EventTable:
     def integer_dtype(self, name: str) -> np.dtype:
         """The numpy type of an integer column's values (int64 for pandas' nullable ones)."""
         source = self._source[name]
+        if isinstance(source, Masked):
+            return source.values.dtype
         if isinstance(source, pa.Array):
             return np.dtype(source.type.to_pandas_dtype())
         return np.dtype(getattr(source.dtype, "numpy_dtype", source.dtype))
@@ -213,6 +236,8 @@ def _is_pandas_text(dtype) -> bool:
 
 
 def _labels(source) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(source, Coded):
+        return np.asarray(source.codes, np.int64), np.asarray(source.labels, dtype=object)
     if isinstance(source, pa.Array):
         if pa.types.is_null(source.type):
             return np.full(len(source), -1, np.int64), np.zeros(0, dtype=object)
@@ -232,6 +257,8 @@ def _labels(source) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ids(source) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(source, Masked):
+        return np.asarray(source.values, np.int64), np.asarray(source.known, bool)
     if isinstance(source, pa.Array):
         return _arrow_to_numpy(source, 0).astype(np.int64, copy=False), _arrow_validity(source)
     if isinstance(source, np.ndarray):

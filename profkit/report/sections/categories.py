@@ -21,11 +21,12 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-from ...analyzers.classify import classify_events, is_gpu_trace
+from ...analyzers.classify import classify_table, is_gpu_trace
 from ...analyzers.columns import descending_order, label_codes
 from ...analyzers.hardware import Ceilings, resolve_ceilings
 from ...analyzers.idle import idle_attribution
 from ...analyzers.roofline import aggregate_classes
+from ...analyzers.table import EventTable
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si
 from ..registry import section
@@ -53,9 +54,9 @@ def ceilings(ctx: ReportContext) -> Ceilings:
     )
 
 
-def classified(ctx: ReportContext) -> pd.DataFrame:
-    """``classify_events`` over all ranks, once per report."""
-    return ctx.cached("classified_events", lambda: classify_events(ctx.table, ceilings=ceilings(ctx)))
+def classified(ctx: ReportContext) -> EventTable:
+    """``classify_events`` over all ranks, once per report, as numpy columns (``.frame``: the DataFrame)."""
+    return ctx.cached("classified_events", lambda: classify_table(ctx.table, ceilings=ceilings(ctx)))
 
 
 @section("categories", order=30, render=lambda data, console: _render_categories(data, console))
@@ -74,6 +75,7 @@ def roofline_section(ctx: ReportContext) -> dict:
     rows = classified(ctx)
     gpu = gpu_trace(ctx)
     if not gpu:  # on the CPU a unit of work is the outermost costed op: name rows after it
+        rows = rows.frame
         names = pd.Series(rows["name"].to_numpy(), index=rows["event_id"].to_numpy())
         rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))
     top = aggregate_classes(rows, limits, by=["name", "category"], share_within=[])

@@ -40,7 +40,7 @@ def samples_of(ctx: ReportContext) -> pd.DataFrame:
 
 def classified_of(ctx: ReportContext) -> pd.DataFrame:
     """classify_events over the report's events, shared with the categories section (computed once)."""
-    return classified(ctx)
+    return classified(ctx).frame
 
 
 def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame, list[energy.EnergyTrack]]:
