@@ -55,7 +55,7 @@ def test_integers_beyond_64_bits_keep_every_digit():
     big = 2**70
     args = [{"Input Dims": [[big]], "Input type": ["long int"], "seed": big, "correlation": 3},
             {"Input Dims": [[3]], "Input type": ["float"]}]
-    texts = kineto_events._json_texts(args)
+    texts = {field: array.to_pylist() for field, array in kineto_events._json_texts(args).items()}
     assert texts == {
         "shapes": ["[[1180591620717411303424]]", "[[3]]"],
         "dtypes": ['["long int"]', '["float"]'],

@@ -77,8 +77,60 @@ def test_the_compact_encoder_writes_what_json_dumps_writes(value):
 def test_per_event_texts_without_orjson_are_compact_json(monkeypatch):
     monkeypatch.setattr(kineto_events, "_orjson", None)
     args = [{"Input Dims": [[2, 3]], "Input type": ["float"], "External id": 7, "stream": 1, "note": "é"}, {}]
-    assert kineto_events._json_texts(args) == {
+    assert {field: array.to_pylist() for field, array in kineto_events._json_texts(args).items()} == {
         "shapes": ["[[2,3]]", None],
         "dtypes": ['["float"]', None],
         "extra": ['{"external_id":7,"note":"é"}', None],  # shapes, types and stream have columns of their own
     }
+
+
+def test_text_array_builds_what_pa_array_builds():
+    import pyarrow as pa
+
+    values = ["aten::mm", "", "é\u2603 ünïcode", "x" * 1000, "last"]
+    built = kineto_events.text_array(values)
+    assert built.equals(pa.array(values, pa.string())) and built.null_count == 0
+    # empty texts as nulls: the per-event JSON texts (no JSON value encodes to "")
+    assert kineto_events.text_array(["[1]", "", "{}"], empty_is_null=True).to_pylist() == ["[1]", None, "{}"]
+    assert kineto_events.text_array([]).to_pylist() == []
+    with pytest.raises(TypeError):
+        kineto_events.text_array(["a", None])
+
+
+def test_importing_a_trace_does_not_import_pandas(tmp_path):
+    """pyarrow's converters import pandas on first use (~0.2 s, ~35 MB): the importer avoids them."""
+    import subprocess
+    import sys
+
+    events = [
+        {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#3", "pid": 1, "tid": 1, "ts": 0, "dur": 100},
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 1, "dur": 10,
+         "args": {"External id": 5, "Input Dims": [[2, 3], [3, 4]], "Input type": ["float", "float"]}},
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 2, "dur": 3,
+         "args": {"correlation": 9, "External id": 5}},
+        {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 0, "tid": 7, "ts": 20, "dur": 5,
+         "args": {"correlation": 9, "device": 0, "stream": 7, "External id": 5}},
+        {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD", "pid": 0, "tid": 7, "ts": 30, "dur": 5,
+         "args": {"device": 0, "stream": 7, "bytes": 64}},
+        {"ph": "C", "name": "power", "pid": 0, "ts": 5, "args": {"value": 300.5}},
+        {"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "GPU 0"}},
+        {"ph": "s", "cat": "ac2g", "id": 9, "pid": 1, "tid": 1, "ts": 2},
+    ]
+    exported = [  # profkit's own phase marks (as profkit export writes them): their args unpacked
+        {"ph": "X", "cat": "cpu_op", "name": "aten::add", "pid": 1, "tid": 1, "ts": 1, "dur": 10},
+        {"ph": "X", "cat": "profkit_phase", "name": "decode", "pid": 1, "tid": 1, "ts": 0, "dur": 50,
+         "args": {"batch_size": 2, "token_count": 2, "step": 1}},
+    ]
+    (tmp_path / "a.json").write_text(json.dumps({"traceEvents": events}))
+    (tmp_path / "b.json").write_text(json.dumps({"traceEvents": exported}))
+    script = (
+        "import sys\n"
+        "from profkit.collectors.kineto_json import import_paths\n"
+        f"for w in import_paths([{str(tmp_path)!r}], {str(tmp_path / 'out')!r}, progress=False):\n"
+        "    print(w.events, w.kernels)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # a.json: 5 spans + 1 step mark + 1 power sample, 1 kernel; b.json: 2 spans; and no pandas
+    assert result.stdout.split() == ["7", "1", "2", "0", "False"]

@@ -27,7 +27,10 @@ from typing import IO, Any, Callable, Iterator
 from ..errors import TraceImportError
 
 _CHUNK_BYTES = 256 << 10  # read this much at a time (measured: larger windows are no faster, and cost memory)
-_MARGIN_CHARS = 256 << 10  # keep at least this much text ahead of the cursor when possible
+# Keep at least this much text ahead of the cursor when possible. Half a chunk: with a whole one,
+# the first window after the header held two chunks (measured: 1835 events at once in a rank
+# file, +4.7 MB of peak RSS for nothing).
+_MARGIN_CHARS = 128 << 10
 _MAX_VALUE_CHARS = 256 << 20  # one item larger than this is taken as malformed, not truncated
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()

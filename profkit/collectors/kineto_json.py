@@ -32,11 +32,12 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import TraceImportError, UsageError
+from ..trace.arrow_buffers import dictionary, from_numpy, to_numpy, validity
 from ..trace.build import build_events
 from ..trace.io import write_trace
 from ..trace.schema import GPU_KINDS, Kind
 from . import CHROME_TRACE_SUFFIXES
-from .kineto_events import Collected, dumps, floats, read_document
+from .kineto_events import Collected, dumps, floats, read_document, text_array
 from .kineto_meta import file_metadata, int_or_none
 
 #: Chrome-trace category (lower-cased) -> event kind; anything else is ``other``.
@@ -202,7 +203,7 @@ def _count_kind(table: pa.Table, kind: Kind) -> int:
     for chunk in table.column("kind").chunks:
         values = chunk.dictionary.to_pylist()
         if kind.value in values:
-            codes = chunk.indices.to_numpy(zero_copy_only=False)
+            codes = to_numpy(chunk.indices, -1)
             count += int(np.count_nonzero(codes == values.index(kind.value)))
     return count
 
@@ -224,9 +225,9 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     del parts  # the sorted copy below is all that is kept (the unsorted rows go before build_events copies)
     # Sorted as build_events sorts (start, then the enclosing event first; stable), so that its
     # rows keep this order and the External ids below line up with them.
-    order = np.lexsort((-raw.column("duration_ns").to_numpy(), raw.column("start_ns").to_numpy()))
-    raw = raw.take(pa.array(order))
-    external = raw.column("_external_id").to_numpy().astype(np.float64)
+    order = np.lexsort((-to_numpy(raw.column("duration_ns"), 0), to_numpy(raw.column("start_ns"), 0)))
+    raw = raw.take(from_numpy(order))
+    external = to_numpy(raw.column("_external_id"), np.nan)
     table = build_events(raw.drop_columns(["_external_id"]))
     table, linked_by_external = _link_by_external_id(table, external, raw)
     if linked_by_external:
@@ -269,15 +270,14 @@ def _span_rows(header: dict[str, Any], collected: Collected, base_ns: int,
     batch_size, token_count, extra = _unpack_phase_args(kind, cols.pop("extra"))
 
     rows = {
-        "kind": pa.DictionaryArray.from_arrays(pa.array(kind, pa.int32()), _KINDS).dictionary_decode(),
+        "kind": dictionary(kind, _KINDS).dictionary_decode(),
         "name": cols.pop("name"),
-        "start_ns": pa.array(start_ns),
-        "duration_ns": pa.array(np.maximum(end_ns - start_ns, 0)),
-        "device_type": pa.DictionaryArray.from_arrays(pa.array(on_gpu_track, pa.int32()), ["cpu", "gpu"])
-        .dictionary_decode(),
-        "device_index": pa.array(np.where(on_gpu_track, device, -1).astype(np.int16)),
+        "start_ns": from_numpy(start_ns),
+        "duration_ns": from_numpy(np.maximum(end_ns - start_ns, 0)),
+        "device_type": dictionary(on_gpu_track, ["cpu", "gpu"]).dictionary_decode(),
+        "device_index": from_numpy(np.where(on_gpu_track, device, -1).astype(np.int16)),
         "stream": _nullable(stream, on_gpu_track, pa.int32()),
-        "process_id": pa.array(process),
+        "process_id": from_numpy(process),
         "thread_id": _nullable(tid, ~on_gpu_track),
         "correlation_id": _nullable(own_correlation),
         "linked_correlation_id": _nullable(linked),
@@ -287,7 +287,7 @@ def _span_rows(header: dict[str, Any], collected: Collected, base_ns: int,
         "batch_size": _nullable(batch_size, dtype=pa.int32()),
         "token_count": _nullable(token_count),
         "extra": extra,
-        "_external_id": pa.array(cols["external_id"]),
+        "_external_id": from_numpy(cols["external_id"]),
     }
     return pa.table(rows), kind, host_pid
 
@@ -298,7 +298,7 @@ def _codes(column: pa.ChunkedArray, code_of: Callable[[Any], int]) -> np.ndarray
     for chunk in column.chunks:
         encoded = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
         lookup = np.array([code_of(value) for value in encoded.dictionary.to_pylist()] or [0], dtype=np.int8)
-        parts.append(lookup[encoded.indices.to_numpy(zero_copy_only=False)])
+        parts.append(lookup[to_numpy(encoded.indices, 0)])
     return np.concatenate(parts)
 
 
@@ -406,13 +406,24 @@ def _gpu_process(pid, host_pid: int, kind, gpu, correlation) -> np.ndarray:
     return process.astype(np.int64)
 
 
+_NUMPY_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64}
+
+
+def _float_values(column: pa.ChunkedArray) -> np.ndarray:
+    """An integer column as float64, NaN where null."""
+    column = column.combine_chunks()
+    values = to_numpy(column, 0).astype(np.float64)
+    values[~validity(column)] = np.nan
+    return values
+
+
 def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: pa.DataType = pa.int64()) -> pa.Array:
     """Float values (NaN = missing) as an Arrow integer array; rows outside ``keep`` are null too."""
     values = np.asarray(values, dtype=np.float64)
     if dtype == pa.int32():  # CUDA writes the default stream's "no stream" as uint32 -1
         values = np.where(values >= 2**31, values - 2**32, values)
     mask = np.isnan(values) if keep is None else (np.isnan(values) | ~keep)
-    return pa.array(np.where(mask, 0, values).astype(dtype.to_pandas_dtype()), type=dtype, mask=mask)
+    return from_numpy(np.where(mask, 0, values).astype(_NUMPY_TYPES[dtype]), ~mask)
 
 
 def _unpack_phase_args(kind: np.ndarray, extras: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -426,16 +437,16 @@ def _unpack_phase_args(kind: np.ndarray, extras: pa.Array) -> tuple[np.ndarray, 
     rows = np.flatnonzero(kind == _CODE[Kind.PHASE.value])
     if not len(rows):
         return batch, tokens, extras
-    unpacked = []
-    for row, text in zip(rows, extras.take(pa.array(rows)).to_pylist()):  # a few marks per step, not per event
+    unpacked = []  # "" for none: an empty text is null (text_array)
+    for row, text in zip(rows, extras.take(from_numpy(rows)).to_pylist()):  # a few marks per step, not per event
         extra = json.loads(text) if isinstance(text, str) else {}
         batch[row] = extra.pop("batch_size", None) or np.nan
         tokens[row] = extra.pop("token_count", None) or np.nan
-        unpacked.append(dumps(extra) if extra else None)
+        unpacked.append(dumps(extra) if extra else "")
     # The other rows' text stays in Arrow: a take from the old texts and the rewritten ones.
     index = np.arange(len(kind))
     index[rows] = len(kind) + np.arange(len(rows))
-    return batch, tokens, pa.concat_arrays([extras, pa.array(unpacked, pa.string())]).take(pa.array(index))
+    return batch, tokens, pa.concat_arrays([extras, text_array(unpacked, empty_is_null=True)]).take(from_numpy(index))
 
 
 def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
@@ -443,20 +454,19 @@ def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
     if (kind == _CODE[Kind.PHASE.value]).any():  # profkit's own marks (an exported trace) already say it
         return None
     annotation = np.flatnonzero(kind == _CODE[Kind.ANNOTATION.value])
-    names = spans.column("name").take(pa.array(annotation)).to_pylist()
+    names = spans.column("name").take(from_numpy(annotation)).to_pylist()
     numbers = [_STEP_NAME.match(str(name)) for name in names]
     rows = [row for row, match in zip(annotation, numbers) if match]
     if not rows:
         return None
-    marks = spans.take(pa.array(rows, pa.int64()))
+    marks = spans.take(from_numpy(np.array(rows, dtype=np.int64)))
     replaced = {
-        "kind": pa.array([Kind.PHASE.value] * len(rows), pa.string()),
-        "name": pa.array(["step"] * len(rows), pa.string()),
-        "extra": pa.array([dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m],
-                          pa.string()),
+        "kind": text_array([Kind.PHASE.value] * len(rows)),
+        "name": text_array(["step"] * len(rows)),
+        "extra": text_array([dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m]),
         "input_shapes": pa.nulls(len(rows), pa.string()),
         "input_dtypes": pa.nulls(len(rows), pa.string()),
-        "_external_id": pa.array(np.full(len(rows), np.nan)),
+        "_external_id": from_numpy(np.full(len(rows), np.nan)),
     }
     for name, column in replaced.items():
         marks = marks.set_column(marks.schema.get_field_index(name), name, column)
@@ -486,17 +496,18 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
     names, ts, values, gpus = zip(*rows)
     start_ns, _ = _to_ns(np.array(ts, dtype=np.float64), np.zeros(len(rows)), base_ns)
     device = np.array(gpus, dtype=np.int16)
+    sample_values = np.array(values, dtype=np.float64)
     return pa.table(
         {
-            "kind": pa.array([Kind.SAMPLE.value] * len(rows), pa.string()),
-            "name": pa.array(names, pa.string()),
-            "start_ns": pa.array(start_ns),
-            "duration_ns": pa.array(np.zeros(len(rows), dtype=np.int64)),
-            "device_type": pa.array(np.where(device >= 0, "gpu", "cpu").tolist(), pa.string()),
-            "device_index": pa.array(device),
-            "process_id": pa.array(np.full(len(rows), host_pid, dtype=np.int64)),
-            "value": pa.array(np.array(values, dtype=np.float64), from_pandas=True),
-            "_external_id": pa.array(np.full(len(rows), np.nan)),
+            "kind": text_array([Kind.SAMPLE.value] * len(rows)),
+            "name": text_array(list(names)),
+            "start_ns": from_numpy(start_ns),
+            "duration_ns": from_numpy(np.zeros(len(rows), dtype=np.int64)),
+            "device_type": text_array(["gpu" if d >= 0 else "cpu" for d in gpus]),
+            "device_index": from_numpy(device),
+            "process_id": from_numpy(np.full(len(rows), host_pid, dtype=np.int64)),
+            "value": from_numpy(sample_values, ~np.isnan(sample_values)),  # NaN is missing
+            "_external_id": from_numpy(np.full(len(rows), np.nan)),
         }
     )
 
@@ -509,8 +520,8 @@ def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -
     (some Kineto versions): those are no op ids.
     """
     kind = _codes(raw.column("kind"), _CODE.__getitem__)
-    op_id = table.column("op_id").to_numpy(zero_copy_only=False).astype(np.float64)
-    correlation = raw.column("correlation_id").to_numpy(zero_copy_only=False).astype(np.float64)
+    op_id = _float_values(table.column("op_id"))
+    correlation = _float_values(raw.column("correlation_id"))
     work = np.isin(kind, _DEVICE_WORK)
     both = work & ~np.isnan(external) & ~np.isnan(correlation)
     if both.any() and np.all(external[both] == correlation[both]):
@@ -518,7 +529,7 @@ def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -
     want = work & np.isnan(op_id) & ~np.isnan(external)
     if not want.any():
         return table, 0
-    process = raw.column("process_id").to_numpy()
+    process = to_numpy(raw.column("process_id"), 0)
     ops = np.flatnonzero((kind == _CODE[Kind.CPU_OP.value]) & ~np.isnan(external))
     rows = np.flatnonzero(want)
     # (process, External id) as one exact integer key: both factorized over the rows that take part.
@@ -531,5 +542,5 @@ def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -
     if not hit.any():
         return table, 0
     op_id[rows[hit]] = found[hit]
-    column = pa.array(np.where(np.isnan(op_id), 0, op_id).astype(np.int64), mask=np.isnan(op_id))
+    column = from_numpy(np.where(np.isnan(op_id), 0, op_id).astype(np.int64), ~np.isnan(op_id))
     return table.set_column(table.schema.get_field_index("op_id"), "op_id", column), int(hit.sum())
