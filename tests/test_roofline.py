@@ -133,6 +133,30 @@ def test_aggregate_of_labelled_positions_equals_the_table_it_stands_for():
         pd.testing.assert_frame_equal(fast, reference, check_exact=True)
 
 
+def test_aggregate_columns_of_the_numpy_table_equal_the_dataframe_aggregation():
+    """The report's path (classify_table's numpy columns, aggregate_columns' dict, records from it)
+    lists what the public DataFrame path lists, value for value, for each grouping the report uses."""
+    from pathlib import Path
+
+    import profkit
+    from profkit.analyzers.classify import classify_events, classify_table
+    from profkit.analyzers.roofline import aggregate_columns
+    from profkit.analyzers.table import EventTable
+    from profkit.report.sections._records import records
+
+    trace = profkit.load(Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_cpu.parquet")
+    limits = Ceilings(H100, H100)
+    table = classify_table(EventTable.from_arrow(trace.arrow), ceilings=limits)
+    frame = classify_events(trace.events, ceilings=limits)
+    for by, share_within in ((["category"], None), (["name", "category"], [])):
+        fast = aggregate_columns(table, limits, by=by, share_within=share_within)
+        reference = aggregate_classes(frame, limits, by=by, share_within=share_within)
+        assert list(fast) == list(reference.columns)
+        at = np.arange(len(reference))[::-1][:7]
+        assert records(fast, reference.columns, at=at) == records(reference.iloc[at], reference.columns)
+        assert len(records(fast, reference.columns)) == len(reference) > 0
+
+
 def _timeline(items):
     frame = pd.DataFrame(items, columns=["kind", "name", "start_ns", "duration_ns"])
     frame["event_id"] = range(len(frame))

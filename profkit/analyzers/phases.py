@@ -256,8 +256,9 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
     more: dict[str, Any] = {}
     if len(labelled) and len(table):
         per_phase, classes = aggregate_labelled(rows, ceilings, labelled.at, {"phase": labelled.phase},
-                                                [(["phase"], []), (["phase", "category"], None)])
-        at = {phase: i for i, phase in enumerate(per_phase["phase"].tolist())}
+                                                [(["phase"], []), (["phase", "category"], None)], frames=False)
+        classes = pd.DataFrame(classes)
+        at = {phase: i for i, phase in enumerate(np.asarray(per_phase["phase"]).tolist())}
         pos = np.array([at.get(phase, -1) for phase in table["phase"].tolist()], dtype=np.int64)
         for column in _AGG_COLUMNS:
             more[column] = _reindexed(per_phase[column], pos) if column in per_phase else np.full(len(table), np.nan)
@@ -270,9 +271,9 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
     return pd.concat([table, pd.DataFrame(more, index=table.index)], axis=1), classes
 
 
-def _reindexed(column: pd.Series, pos: np.ndarray) -> np.ndarray:
+def _reindexed(column: pd.Series | np.ndarray, pos: np.ndarray) -> np.ndarray:
     """``column`` at positions ``pos`` as a reindex gives it: -1 is NaN, and then integers become floats."""
-    values = column.to_numpy()
+    values = pd.Series(column).to_numpy() if not isinstance(column, np.ndarray) else column
     if (pos >= 0).all():
         return values[pos]
     if values.dtype.kind in "iu":

@@ -153,15 +153,24 @@ def aggregate_classes(
     is ``aggregate_classes(rows.iloc[at].assign(**labels), ...)`` without
     building that table (phases label ~10k rows per report).
     """
+    return pd.DataFrame(aggregate_columns(rows, ceilings, by, share_within, at=at, labels=labels))
+
+
+def aggregate_columns(rows: pd.DataFrame | EventTable, ceilings: Ceilings, by: Sequence[str] = ("category",),
+                      share_within: Sequence[str] | None = None, *, at: np.ndarray | None = None,
+                      labels: dict[str, pd.Categorical] | None = None) -> dict[str, Any]:
+    """``aggregate_classes`` as a dict of its columns (arrays; no DataFrame): what the report reads."""
     return _aggregate(_Work(rows, ceilings, _measured(ceilings), at), ceilings, by, share_within, labels or {})
 
 
-def aggregate_labelled(rows: pd.DataFrame, ceilings: Ceilings, at: np.ndarray, labels: dict[str, pd.Categorical],
-                       groupings: Sequence[tuple[Sequence[str], Sequence[str] | None]]) -> list[pd.DataFrame]:
+def aggregate_labelled(rows: pd.DataFrame | EventTable, ceilings: Ceilings, at: np.ndarray,
+                       labels: dict[str, pd.Categorical], groupings: Sequence[tuple[Sequence[str], Sequence[str] | None]],
+                       *, frames: bool = True) -> list[pd.DataFrame] | list[dict[str, Any]]:
     """``aggregate_classes(rows, ceilings, by, share_within, at=at, labels=labels)`` for each
-    ``(by, share_within)`` of ``groupings``, the rows read once."""
+    ``(by, share_within)`` of ``groupings``, the rows read once (``frames=False``: dicts of columns)."""
     work = _Work(rows, ceilings, _measured(ceilings), at)
-    return [_aggregate(work, ceilings, by, share_within, labels) for by, share_within in groupings]
+    tables = [_aggregate(work, ceilings, by, share_within, labels) for by, share_within in groupings]
+    return [pd.DataFrame(table) for table in tables] if frames else tables
 
 
 def _measured(ceilings: Ceilings) -> HardwareSpec | None:
@@ -171,7 +180,7 @@ def _measured(ceilings: Ceilings) -> HardwareSpec | None:
 
 
 def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_within: Sequence[str] | None,
-               labels: dict[str, pd.Categorical]) -> pd.DataFrame:
+               labels: dict[str, pd.Categorical]) -> dict[str, Any]:
     by = list(by)
     spec = ceilings.primary
     measured = _measured(ceilings)
@@ -238,7 +247,7 @@ def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_withi
             out[name] = np.full(n, np.nan)
     out["mue"] = np.where(out["bound"] == Bound.MEMORY.value, out["bandwidth_fraction"], np.nan)
     del sums["peak_flop_ns"], sums["measured_peak_flop_ns"]
-    return pd.DataFrame({**groups, **sums, **out})
+    return {**groups, **sums, **out}
 
 
 def _key_column(key: pd.Series | pd.Categorical | Coded, first: np.ndarray, as_object: bool = False) -> Any:

@@ -25,7 +25,7 @@ from ...analyzers.classify import classify_table, is_gpu_trace
 from ...analyzers.columns import descending_order, label_codes
 from ...analyzers.hardware import Ceilings, resolve_ceilings
 from ...analyzers.idle import idle_attribution
-from ...analyzers.roofline import aggregate_classes
+from ...analyzers.roofline import aggregate_columns
 from ...analyzers.table import EventTable
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si
@@ -61,7 +61,7 @@ def classified(ctx: ReportContext) -> EventTable:
 
 @section("categories", order=30, render=lambda data, console: _render_categories(data, console))
 def categories_section(ctx: ReportContext) -> list[dict]:
-    table = aggregate_classes(classified(ctx), ceilings(ctx))
+    table = aggregate_columns(classified(ctx), ceilings(ctx))
     records = _records(table, _CLASS_COLUMNS + _BOUND_TIME_COLUMNS)
     for record in records:
         record["category"] = str(record["category"])
@@ -78,8 +78,8 @@ def roofline_section(ctx: ReportContext) -> dict:
         rows = rows.frame
         names = pd.Series(rows["name"].to_numpy(), index=rows["event_id"].to_numpy())
         rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))
-    top = aggregate_classes(rows, limits, by=["name", "category"], share_within=[])
-    top = top.iloc[descending_order(top["time_ns"].to_numpy())[: ctx.options.top]]
+    top = aggregate_columns(rows, limits, by=["name", "category"], share_within=[])
+    listed = descending_order(np.asarray(top["time_ns"]))[: ctx.options.top]
     fused = _fused_names(rows)
     spec = limits.primary
     ridge = None
@@ -93,7 +93,7 @@ def roofline_section(ctx: ReportContext) -> dict:
         "device": "gpu" if gpu else "cpu",
         "hardware": limits.to_json(),
         "ridge_point_flop_per_byte": ridge,
-        "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS)],
+        "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS, at=listed)],
         "idle": idle_attribution(ctx.table),
     }
 
