@@ -1,11 +1,20 @@
 """profkit import vs Holistic Trace Analysis's loader on the same Chrome-trace files, side by side.
 
 For each trace (default: every file in ../shared/traces) and each tool, a fresh
-child process loads the file and reports its wall time and peak memory (the
-rise of the peak RSS — of the process, or of a worker it forked, as HTA
-parses in a forked pool by default — over the process's RSS once everything
-is imported, so library import costs are left out). Time is the best of
---repeat runs.
+child process loads the file and reports its wall time and peak memory. Both
+sides are measured the same way:
+
+- imports excluded: each child first imports its tool's entry module (for
+  profkit, ``profkit.cli.import_cmd``, as ``profkit import`` does: it also
+  picks Arrow's allocator; for HTA, ``hta.trace_analysis``, which imports
+  pandas). Modules a call imports on the way count (profkit's importer
+  imports no pandas; bench it so a regression shows);
+- peak memory: the rise of the peak RSS (``ru_maxrss`` — of the process, or
+  of a worker it forked, as HTA parses several rank files in a forked pool)
+  over the process's RSS once those imports are done. RSS, not tracemalloc:
+  it counts native buffers (Arrow, numpy, pandas) and allocator overheads;
+- time: wall clock around the call, the best of --repeat runs (peak: the
+  largest of them).
 
 - profkit: ``import_paths`` (JSON -> Parquet: exactly what ``profkit
   import`` runs), then, separately, ``profkit report`` on that Parquet file
@@ -16,6 +25,10 @@ is imported, so library import costs are left out). Time is the best of
 
       python -m venv --system-site-packages /tmp/hta && /tmp/hta/bin/pip install traceinsight psutil
       python benchmarks/bench_import.py --hta-python /tmp/hta/bin/python
+
+``--no-orjson`` hides orjson from both children (HTA does not use it;
+profkit's importer does where installed): the path a machine without orjson
+takes, CI's.
 
 Targets (issue 6): import >= 5x faster than HTA's load with less peak memory;
 ``profkit report`` on the imported Parquet >= 20x faster than HTA's load.
@@ -46,8 +59,8 @@ def peak_mb():  # HTA parses in a forked worker by default: its peak counts too
 
 PROBES = {
     "profkit_import": _PRELUDE + """
+import profkit.cli.import_cmd  # what `profkit import` imports (it sets ARROW_DEFAULT_MEMORY_POOL first)
 from profkit.collectors.kineto_json import import_paths
-import pandas, pyarrow.parquet  # what pyarrow imports on first use (pa.array imports pandas): not timed
 source, target = sys.argv[1], sys.argv[2]
 base = rss_mb(); t = time.perf_counter()
 written, = import_paths([source], target, progress=False)
@@ -79,10 +92,15 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": int
 }
 
 
-def probe(python: str, name: str, source: Path, target: Path, repeat: int) -> dict | None:
+#: Prepended to every probe by --no-orjson: ``import orjson`` then raises ImportError.
+_HIDE_ORJSON = "import sys; sys.modules['orjson'] = None\n"
+
+
+def probe(python: str, name: str, source: Path, target: Path, repeat: int, no_orjson: bool = False) -> dict | None:
     runs = []
+    code = (_HIDE_ORJSON if no_orjson else "") + PROBES[name]
     for _ in range(repeat):
-        proc = subprocess.run([python, "-c", PROBES[name], str(source), str(target)], capture_output=True, text=True,
+        proc = subprocess.run([python, "-c", code, str(source), str(target)], capture_output=True, text=True,
                               cwd=REPO, timeout=1800)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -124,6 +142,10 @@ def scaled_trace(source: Path, copies: int, folder: Path) -> Path:
     return target
 
 
+def _has_orjson() -> bool:
+    return subprocess.run([sys.executable, "-c", "import orjson"], capture_output=True).returncode == 0
+
+
 def hta_available(python: str) -> bool:
     return subprocess.run([python, "-c", "import hta.trace_analysis"], capture_output=True).returncode == 0
 
@@ -135,6 +157,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="Runs per measurement (best time is kept)")
     parser.add_argument("--scale", type=int, default=0, metavar="N",
                         help="Also time a large trace: the H100 trace's events repeated N times (e.g. 10 -> ~90 MB)")
+    parser.add_argument("--no-orjson", action="store_true",
+                        help="Hide orjson from both tools (the standard-library path, as in CI)")
     args = parser.parse_args()
     traces = args.traces or sorted(SHARED_TRACES.glob("*.json*"))
     scratch = tempfile.TemporaryDirectory(prefix="profkit-bench-big-")
@@ -144,6 +168,8 @@ def main() -> None:
     if not traces:
         sys.exit("no traces: pass files, or run beside ../shared/traces")
     with_hta = hta_available(args.hta_python)
+    print("orjson hidden (standard-library JSON)" if args.no_orjson else
+          f"orjson {'installed' if _has_orjson() else 'not installed'} for profkit")
     if not with_hta:
         print(f"HTA not importable by {args.hta_python}: showing profkit alone (see this file's docstring)")
     header = (f"{'trace':<48} {'events':>7} {'import s':>9} {'HTA s':>7} {'speed-up':>8} "
@@ -154,9 +180,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="profkit-bench-") as folder:
         for source in traces:
             target = Path(folder) / (source.name + ".parquet")
-            ours = probe(sys.executable, "profkit_import", source, target, args.repeat)
-            report = probe(sys.executable, "profkit_report", source, target, args.repeat) if ours else None
-            hta = probe(args.hta_python, "hta_load", source, target, args.repeat) if with_hta else None
+            ours = probe(sys.executable, "profkit_import", source, target, args.repeat, args.no_orjson)
+            report = probe(sys.executable, "profkit_report", source, target, args.repeat, args.no_orjson) if ours else None
+            hta = probe(args.hta_python, "hta_load", source, target, args.repeat, args.no_orjson) if with_hta else None
             if ours is None:
                 continue
             totals["import"] += ours["seconds"]

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
-from ..collectors.kineto_json import import_paths
+if "pyarrow" not in sys.modules:  # read once, when pyarrow is first imported: set before that
+    # Arrow's default allocator (mimalloc) keeps the pages it freed, beside the ones malloc keeps:
+    # measured peak RSS of an import, mimalloc -> system: H100 trace 37 -> 22 MB, rank file
+    # 33 -> 17 MB, A100 file 17 -> 11 MB, no slower. A process-wide setting, so only in the
+    # `profkit import` process (library callers keep their own), and an explicit value wins.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+from ..collectors.kineto_json import import_paths  # noqa: E402 (after the allocator choice)
 
 
 @click.command("import")
