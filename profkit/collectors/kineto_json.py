@@ -342,7 +342,7 @@ def _remap_devices(device: np.ndarray, gpu: np.ndarray, properties: Any) -> tupl
     if not isinstance(properties, list) or not gpu.any():
         return device, None
     known = sorted({int(p["id"]) for p in properties if isinstance(p, dict) and isinstance(p.get("id"), int)})
-    used = np.unique(device[gpu])
+    used = np.unique(device[gpu], return_counts=True)[0]  # a plain np.unique imports numpy.ma: 20-35 ms
     if not known or set(used.tolist()) <= set(known) or len(used) != len(known):
         return device, None
     at = np.minimum(np.searchsorted(used, device), len(used) - 1)
