@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profkit.analyzers.summary import _top
+from profkit.analyzers.summary import _top, _top_frame
 
 
 def _reference(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.ndarray, n: int) -> pd.DataFrame:
@@ -31,7 +31,30 @@ def test_top_names_equal_a_groupby_sorted_by_self_time(seed):
     total_ns = self_ns + rng.integers(0, 100, size)
     rows = rng.random(size) < 0.8
     for n in (1, 15, 400):
-        fast = _top(names, rows, self_ns, total_ns, n)
+        fast = _top_frame(_top(names, rows, self_ns, total_ns, n))
         pd.testing.assert_frame_equal(fast, _reference(names, rows, self_ns, total_ns, n), check_exact=True,
                                       check_dtype=False)
         assert list(fast.dtypes.astype(str)) == ["str", "int64", "int64", "int64", "float64"]
+
+
+def test_top_records_are_the_top_tables_records():
+    """The report lists top ops/kernels from the columns, with no DataFrame: the same Python values."""
+    from pathlib import Path
+
+    import profkit
+    from profkit.analyzers.summary import (
+        top_kernel_columns,
+        top_kernels,
+        top_op_columns,
+        top_ops,
+        top_records,
+    )
+
+    events = profkit.load(Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_cpu.parquet").events
+    for n in (1, 5, 1000):
+        ops = top_records(top_op_columns(events, n))
+        assert ops == top_ops(events, n).to_dict("records") and len(ops) > 0
+        assert [type(v) for v in ops[0].values()] == [str, int, int, int, float]
+    assert top_records(top_kernel_columns(events, 5)) == top_kernels(events, 5).to_dict("records") == []
+    no_host = events[events["kind"] == "sample"]
+    assert top_records(top_op_columns(no_host, 5)) == top_ops(no_host, 5).to_dict("records") == []

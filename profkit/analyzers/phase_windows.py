@@ -109,6 +109,11 @@ Columns = dict[str, np.ndarray]
 
 def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
     """One row per phase window (see the module docstring for the sources, in order)."""
+    return pd.DataFrame(window_columns(events))
+
+
+def window_columns(events: pd.DataFrame) -> Columns:
+    """``phase_windows`` as a dict of its columns (numpy arrays)."""
     marks = _prefer_user_marks(_mark_windows(events))
     parts = [marks]
     if not (marks["phase"] == STEP).any():
@@ -118,7 +123,7 @@ def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
         parts.append(engine if _size(engine) else _guessed_passes(events, _concat(parts)))
     windows = _concat(parts)
     order = np.lexsort((windows["start_ns"], windows["rank"]))  # by rank, then start; stable
-    return pd.DataFrame({name: values[order] for name, values in windows.items()})
+    return {name: values[order] for name, values in windows.items()}
 
 
 def _size(columns: Columns) -> int:

@@ -73,6 +73,7 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     engine_parser,
     parse_engine_step,
     phase_windows,
+    window_columns,
 )
 from .roofline import aggregate_labelled
 from .table import frame_of
@@ -124,10 +125,34 @@ def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
     )
 
 
+Windows = dict  # window columns (phase_windows.WINDOW_COLUMNS + effective_end_ns) -> numpy arrays
+
+
+def _col(windows: Windows | pd.DataFrame, name: str, dtype: Any = None) -> np.ndarray:
+    """One column of the windows (a dict of arrays, or the public DataFrame) as numpy."""
+    return np.asarray(windows[name], dtype=dtype)
+
+
+def _window_dict(windows: pd.DataFrame | Windows) -> Windows:
+    """Window columns as numpy arrays, text with NaN for null (as the DataFrame's to_numpy gives them)."""
+    if isinstance(windows, pd.DataFrame):
+        return {name: windows[name].to_numpy() for name in windows.columns}
+    out = dict(windows)
+    for name in ("phase", "source"):
+        if name in out:
+            values = np.asarray(out[name], dtype=object)
+            missing = pd.isna(values)
+            if missing.any():
+                values = values.copy()
+                values[missing] = np.nan
+            out[name] = values
+    return out
+
+
 def _per_label(windows: pd.DataFrame) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
     """Each phase label in order of appearance, the positions of its windows and their rank, start and end."""
-    phase = windows["phase"].to_numpy()
-    columns = {c: windows[c].to_numpy(np.int64) for c in ("rank", "start_ns", "end_ns")}
+    phase = _col(windows, "phase")
+    columns = {c: _col(windows, c, np.int64) for c in ("rank", "start_ns", "end_ns")}
     out = []
     for label in pd.unique(phase):
         mine = np.flatnonzero(phase == label)
@@ -137,7 +162,7 @@ def _per_label(windows: pd.DataFrame) -> list[tuple[Any, np.ndarray, dict[str, n
 
 def _effective_ends(windows: pd.DataFrame, anchors: _Anchors) -> np.ndarray:
     """Each window's end, stretched to the end of the last device work launched inside it."""
-    end = windows["end_ns"].to_numpy(np.int64).copy()
+    end = _col(windows, "end_ns", np.int64).copy()
     if not anchors.device.any():
         return end
     t_ns, rank, work_end = anchors.t_ns[anchors.device], anchors.rank[anchors.device], anchors.end_ns[anchors.device]
@@ -166,7 +191,7 @@ def _union_of(rank: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
 
 @dataclass
 class PhaseAnalysis:
-    windows: pd.DataFrame  # phase_windows + effective_end_ns
+    window_columns: Windows  # phase_windows + effective_end_ns, as arrays (``windows``: the DataFrame)
     phases: pd.DataFrame  # one row per phase label
     classes: pd.DataFrame  # phase x class (aggregate_classes columns)
     generations: pd.DataFrame  # one row per generate call
@@ -175,14 +200,19 @@ class PhaseAnalysis:
     training: dict | None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def windows(self) -> pd.DataFrame:
+        """phase_windows + effective_end_ns."""
+        return pd.DataFrame(self.window_columns)
+
 
 def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings, tracks: list | None = None,
                    windows: pd.DataFrame | None = None) -> PhaseAnalysis:
     """All phase figures of a trace. ``rows`` is ``classify_events(events, ...)``; ``tracks`` energy tracks."""
-    windows = phase_windows(events) if windows is None else windows
+    windows = _window_dict(window_columns(events) if windows is None else windows)
     notes: list[str] = []
     anchors = _anchors(events, rows)
-    windows = windows.assign(effective_end_ns=_effective_ends(windows, anchors))
+    windows["effective_end_ns"] = _effective_ends(windows, anchors)
     windows = _label_training_steps(windows, anchors)
     labelled = _label_rows(anchors, windows)
     phases, classes = _phase_table(windows, rows, labelled, ceilings, tracks)
@@ -229,12 +259,12 @@ _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s"
 def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled, ceilings: Ceilings,
                  tracks) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = []
-    phase = windows["phase"].to_numpy(dtype=object)
-    rank = windows["rank"].to_numpy()
-    start, end = windows["start_ns"].to_numpy(np.int64), windows["end_ns"].to_numpy(np.int64)
-    effective_end = windows["effective_end_ns"].to_numpy(np.int64)
-    tokens_of, batch_of = windows["tokens"].to_numpy(np.float64), windows["batch_size"].to_numpy(np.float64)
-    source_of = windows["source"].to_numpy(dtype=object)
+    phase = _col(windows, "phase", dtype=object)
+    rank = _col(windows, "rank")
+    start, end = _col(windows, "start_ns", np.int64), _col(windows, "end_ns", np.int64)
+    effective_end = _col(windows, "effective_end_ns", np.int64)
+    tokens_of, batch_of = _col(windows, "tokens", np.float64), _col(windows, "batch_size", np.float64)
+    source_of = _col(windows, "source", dtype=object)
     for label in pd.unique(phase[~pd.isna(phase)]):  # in order of appearance, as groupby(sort=False)
         at = np.flatnonzero(phase == label)
         time_ns = _union_of(rank[at], start[at], effective_end[at])
@@ -250,25 +280,37 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
             "mean_pass_ns": float((effective_end[at] - start[at]).sum(dtype=np.float64) / np.float64(len(at))),
             "source": ",".join(sorted({str(s) for s in source_of[at] if not pd.isna(s)})) or None,
         })
-    table = pd.DataFrame(records, columns=["phase", "count", "time_ns", "host_time_ns", "tokens", "tokens_per_s",
-                                           "batch_size", "mean_pass_ns", "source"])
+    names = ["phase", "count", "time_ns", "host_time_ns", "tokens", "tokens_per_s", "batch_size", "mean_pass_ns",
+             "source"]
+    if not records:
+        table = pd.DataFrame(records, columns=names)
+        base = {name: table[name] for name in names}
+    else:  # the columns a DataFrame of the records would have, without building it
+        base = {name: np.array([r[name] for r in records], dtype=dtype) for name, dtype in zip(names, _TABLE_TYPES)}
+    n = len(records)
+    phases = base["phase"] if records else np.zeros(0, dtype=object)
     classes = pd.DataFrame()
     more: dict[str, Any] = {}
-    if len(labelled) and len(table):
+    if len(labelled) and n:
         per_phase, classes = aggregate_labelled(rows, ceilings, labelled.at, {"phase": labelled.phase},
                                                 [(["phase"], []), (["phase", "category"], None)], frames=False)
         classes = pd.DataFrame(classes)
         at = {phase: i for i, phase in enumerate(np.asarray(per_phase["phase"]).tolist())}
-        pos = np.array([at.get(phase, -1) for phase in table["phase"].tolist()], dtype=np.int64)
+        pos = np.array([at.get(phase, -1) for phase in phases.tolist()], dtype=np.int64)
         for column in _AGG_COLUMNS:
-            more[column] = _reindexed(per_phase[column], pos) if column in per_phase else np.full(len(table), np.nan)
+            more[column] = _reindexed(per_phase[column], pos) if column in per_phase else np.full(n, np.nan)
         more["device_time_ns"] = _reindexed(per_phase["time_ns"], pos)
     for column in _AGG_COLUMNS + ("device_time_ns",):
-        more.setdefault(column, np.full(len(table), np.nan))
+        more.setdefault(column, np.full(n, np.nan))
     bound = np.asarray(more["bound"], dtype=object)
-    more["bound"] = pd.Series(np.where(pd.isna(bound), "unknown", bound), index=table.index, dtype=object)
-    more.update(_energy_columns(table, windows, tracks))
-    return pd.concat([table, pd.DataFrame(more, index=table.index)], axis=1), classes
+    index = pd.RangeIndex(n)
+    more["bound"] = pd.Series(np.where(pd.isna(bound), "unknown", bound), index=index, dtype=object)
+    more.update(_energy_columns(phases, index, windows, tracks))
+    return pd.DataFrame({**base, **more}, index=index), classes
+
+
+#: Types of the phase table's first columns, as a DataFrame of the records infers them.
+_TABLE_TYPES = (object, np.int64, np.int64, np.int64, np.float64, np.float64, np.float64, np.float64, object)
 
 
 def _reindexed(column: pd.Series | np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -297,21 +339,22 @@ def _nanmean(values: np.ndarray) -> float:
 _ENERGY_COLUMNS = ("energy_j", "avg_power_w", "j_per_token", "uncertainty_j", "uncertain")
 
 
-def _energy_columns(table: pd.DataFrame, windows: pd.DataFrame, tracks) -> dict[str, Any]:
-    """The energy columns of the phase table (object columns of None without telemetry)."""
-    columns = {column: pd.Series(None, index=table.index, dtype=object) for column in _ENERGY_COLUMNS}
-    if not tracks or table.empty:
+def _energy_columns(phases: np.ndarray, index: pd.Index, windows: Windows, tracks) -> dict[str, Any]:
+    """The energy columns of the phase table, one row per label of ``phases`` (object columns of None
+    without telemetry)."""
+    columns = {column: pd.Series(None, index=index, dtype=object) for column in _ENERGY_COLUMNS}
+    if not tracks or not len(phases):
         return columns
     from .energy import attribute_windows
 
     energy = attribute_windows(tracks, pd.DataFrame({
-        "label": windows["phase"].to_numpy(), "rank": windows["rank"].to_numpy(),
-        "start_ns": windows["start_ns"].to_numpy(), "end_ns": windows["effective_end_ns"].to_numpy(),
-        "tokens": windows["tokens"].to_numpy(),
+        "label": _col(windows, "phase"), "rank": _col(windows, "rank"),
+        "start_ns": _col(windows, "start_ns"), "end_ns": _col(windows, "effective_end_ns"),
+        "tokens": _col(windows, "tokens"),
     })).set_index("label")
     for column in _ENERGY_COLUMNS:
         if column in energy:
-            columns[column] = table["phase"].map(energy[column]).astype(object)
+            columns[column] = pd.Series(phases, index=index, dtype=object).map(energy[column]).astype(object)
     return columns
 
 
@@ -326,25 +369,25 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     """
     columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
                "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
-    if not (windows["phase"] == GENERATE).any():  # no generate calls: nothing to link or list
+    if not (_col(windows, "phase", object) == GENERATE).any():  # no generate calls: nothing to link or list
         return pd.DataFrame(columns=columns)
     windows = _link_generations(windows)
-    phase = windows["phase"].to_numpy(dtype=object)
-    generation = windows["generation"].to_numpy(np.float64)
+    phase = _col(windows, "phase", dtype=object)
+    generation = _col(windows, "generation", np.float64)
     linked = ~np.isnan(generation)
     calls = np.flatnonzero((phase == GENERATE) & linked)
     if not len(calls):
         return pd.DataFrame(columns=columns)
-    rank = windows["rank"].to_numpy(np.int64)
-    key = np.full(len(windows), -1, np.int64)  # one number per (rank, generation), in that sorted order
+    rank = _col(windows, "rank", np.int64)
+    key = np.full(len(phase), -1, np.int64)  # one number per (rank, generation), in that sorted order
     _, inverse = np.unique(np.stack([rank[linked].astype(np.float64), generation[linked]]), axis=1,
                            return_inverse=True)
     key[linked] = inverse.reshape(-1)
     keys = int(key.max()) + 1
     # Offsets from the first window: epoch ns as float64 would lose ~256 ns.
-    origin = int(windows["start_ns"].min())
-    start = windows["start_ns"].to_numpy(np.int64) - origin
-    effective_end = windows["effective_end_ns"].to_numpy(np.int64) - origin
+    origin = int(_col(windows, "start_ns").min())
+    start = _col(windows, "start_ns", np.int64) - origin
+    effective_end = _col(windows, "effective_end_ns", np.int64) - origin
     prefill, decode = np.flatnonzero((phase == PREFILL) & linked), np.flatnonzero((phase == DECODE) & linked)
     first_decode = np.full(keys, np.inf)  # no decode: every prefill counts
     np.minimum.at(first_decode, key[decode], start[decode])
@@ -364,8 +407,8 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     tbt_of = {int(k[0]): g.tolist() for k, g in zip(np.split(gap_key, cuts), np.split(gap, cuts)) if len(k)}
     n_prefill = np.bincount(key[prefill], minlength=keys).astype(np.int64)[key[calls]]
     n_decode = np.bincount(key[decode], minlength=keys).astype(np.int64)[key[calls]]
-    call_start = windows["start_ns"].to_numpy(np.int64)[calls]
-    end = np.maximum(windows["end_ns"].to_numpy(np.int64)[calls], windows["effective_end_ns"].to_numpy(np.int64)[calls])
+    call_start = _col(windows, "start_ns", np.int64)[calls]
+    end = np.maximum(_col(windows, "end_ns", np.int64)[calls], _col(windows, "effective_end_ns", np.int64)[calls])
     ttft = np.where(has_token[key[calls]], first_token[key[calls]], np.nan) - (call_start - origin)
     return pd.DataFrame({
         "generation": generation[calls].astype(np.int64),
@@ -373,22 +416,23 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
         "start_ns": call_start,
         "end_ns": end,
         "duration_ns": end - call_start,
-        "batch_size": windows["batch_size"].to_numpy(np.float64)[calls],
+        "batch_size": _col(windows, "batch_size", np.float64)[calls],
         "prefill_passes": n_prefill,
         "decode_passes": n_decode,
         "new_tokens": n_decode + (n_prefill > 0),
         "ttft_ns": ttft,
         "tbt_ns": [list(tbt_of.get(k, [])) for k in key[calls].tolist()],
-        "source": windows["source"].to_numpy()[calls],
+        "source": _col(windows, "source")[calls],
     }, columns=columns)
 
 
-def _link_generations(windows: pd.DataFrame) -> pd.DataFrame:
+def _link_generations(windows: pd.DataFrame | Windows) -> pd.DataFrame | Windows:
     """Generate windows without an id (user marks) get one, and the passes inside them take it."""
-    loose_calls = (windows["phase"] == GENERATE) & windows["generation"].isna()
-    if not loose_calls.any():
+    loose = (_col(windows, "phase", object) == GENERATE) & np.isnan(_col(windows, "generation", np.float64))
+    if not loose.any():
         return windows
-    windows = windows.copy()
+    windows = pd.DataFrame(windows)  # (a copy) user-marked calls are rare: the table's way
+    loose_calls = (windows["phase"] == GENERATE) & windows["generation"].isna()
     windows.loc[loose_calls, "generation"] = -1.0 - np.flatnonzero(loose_calls.to_numpy())  # never a hook's id
     holders = windows[loose_calls]
     passes = windows[windows["phase"].isin((PREFILL, DECODE))]
@@ -406,12 +450,12 @@ def percentiles(values) -> dict[str, float | None]:
 
 def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict | None:
     """Splitwise's metrics over the whole trace; None without prefill/decode passes."""
-    phase = windows["phase"].to_numpy(dtype=object)
+    phase = _col(windows, "phase", dtype=object)
     passes = np.flatnonzero(np.isin(phase, PASS_PHASES))
     if not len(passes):
         return None
-    rank, start = windows["rank"].to_numpy(), windows["start_ns"].to_numpy(np.int64)
-    effective_end, tokens_of = windows["effective_end_ns"].to_numpy(np.int64), windows["tokens"].to_numpy(np.float64)
+    rank, start = _col(windows, "rank"), _col(windows, "start_ns", np.int64)
+    effective_end, tokens_of = _col(windows, "effective_end_ns", np.int64), _col(windows, "tokens", np.float64)
 
     def rate(label: str) -> tuple[float | None, float | None, int]:
         group = passes[phase[passes] == label]
@@ -444,36 +488,39 @@ def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict 
         "decode_tokens": decode_tokens,
         "prefill_tokens_per_s": prefill_rate,
         "decode_tokens_per_s": decode_rate,
-        "sources": sorted({str(s) for s in windows["source"].to_numpy(dtype=object)[passes] if not pd.isna(s)}),
+        "sources": sorted({str(s) for s in _col(windows, "source", dtype=object)[passes] if not pd.isna(s)}),
     }
 
 
 # ---------------------------------------------------------------- training steps
 
 
-def _label_training_steps(windows: pd.DataFrame, anchors: _Anchors) -> pd.DataFrame:
+def _label_training_steps(windows: Windows, anchors: _Anchors) -> Windows:
     """Without ``train_step`` marks, ProfilerStep windows that ran a backward pass become ``train_step``."""
     backward = anchors.part == 1
     if not backward.any():  # no backward pass ran: no step is a training step
         return windows
-    steps = windows[windows["phase"] == STEP]
-    if steps.empty or (windows["phase"] == TRAIN_STEP).any():
+    phase = windows["phase"]
+    steps = np.flatnonzero(phase == STEP)
+    if not len(steps) or (phase == TRAIN_STEP).any():
         return windows
-    pos = assign_to_windows(anchors.t_ns[backward], anchors.rank[backward], steps)
-    trained = steps.index[np.unique(pos[pos >= 0])]
+    pos = assign_to_windows(anchors.t_ns[backward], anchors.rank[backward],
+                            {c: _col(windows, c)[steps] for c in ("rank", "start_ns", "end_ns")})
+    trained = steps[np.unique(pos[pos >= 0])]
     if len(trained) == 0:
         return windows
-    windows = windows.copy()
-    windows.loc[trained, "phase"] = TRAIN_STEP
-    return windows
+    phase = phase.copy()
+    phase[trained] = TRAIN_STEP
+    return {**windows, "phase": phase}
 
 
-def _step_table(windows: pd.DataFrame, rows: pd.DataFrame, anchors: _Anchors,
+def _step_table(windows: Windows, rows: pd.DataFrame, anchors: _Anchors,
                 events: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     """One row per training step, and the dtype of most of its contraction flop."""
-    steps = windows[windows["phase"] == TRAIN_STEP]
-    if steps.empty:
+    if not (_col(windows, "phase", object) == TRAIN_STEP).any():
         return pd.DataFrame(), None
+    windows = pd.DataFrame(windows)
+    steps = windows[windows["phase"] == TRAIN_STEP]
     rows = frame_of(rows)
     pos = assign_to_windows(anchors.t_ns, anchors.rank, steps)
     hit = np.flatnonzero(pos >= 0)

@@ -84,10 +84,29 @@ _HOST_KINDS = (Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value, Kin
 
 def top_ops(events: pd.DataFrame, n: int) -> pd.DataFrame:
     """CPU ops by self time (time in the op minus its child ops), summed per name."""
+    return _top_frame(top_op_columns(events, n))
+
+
+def top_kernels(events: pd.DataFrame, n: int) -> pd.DataFrame:
+    """GPU kernels (and copies) by time, summed per name."""
+    return _top_frame(top_kernel_columns(events, n))
+
+
+def top_records(columns: dict[str, np.ndarray] | None) -> list[dict]:
+    """``top_ops(...).to_dict("records")`` (or top_kernels') from ``top_op_columns`` (``top_kernel_columns``):
+    Python values, no table in between."""
+    if columns is None:
+        return []
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*(columns[c].tolist() for c in names))]
+
+
+def top_op_columns(events: pd.DataFrame, n: int) -> dict[str, np.ndarray] | None:
+    """``top_ops`` as a dict of its columns (None: no host events)."""
     kinds = label_codes(events["kind"])
     host = kind_mask(kinds, *_HOST_KINDS)
     if not host.any():
-        return _empty_top()
+        return None
     duration = events["duration_ns"].to_numpy(np.int64)
     # Self time: duration minus the time of direct children among the host events.
     parent = positions(events["event_id"].to_numpy(np.int64), events["parent_id"])
@@ -99,16 +118,22 @@ def top_ops(events: pd.DataFrame, n: int) -> pd.DataFrame:
     return _top(events["name"], ops, self_ns, duration, n)
 
 
-def top_kernels(events: pd.DataFrame, n: int) -> pd.DataFrame:
-    """GPU kernels (and copies) by time, summed per name."""
+def top_kernel_columns(events: pd.DataFrame, n: int) -> dict[str, np.ndarray] | None:
+    """``top_kernels`` as a dict of its columns (None: no device work)."""
     work = kind_mask(label_codes(events["kind"]), *DEVICE_WORK_KINDS)
     if not work.any():
-        return _empty_top()
+        return None
     duration = events["duration_ns"].to_numpy(np.int64)
     return _top(events["name"], work, duration, duration, n)
 
 
-def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.ndarray, n: int) -> pd.DataFrame:
+def _top_frame(columns: dict[str, np.ndarray] | None) -> pd.DataFrame:
+    if columns is None:
+        return _empty_top()
+    return pd.DataFrame({**columns, "name": pd.array(columns["name"], dtype="str")})
+
+
+def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """Per name of ``rows``: count, self and total time, in descending self time, the first ``n``."""
     codes, labels = label_codes(names)
     codes = codes[rows]
@@ -124,13 +149,13 @@ def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.n
     total_sums = _int_sums(group, total_ns, len(order))
     top = descending_order(self_sums)[:n]  # as sort_values(ascending=False) ranked the grouped table
     grand = self_sums.sum()
-    return pd.DataFrame({
-        "name": pd.array(labels[order][top], dtype="str"),
+    return {
+        "name": labels[order][top],
         "count": count[top],
         "self_time_ns": self_sums[top],
         "total_time_ns": total_sums[top],
         "share": self_sums[top] / grand if grand else np.zeros(len(top)),
-    })
+    }
 
 
 def _int_sums(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:

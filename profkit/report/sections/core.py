@@ -84,9 +84,9 @@ def _render_top(title: str):
 
 @section("top_ops", order=80, render=_render_top("Top ops by self time"))
 def top_ops_section(ctx: ReportContext) -> list[dict]:
-    return summary.top_ops(ctx.table, ctx.options.top).to_dict("records")
+    return summary.top_records(summary.top_op_columns(ctx.table, ctx.options.top))
 
 
 @section("top_kernels", order=81, render=_render_top("Top GPU kernels"))
 def top_kernels_section(ctx: ReportContext) -> list[dict]:
-    return summary.top_kernels(ctx.table, ctx.options.top).to_dict("records")
+    return summary.top_records(summary.top_kernel_columns(ctx.table, ctx.options.top))
