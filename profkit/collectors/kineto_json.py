@@ -222,14 +222,17 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     if not parts:
         raise TraceImportError(f"{source.name}: no timed events (no 'X' spans or counters)")
     raw = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
-    del parts  # the sorted copy below is all that is kept (the unsorted rows go before build_events copies)
-    # Sorted as build_events sorts (start, then the enclosing event first; stable), so that its
-    # rows keep this order and the External ids below line up with them.
-    order = np.lexsort((-to_numpy(raw.column("duration_ns"), 0), to_numpy(raw.column("start_ns"), 0)))
-    raw = raw.take(from_numpy(order))
-    external = to_numpy(raw.column("_external_id"), np.nan)
+    del parts
+    # build_events sorts its rows (by start, then the enclosing event first; stable): the same
+    # order here lines the External ids and the few columns the links need up with its rows.
+    # Only those are sorted here: build_events copies the whole table in that order anyway
+    # (sorting it all here too was a second copy of every text column).
+    order = from_numpy(np.lexsort((-to_numpy(raw.column("duration_ns"), 0), to_numpy(raw.column("start_ns"), 0))))
+    linking = raw.select(["kind", "correlation_id", "process_id", "_external_id"]).take(order)
     table = build_events(raw.drop_columns(["_external_id"]))
-    table, linked_by_external = _link_by_external_id(table, external, raw)
+    del raw, order
+    external = to_numpy(linking.column("_external_id"), np.nan)
+    table, linked_by_external = _link_by_external_id(table, external, linking)
     if linked_by_external:
         notes.append(f"{linked_by_external} GPU events linked to their op by External id (no launch call found)")
     for label, count in sorted(collected.skipped.items()):
@@ -515,7 +518,8 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
 def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -> tuple[pa.Table, int]:
     """Give unlinked kernels/copies the op with their External id (some traces have no launch calls).
 
-    ``external`` and ``raw`` (the rows build_events was given) are in the table's row order.
+    ``external`` and ``raw`` (kind, correlation and process of the rows build_events was given) are
+    in the table's row order.
     Skipped when a trace's GPU External ids just repeat their correlations
     (some Kineto versions): those are no op ids.
     """
