@@ -111,3 +111,25 @@ def test_classify_table_columns_are_classify_events_columns(trace):
         else:
             np.testing.assert_array_equal(got, want, err_msg=name)
     pd.testing.assert_frame_equal(table.frame, frame)
+
+
+def test_idle_name_causes_with_one_search_equal_the_four_tests():
+    """The one-search shortcut for names without any unanchored word gives the bits the four tests give."""
+    from profkit.analyzers import idle
+
+    def slow(name: str) -> int:
+        bits = 0
+        for regex, bit in idle._NAME_TESTS:
+            if not bits & bit and regex.search(name):
+                bits |= bit
+        return bits
+
+    names = ["cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaMemcpy", "cudaMemcpyAsync", "cuMemcpyDtoH_v2",
+             "hipMemcpy2DToSymbol", "aten::item", "aten::_local_scalar_dense", "aten::linear", "cudaLaunchKernel",
+             "cuLaunchKernel", "hipLaunchKernel", "enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__",
+             "_next_data", "cudaStreamWaitEvent", "cudaMalloc", "nn.Module: Linear_0", "ProfilerStep#3", "",
+             "CUDAMEMCPY", "cudaMemcpyX", "xcudaMemcpy", "LAUNCH", "größe synchronize", "ÄDataLoader"]
+    trace = profkit.load(SAMPLE)
+    names += list(label_codes(trace.events["name"])[1])
+    assert [idle._name_causes(n) for n in names] == [slow(n) for n in names]
+    assert idle._name_causes("cudaMemcpy") == idle._SYNCHRONIZATION and idle._name_causes("aten::linear") == 0

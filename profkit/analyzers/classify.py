@@ -36,11 +36,11 @@ from .columns import float_values, int_values, is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_arrays
 from .hardware import Ceilings, resolve_ceilings
-from .roofline import BOUND_DTYPE, bound_arrays
+from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
 from .table import Coded, EventTable, Masked
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
-_CATEGORY = pd.CategoricalDtype(list(CLASS_ORDER))
+_CATEGORY = CLASS_DTYPE
 
 
 def is_gpu_trace(events: pd.DataFrame | EventTable) -> bool:
@@ -125,6 +125,7 @@ _UNCLASSED = Match(OpClass.OTHER, False, None)  # names of rows that get no clas
 _MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
 _CONTRACTION = CLASS_ORDER.index(OpClass.CONTRACTION.value)
 _CLASS_LABELS = np.array(CLASS_ORDER, dtype=object)
+_CLASS_CODE = {OpClass(c): i for i, c in enumerate(CLASS_ORDER)}  # (enum members: no .value per name)
 
 
 def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     used = np.zeros(len(name_labels), dtype=bool)
     used[name_codes[wanted]] = True
     matches = [classify_name(label) if use else _UNCLASSED for label, use in zip(name_labels, used)]
-    class_of_label = np.array([CLASS_ORDER.index(m.op_class.value) for m in matches], dtype=np.int8)
+    class_of_label = np.array([_CLASS_CODE[m.op_class] for m in matches], dtype=np.int8)
     name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
     name_fused = np.array([m.fused for m in matches], dtype=bool)[name_codes] & wanted
     rule_of_label = [m.rule_id for m in matches]

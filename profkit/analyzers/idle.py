@@ -48,10 +48,20 @@ _NAME_TESTS = ((_SYNC_ANYWHERE, _SYNCHRONIZATION), (_SYNC_CALL, _SYNCHRONIZATION
 _LOWERED_TESTS = tuple((lowered_form(regex) or regex, bit) for regex, bit in _NAME_TESTS)
 
 
+#: One search for the unanchored tests of a lowercased name: most host names hold none of those words,
+#: and then only the anchored call names are left to try (None: a test has no lowered form).
+_UNANCHORED_LOWERED = [lowered_form(regex) for regex in (_SYNC_ANYWHERE, _DATA, _LAUNCH)]
+_ANY_LOWERED = (re.compile("|".join(f"(?:{regex.pattern})" for regex in _UNANCHORED_LOWERED))
+                if all(_UNANCHORED_LOWERED) else None)
+_SYNC_CALL_LOWERED = lowered_form(_SYNC_CALL)
+
+
 def _name_causes(name: str) -> int:
     """The causes a host event's name tells, as bits (launch counts for runtime calls only)."""
     if name.isascii():
         name, tests = name.lower(), _LOWERED_TESTS
+        if _ANY_LOWERED is not None and _SYNC_CALL_LOWERED is not None and _ANY_LOWERED.search(name) is None:
+            return _SYNCHRONIZATION if _SYNC_CALL_LOWERED.search(name) else 0
     else:
         tests = _NAME_TESTS
     bits = 0

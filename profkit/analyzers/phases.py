@@ -191,10 +191,13 @@ def _union_of(rank: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
 
 @dataclass
 class PhaseAnalysis:
-    window_columns: Windows  # phase_windows + effective_end_ns, as arrays (``windows``: the DataFrame)
-    phases: pd.DataFrame  # one row per phase label
-    classes: pd.DataFrame  # phase x class (aggregate_classes columns)
-    generations: pd.DataFrame  # one row per generate call
+    """The phase tables; ``windows``, ``phases`` and ``classes`` are DataFrames of the ``*_columns``
+    dicts of arrays (built on access: the report lists rows from the dicts)."""
+
+    window_columns: Windows  # phase_windows + effective_end_ns
+    phase_columns: dict[str, Any]  # one row per phase label
+    class_columns: dict[str, Any] | None  # phase x class (aggregate_classes columns); None: no rows
+    generation_columns: dict[str, Any] | None  # one row per generate call; None: no calls
     inference: dict | None
     steps: pd.DataFrame  # one row per training step
     training: dict | None
@@ -204,6 +207,24 @@ class PhaseAnalysis:
     def windows(self) -> pd.DataFrame:
         """phase_windows + effective_end_ns."""
         return pd.DataFrame(self.window_columns)
+
+    @property
+    def phases(self) -> pd.DataFrame:
+        """One row per phase label (the bound and energy columns hold objects)."""
+        columns = self.phase_columns
+        objects = {name: pd.Series(columns[name], dtype=object) for name in _OBJECT_COLUMNS if name in columns}
+        return pd.DataFrame({**columns, **objects})
+
+    @property
+    def generations(self) -> pd.DataFrame:
+        """One row per generate call (``generation_table``)."""
+        columns = self.generation_columns
+        return _no_generations() if columns is None else pd.DataFrame(columns, columns=_GENERATION_COLUMNS)
+
+    @property
+    def classes(self) -> pd.DataFrame:
+        """Phase x class (aggregate_classes columns)."""
+        return pd.DataFrame() if self.class_columns is None else pd.DataFrame(self.class_columns)
 
 
 def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings, tracks: list | None = None,
@@ -216,7 +237,7 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     windows = _label_training_steps(windows, anchors)
     labelled = _label_rows(anchors, windows)
     phases, classes = _phase_table(windows, rows, labelled, ceilings, tracks)
-    generations = generation_table(windows)
+    generations = generation_columns(windows)
     inference = inference_summary(windows, generations)
     steps, dtype = _step_table(windows, rows, anchors, events)
     training = training_summary(steps, dtype, ceilings, events, notes)
@@ -256,8 +277,9 @@ _AGG_COLUMNS = ("flops", "bytes", "arithmetic_intensity", "achieved_flops_per_s"
                 "flop_fraction", "bandwidth_fraction", "bound")
 
 
-def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled, ceilings: Ceilings,
-                 tracks) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _phase_table(windows: Windows, rows: pd.DataFrame, labelled: _Labelled, ceilings: Ceilings,
+                 tracks) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The phase table and the phase x class table, as dicts of columns."""
     records = []
     phase = _col(windows, "phase", dtype=object)
     rank = _col(windows, "rank")
@@ -289,12 +311,11 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
         base = {name: np.array([r[name] for r in records], dtype=dtype) for name, dtype in zip(names, _TABLE_TYPES)}
     n = len(records)
     phases = base["phase"] if records else np.zeros(0, dtype=object)
-    classes = pd.DataFrame()
+    classes = None
     more: dict[str, Any] = {}
     if len(labelled) and n:
         per_phase, classes = aggregate_labelled(rows, ceilings, labelled.at, {"phase": labelled.phase},
                                                 [(["phase"], []), (["phase", "category"], None)], frames=False)
-        classes = pd.DataFrame(classes)
         at = {phase: i for i, phase in enumerate(np.asarray(per_phase["phase"]).tolist())}
         pos = np.array([at.get(phase, -1) for phase in phases.tolist()], dtype=np.int64)
         for column in _AGG_COLUMNS:
@@ -303,10 +324,9 @@ def _phase_table(windows: pd.DataFrame, rows: pd.DataFrame, labelled: _Labelled,
     for column in _AGG_COLUMNS + ("device_time_ns",):
         more.setdefault(column, np.full(n, np.nan))
     bound = np.asarray(more["bound"], dtype=object)
-    index = pd.RangeIndex(n)
-    more["bound"] = pd.Series(np.where(pd.isna(bound), "unknown", bound), index=index, dtype=object)
-    more.update(_energy_columns(phases, index, windows, tracks))
-    return pd.DataFrame({**base, **more}, index=index), classes
+    more["bound"] = np.where(pd.isna(bound), "unknown", bound).astype(object)
+    more.update(_energy_columns(phases, windows, tracks))
+    return {**base, **more}, classes
 
 
 #: Types of the phase table's first columns, as a DataFrame of the records infers them.
@@ -337,12 +357,13 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 _ENERGY_COLUMNS = ("energy_j", "avg_power_w", "j_per_token", "uncertainty_j", "uncertain")
+_OBJECT_COLUMNS = ("bound", *_ENERGY_COLUMNS)  # object columns of the phase table (no str inference)
 
 
-def _energy_columns(phases: np.ndarray, index: pd.Index, windows: Windows, tracks) -> dict[str, Any]:
-    """The energy columns of the phase table, one row per label of ``phases`` (object columns of None
+def _energy_columns(phases: np.ndarray, windows: Windows, tracks) -> dict[str, Any]:
+    """The energy columns of the phase table, one row per label of ``phases`` (object arrays; None
     without telemetry)."""
-    columns = {column: pd.Series(None, index=index, dtype=object) for column in _ENERGY_COLUMNS}
+    columns = {column: np.full(len(phases), None, dtype=object) for column in _ENERGY_COLUMNS}
     if not tracks or not len(phases):
         return columns
     from .energy import attribute_windows
@@ -354,7 +375,7 @@ def _energy_columns(phases: np.ndarray, index: pd.Index, windows: Windows, track
     })).set_index("label")
     for column in _ENERGY_COLUMNS:
         if column in energy:
-            columns[column] = pd.Series(phases, index=index, dtype=object).map(energy[column]).astype(object)
+            columns[column] = pd.Series(phases, dtype=object).map(energy[column]).astype(object).to_numpy()
     return columns
 
 
@@ -367,17 +388,25 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     Calls and passes meet on their (rank, generation) key; arrays per key, not joins (a few
     dozen windows made pandas' groupby/join machinery most of the phase analysis' time).
     """
-    columns = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
-               "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
+    columns = generation_columns(windows)
+    return _no_generations() if columns is None else pd.DataFrame(columns, columns=_GENERATION_COLUMNS)
+
+
+_GENERATION_COLUMNS = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
+                       "decode_passes", "new_tokens", "ttft_ns", "tbt_ns", "source"]
+
+
+def generation_columns(windows: Windows | pd.DataFrame) -> dict[str, Any] | None:
+    """``generation_table`` as a dict of its columns (None: no generate calls)."""
     if not (_col(windows, "phase", object) == GENERATE).any():  # no generate calls: nothing to link or list
-        return pd.DataFrame(columns=columns)
+        return None
     windows = _link_generations(windows)
     phase = _col(windows, "phase", dtype=object)
     generation = _col(windows, "generation", np.float64)
     linked = ~np.isnan(generation)
     calls = np.flatnonzero((phase == GENERATE) & linked)
     if not len(calls):
-        return pd.DataFrame(columns=columns)
+        return None
     rank = _col(windows, "rank", np.int64)
     key = np.full(len(phase), -1, np.int64)  # one number per (rank, generation), in that sorted order
     _, inverse = np.unique(np.stack([rank[linked].astype(np.float64), generation[linked]]), axis=1,
@@ -410,7 +439,10 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     call_start = _col(windows, "start_ns", np.int64)[calls]
     end = np.maximum(_col(windows, "end_ns", np.int64)[calls], _col(windows, "effective_end_ns", np.int64)[calls])
     ttft = np.where(has_token[key[calls]], first_token[key[calls]], np.nan) - (call_start - origin)
-    return pd.DataFrame({
+    tbt = np.empty(len(calls), dtype=object)  # one list per call (element by element: never a 2-D array)
+    for i, k in enumerate(key[calls].tolist()):
+        tbt[i] = list(tbt_of.get(k, []))
+    return {
         "generation": generation[calls].astype(np.int64),
         "rank": rank[calls],
         "start_ns": call_start,
@@ -421,9 +453,13 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
         "decode_passes": n_decode,
         "new_tokens": n_decode + (n_prefill > 0),
         "ttft_ns": ttft,
-        "tbt_ns": [list(tbt_of.get(k, [])) for k in key[calls].tolist()],
+        "tbt_ns": tbt,
         "source": _col(windows, "source")[calls],
-    }, columns=columns)
+    }
+
+
+def _no_generations() -> pd.DataFrame:
+    return pd.DataFrame(columns=_GENERATION_COLUMNS)
 
 
 def _link_generations(windows: pd.DataFrame | Windows) -> pd.DataFrame | Windows:
@@ -448,8 +484,9 @@ def percentiles(values) -> dict[str, float | None]:
     return {f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}
 
 
-def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict | None:
-    """Splitwise's metrics over the whole trace; None without prefill/decode passes."""
+def inference_summary(windows: pd.DataFrame | Windows, generations: pd.DataFrame | dict | None) -> dict | None:
+    """Splitwise's metrics over the whole trace; None without prefill/decode passes. ``generations``:
+    ``generation_table`` (or ``generation_columns``)."""
     phase = _col(windows, "phase", dtype=object)
     passes = np.flatnonzero(np.isin(phase, PASS_PHASES))
     if not len(passes):
@@ -467,14 +504,16 @@ def inference_summary(windows: pd.DataFrame, generations: pd.DataFrame) -> dict 
 
     prefill_tokens, prefill_rate, prefill_passes = rate(PREFILL)
     decode_tokens, decode_rate, decode_passes = rate(DECODE)
-    ttft = generations["ttft_ns"].to_numpy(float) if len(generations) else np.zeros(0)
-    tbt = [g for samples in generations["tbt_ns"] for g in samples] if len(generations) else []
+    calls = 0 if generations is None else len(generations["rank"])
+    ttft = np.asarray(generations["ttft_ns"], float) if calls else np.zeros(0)
+    tbt = [g for samples in generations["tbt_ns"] for g in samples] if calls else []
     finite_ttft = ttft[np.isfinite(ttft)]
-    durations = generations["duration_ns"].to_numpy(float) if len(generations) else np.zeros(0)
-    new_tokens = generations["new_tokens"].to_numpy(float) * generations["batch_size"].fillna(1).to_numpy(float) \
-        if len(generations) else np.zeros(0)
+    durations = np.asarray(generations["duration_ns"], float) if calls else np.zeros(0)
+    batch = np.asarray(generations["batch_size"], float) if calls else np.zeros(0)
+    new_tokens = np.asarray(generations["new_tokens"], float) * np.where(np.isnan(batch), 1.0, batch) \
+        if calls else np.zeros(0)
     return {
-        "generate_calls": int(len(generations)),
+        "generate_calls": int(calls),
         "ttft_ns": float(np.median(finite_ttft)) if len(finite_ttft) else None,
         "ttft_percentiles_ns": percentiles(finite_ttft),
         "tbt_ns": percentiles(tbt),

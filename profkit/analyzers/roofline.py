@@ -44,6 +44,7 @@ class Bound(str, enum.Enum):
 
 BOUND_DTYPE = pd.CategoricalDtype([b.value for b in Bound])
 _BOUND_LABELS = np.array([b.value for b in Bound], dtype=object)
+CLASS_DTYPE = pd.CategoricalDtype(list(CLASS_ORDER))  # (built once: a dtype checks its categories when made)
 
 
 def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series, matrix: np.ndarray) -> np.ndarray:
@@ -212,8 +213,7 @@ def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_withi
         at = np.array([where.get(c, -1) for c in present], dtype=np.int64)
         sums = {c: np.where(at >= 0, v[np.maximum(at, 0)], 0) if len(v) else np.zeros(len(at), v.dtype)
                 for c, v in sums.items()}
-        groups = {"category": pd.Categorical.from_codes([CLASS_ORDER.index(c) for c in present],
-                                                        dtype=pd.CategoricalDtype(CLASS_ORDER))}
+        groups = {"category": pd.Categorical.from_codes([CLASS_ORDER.index(c) for c in present], dtype=CLASS_DTYPE)}
         n = len(present)
     totals = _share_totals(groups, sums, by, share_within, kahan)
     flops, nbytes, costed_ns, peak_flop_ns = sums["flops"], sums["bytes"], sums["costed_time_ns"], sums["peak_flop_ns"]

@@ -64,17 +64,17 @@ def analysis(ctx: ReportContext) -> PhaseAnalysis:
 @section("phases", order=40, render=lambda data, console: _render_phases(data, console))
 def phases_section(ctx: ReportContext) -> list[dict]:
     result = analysis(ctx)
-    table = result.phases
-    if table.empty:
+    table = result.phase_columns  # (dicts of columns: no DataFrame)
+    names = np.asarray(table["phase"], dtype=object)  # one row per label: no ties
+    if not len(names):
         return []
-    names = table["phase"].to_numpy(dtype=object)  # one row per label: no ties
     by_name = {name: i for i, name in enumerate(sorted(names))}
     order = np.lexsort(([by_name[n] for n in names], [_ORDER.get(n, len(_ORDER)) for n in names]))
-    records = _records(table.iloc[order], _PHASE_FIELDS)
-    classes = result.classes
+    records = _records(table, _PHASE_FIELDS, at=order)
+    classes = result.class_columns
     by_phase: dict = {}  # each phase's class rows, in table order
-    if len(classes):
-        for phase, row in zip(classes["phase"].tolist(), _records(classes, _CLASS_FIELDS)):
+    if classes is not None and len(classes["phase"]):
+        for phase, row in zip(np.asarray(classes["phase"], dtype=object).tolist(), _records(classes, _CLASS_FIELDS)):
             row["category"] = None if row["category"] is None else str(row["category"])
             by_phase.setdefault(phase, []).append(row)
     for record in records:
@@ -89,10 +89,13 @@ def inference_section(ctx: ReportContext) -> dict | None:
     result = analysis(ctx)
     if result.inference is None:
         return None
-    calls = result.generations.head(MAX_LISTED)
-    listed = _records(calls.drop(columns=["tbt_ns"]), calls.columns)
-    for record, samples in zip(listed, calls["tbt_ns"]):
-        record["tbt_ns"] = percentiles(samples)
+    calls = result.generation_columns  # (a dict of columns: no DataFrame)
+    listed = []
+    if calls is not None:
+        at = np.arange(min(len(calls["rank"]), MAX_LISTED))
+        listed = _records({k: v for k, v in calls.items() if k != "tbt_ns"}, calls, at=at)
+        for record, samples in zip(listed, calls["tbt_ns"][at]):
+            record["tbt_ns"] = percentiles(samples)
     return {**result.inference, "generations": listed, "generations_listed": len(listed)}
 
 
