@@ -262,6 +262,8 @@ BAD_INPUTS = {
     "not_json": ("hello, world", "malformed JSON"),
     "not_a_trace": ('{"name": "package.json", "version": "1.0"}', "no traceEvents"),
     "events_not_objects": ('{"traceEvents": [1, 2, 3]}', "not event objects"),
+    "lone_surrogate": ('{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a \\ud800", "ts": 1, "dur": 1}]}',
+                       "not Unicode"),
     "empty": ("", "empty file"),
 }
 

@@ -3,7 +3,7 @@
 A Chrome trace is one object whose ``traceEvents`` array holds nearly all of
 the bytes. ``iter_members`` yields the top-level members in file order; the
 value of the streamed array member is a lazy iterator of its items, decoded
-from a sliding text window (a few MiB), so memory stays about one window
+from a sliding text window (256 KB), so memory stays about one window
 plus what the caller keeps of each item. Each window's complete items are
 decoded in one call (the slice up to the last ``}`` that ``, {`` follows,
 parsed as an array: if that cut was inside a string the parse fails, and an

@@ -190,7 +190,10 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
             _sort_out([event for event, ph in zip(chunk, phases) if ph != "X"], flows, counters, meta_events,
                       skipped)
         if spans:
-            batches.append(_span_columns(spans, skipped))
+            try:
+                batches.append(_span_columns(spans, skipped))
+            except UnicodeEncodeError:  # JSON may escape half a surrogate pair ("\ud800"): no UTF-8 for it
+                raise TraceImportError(f"{name}: a text that is not Unicode (a lone surrogate escape)") from None
     if not seen_any:
         raise TraceImportError(f"{name}: traceEvents is empty")
     if not batches:
