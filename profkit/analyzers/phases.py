@@ -199,7 +199,7 @@ class PhaseAnalysis:
     class_columns: dict[str, Any] | None  # phase x class (aggregate_classes columns); None: no rows
     generation_columns: dict[str, Any] | None  # one row per generate call; None: no calls
     inference: dict | None
-    steps: pd.DataFrame  # one row per training step
+    step_table: pd.DataFrame | None  # one row per training step; None: no steps (``steps``: the DataFrame)
     training: dict | None
     notes: list[str] = field(default_factory=list)
 
@@ -220,6 +220,11 @@ class PhaseAnalysis:
         """One row per generate call (``generation_table``)."""
         columns = self.generation_columns
         return _no_generations() if columns is None else pd.DataFrame(columns, columns=_GENERATION_COLUMNS)
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        """One row per training step."""
+        return pd.DataFrame() if self.step_table is None else self.step_table
 
     @property
     def classes(self) -> pd.DataFrame:
@@ -554,10 +559,10 @@ def _label_training_steps(windows: Windows, anchors: _Anchors) -> Windows:
 
 
 def _step_table(windows: Windows, rows: pd.DataFrame, anchors: _Anchors,
-                events: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
-    """One row per training step, and the dtype of most of its contraction flop."""
+                events: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
+    """One row per training step (None: no steps), and the dtype of most of its contraction flop."""
     if not (_col(windows, "phase", object) == TRAIN_STEP).any():
-        return pd.DataFrame(), None
+        return None, None
     windows = pd.DataFrame(windows)
     steps = windows[windows["phase"] == TRAIN_STEP]
     rows = frame_of(rows)
@@ -633,10 +638,10 @@ def _dominant_dtype(work: pd.DataFrame) -> str | None:
     return str(contraction.groupby("dtype")["flops"].sum().idxmax())
 
 
-def training_summary(steps: pd.DataFrame, dtype: str | None, ceilings: Ceilings, events: pd.DataFrame,
+def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ceilings, events: pd.DataFrame,
                      notes: list[str]) -> dict | None:
-    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak."""
-    if steps.empty:
+    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak (None: no steps)."""
+    if steps is None or steps.empty:
         return None
     time_s = steps["time_ns"].sum() / 1e9
     achieved = steps["flops"].sum() / time_s if time_s else None
