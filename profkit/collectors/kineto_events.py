@@ -261,8 +261,8 @@ def _json_texts(args: list[dict]) -> dict[str, pa.Array]:
 
     orjson is called directly (no wrapper per value: 3 calls per event); a
     batch it cannot encode (integers beyond 64 bits) goes through the
-    standard encoder. An empty text stands
-    for null: no JSON value encodes to nothing.
+    standard encoder. An empty text stands for null: no JSON value encodes
+    to nothing.
     """
     dims = [a.get("Input Dims") for a in args]
     types = [a.get("Input type") if d is not None else None for a, d in zip(args, dims)]
