@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .classes import CLASS_ORDER, Match, OpClass, classify_name
+from .classes import CLASS_ORDER, OpClass, classify_name
 from .columns import float_values, int_values, is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_arrays
@@ -121,7 +121,6 @@ def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 _OTHER = CLASS_ORDER.index(OpClass.OTHER.value)
-_UNCLASSED = Match(OpClass.OTHER, False, None)  # names of rows that get no class (runtime calls, Python frames...)
 _MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
 _CONTRACTION = CLASS_ORDER.index(OpClass.CONTRACTION.value)
 _CLASS_LABELS = np.array(CLASS_ORDER, dtype=object)
@@ -145,11 +144,14 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     # Once per unique name of the rows that get a class (kernel names are long: their rules are the cost).
     used = np.zeros(len(name_labels), dtype=bool)
     used[name_codes[wanted]] = True
-    matches = [classify_name(label) if use else _UNCLASSED for label, use in zip(name_labels, used)]
-    class_of_label = np.array([_CLASS_CODE[m.op_class] for m in matches], dtype=np.int8)
+    class_of_label = np.full(len(name_labels), _OTHER, dtype=np.int8)  # unused names: other, not fused, no rule
+    fused_of_label = np.zeros(len(name_labels), dtype=bool)
+    rule_of_label: list = [None] * len(name_labels)
+    for i in np.flatnonzero(used).tolist():
+        match = classify_name(name_labels[i])
+        class_of_label[i], fused_of_label[i], rule_of_label[i] = _CLASS_CODE[match.op_class], match.fused, match.rule_id
     name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
-    name_fused = np.array([m.fused for m in matches], dtype=bool)[name_codes] & wanted
-    rule_of_label = [m.rule_id for m in matches]
+    name_fused = fused_of_label[name_codes] & wanted
 
     # Costs: once per unique (name, shapes, dtypes), ops only.
     flops = np.zeros(n)

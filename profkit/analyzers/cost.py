@@ -198,8 +198,12 @@ def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarr
     n = len(name_codes)
     flops, nbytes = np.zeros(n), np.zeros(n)
     dtype = np.full(n, None, dtype=object)
-    label_has_formula = np.fromiter((label in _FORMULAS for label in name_labels), bool, len(name_labels))
-    rows = np.flatnonzero((name_codes >= 0) & label_has_formula[np.maximum(name_codes, 0)])
+    label_has_formula = np.zeros(len(name_labels) + 1, dtype=bool)  # tested for the names in use; last: null
+    in_use = np.zeros(len(name_labels) + 1, dtype=bool)
+    in_use[name_codes] = True
+    for i in np.flatnonzero(in_use[:-1]).tolist():
+        label_has_formula[i] = name_labels[i] in _FORMULAS
+    rows = np.flatnonzero(label_has_formula[name_codes])
     if not len(rows):
         return flops, nbytes, dtype
     # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.

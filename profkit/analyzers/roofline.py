@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from .classes import CLASS_ORDER, OpClass
+from .columns import float_values, label_codes
 from .group_sums import float_sums, group_ids, int_sums
 from .hardware import Ceilings, HardwareSpec
-from .columns import float_values, label_codes
 from .table import Coded, Column, EventTable
 
 #: Below this fraction of both roofs a row is latency-bound.
@@ -180,7 +180,7 @@ def _measured(ceilings: Ceilings) -> HardwareSpec | None:
     return measured if (measured is not None and measured is not ceilings.primary) else None
 
 
-def _aggregate(work: "_Work", ceilings: Ceilings, by: Sequence[str], share_within: Sequence[str] | None,
+def _aggregate(work: _Work, ceilings: Ceilings, by: Sequence[str], share_within: Sequence[str] | None,
                labels: dict[str, pd.Categorical]) -> dict[str, Any]:
     by = list(by)
     spec = ceilings.primary

@@ -47,9 +47,9 @@ class Masked(NamedTuple):
 class Column:
     """One column of an ``EventTable`` (a name and its table: conversions are the table's, cached)."""
 
-    __slots__ = ("table", "name")
+    __slots__ = ("name", "table")
 
-    def __init__(self, table: "EventTable", name: str):
+    def __init__(self, table: EventTable, name: str):
         self.table, self.name = table, name
 
     def __len__(self) -> int:
@@ -100,7 +100,7 @@ class EventTable:
 
     @classmethod
     def from_arrow(cls, table: pa.Table, frame: Callable[[], Any] | None = None,
-                   **extra: np.ndarray) -> "EventTable":
+                   **extra: np.ndarray) -> EventTable:
         """The columns of a one-chunk-per-column Arrow table, plus ``extra`` numpy columns (e.g. rank)."""
         columns: dict[str, Any] = {}
         for name, column in zip(table.column_names, table.columns):
@@ -111,7 +111,7 @@ class EventTable:
         return cls(columns, table.num_rows, frame)
 
     @classmethod
-    def from_frame(cls, frame) -> "EventTable":
+    def from_frame(cls, frame) -> EventTable:
         """The columns of a pandas DataFrame (converted as the pandas-based helpers convert them)."""
         return cls({name: frame[name] for name in frame.columns}, len(frame), lambda: frame)
 

@@ -80,7 +80,7 @@ class Trace:
     on first use: the report reads the Arrow columns directly and never needs them.
     """
 
-    def __init__(self, events: "pd.DataFrame | None" = None, metadata: dict[str, Any] | None = None,
+    def __init__(self, events: pd.DataFrame | None = None, metadata: dict[str, Any] | None = None,
                  path: Path | None = None, *, arrow: pa.Table | None = None):
         if events is None and arrow is None:
             raise TypeError("Trace needs events or an arrow table")
@@ -94,7 +94,7 @@ class Trace:
         return f"Trace(path={self.path!r}, events={rows} rows, metadata keys={sorted(self.metadata)})"
 
     @property
-    def events(self) -> "pd.DataFrame":
+    def events(self) -> pd.DataFrame:
         if self._events is None:
             self._events = _to_pandas(self.arrow)
         return self._events
@@ -149,7 +149,7 @@ def load(path: str | os.PathLike) -> Trace:
     return Trace(metadata=metadata, path=path, arrow=table)
 
 
-def _to_pandas(table: pa.Table) -> "pd.DataFrame":
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """The events table as pandas: what ``table.to_pandas`` gives with the nullable integer types
     (and plain int64 for the never-null columns), built column by column from one-chunk arrays:
     no per-column pass of pandas' generic conversion, no second pass to unbox never-null columns."""
