@@ -3,8 +3,9 @@
 A pandas DataFrame costs microseconds per column access (an Index, a Series,
 often an Arrow-backed string array each time), and on a trace of ~10k events
 that per-call overhead was most of a report's time. ``EventTable`` holds the
-columns as they came (the Arrow arrays of a loaded file, or a DataFrame's
-columns) and converts each one to numpy on first use, once:
+columns as they came (the Arrow arrays of a loaded file, a DataFrame's columns,
+or the numpy arrays, ``Coded`` text and ``Masked`` integers an analyzer built:
+classify_table's rows) and converts each one to numpy on first use, once:
 
 - text columns as ``(codes, labels)``: int64 codes (-1: null) into an object array of str;
 - integer columns as int64 values and a not-null mask;
