@@ -13,8 +13,10 @@ sides are measured the same way:
   of a worker it forked, as HTA parses several rank files in a forked pool)
   over the process's RSS once those imports are done. RSS, not tracemalloc:
   it counts native buffers (Arrow, numpy, pandas) and allocator overheads;
-- time: wall clock around the call, the best of --repeat runs (peak: the
-  largest of them).
+- time: wall clock around the call (or, with --cpu, the CPU time of the
+  process and its children: steadier on a machine others load), the best
+  of --repeat rounds; each round runs profkit, then HTA, so that a spell of
+  load elsewhere hits both (peak: the largest of the rounds).
 
 - profkit: ``import_paths`` (JSON -> Parquet: exactly what ``profkit
   import`` runs), then, separately, ``profkit report`` on that Parquet file
@@ -55,6 +57,8 @@ def rss_mb():
 def peak_mb():  # HTA parses in a forked worker by default: its peak counts too
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+def cpu_s():  # user + system time of this process and of the workers it waited for
+    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
 """
 
 PROBES = {
@@ -62,10 +66,10 @@ PROBES = {
 import profkit.cli.import_cmd  # what `profkit import` imports (it sets ARROW_DEFAULT_MEMORY_POOL first)
 from profkit.collectors.kineto_json import import_paths
 source, target = sys.argv[1], sys.argv[2]
-base = rss_mb(); t = time.perf_counter()
+base = rss_mb(); cpu = cpu_s(); t = time.perf_counter()
 written, = import_paths([source], target, progress=False)
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": written.events}))
+print(json.dumps({"seconds": seconds, "cpu_s": cpu_s() - cpu, "peak_mb": peak_mb() - base, "events": written.events}))
 """,
     "profkit_report": _PRELUDE + """
 import profkit
@@ -73,9 +77,9 @@ from profkit.report import build_report
 from profkit.report.registry import sections
 sections()  # import every report section before timing
 target = sys.argv[2]
-base = rss_mb(); t = time.perf_counter()
+base = rss_mb(); cpu = cpu_s(); t = time.perf_counter()
 build_report([profkit.load(target)])
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_mb() - base}))
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": cpu_s() - cpu, "peak_mb": peak_mb() - base}))
 """,
     "hta_load": _PRELUDE + """
 import logging, os, tempfile
@@ -84,10 +88,10 @@ logging.disable(logging.CRITICAL)
 source = sys.argv[1]
 folder = tempfile.mkdtemp(prefix="hta-")
 os.symlink(os.path.abspath(source), os.path.join(folder, os.path.basename(source)))
-base = rss_mb(); t = time.perf_counter()
+base = rss_mb(); cpu = cpu_s(); t = time.perf_counter()
 analysis = TraceAnalysis(trace_dir=folder)
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": int(sum(len(df) for df in analysis.t.traces.values()))}))
+print(json.dumps({"seconds": seconds, "cpu_s": cpu_s() - cpu, "peak_mb": peak_mb() - base, "events": int(sum(len(df) for df in analysis.t.traces.values()))}))
 """,
 }
 
@@ -96,19 +100,24 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_mb() - base, "events": int
 _HIDE_ORJSON = "import sys; sys.modules['orjson'] = None\n"
 
 
-def probe(python: str, name: str, source: Path, target: Path, repeat: int, no_orjson: bool = False) -> dict | None:
-    runs = []
+def probe(python: str, name: str, source: Path, target: Path, no_orjson: bool = False) -> dict | None:
+    """One run of a probe in a fresh child process (None if it failed, with a line on stderr)."""
     code = (_HIDE_ORJSON if no_orjson else "") + PROBES[name]
-    for _ in range(repeat):
-        proc = subprocess.run([python, "-c", code, str(source), str(target)], capture_output=True, text=True,
-                              cwd=REPO, timeout=1800)
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"  {name} failed on {source.name}: {tail}", file=sys.stderr)
-            return None
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda r: r["seconds"])
-    return {**best, "peak_mb": max(r["peak_mb"] for r in runs)}
+    proc = subprocess.run([python, "-c", code, str(source), str(target)], capture_output=True, text=True,
+                          cwd=REPO, timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  {name} failed on {source.name}: {tail}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def best(runs: list[dict | None], time_key: str) -> dict | None:
+    """The fastest run by ``time_key`` as ``seconds``, with the largest peak of them all."""
+    if not runs or None in runs:
+        return None
+    fastest = min(runs, key=lambda r: r[time_key])
+    return {**fastest, "seconds": fastest[time_key], "peak_mb": max(r["peak_mb"] for r in runs)}
 
 
 def scaled_trace(source: Path, copies: int, folder: Path) -> Path:
@@ -159,6 +168,8 @@ def main() -> None:
                         help="Also time a large trace: the H100 trace's events repeated N times (e.g. 10 -> ~90 MB)")
     parser.add_argument("--no-orjson", action="store_true",
                         help="Hide orjson from both tools (the standard-library path, as in CI)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="Compare CPU time (process + children) instead of wall time: steadier on a busy machine")
     args = parser.parse_args()
     traces = args.traces or sorted(SHARED_TRACES.glob("*.json*"))
     scratch = tempfile.TemporaryDirectory(prefix="profkit-bench-big-")
@@ -169,7 +180,8 @@ def main() -> None:
         sys.exit("no traces: pass files, or run beside ../shared/traces")
     with_hta = hta_available(args.hta_python)
     print("orjson hidden (standard-library JSON)" if args.no_orjson else
-          f"orjson {'installed' if _has_orjson() else 'not installed'} for profkit")
+          f"orjson {'installed' if _has_orjson() else 'not installed'} for profkit",
+          "; CPU seconds" if args.cpu else "; wall seconds", sep="")
     if not with_hta:
         print(f"HTA not importable by {args.hta_python}: showing profkit alone (see this file's docstring)")
     header = (f"{'trace':<48} {'events':>7} {'import s':>9} {'HTA s':>7} {'speed-up':>8} "
@@ -180,9 +192,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="profkit-bench-") as folder:
         for source in traces:
             target = Path(folder) / (source.name + ".parquet")
-            ours = probe(sys.executable, "profkit_import", source, target, args.repeat, args.no_orjson)
-            report = probe(sys.executable, "profkit_report", source, target, args.repeat, args.no_orjson) if ours else None
-            hta = probe(args.hta_python, "hta_load", source, target, args.repeat, args.no_orjson) if with_hta else None
+            runs: dict[str, list] = {"ours": [], "report": [], "hta": []}
+            for _ in range(args.repeat):  # rounds: each tool once a round
+                runs["ours"].append(probe(sys.executable, "profkit_import", source, target, args.no_orjson))
+                if runs["ours"][-1] is None:
+                    break
+                runs["report"].append(probe(sys.executable, "profkit_report", source, target, args.no_orjson))
+                if with_hta:
+                    runs["hta"].append(probe(args.hta_python, "hta_load", source, target, args.no_orjson))
+            time_key = "cpu_s" if args.cpu else "seconds"
+            ours, report, hta = (best(runs[tool], time_key) for tool in ("ours", "report", "hta"))
             if ours is None:
                 continue
             totals["import"] += ours["seconds"]
