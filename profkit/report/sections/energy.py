@@ -16,6 +16,8 @@ import pandas as pd
 from rich.table import Table
 
 from ...analyzers import energy
+from ...analyzers.columns import is_kind
+from ...trace.kinds import Kind
 from ..context import ReportContext
 from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si
 from ..registry import section
@@ -33,9 +35,16 @@ CLASS_METHOD = (
 )
 
 
-def samples_of(ctx: ReportContext) -> pd.DataFrame:
-    """The telemetry sample rows in plain columns (cached for every section that reads them)."""
-    return ctx.cached("telemetry_samples", lambda: energy.samples_of(ctx.table))
+def samples_of(ctx: ReportContext) -> pd.DataFrame | None:
+    """The telemetry sample rows in plain columns (cached for every section that reads them); None when
+    the trace has no sample rows (most imported traces: no empty table built)."""
+
+    def compute():
+        if not is_kind(ctx.table, Kind.SAMPLE.value).any():
+            return None
+        return energy.samples_of(ctx.table)
+
+    return ctx.cached("telemetry_samples", compute)
 
 
 def classified_of(ctx: ReportContext) -> pd.DataFrame:
@@ -43,11 +52,13 @@ def classified_of(ctx: ReportContext) -> pd.DataFrame:
     return classified(ctx).frame
 
 
-def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame, list[energy.EnergyTrack]]:
-    """Samples and energy tracks, one per physical device (cached for other sections)."""
+def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame | None, list[energy.EnergyTrack]]:
+    """Samples (None: no sample rows) and energy tracks, one per physical device (cached for other sections)."""
 
     def compute():
         samples = samples_of(ctx)
+        if samples is None:
+            return None, []
         uuids = energy.device_uuid_map([(t.rank, t.metadata) for t in ctx.traces])
         return samples, energy.drop_duplicate_devices(energy.device_tracks(samples), uuids)
 
@@ -57,7 +68,7 @@ def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame, list[energy.EnergyTrack
 @section("energy", order=45, render=lambda data, console: render(data, console))
 def energy_section(ctx: ReportContext) -> dict[str, Any]:
     samples, tracks = tracks_of(ctx)
-    summaries = energy.device_summaries(samples, tracks)
+    summaries = energy.device_summaries(samples, tracks) if samples is not None else []
     high_water = _high_water(summaries)
     gpu = [t for t in tracks if t.device_type == "gpu"]
     cpu = [t for t in tracks if t.device_type == "cpu"]
@@ -118,12 +129,12 @@ def _high_water(summaries: list[dict]) -> dict[str, Any]:
     }
 
 
-def _reason(ctx: ReportContext, samples: pd.DataFrame) -> str:
+def _reason(ctx: ReportContext, samples: pd.DataFrame | None) -> str:
     notes = [n for t in ctx.traces for n in (t.metadata.get("notes") or [])]
     telemetry = [n.removeprefix("telemetry: ") for n in notes if n.startswith("telemetry:") and "energy" in n]
     if telemetry:
         return "; ".join(dict.fromkeys(telemetry))
-    if samples.empty:
+    if samples is None or samples.empty:
         return "no telemetry samples in the trace (recorded without telemetry, or imported)"
     return "no power or energy samples in the trace (the devices did not report them)"
 

@@ -62,7 +62,8 @@ def _work(ctx: ReportContext) -> pd.DataFrame:
 @section("memory_traffic", order=46, render=lambda data, console: render(data, console))
 def memory_traffic_section(ctx: ReportContext) -> dict[str, Any]:
     peaks, peak_sources = peaks_of(ctx)
-    devices = traffic.device_traffic(samples_of(ctx), peaks)
+    samples = samples_of(ctx)
+    devices = traffic.device_traffic(samples, peaks) if samples is not None else []
     empty = {"source": None, "measured_bytes": None, "ideal_bytes": None, "movement_efficiency": None, "phases": []}
     if not devices:
         return {**empty, "reason": _reason(ctx, "no GPU memory telemetry in the trace")}
