@@ -34,7 +34,7 @@ from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name
 from .columns import float_values, int_values, is_kind, label_codes, text_column
 from .columns import positions as _positions
-from .cost import cost_arrays
+from .cost import cost_codes
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
 from .table import Coded, EventTable, Masked
@@ -98,6 +98,8 @@ def _pandas_columns(columns: dict[str, Any]) -> dict[str, Any]:
             values = pd.Categorical.from_codes(values.codes, dtype=_CATEGORY)
         elif name == "bound":
             values = pd.Categorical.from_codes(values.codes, dtype=BOUND_DTYPE)
+        elif name == "dtype":  # objects, None for no dtype
+            values = np.append(values.labels, None)[values.codes]
         elif name == "rule":
             values = text_column(list(values.labels), values.codes)
         elif isinstance(values, Coded):
@@ -156,11 +158,12 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     # Costs: once per unique (name, shapes, dtypes), ops only.
     flops = np.zeros(n)
     nbytes = np.zeros(n)
-    dtype = np.full(n, None, dtype=object)
+    dtype = np.full(n, -1, dtype=np.int64)  # codes into dtype_labels (-1: none)
+    dtype_labels = np.zeros(0, dtype=object)
     if is_op.any():
         op_rows = np.flatnonzero(is_op)
         shapes, dtypes = label_codes(events["input_shapes"]), label_codes(events["input_dtypes"])
-        flops[op_rows], nbytes[op_rows], dtype[op_rows] = cost_arrays(
+        flops[op_rows], nbytes[op_rows], dtype[op_rows], dtype_labels = cost_codes(
             (name_codes[op_rows], name_labels), (shapes[0][op_rows], shapes[1]), (dtypes[0][op_rows], dtypes[1])
         )
     costed = is_op & ((flops > 0) | (nbytes > 0))
@@ -209,7 +212,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
         "unit_id": Masked(unit_id[keep], unit_id[keep] >= 0),
         "flops": flops[keep],
         "bytes": nbytes[keep],
-        "dtype": dtype[keep],
+        "dtype": Coded(dtype[keep], dtype_labels),
         "self_ns": self_ns[keep],
         "device_work": device_work[keep],
         "time_ns": time_ns[keep],

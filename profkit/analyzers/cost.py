@@ -194,10 +194,16 @@ def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarr
     Rows whose name has no formula cost nothing; each unique (name, shapes, dtypes)
     among the others is parsed and costed once.
     """
+    flops, nbytes, codes, labels = cost_codes(names, shapes, dtypes)
+    return flops, nbytes, np.append(labels, None)[codes]  # code -1: no dtype (None)
+
+
+def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``cost_arrays`` with the compute dtype as codes (-1: none) into its labels (an object array)."""
     (name_codes, name_labels), (shape_codes, shape_labels), (dtype_codes, dtype_labels) = names, shapes, dtypes
     n = len(name_codes)
     flops, nbytes = np.zeros(n), np.zeros(n)
-    dtype = np.full(n, None, dtype=object)
+    dtype = np.full(n, -1, dtype=np.int64)
     label_has_formula = np.zeros(len(name_labels) + 1, dtype=bool)  # tested for the names in use; last: null
     in_use = np.zeros(len(name_labels) + 1, dtype=bool)
     in_use[name_codes] = True
@@ -205,21 +211,26 @@ def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarr
         label_has_formula[i] = name_labels[i] in _FORMULAS
     rows = np.flatnonzero(label_has_formula[name_codes])
     if not len(rows):
-        return flops, nbytes, dtype
+        return flops, nbytes, dtype, np.zeros(0, dtype=object)
     # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.
     key = name_codes[rows] * (len(shape_labels) + 1) + (shape_codes[rows] + 1)
     key = key * (len(dtype_labels) + 1) + (dtype_codes[rows] + 1)
     unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
-    unique_dtype = np.full(len(unique), None, dtype=object)
+    unique_dtype = np.full(len(unique), -1, dtype=np.int64)
+    code_of: dict[str, int] = {}
     for i, row in enumerate(rows[first]):  # one parse per unique key
         shape_code, dtype_code = shape_codes[row], dtype_codes[row]
         inputs = parse_inputs(shape_labels[shape_code] if shape_code >= 0 else None,
                               dtype_labels[dtype_code] if dtype_code >= 0 else None)
         cost = op_cost(name_labels[name_codes[row]], inputs)
-        unique_flops[i], unique_bytes[i], unique_dtype[i] = cost.flops, cost.bytes, inputs.dtype
+        found = inputs.dtype
+        unique_flops[i], unique_bytes[i] = cost.flops, cost.bytes
+        unique_dtype[i] = -1 if found is None else code_of.setdefault(found, len(code_of))
     flops[rows], nbytes[rows], dtype[rows] = unique_flops[inverse], unique_bytes[inverse], unique_dtype[inverse]
-    return flops, nbytes, dtype
+    labels = np.empty(len(code_of), dtype=object)
+    labels[:] = list(code_of)
+    return flops, nbytes, dtype, labels
 
 
 # ---------------------------------------------------------------- shape helpers

@@ -47,11 +47,14 @@ _BOUND_LABELS = np.array([b.value for b in Bound], dtype=object)
 CLASS_DTYPE = pd.CategoricalDtype(list(CLASS_ORDER))  # (built once: a dtype checks its categories when made)
 
 
-def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series, matrix: np.ndarray) -> np.ndarray:
+def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series | Coded, matrix: np.ndarray) -> np.ndarray:
     """Peak flop/s per row; computed once per unique (dtype, matrix) pair."""
     if spec is None:
-        return np.full(len(dtype), np.nan)
-    codes, uniques = pd.factorize(dtype if isinstance(dtype, pd.Series) else np.asarray(dtype, dtype=object))
+        return np.full(len(dtype[0]) if isinstance(dtype, Coded) else len(dtype), np.nan)
+    if isinstance(dtype, Coded):  # codes (-1: none) into labels already
+        codes, uniques = dtype
+    else:
+        codes, uniques = pd.factorize(dtype if isinstance(dtype, pd.Series) else np.asarray(dtype, dtype=object))
     labels = [*uniques, "fp32"]  # a null dtype (code -1, the last row) reads as fp32
     matrix = np.asarray(matrix, dtype=bool)
     per_dtype = np.array([[spec.peak_for(d, matrix=False), spec.peak_for(d, matrix=True)] for d in labels], dtype=float)
