@@ -1,4 +1,4 @@
-"""profkit import without orjson (as in CI): windows decoded at once by the standard library, same values;
+"""profkit import without orjson (its fallback): windows decoded at once by the standard library, same values;
 no pandas import, and the import command on the system allocator.
 
 A list per item made the standard-library path ~20x slower than orjson's on
