@@ -170,7 +170,7 @@ def test_lowered_forms_of_the_patterns_match_ascii_names_as_the_patterns_do():
     from profkit.analyzers.classes import _PATTERNS
 
     rng = random.Random(1)
-    lowered_patterns = [(regex, lowered) for regex, _, lowered, _ in _PATTERNS if lowered is not None]
+    lowered_patterns = [(regex, lowered) for regex, _, lowered, *_ in _PATTERNS if lowered is not None]
     assert len(lowered_patterns) >= 8  # the kernel tier's (?i) rules all have one
     words = [w for regex, _ in lowered_patterns for w in _pattern_fragments(regex.pattern[4:])]
     words += ["fb", "gemm", "GEMM", "Fb", "^", "[", "]", "\\", "\n", " ", "<", ">", "::", "x"]
@@ -189,6 +189,51 @@ def test_lowered_forms_of_the_patterns_match_ascii_names_as_the_patterns_do():
             assert plain is None or plain.span() == fast.span()
             matched += plain is not None
     assert matched > 2000  # the names do exercise the patterns
+
+
+def test_the_alternatives_of_the_patterns_match_the_names_the_patterns_match():
+    """classify_name tests an ASCII name with each alternative of a rule alone: a name matches one of
+    them exactly when the whole pattern finds a match in it. Names from the patterns' own words."""
+    import random
+
+    from profkit.analyzers.casefold import alternatives
+    from profkit.analyzers.classes import _PATTERNS
+
+    rng = random.Random(2)
+    words = [w for regex, *_ in _PATTERNS for w in _pattern_fragments(regex.pattern)]
+    words += ["fb", "gemm", "_attn_", "attn_fwd", "Memcpy", "^", "|", "[", "]", "\\", "\n", " ", "::", "_", "x"]
+    names = [rule.example for *_, rule in _PATTERNS]
+    names += ["".join(rng.choice(words) for _ in range(rng.randint(1, 6))) for _ in range(4000)]
+    names += [name.lower() for name in names[:2000]]
+    split = matched = 0
+    for regex, ascii_regex, lowered, ascii_test, _ in _PATTERNS:
+        assert ascii_test == alternatives(lowered or ascii_regex)
+        split += len(ascii_test) > 1
+        for form in (regex, ascii_regex, lowered):
+            if form is None:
+                continue
+            parts = alternatives(form)
+            for name in names:
+                whole = form.search(name) is not None
+                assert whole == any(part.search(name) for part in parts), (form.pattern, name)
+                matched += whole
+    assert split >= 8 and matched > 3000
+
+
+def test_alternatives_split_at_the_top_level_only():
+    import re
+
+    from profkit.analyzers.casefold import alternatives
+
+    def parts(pattern: str) -> list[str]:
+        return [a.pattern for a in alternatives(re.compile(pattern))]
+
+    assert parts(r"(?<!fb)gemm|^nvjet|(a|b)c|[|]x|\|y") == [r"(?<!fb)gemm", "^nvjet", "(a|b)c", "[|]x", r"\|y"]
+    assert parts("[]|]|q") == ["[]|]", "q"] and parts("[^]|]|q") == ["[^]|]", "q"]
+    assert alternatives(re.compile("(?i)A|b"))[0].search("a")  # a flag group: kept whole
+    for pattern in ("gemm", "(a)|\\1", "(?P<x>a)|(?P=x)", "(?i)A|b", "a(?#c|d)", "(?x)a | b", "(?:a|b)"):
+        assert parts(pattern) == [pattern], pattern
+    assert alternatives(re.compile("a|B", re.ASCII))[1].flags & re.ASCII
 
 
 def test_lowered_form_declines_patterns_whose_meaning_lowering_changes():

@@ -9,6 +9,10 @@ case-dependent parts are letters matches the lowered name exactly where the
 ``(?i)`` one matches the name. ``lowered_form`` derives that pattern, and
 declines (None) any pattern where lowering could change the meaning: escapes
 other than punctuation and ``\\w \\d \\s \\b``, flag groups, ranges in classes.
+
+``alternatives`` splits a pattern into its top-level alternatives, each compiled
+alone: a whole ``a|^b|(?<!x)c`` is tried at every position of the text, but an
+alternative on its own gets ``re``'s literal-prefix scan or its anchor test.
 """
 
 from __future__ import annotations
@@ -63,3 +67,43 @@ def search(regex: re.Pattern, lowered: re.Pattern | None, name: str) -> bool:
     if lowered is not None and name.isascii():
         return lowered.search(name.lower()) is not None
     return regex.search(name) is not None
+
+
+def alternatives(regex: re.Pattern) -> tuple[re.Pattern, ...]:
+    """``regex``'s top-level alternatives, each compiled alone with its flags: ``any(a.search(text) for a
+    in alternatives(regex))`` is ``regex.search(text) is not None`` (which alternative and where aside),
+    several times faster on long names. ``(regex,)`` when it has one alternative, or anything a split
+    could change: flag groups and comments, back-references, conditionals."""
+    key = regex.pattern
+    if not isinstance(key, str) or re.search(r"\\[1-9]|\(\?(?:P=|\()", key) or regex.flags & re.VERBOSE:
+        return (regex,)
+    branches, start, depth, in_class, i = [], 0, 0, False, 0
+    while i < len(key):
+        ch = key[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            i += 1 + (key[i + 1:i + 2] == "^")
+            i += key[i:i + 1] == "]"  # a leading ] is a member
+            continue
+        elif ch == "(":
+            if key[i + 1:i + 2] == "?" and not key.startswith(_PLAIN_GROUPS, i + 2):
+                return (regex,)  # a flag group or a comment
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            branches.append(key[start:i])
+            start = i + 1
+        i += 1
+    branches.append(key[start:])
+    if len(branches) < 2:
+        return (regex,)
+    try:
+        return tuple(re.compile(branch, regex.flags) for branch in branches)
+    except re.error:  # pragma: no cover - every alternative of a valid pattern compiles
+        return (regex,)

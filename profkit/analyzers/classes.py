@@ -31,7 +31,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .casefold import lowered_form
+from .casefold import alternatives, lowered_form
 
 
 class OpClass(str, enum.Enum):
@@ -79,9 +79,11 @@ class Match:
 
 
 _EXACT: dict[str, Rule] = {}
-#: (regex, the same regex for ASCII names, its lowered form or None, rule): op tier, then kernel tier,
-#: each in order. The lowered form (casefold.py) reads a lowercased ASCII name: (?i) is the slow way.
-_PATTERNS: list[tuple[re.Pattern, re.Pattern, re.Pattern | None, Rule]] = []
+#: (regex, the same regex for ASCII names, its lowered form or None, ASCII test, rule): op tier, then
+#: kernel tier, each in order. The lowered form (casefold.py) reads a lowercased ASCII name: (?i) is the
+#: slow way. The ASCII test is the alternatives (casefold.py) of the lowered form, else of the ASCII
+#: regex: whether an ASCII name matches, for a rule that needs no groups.
+_PATTERNS: list[tuple[re.Pattern, re.Pattern, re.Pattern | None, tuple[re.Pattern, ...], Rule]] = []
 
 
 def _add(rule: Rule) -> None:
@@ -96,7 +98,8 @@ def _add(rule: Rule) -> None:
     if _PATTERNS and _tier_rank(_PATTERNS[-1][-1].tier) > _tier_rank(rule.tier):
         raise ValueError("op-name patterns must all come before kernel-name patterns")
     regex = re.compile(rule.key)
-    _PATTERNS.append((regex, _ascii_form(regex), lowered_form(regex), rule))
+    ascii_regex, lowered = _ascii_form(regex), lowered_form(regex)
+    _PATTERNS.append((regex, ascii_regex, lowered, alternatives(lowered or ascii_regex), rule))
     classify_name.cache_clear()
 
 
@@ -156,12 +159,15 @@ def classify_name(name: str) -> Match:
         return Match(rule.op_class, rule.fused, rule.rule_id)
     ascii_name = name.isascii()
     lower_name = name.lower() if ascii_name else None
-    for regex, ascii_regex, lowered, rule in _PATTERNS:
-        if lowered is not None and ascii_name:
-            if lowered.search(lower_name) is None:
-                continue
-            if rule.derive is None:
-                return Match(rule.op_class, rule.fused, rule.rule_id)
+    for regex, ascii_regex, lowered, ascii_test, rule in _PATTERNS:
+        if ascii_name and rule.derive is None:  # a yes or no: each alternative alone is the fast way
+            text = lower_name if lowered is not None else name
+            for alternative in ascii_test:
+                if alternative.search(text) is not None:
+                    return Match(rule.op_class, rule.fused, rule.rule_id)
+            continue
+        if lowered is not None and ascii_name and lowered.search(lower_name) is None:
+            continue
         found = (ascii_regex if ascii_name else regex).search(name)  # (the groups of the name itself)
         if found is None:
             continue
