@@ -136,7 +136,7 @@ _THREADED_ROWS = 1_000_000
 def load(path: str | os.PathLike) -> Trace:
     """Read one trace file; raise TraceFormatError with a one-line reason if it is not one."""
     path = Path(path)
-    with _open(path) as parquet:
+    with _open(path, whole=True) as parquet:  # (a file too big to hold twice is read from disk)
         metadata = _decode_metadata(path, parquet.schema_arrow.metadata)
         try:
             table = parquet.read(use_threads=parquet.metadata.num_rows >= _THREADED_ROWS)
@@ -208,14 +208,21 @@ def _read_schema(path: Path) -> pa.Schema:
         return parquet.schema_arrow
 
 
-def _open(path: Path) -> pq.ParquetFile:
-    """The file, its footer read (one open for the schema and the data)."""
+#: Files up to this size are read whole into memory by ``load`` (the decoded table is several times bigger).
+_WHOLE_BYTES = 256 << 20
+
+
+def _open(path: Path, whole: bool = False) -> pq.ParquetFile:
+    """The file, its footer read (one open for the schema and the data). ``whole``: the bytes of a file
+    up to _WHOLE_BYTES read at once and parsed in memory, for a caller that reads every column (no
+    filesystem lookup, no read per column chunk: ~1 ms less on the first load of a process)."""
     if not path.exists():
         raise TraceFormatError(f"{path}: no such file")
     if path.is_dir():
         raise TraceFormatError(f"{path}: is a folder, not a trace file")
     try:
-        return pq.ParquetFile(path)
+        in_memory = whole and path.stat().st_size <= _WHOLE_BYTES
+        return pq.ParquetFile(pa.BufferReader(path.read_bytes()) if in_memory else path)
     except (pa.ArrowException, OSError) as exc:
         raise TraceFormatError(f"{path}: not a Parquet file or truncated ({_first_line(exc)})") from None
 
