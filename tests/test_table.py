@@ -133,3 +133,31 @@ def test_idle_name_causes_with_one_search_equal_the_four_tests():
     names += list(label_codes(trace.events["name"])[1])
     assert [idle._name_causes(n) for n in names] == [slow(n) for n in names]
     assert idle._name_causes("cudaMemcpy") == idle._SYNCHRONIZATION and idle._name_causes("aten::linear") == 0
+
+
+def test_idle_label_causes_over_joined_names_equal_name_causes_per_name():
+    """_label_causes searches the used names joined into one text: the bits _name_causes gives each used
+    name, 0 for the others and for a null code; names with a newline or non-ASCII take the per-name way."""
+    import random
+
+    from profkit.analyzers import idle
+
+    words = ["cuda", "Memcpy", "2D", "ToSymbol", "cuMemcpyDtoH", "_v2", "aten::item", "aten::", "item",
+             "Synchronize", "Launch", "Kernel", "DataLoader", "__next__", "_next_data", "StreamWaitEvent", "hip", "x",
+             " ", "::", "_"]
+    rng = random.Random(3)
+    names = ["cudaMemcpy", "aten::item", "cudaLaunchKernel", "", "CUDAMEMCPY", "xcudaMemcpy", "cudaMemcpyx"]
+    names += ["".join(rng.choice(words) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
+    names += list(label_codes(profkit.load(SAMPLE).events["name"])[1])
+    texts = np.array(list(dict.fromkeys(names)), dtype=object)
+    want = np.array([idle._name_causes(t) for t in texts] + [0])
+    for extra in ([], ["cudaMemcpy\n"], ["größe launch"]):  # the joined way, then the two per-name fallbacks
+        labels = np.append(texts, np.array(extra, dtype=object))
+        used = np.flatnonzero(np.arange(len(labels)) % 3 != 1)
+        got = idle._label_causes(labels, used)
+        expect = np.append(np.array([idle._name_causes(t) for t in labels]), 0)
+        unused = np.ones(len(labels) + 1, bool)
+        unused[used] = False
+        expect[unused] = 0
+        np.testing.assert_array_equal(got, expect)
+    assert (want > 0).sum() > 300 and idle._label_causes(texts, np.zeros(0, np.int64)).sum() == 0

@@ -55,15 +55,18 @@ def label_table(labels: Labels, test: Callable[[str], Any], null: Any = False, d
     codes, texts = labels
     values = np.empty(len(texts) + 1, dtype=dtype)
     values[:] = null
-    if rows is None:
-        used = range(len(texts))
-    else:  # the codes those rows use, in code order (marking is O(n); np.unique would sort)
-        marked = np.zeros(len(texts) + 1, dtype=bool)
-        marked[codes[rows]] = True  # code -1 marks the trailing slot, which is never tested
-        used = np.flatnonzero(marked[:-1])
-    for i in used:
+    for i in range(len(texts)) if rows is None else used_labels(labels, rows):
         values[i] = test(texts[i])
     return values[codes]  # code -1 picks the trailing null value
+
+
+def used_labels(labels: Labels, rows: np.ndarray) -> np.ndarray:
+    """The codes the ``rows`` (a boolean mask) use, in code order, nulls left out (marking is O(n);
+    np.unique would sort)."""
+    codes, texts = labels
+    marked = np.zeros(len(texts) + 1, dtype=bool)
+    marked[codes[rows]] = True  # code -1 marks the trailing slot, left out
+    return np.flatnonzero(marked[:-1])
 
 
 def label_startswith(labels: Labels, prefixes: str | tuple[str, ...]) -> np.ndarray:

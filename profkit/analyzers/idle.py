@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .casefold import lowered_form
-from .columns import id_values, int_values, kind_mask, label_codes, label_table
+from .casefold import alternatives, lowered_form
+from .columns import id_values, int_values, kind_mask, label_codes, used_labels
 from .intervals import intersect_intervals, merge_intervals, subtract_intervals
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -71,6 +71,43 @@ def _name_causes(name: str) -> int:
     return bits
 
 
+#: The unanchored tests' words, lowered (each alternative of their lowered forms, a plain word): found in
+#: the joined names with str.find, a fast scan. None where a test has no such form.
+_WORDS = [a.pattern for regex in _UNANCHORED_LOWERED if regex is not None for a in alternatives(regex)]
+_WORDS = _WORDS if all(_UNANCHORED_LOWERED) and all(re.fullmatch(r"[a-z0-9_]+", w) for w in _WORDS) else None
+#: The whole-name test over "\n" + names joined by newlines + "\n": a name between two newlines.
+_SYNC_LINE = (re.compile(r"\n(?:" + _SYNC_CALL_LOWERED.pattern[1:-1] + r")(?=\n)")
+              if _SYNC_CALL_LOWERED is not None and _SYNC_CALL_LOWERED.pattern.startswith("^")
+              and _SYNC_CALL_LOWERED.pattern.endswith("$") else None)
+
+
+def _label_causes(texts: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """``_name_causes`` of ``texts[used]`` per label (0 for the others, and in a trailing slot for a
+    null code). ASCII names without a newline are lowered and joined into one text, searched once per
+    word: ``_name_causes`` runs only for the few names a word hits, and a whole-name call is a line."""
+    bits = np.zeros(len(texts) + 1, dtype=np.int64)
+    names = texts[used].tolist()
+    joined = "\n".join(names)
+    if (_WORDS is None or _SYNC_LINE is None or not joined.isascii()
+            or joined.count("\n") != len(names) - 1):  # (no names: count 0 != -1)
+        bits[used] = [_name_causes(name) for name in names]
+        return bits
+    joined = joined.lower()
+    lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))  # of each name in ``joined``
+    calls = [m.start() for m in _SYNC_LINE.finditer(f"\n{joined}\n")]  # (its newline: the name's start)
+    bits[used[np.searchsorted(starts, calls, side="right") - 1]] = _SYNCHRONIZATION
+    hits = []
+    for word in _WORDS:
+        at = joined.find(word)
+        while at >= 0:
+            hits.append(at)
+            at = joined.find(word, at + 1)
+    for i in np.unique(np.searchsorted(starts, hits, side="right") - 1).tolist():
+        bits[used[i]] = _name_causes(names[i])
+    return bits
+
+
 def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
     return int((intervals[1] - intervals[0]).sum())
 
@@ -104,7 +141,7 @@ def idle_attribution(events: pd.DataFrame) -> dict:
     host = kind_in(Kind.CPU_OP.value, Kind.RUNTIME.value, Kind.ANNOTATION.value, Kind.PYTHON_FUNCTION.value)
     runtime = kind_in(Kind.RUNTIME.value)
     names = label_codes(events["name"])
-    causes = label_table(names, _name_causes, null=0, dtype=np.int64, rows=host)  # once per unique host name
+    causes = _label_causes(names[1], used_labels(names, host))[names[0]]  # host names only
     cause_rows = {  # each cause's rows
         "synchronization": host & (causes & _SYNCHRONIZATION > 0),
         "data_loading": host & (causes & _DATA_LOADING > 0),
