@@ -228,7 +228,8 @@ def test_alternatives_split_at_the_top_level_only():
     def parts(pattern: str) -> list[str]:
         return [a.pattern for a in alternatives(re.compile(pattern))]
 
-    assert parts(r"(?<!fb)gemm|^nvjet|(a|b)c|[|]x|\|y") == [r"(?<!fb)gemm", "^nvjet", "(a|b)c", "[|]x", r"\|y"]
+    assert parts(r"(?<!fb)gemm|^nvjet|(a|b)c|[|]x|\|y") == [r"gemm(?<!fbgemm)", "^nvjet", "(a|b)c", "[|]x", r"\|y"]
+    assert parts(r"(?<=a_)b\w+|(?<!x)[y]") == [r"b(?<=a_b)\w+", "(?<!x)[y]"]  # (a class: kept as it is)
     assert parts("[]|]|q") == ["[]|]", "q"] and parts("[^]|]|q") == ["[^]|]", "q"]
     assert alternatives(re.compile("(?i)A|b"))[0].search("a")  # a flag group: kept whole
     for pattern in ("gemm", "(a)|\\1", "(?P<x>a)|(?P=x)", "(?i)A|b", "a(?#c|d)", "(?x)a | b", "(?:a|b)"):

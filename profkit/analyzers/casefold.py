@@ -11,8 +11,9 @@ declines (None) any pattern where lowering could change the meaning: escapes
 other than punctuation and ``\\w \\d \\s \\b``, flag groups, ranges in classes.
 
 ``alternatives`` splits a pattern into its top-level alternatives, each compiled
-alone: a whole ``a|^b|(?<!x)c`` is tried at every position of the text, but an
-alternative on its own gets ``re``'s literal-prefix scan or its anchor test.
+alone: a whole ``a|^b|c`` is tried at every position of the text, but an
+alternative on its own gets ``re``'s literal-prefix scan or its anchor test (a
+leading lookbehind moves behind the word it guards, ``(?<!x)c`` -> ``c(?<!xc)``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def search(regex: re.Pattern, lowered: re.Pattern | None, name: str) -> bool:
     return regex.search(name) is not None
 
 
+#: An alternative that opens with a lookbehind on a word, then a word: ``(?<!fb)gemm...``. Written
+#: ``gemm(?<!fbgemm)...`` it matches at the same places (the word is there, so the text before it is
+#: tested just the same), and re scans for the word instead of trying the lookbehind at every position.
+_LOOKBEHIND_FIRST = re.compile(r"^\(\?<([!=])(\w+)\)(\w+)")
+
+
 def alternatives(regex: re.Pattern) -> tuple[re.Pattern, ...]:
     """``regex``'s top-level alternatives, each compiled alone with its flags: ``any(a.search(text) for a
     in alternatives(regex))`` is ``regex.search(text) is not None`` (which alternative and where aside),
@@ -104,6 +111,7 @@ def alternatives(regex: re.Pattern) -> tuple[re.Pattern, ...]:
     if len(branches) < 2:
         return (regex,)
     try:
-        return tuple(re.compile(branch, regex.flags) for branch in branches)
+        return tuple(re.compile(_LOOKBEHIND_FIRST.sub(r"\3(?<\1\2\3)", branch, count=1), regex.flags)
+                     for branch in branches)
     except re.error:  # pragma: no cover - every alternative of a valid pattern compiles
         return (regex,)
