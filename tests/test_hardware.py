@@ -152,3 +152,15 @@ def test_calibrate_command_rejects_a_missing_gpu(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["calibrate", "--device", "cuda"])
     assert result.exit_code == 2 and "use --device cpu" in result.output
     assert not (tmp_path / "calibration.json").exists()
+
+
+def test_match_device_through_compiled_patterns_equals_re_search_row_by_row():
+    import re
+
+    def slow(name):
+        return next((s for s in specs() if any(re.search(p, name, re.IGNORECASE) for p in s.match)), None)
+
+    names = [p for s in specs() for p in s.match] + [s.name for s in specs()] + [s.name.upper() for s in specs()]
+    names += ["NVIDIA H100 80GB HBM3", "AMD Instinct MI300X", "Intel Xeon", "nvidia a100-sxm4-40gb", ""]
+    assert [match_device(n) for n in names] == [slow(n) if n else None for n in names]
+    assert sum(match_device(n) is not None for n in names) > len(specs())
