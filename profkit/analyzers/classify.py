@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name
-from .columns import float_values, int_values, is_kind, label_codes, text_column
+from .columns import float_values, id_values, int_values, is_kind, label_codes, text_column
 from .columns import positions as _positions
 from .cost import cost_codes
 from .hardware import Ceilings, resolve_ceilings
@@ -168,7 +168,8 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
         )
     costed = is_op & ((flops > 0) | (nbytes > 0))
 
-    unit_pos, op_parent_pos = _walk_up(parent_pos, costed, is_op)
+    level = np.where(*id_values(events["depth"])[::-1], -1) if "depth" in events else None
+    unit_pos, op_parent_pos = _walk(parent_pos, costed, is_op, level)
     is_unit = costed & (unit_pos == np.arange(n))
     flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
     nbytes = np.where(is_unit, nbytes, 0.0)
@@ -252,6 +253,31 @@ def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_c
         recorded = np.nan_to_num(float_values(events["bytes"]), nan=0.0, posinf=np.inf, neginf=-np.inf)[dev]
         flops[dev[copies]] = 0.0
         nbytes[dev[copies]] = recorded[copies]
+
+
+def _walk(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray,
+          level: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``_walk_up``'s result, one nesting level at a time from the outermost down when ``level`` (the
+    depth column, -1 unknown) puts every parent above its children: each step reads the parents' final
+    values, and every row is stepped once (the walk up steps each open chain once per level above it:
+    ~29 steps over ~4k rows on the H100 Qwen trace)."""
+    has_parent = parent_pos >= 0
+    rows = np.flatnonzero(has_parent)
+    if level is None or not (level[rows] > level[parent_pos[rows]]).all():
+        return _walk_up(parent_pos, costed, is_op)
+    n = len(parent_pos)
+    unit = np.where(costed, np.arange(n), -1)
+    op_parent = np.full(n, -1, dtype=np.int64)  # of every row here: a chain may pass through other kinds
+    levels = level[rows]
+    if len(rows) and levels.max() < np.iinfo(np.int16).max:  # (a stable sort of 16-bit ints is a radix sort)
+        levels = levels.astype(np.int16)
+    order = rows[np.argsort(levels, kind="stable")]
+    for step in np.split(order, np.flatnonzero(np.diff(level[order])) + 1) if len(order) else ():
+        parent = parent_pos[step]
+        above = unit[parent]
+        unit[step] = np.where(above >= 0, above, unit[step])
+        op_parent[step] = np.where(is_op[parent], parent, op_parent[parent])
+    return np.where(is_op, unit, -1), np.where(is_op, op_parent, -1)  # (costed rows are ops)
 
 
 def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
