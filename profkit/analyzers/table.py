@@ -45,6 +45,24 @@ class Masked(NamedTuple):
     known: np.ndarray
 
 
+class Deferred(NamedTuple):
+    """A column read on first use: ``read()`` returns one of the sources ``EventTable`` reads (a
+    loaded trace's Arrow column, read from the file only when an analyzer asks for it)."""
+
+    read: Callable[[], Any]
+
+
+class _Sources(dict):
+    """The columns by name; a ``Deferred`` one is read on first access and kept."""
+
+    def __getitem__(self, name: str) -> Any:
+        value = dict.__getitem__(self, name)
+        if type(value) is Deferred:
+            value = value.read()
+            self[name] = value
+        return value
+
+
 class Column:
     """One column of an ``EventTable`` (a name and its table: conversions are the table's, cached)."""
 
@@ -88,12 +106,13 @@ class Column:
 class EventTable:
     """Named columns of equal length, converted to numpy once each (see the module docstring).
 
-    ``columns`` maps names to Arrow arrays (one chunk), pandas Series or numpy arrays;
+    ``columns`` maps names to Arrow arrays (one chunk), pandas Series or numpy arrays (or a
+    ``Deferred`` read of one);
     ``frame`` builds the DataFrame of the same rows when a caller asks for it.
     """
 
     def __init__(self, columns: Mapping[str, Any], length: int, frame: Callable[[], Any] | None = None):
-        self._source = dict(columns)
+        self._source = _Sources(columns)
         self._length = length
         self._frame_of = frame
         self._frame = None

@@ -11,15 +11,20 @@ loaded trace is read from its Arrow columns without building pandas' table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ..analyzers.table import EventTable
+from ..analyzers.table import Deferred, EventTable
 from ..trace.io import Trace
 
 _ID_COLUMNS = ("event_id", "parent_id", "op_id", "launch_id")
+#: Columns of a trace file no report section reads: a loaded trace's other columns are read at once
+#: when the report starts, these only if an analyzer asks (tests/test_report_columns.py keeps the list true).
+UNREAD_COLUMNS = ("device_type", "device_index", "stream", "process_id", "thread_id", "correlation_id", "launch_id",
+                  "value")
 
 
 @dataclass
@@ -56,11 +61,12 @@ class ReportContext:
         return self._cache[key]
 
     def _table(self) -> EventTable:
-        arrow = self.traces[0].arrow if len(self.traces) == 1 else None
-        if arrow is not None and all(column.num_chunks == 1 for column in arrow.columns):
-            trace = self.traces[0]
-            rank = np.full(arrow.num_rows, trace.rank, dtype=np.int32)
-            return EventTable.from_arrow(arrow, frame=lambda: self.events, rank=rank)
+        trace = self.traces[0] if len(self.traces) == 1 else None
+        if trace is not None and trace.one_chunk:  # a loaded trace: its columns read as the analyzers ask
+            trace.prefetch(name for name in trace.column_names if name not in UNREAD_COLUMNS)
+            columns: dict[str, Any] = {name: Deferred(partial(trace.chunk, name)) for name in trace.column_names}
+            columns["rank"] = np.full(trace.num_rows, trace.rank, dtype=np.int32)
+            return EventTable(columns, trace.num_rows, frame=lambda: self.events)
         return EventTable.from_frame(self.events)
 
     def _combine(self) -> pd.DataFrame:
