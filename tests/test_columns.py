@@ -42,3 +42,17 @@ def test_label_startswith_is_the_anchored_regex_on_every_row():
         regex = re.compile("|".join("^" + re.escape(p) for p in ((prefixes,) if isinstance(prefixes, str) else prefixes)))
         want = [bool(regex.match(n if isinstance(n, str) else "")) for n in names]
         assert label_startswith(label_codes(names), prefixes).tolist() == want
+
+
+def test_label_startswith_on_str_subclasses_and_objects_that_are_no_str():
+    class Name(str):
+        pass
+
+    class Prefixed:  # no str, with its own startswith: the generator way
+        def startswith(self, prefixes):
+            return True
+
+    labels = np.array(["ab", Name("ax"), "b", "", Prefixed()], dtype=object)
+    codes = np.array([0, 1, -1, 2, 3, 4])
+    assert label_startswith((codes, labels), "a").tolist() == [True, True, False, False, False, True]
+    assert label_startswith((codes[:5], labels[:4]), ("b", "")).tolist() == [True] * 5  # "" starts every text

@@ -9,6 +9,7 @@ tables; the analyzers' own results stay pandas.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any, Callable
 
 import numpy as np
@@ -75,7 +76,11 @@ def label_startswith(labels: Labels, prefixes: str | tuple[str, ...]) -> np.ndar
     ``str.startswith`` once per unique text: a fixed prefix needs no regular expression.
     """
     codes, texts = labels
-    hit = np.fromiter((text.startswith(prefixes) for text in texts), dtype=bool, count=len(texts))
+    texts = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
+    try:  # str.startswith mapped in C: no generator step per label
+        hit = np.fromiter(map(str.startswith, texts, repeat(prefixes, len(texts))), dtype=bool, count=len(texts))
+    except TypeError:  # a label that is no str: its own startswith
+        hit = np.fromiter((text.startswith(prefixes) for text in texts), dtype=bool, count=len(texts))
     return np.append(hit, "".startswith(prefixes))[codes]
 
 
