@@ -67,3 +67,19 @@ def test_reduceat_and_kahan_differ_so_the_choice_matters():
     assert frame.assign(w=np.nan).groupby("key")[["v", "w"]].sum()["v"].iloc[0] == 3.0  # w: a block of its own
     one_block = pd.DataFrame(np.array([values, [np.nan] * len(values)]).T, columns=["v", "w"]).assign(key=0)
     assert one_block.groupby("key")[["v", "w"]].sum()["v"].iloc[0] == 6.0
+
+
+def test_group_ids_of_text_keys_number_groups_as_factorize_sorts_them():
+    from profkit.analyzers.group_sums import _sorted_codes, group_ids
+
+    rng = np.random.default_rng(7)
+    words = np.array(["decode", "prefill", "Décode", "zeta", "Zeta", "a", "", "ß", "日本", "a b", "b"], dtype=object)
+    for _ in range(30):
+        values = words[rng.integers(0, len(words), rng.integers(1, 40))]
+        for key in (pd.Index(values), pd.Series(values), pd.Index(values, dtype="str")):
+            codes, uniques = pd.factorize(key, sort=True, use_na_sentinel=True)
+            got, size = _sorted_codes(key)
+            assert size == len(uniques) and got.tolist() == codes.tolist()
+        mixed = pd.Index(np.append(values, None))  # a null: the factorize way, the null last
+        ids, first = group_ids([mixed])
+        assert ids[-1] == ids.max() and len(first) == len(set(values)) + 1

@@ -36,11 +36,20 @@ def group_ids(keys: list[pd.Series | pd.Categorical]) -> tuple[np.ndarray, np.nd
             categorical = key.array if isinstance(key, pd.Series) else key
             codes, size = categorical.codes.astype(np.int64), len(categorical.categories)
         else:
-            codes, uniques = pd.factorize(key, sort=True, use_na_sentinel=True)
-            codes, size = codes.astype(np.int64), len(uniques)
+            codes, size = _sorted_codes(key)
         combined = combined * (size + 1) + np.where(codes < 0, size, codes)
     _, first, ids = np.unique(combined, return_index=True, return_inverse=True)
     return ids.reshape(-1).astype(np.intp), first
+
+
+def _sorted_codes(key) -> tuple[np.ndarray, int]:
+    """The codes of ``pd.factorize(key, sort=True)`` (-1: null) and the number of values. Text without
+    nulls through np.unique, in the same order (by code point; ~25 us, not factorize's ~200 us)."""
+    if isinstance(key, (pd.Index, pd.Series)) and isinstance(key.dtype, pd.StringDtype) and not key.hasnans:
+        uniques, codes = np.unique(np.asarray(key, dtype=object), return_inverse=True)
+        return codes.reshape(-1).astype(np.int64), len(uniques)
+    codes, uniques = pd.factorize(key, sort=True, use_na_sentinel=True)
+    return codes.astype(np.int64), len(uniques)
 
 
 def float_sums(block: np.ndarray, ids: np.ndarray, ngroups: int) -> tuple[np.ndarray, bool]:
