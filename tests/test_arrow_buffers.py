@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from profkit.trace.arrow_buffers import dictionary, from_numpy, strings, to_arrow, to_numpy, validity
+from profkit.trace.arrow_buffers import dictionary, from_numpy, strings, text_array, to_arrow, to_numpy, validity
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.float32, np.float64, np.bool_])
@@ -65,3 +65,14 @@ def test_validity_and_an_all_null_array_without_data_buffer():
     no_data = AllNullWithoutValues()
     assert to_numpy(no_data, -1).tolist() == [-1, -1, -1]
     assert to_numpy(no_data, -1).dtype == np.int16
+
+
+def test_text_array_builds_what_pa_array_builds():
+    values = ["aten::mm", "", "é\u2603 ünïcode", "x" * 1000, "last"]
+    built = text_array(values)
+    assert built.equals(pa.array(values, pa.string())) and built.null_count == 0
+    # empty texts as nulls: the per-event JSON texts (no JSON value encodes to "")
+    assert text_array(["[1]", "", "{}"], empty_is_null=True).to_pylist() == ["[1]", None, "{}"]
+    assert text_array([]).to_pylist() == []
+    with pytest.raises(TypeError):
+        text_array(["a", None])

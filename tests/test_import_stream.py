@@ -85,19 +85,6 @@ def test_per_event_texts_without_orjson_are_compact_json(monkeypatch):
     }
 
 
-def test_text_array_builds_what_pa_array_builds():
-    import pyarrow as pa
-
-    values = ["aten::mm", "", "é\u2603 ünïcode", "x" * 1000, "last"]
-    built = kineto_events.text_array(values)
-    assert built.equals(pa.array(values, pa.string())) and built.null_count == 0
-    # empty texts as nulls: the per-event JSON texts (no JSON value encodes to "")
-    assert kineto_events.text_array(["[1]", "", "{}"], empty_is_null=True).to_pylist() == ["[1]", None, "{}"]
-    assert kineto_events.text_array([]).to_pylist() == []
-    with pytest.raises(TypeError):
-        kineto_events.text_array(["a", None])
-
-
 def test_importing_a_trace_does_not_import_pandas(tmp_path):
     """pyarrow's converters import pandas on first use (~0.2 s, ~35 MB): the importer avoids them."""
     import subprocess

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import TraceImportError
+from ..trace.arrow_buffers import text_array
 from .json_stream import JsonStream, iter_members
 
 #: Kineto argument name -> key in the row's ``extra`` JSON ("" drops it). Unlisted names are kept as they are.
@@ -296,34 +297,6 @@ def _strings(values: list, none: str) -> pa.Array:
         return text_array(values)
     except TypeError:  # a number, list or None among the strings
         return text_array([none if v is None else v if type(v) is str else str(v) for v in values])
-
-
-def text_array(values: list, *, empty_is_null: bool = False) -> pa.Array:
-    """``str`` values as an Arrow string array, built from its buffers.
-
-    Not ``pa.array``: its pandas shim imports pandas on first use (measured:
-    0.45 s and 35 MB more for ``profkit import`` of a rank file). Raises
-    TypeError if some value is not a str (a number, None...).
-    """
-    n = len(values)
-    joined = "".join(values)
-    data = joined.encode()
-    if len(data) == len(joined):  # ASCII: one byte per character
-        lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    else:
-        lengths = np.fromiter((len(value.encode()) for value in values), dtype=np.int64, count=n)
-    if len(data) >= 2**31:  # pragma: no cover - a window is a few hundred KB
-        raise TraceImportError("a window of texts beyond 2 GiB")
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    nulls = 0
-    if empty_is_null:
-        valid = lengths > 0
-        nulls = n - int(np.count_nonzero(valid))
-        if nulls:
-            buffers[0] = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(pa.string(), n, buffers, null_count=nulls)
 
 
 def floats(values: list) -> np.ndarray:

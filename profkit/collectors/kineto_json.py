@@ -32,12 +32,12 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import TraceImportError, UsageError
-from ..trace.arrow_buffers import dictionary, from_numpy, to_numpy, validity
+from ..trace.arrow_buffers import dictionary, from_numpy, text_array, to_numpy, validity
 from ..trace.build import build_events
 from ..trace.io import write_trace
 from ..trace.schema import GPU_KINDS, Kind
 from . import CHROME_TRACE_SUFFIXES
-from .kineto_events import Collected, dumps, floats, read_document, text_array
+from .kineto_events import Collected, dumps, floats, read_document
 from .kineto_meta import file_metadata, int_or_none
 
 #: Chrome-trace category (lower-cased) -> event kind; anything else is ``other``.

@@ -70,7 +70,7 @@ def _numbers(values, dtype) -> pa.Array:
 
 def dictionary(codes: np.ndarray, values: list[str]) -> pa.DictionaryArray:
     """A dictionary array from its int codes and its (few) string values."""
-    return pa.DictionaryArray.from_arrays(from_numpy(np.asarray(codes, dtype=np.int32)), _string_values(values))
+    return pa.DictionaryArray.from_arrays(from_numpy(np.asarray(codes, dtype=np.int32)), text_array(values))
 
 
 def strings(values: Sequence[str | None]) -> pa.DictionaryArray:
@@ -86,14 +86,29 @@ def strings(values: Sequence[str | None]) -> pa.DictionaryArray:
         distinct.remove(None)
     else:
         valid = None
-    return pa.DictionaryArray.from_arrays(from_numpy(codes, valid), _string_values(distinct))
+    return pa.DictionaryArray.from_arrays(from_numpy(codes, valid), text_array(distinct))
 
 
-def _string_values(values: list[str]) -> pa.Array:
-    encoded = [value.encode() for value in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)  # a dictionary's values stay far below 2 GiB
-    np.cumsum([len(item) for item in encoded], out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+def text_array(values: Sequence[str], *, empty_is_null: bool = False) -> pa.Array:
+    """``str`` values as an Arrow string array, built from its buffers (``empty_is_null``: "" -> null).
+
+    Raises TypeError if some value is not a str (a number, None...).
+    """
+    n = len(values)
+    joined = "".join(values)
+    data = joined.encode()
+    if len(data) == len(joined):  # ASCII: one byte per character
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    else:
+        lengths = np.fromiter((len(value.encode()) for value in values), dtype=np.int64, count=n)
+    if len(data) >= 2**31:  # pragma: no cover - callers pass windows and dictionaries, far smaller
+        raise ValueError("texts beyond 2 GiB in one string array")
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    valid = lengths > 0 if empty_is_null else None
+    nulls = 0 if valid is None else n - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(pa.string(), n, [_bits(valid) if nulls else None, pa.py_buffer(offsets),
+                                                  pa.py_buffer(data)], null_count=nulls)
 
 
 def to_numpy(column: pa.Array | pa.ChunkedArray, missing) -> np.ndarray:
