@@ -291,6 +291,6 @@ def _ids(source) -> tuple[np.ndarray, np.ndarray]:
 def _float_values(source) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return source.astype(np.float64)
-    import pandas as pd
+    from .columns import float_values
 
-    return pd.to_numeric(source, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return float_values(source)

@@ -123,8 +123,8 @@ def become_subreaper() -> bool:
 
 def await_finalizers(run_dir: Path, timeout_s: float = 600.0) -> list[int]:
     """Wait for the copies named in ``run_dir`` to finish; returns the pids still running at the timeout."""
-    pids = sorted(int(p.name[len(_FINALIZER_PREFIX):]) for p in run_dir.glob(f"{_FINALIZER_PREFIX}*")
-                  if p.name[len(_FINALIZER_PREFIX):].isdigit())
+    named = (marker.name[len(_FINALIZER_PREFIX):] for marker in run_dir.glob(f"{_FINALIZER_PREFIX}*"))
+    pids = sorted(int(pid) for pid in named if pid.isdigit())
     deadline = time.monotonic() + timeout_s
     left = []
     for pid in pids:
