@@ -14,7 +14,8 @@ import torch
 
 from conftest import run_profkit
 from profkit.collectors.profiler import KinetoProfiler
-from profkit.collectors.torch_events import _input_signature, _shapes_and_dtypes, extract_events
+from profkit.collectors.torch_events import (_derived_activity_types, _input_signature, _shapes_and_dtypes,
+                                             extract_events)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,103 @@ def _plain(column):
     if hasattr(column, "to_pylist"):
         return column.to_pylist()
     return column.tolist() if isinstance(column, np.ndarray) else list(column)
+
+
+def test_activity_types_derived_for_older_torch_agree_with_torch():
+    """torch 2.11 events have no activity_type(): the derived types must be what 2.13 reports."""
+    profiler = KinetoProfiler(record_shapes=True)
+    profiler.start()
+    with torch.profiler.record_function("## region ##"):
+        torch.nn.functional.gelu(torch.randn(4, 8) @ torch.randn(8, 2))
+    events = profiler.stop().events()
+    if not hasattr(events[0], "activity_type"):
+        pytest.skip("this torch has no activity_type() to compare with")
+    derived = _derived_activity_types(events)
+    assert derived == [event.activity_type() for event in events]
+    assert {"cpu_op", "user_annotation"} <= set(derived)
+
+
+class _OldTorchEvent:
+    """A torch 2.11 _KinetoEvent as far as extraction reads it: no activity_type(), no trace_activities()."""
+
+    def __init__(self, name, device, *, annotation=False, correlation=0, linked=0, stream=7, nbytes=0, metadata=""):
+        self._name, self._device, self._annotation = name, device, annotation
+        self._correlation, self._linked, self._stream, self._nbytes = correlation, linked, stream, nbytes
+        self._metadata = metadata
+
+    def name(self):
+        return self._name
+
+    def device_type(self):
+        return getattr(torch._C._autograd.DeviceType, self._device)
+
+    def is_user_annotation(self):
+        return self._annotation
+
+    def is_python_function(self):
+        return False
+
+    def start_ns(self):
+        return 1_000
+
+    def duration_ns(self):
+        return 10
+
+    def device_resource_id(self):
+        return self._stream
+
+    def correlation_id(self):
+        return self._correlation
+
+    def device_index(self):
+        return 0
+
+    def linked_correlation_id(self):
+        return self._linked
+
+    def nbytes(self):
+        return self._nbytes
+
+    def metadata_json(self):
+        return self._metadata
+
+    def shapes(self):
+        return [[2, 3]]
+
+    def dtypes(self):
+        return ["float"]
+
+
+def test_old_torch_gpu_events_get_their_kinds():
+    events = [
+        _OldTorchEvent("aten::mm", "CPU"),
+        _OldTorchEvent("cudaLaunchKernel", "CPU", correlation=5),
+        _OldTorchEvent("cuLaunchKernelEx", "CPU", correlation=6),
+        _OldTorchEvent("hipMemcpyAsync", "CPU", correlation=8),
+        _OldTorchEvent("## forward ##", "CPU", annotation=True),
+        _OldTorchEvent("sm90_xmma_gemm_bf16bf16_bf16f32", "CUDA", linked=5),
+        _OldTorchEvent("Memcpy HtoD (Pageable -> Device)", "CUDA", linked=8, nbytes=4096),
+        _OldTorchEvent("Memset (Device)", "CUDA", nbytes=64),
+        _OldTorchEvent("## forward ##", "CUDA", annotation=True),
+        _OldTorchEvent("cudaMallocHost-like name in a kernel", "CUDA"),  # GPU rows are never runtime calls
+        # Seen on an H200 with torch 2.11: an unnamed driver call and CUPTI overhead on the CPU side,
+        # and copies whose nbytes() is 0 while Kineto's metadata has their size.
+        _OldTorchEvent("INVALID", "CPU", correlation=9),
+        _OldTorchEvent("Lazy Function Loading", "CPU", correlation=9),
+        _OldTorchEvent("Memcpy DtoD (Device -> Device)", "CUDA", linked=9,
+                       metadata='"device": 0, "stream": 7, "correlation": 9, "bytes": 2048, "memory bandwidth (GB/s)": 1.2'),
+    ]
+
+    class OldResults:
+        def events(self):
+            return events
+
+    columns = extract_events(OldResults(), use_activities=False)
+    assert _plain(columns["kind"]) == ["cpu_op", "runtime", "runtime", "runtime", "annotation", "kernel", "memcpy",
+                                       "memset", "gpu_annotation", "kernel", "runtime", "other", "memcpy"]
+    assert _plain(columns["bytes"]) == [None] * 6 + [4096, 64, None, None, None, None, 2048]
+    assert _plain(columns["stream"]) == [None] * 5 + [7] * 5 + [None, None, 7]
+    assert _plain(columns["device_type"]) == ["cpu"] * 5 + ["gpu"] * 5 + ["cpu", "cpu", "gpu"]
 
 
 @needs_activities

@@ -53,6 +53,17 @@ SHAPELESS_OPS = frozenset(
 )
 
 
+#: A CUDA or HIP runtime/driver call, by its name (cudaLaunchKernel, cuLaunchKernelEx, hipMemcpyAsync).
+_RUNTIME_CALL = re.compile(r"(?:cuda|cu|hip)[A-Z]")
+
+#: CPU-side names that are no operator when torch's events lack activity_type(): CUPTI's overhead
+#: records (Kineto names them by CUpti_ActivityOverheadKind; seen on an H200 with torch 2.11) and
+#: "INVALID", Kineto's name for a runtime/driver call whose callback id its table does not know.
+_OVERHEAD_NAMES = frozenset({"Driver Compiler", "Buffer Flush", "Instrumentation", "Resource",
+                             "Runtime Triggered Module Loading", "Lazy Function Loading", "Command Buffer Full",
+                             "Activity Buffer Request", "UVM Activity Init"})
+_UNNAMED_RUNTIME_CALL = "INVALID"
+
 #: A memcpy/memset's size in its Kineto metadata.
 _BYTES = re.compile(r'"bytes": (\d+)')
 
@@ -119,8 +130,8 @@ def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | Non
 def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
     events = kineto_results.events()
     columns, rows = _read_common(events, _EVENT_GETTERS)
-    if len(rows.copies) and hasattr(events[0], "nbytes"):  # feature detection: older torch has no nbytes
-        columns["bytes"][rows.copies] = [events[i].nbytes() for i in rows.copies]
+    if len(rows.copies):
+        columns["bytes"][rows.copies] = [_event_bytes(events[i]) for i in rows.copies]
     if with_shapes:
         shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
         for i in _shape_rows(columns["name"], rows.ops):
@@ -130,6 +141,15 @@ def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -
                 shapes[i] = str(event_shapes).replace(" ", "")
                 dtypes[i] = '["' + '","'.join(events[i].dtypes()) + '"]'
     return _finish(columns, rows.gpu, process_id)
+
+
+def _event_bytes(event) -> int:
+    """A copy's size: nbytes() where torch fills it (2.13), else Kineto's metadata (torch 2.11's
+    nbytes() reads 0 for every copy), else unknown (-1)."""
+    nbytes = event.nbytes() if hasattr(event, "nbytes") else 0
+    if nbytes > 0:
+        return nbytes
+    return _metadata_int(event.metadata_json(), _BYTES) if hasattr(event, "metadata_json") else -1
 
 
 class _Rows(NamedTuple):
@@ -151,8 +171,9 @@ def _read_common(items: list, getters: _Getters) -> tuple[dict, _Rows]:
 
     # The kind column as codes over the few distinct activity types: row masks are lookups on those.
     code_of: dict[str, int] = {}
-    type_codes = np.fromiter((code_of.setdefault(t, len(code_of)) for t in each(getters.activity_type)),
-                             dtype=np.int32, count=n)
+    activity_types = (each(getters.activity_type) if not items or hasattr(items[0], getters.activity_type)
+                      else _derived_activity_types(items))  # feature detection: torch 2.11 has no activity_type
+    type_codes = np.fromiter((code_of.setdefault(t, len(code_of)) for t in activity_types), dtype=np.int32, count=n)
     kind_values = [ACTIVITY_KINDS.get(t, Kind.OTHER.value) for t in code_of]
 
     def of_kind(kinds) -> np.ndarray:
@@ -180,6 +201,53 @@ def _read_common(items: list, getters: _Getters) -> tuple[dict, _Rows]:
     rows = _Rows(gpu=is_gpu, copies=np.flatnonzero(of_kind({Kind.MEMCPY.value, Kind.MEMSET.value})),
                  ops=np.flatnonzero(of_kind({Kind.CPU_OP.value})))
     return columns, rows
+
+
+def _derived_activity_types(events: list) -> list[str]:
+    """What ``activity_type()`` would say, for torch whose events lack it (2.11 does).
+
+    From what every such torch has: the device type (CPU rows are ops, annotations, Python
+    functions or runtime calls; GPU rows kernels, copies, fills or GPU annotations), the
+    annotation and Python-function flags where present, and the name, classified once per
+    distinct name: runtime calls by their API prefix, copies and fills by Kineto's own
+    ``Memcpy``/``Memset`` names.
+    """
+    n = len(events)
+    cpu_of: dict = {}  # DeviceType -> is CPU; a handful of distinct values
+
+    def is_cpu_type(device_type) -> bool:
+        found = cpu_of.get(device_type)
+        if found is None:
+            found = cpu_of[device_type] = str(getattr(device_type, "name", device_type)).upper().endswith("CPU")
+        return found
+
+    def flag(getter: str) -> np.ndarray:
+        if not hasattr(events[0], getter):
+            return np.zeros(n, dtype=bool)
+        return np.fromiter(map(methodcaller(getter), events), dtype=bool, count=n)
+
+    is_cpu = np.fromiter((is_cpu_type(t) for t in map(methodcaller("device_type"), events)), dtype=bool, count=n)
+    names = list(map(methodcaller("name"), events))
+    by_name = {name: _type_by_name(name) for name in set(names)}
+    named = np.array([by_name[name] for name in names], dtype=object)
+    cpu_named = (named == "cuda_runtime") | (named == "overhead")
+    types = np.where(is_cpu, np.where(cpu_named, named, "cpu_op"),
+                     np.where((named == "gpu_memcpy") | (named == "gpu_memset"), named, "kernel")).astype(object)
+    annotation = flag("is_user_annotation")
+    types[annotation] = np.where(is_cpu[annotation], "user_annotation", "gpu_user_annotation")
+    types[flag("is_python_function") & is_cpu] = "python_function"
+    return types.tolist()
+
+
+def _type_by_name(name: str) -> str:
+    """The activity type a name implies ("" where only the device type can tell)."""
+    if _RUNTIME_CALL.match(name) or name == _UNNAMED_RUNTIME_CALL:
+        return "cuda_runtime"
+    if name in _OVERHEAD_NAMES:
+        return "overhead"
+    if name.startswith("Memcpy"):
+        return "gpu_memcpy"
+    return "gpu_memset" if name.startswith("Memset") else ""
 
 
 def _shape_rows(names: list[str], op_rows: np.ndarray) -> list[int]:
