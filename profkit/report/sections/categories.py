@@ -128,10 +128,14 @@ _GENERIC_PARTS = {"gpu_kernel_impl", "gpu_kernel_impl_nocast", "elementwise_kern
 _PART = re.compile(r"\w*(?:Functor\w*|Ops|_kernel_cuda|_kernel_impl|_kernel)\b")
 
 
+#: A SFINAE return type before the function (cuBLAS's gemv kernels): "std::enable_if<!(false), void>::type ".
+_ENABLE_IF_RETURN = re.compile(r"^std::enable_if<[^>]*>::type ")
+
+
 def short_kernel_name(name: str, width: int = 34) -> str:
     """Display form of a C++ kernel name: the function without namespaces, templates and
     arguments, plus the functor it runs when that is what tells kernels apart."""
-    text = name[5:] if name.startswith("void ") else name
+    text = name[5:] if name.startswith("void ") else _ENABLE_IF_RETURN.sub("", name, count=1)
     text = text.replace("at::native::", "").replace("(anonymous namespace)::", "")
     head = re.split(r"[<(]", text, maxsplit=1)[0].strip()
     inner = text[len(head):]
@@ -180,13 +184,14 @@ def _render_roofline(data: dict, console) -> None:
         what = "GPU kernels" if data["device"] == "gpu" else "CPU ops (units of work)"
         table = Table(title=f"Top {what} by class and bound", title_justify="left", box=box.SIMPLE_HEAD,
                       pad_edge=False)
-        widths = {"name": None, "class": 14, "share": 7, "flop/B": 6, "bound": 7}
+        widths = {"name": max(30, min(70, console.width - 50)), "class": 14, "share": 7, "flop/B": 6, "bound": 7}
         for column, width in widths.items():
+            # Fixed widths that fit 80 columns: rich otherwise cuts the last column ("latenc").
             table.add_column(column, justify="left" if column in ("name", "class", "bound") else "right",
-                             no_wrap=True, overflow="ellipsis", min_width=width)
+                             no_wrap=True, overflow="ellipsis", min_width=width, max_width=width)
         for row in data["top"]:
             label = row["category"] + ("*" if row["fused"] else "")
-            table.add_row(short_kernel_name(row["name"]), label, fmt_share(row["time_share"]),
+            table.add_row(short_kernel_name(row["name"], widths["name"]), label, fmt_share(row["time_share"]),
                           _fmt_ai(row["arithmetic_intensity"]), row["bound"])
         console.print(table)
         if any(row["fused"] for row in data["top"]):
