@@ -1,8 +1,8 @@
 """Recording overhead, side by side in one run: no profiler vs torch.profiler + Chrome export vs profkit record.
 
-    python benchmarks/bench_record.py [--steps 20] [--new-tokens 32] [--repeat 3]
+    python benchmarks/bench_record.py [--steps 20] [--new-tokens 32] [--repeat 3] [--device cpu|cuda]
 
-Two workloads (benchmarks/workload.py, the bundled tiny transformer on the CPU):
+Two workloads (benchmarks/workload.py, the bundled tiny transformer, on the CPU unless --device cuda):
 - training: --steps training steps, then a --new-tokens generation;
 - inference: generation only (--inference-tokens tokens), a program that never builds an optimizer.
   torch.profiler's start imports TorchInductor (1-2 s) and profkit's does not; a training program
@@ -107,13 +107,14 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--inference-tokens", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the workload runs")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     workloads = {
-        f"training: tiny transformer, {args.steps} steps + {args.new_tokens}-token generation, CPU":
-            ["--steps", str(args.steps), "--new-tokens", str(args.new_tokens)],
-        f"inference: tiny transformer, {args.inference_tokens}-token generation only, CPU":
-            ["--steps", "0", "--new-tokens", str(args.inference_tokens)],
+        f"training: tiny transformer, {args.steps} steps + {args.new_tokens}-token generation, {args.device}":
+            ["--steps", str(args.steps), "--new-tokens", str(args.new_tokens), "--device", args.device],
+        f"inference: tiny transformer, {args.inference_tokens}-token generation only, {args.device}":
+            ["--steps", "0", "--new-tokens", str(args.inference_tokens), "--device", args.device],
     }
     results = {}
     for title, workload_args in workloads.items():

@@ -1,7 +1,9 @@
 """GPU workloads for benchmarks/gpu_check.py (run under `profkit record`).
 
---mode power: 3 s idle, then 5 s of large bf16 matmuls (power must rise; the energy
-counter and integrated power must agree over the whole run).
+--mode power: 3 s idle, 5 s of large bf16 matmuls (compute-bound, as a prefill), then 3 s of
+bf16 matrix-vector products over 512 MiB of weights (memory-bound, as a decode step): power must
+rise under load, more for the compute-bound phase (Splitwise's finding), and the energy counter
+and integrated power must agree over the whole run.
 --mode gpm: a large device-to-device copy phase, then a large bf16 matmul phase, each marked
 with profkit.phase so the check can read GPM metrics per phase.
 """
@@ -37,6 +39,11 @@ def main() -> None:
             time.sleep(3)
         with profkit.phase("matmul"):
             busy_for(5, lambda: a @ b)
+        weights = torch.randn(8192, 32768, device=device, dtype=torch.bfloat16)
+        tokens = torch.randn(8, 8192, device=device, dtype=torch.bfloat16)
+        torch.cuda.synchronize()
+        with profkit.phase("gemv"):
+            busy_for(3, lambda: tokens @ weights)
     else:
         src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)
         dst = torch.empty_like(src)
