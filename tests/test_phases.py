@@ -508,3 +508,25 @@ def test_reindexed_is_what_a_reindex_gives(values, wanted):
     got = _reindexed(table["v"], np.array([at.get(w, -1) for w in wanted]))
     assert pd.Series(got).dtype == pd.Series(np.asarray(reference.array)).dtype
     assert pd.Series(got).equals(pd.Series(np.asarray(reference.array)))
+
+
+@pytest.mark.parametrize("window, part, steps", [
+    ([0, 0, 1, 1], [0, 1, 0, 1], 2),  # every step ran forward and backward, no optimizer
+    ([0, 0, 1], [0, 1, 0], 2),  # step 1 ran no backward
+    ([0, 0, 1], [0, 1, 0], 3),  # step 2 ran nothing
+    ([0, 1], [0, 0], 2),  # only forward
+    ([], [], 2),  # no work at all
+])
+def test_part_times_are_the_pandas_step_by_part_table(window, part, steps):
+    """Per step and part the summed device time, typed as the groupby-unstack table it replaced types it
+    (int64 only where no cell was filled in): the JSON of the step list keeps its ints."""
+    from profkit.analyzers.training import _part_times
+
+    window, part = np.array(window, np.int64), np.array(part, np.int64)
+    time_ns = np.arange(1, len(window) + 1, dtype=np.int64) * 10
+    work = pd.DataFrame({"window": window, "part": part, "time_ns": time_ns})
+    table = work.groupby(["window", "part"])["time_ns"].sum().unstack("part").reindex(columns=range(3)).fillna(0)
+    for got, k in zip(_part_times(window, part, time_ns, steps), range(3)):
+        want = table[k].reindex(range(steps)).fillna(0).to_numpy()
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

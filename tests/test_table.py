@@ -80,6 +80,29 @@ def test_nulls_refuse_an_integer_read():
     np.testing.assert_array_equal(table["x"].to_numpy(), [1.0, np.nan, 3.0])
 
 
+def test_take_reads_as_the_frames_rows(trace):
+    """``take`` of row positions: every column reads as the same rows of the DataFrame (text, ids and
+    their nulls, floats), also for a table of numpy sources and for a take of a take."""
+    events = trace.events
+    at = np.array([5, 0, 3, 3, len(events) - 1, 17])
+    rows = events.iloc[at]
+    for table in _tables(trace):
+        for taken, want in ((table.take(at), rows), (table.take(np.arange(len(table))).take(at), rows)):
+            assert len(taken) == len(at) and taken.columns == table.columns
+            for name in ("kind", "name", "input_shapes"):
+                codes, labels = label_codes(taken[name])
+                assert list(np.append(labels, None)[codes]) == [v if isinstance(v, str) else None for v in want[name]]
+            for name in ("event_id", "parent_id", "duration_ns", "device_index"):
+                values, known = id_values(taken[name])
+                want_values, want_known = id_values(want[name])
+                assert (known == want_known).all() and (values == want_values).all()
+            np.testing.assert_array_equal(float_values(taken["value"]), want["value"].to_numpy(np.float64))
+        assert table.take(at)["device_index"].to_numpy().dtype == np.int16
+    numpy_table = EventTable({"x": np.array([1.5, 2.5, 3.5]), "flag": np.array([True, False, True])}, 3)
+    np.testing.assert_array_equal(numpy_table.take([2, 0])["x"].to_numpy(), [3.5, 1.5])
+    assert numpy_table.take(np.zeros(0, np.int64)).empty
+
+
 def test_frame_of_hands_out_the_frame(trace):
     table, from_frame = _tables(trace)
     assert frame_of(table) is trace.events and frame_of(from_frame) is trace.events

@@ -51,10 +51,10 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .classes import OpClass
 from .columns import is_kind, label_codes, label_startswith
 from .hardware import Ceilings
-from .intervals import merge_intervals, overlap_ns
+from .intervals import merge_intervals
+from .percentiles import PERCENTILES, percentiles  # noqa: F401  (re-exported: the report's sections use them)
 from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, WINDOW_COLUMNS: re-exported)
     _BACKWARD,
     DECODE,
@@ -68,7 +68,6 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     _ancestor_value,
     _positions,
     _ranks,
-    _token_shape,
     assign_to_windows,
     engine_parser,
     parse_engine_step,
@@ -76,10 +75,8 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     window_columns,
 )
 from .roofline import aggregate_labelled
-from .table import frame_of
+from .training import PARTS, step_table, training_summary  # noqa: F401  (PARTS: re-exported)
 
-PARTS = ("forward", "backward", "optimizer")
-PERCENTILES = (50, 90, 99)
 _OPTIMIZER = ("Optimizer.step#", "Optimizer.zero_grad#")  # name prefixes
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 
@@ -244,7 +241,7 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     phases, classes = _phase_table(windows, rows, labelled, ceilings, tracks)
     generations = generation_columns(windows)
     inference = inference_summary(windows, generations)
-    steps, dtype = _step_table(windows, rows, anchors, events)
+    steps, dtype = step_table(windows, rows, anchors, events)
     training = training_summary(steps, dtype, ceilings, events, notes)
     if ceilings.primary is None:
         notes.append("no roofline for this device: phase bounds are unknown (pass --hardware NAME)")
@@ -482,13 +479,6 @@ def _link_generations(windows: pd.DataFrame | Windows) -> pd.DataFrame | Windows
     return windows
 
 
-def percentiles(values) -> dict[str, float | None]:
-    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(values) == 0:
-        return {f"p{p}": None for p in PERCENTILES}
-    return {f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}
-
-
 def inference_summary(windows: pd.DataFrame | Windows, generations: pd.DataFrame | dict | None) -> dict | None:
     """Splitwise's metrics over the whole trace; None without prefill/decode passes. ``generations``:
     ``generation_table`` (or ``generation_columns``)."""
@@ -556,143 +546,3 @@ def _label_training_steps(windows: Windows, anchors: _Anchors) -> Windows:
     phase = phase.copy()
     phase[trained] = TRAIN_STEP
     return {**windows, "phase": phase}
-
-
-def _step_table(windows: Windows, rows: pd.DataFrame, anchors: _Anchors,
-                events: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
-    """One row per training step (None: no steps), and the dtype of most of its contraction flop."""
-    if not (_col(windows, "phase", object) == TRAIN_STEP).any():
-        return None, None
-    windows = pd.DataFrame(windows)
-    steps = windows[windows["phase"] == TRAIN_STEP]
-    rows = frame_of(rows)
-    pos = assign_to_windows(anchors.t_ns, anchors.rank, steps)
-    hit = np.flatnonzero(pos >= 0)
-    inside = rows.iloc[hit].assign(window=steps.index.to_numpy()[pos[hit]], part=anchors.part[hit])
-    work = inside[inside["device_work"].to_numpy(bool) & inside["window"].isin(steps.index)]
-    by_part = work.groupby(["window", "part"])["time_ns"].sum().unstack("part").reindex(columns=range(3)).fillna(0)
-    flops = work.groupby("window")["flops"].sum()
-    duration = steps["effective_end_ns"] - steps["start_ns"]
-    busy = _busy_in_windows(rows, steps)
-    table = pd.DataFrame({
-        "step": steps["step"].to_numpy(),
-        "rank": steps["rank"].to_numpy(),
-        "start_ns": steps["start_ns"].to_numpy(),
-        "time_ns": duration.to_numpy(np.int64),
-        "forward_ns": by_part[0].reindex(steps.index).fillna(0).to_numpy(),
-        "backward_ns": by_part[1].reindex(steps.index).fillna(0).to_numpy(),
-        "optimizer_ns": by_part[2].reindex(steps.index).fillna(0).to_numpy(),
-        "device_busy_ns": busy,
-        "host_gap_ns": np.maximum(duration.to_numpy(np.int64) - busy, 0),
-        "flops": flops.reindex(steps.index).fillna(0).to_numpy(),
-    }, index=steps.index)
-    samples, tokens = _step_batches(events, steps)
-    table["samples"] = steps["batch_size"].fillna(pd.Series(samples, index=steps.index)).to_numpy()
-    table["tokens"] = steps["tokens"].fillna(pd.Series(tokens, index=steps.index)).to_numpy()
-    table["achieved_flops_per_s"] = table["flops"] / (table["time_ns"] / 1e9)
-    return table.reset_index(drop=True), _dominant_dtype(work)
-
-
-def _busy_in_windows(rows: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
-    """Device busy time (union of device-work rows) inside each step window."""
-    busy = np.zeros(len(steps), np.int64)
-    work = rows[rows["device_work"].to_numpy(bool)]
-    ranks = _ranks(work)
-    for r in np.unique(steps["rank"].to_numpy()):
-        mine = work[ranks == r]
-        s, e = merge_intervals(mine["start_ns"].to_numpy(np.int64),
-                               (mine["start_ns"] + mine["duration_ns"]).to_numpy(np.int64))
-        sel = steps["rank"].to_numpy() == r
-        busy[sel] = overlap_ns(s, e, steps["start_ns"].to_numpy(np.int64)[sel],
-                               steps["effective_end_ns"].to_numpy(np.int64)[sel])
-    return busy
-
-
-def _step_batches(events: pd.DataFrame, steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Samples and tokens per step from its first embedding lookup ([batch, seq] ids), when there is one."""
-    samples = np.full(len(steps), np.nan)
-    tokens = np.full(len(steps), np.nan)
-    name_codes, name_labels = label_codes(events["name"])
-    embedding = np.append(name_labels == "aten::embedding", False)[name_codes]  # code -1 (null) reads False
-    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & embedding)
-    if not len(ops):
-        return samples, tokens
-    start = events["start_ns"].to_numpy(np.int64)[ops]
-    pos = assign_to_windows(start, _ranks(events)[ops], steps)
-    inside = pos >= 0
-    ops, start, pos = ops[inside], start[inside], pos[inside]
-    order = np.lexsort((start, pos))  # per window by start, ties in row order (lexsort is stable)
-    windows, first = np.unique(pos[order], return_index=True)
-    shape_codes, shape_labels = label_codes(events["input_shapes"])
-    for window, row in zip(windows.tolist(), ops[order][first].tolist()):
-        shape = _token_shape("aten::embedding", shape_labels[shape_codes[row]] if shape_codes[row] >= 0 else None)
-        if shape:
-            samples[window], tokens[window] = shape[0], shape[0] * shape[1]
-    return samples, tokens
-
-
-def _dominant_dtype(work: pd.DataFrame) -> str | None:
-    contraction = work[work["category"].astype(str) == OpClass.CONTRACTION.value]
-    if contraction.empty or contraction["dtype"].isna().all():
-        return None
-    return str(contraction.groupby("dtype")["flops"].sum().idxmax())
-
-
-def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ceilings, events: pd.DataFrame,
-                     notes: list[str]) -> dict | None:
-    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak (None: no steps)."""
-    if steps is None or steps.empty:
-        return None
-    time_s = steps["time_ns"].sum() / 1e9
-    achieved = steps["flops"].sum() / time_s if time_s else None
-
-    def mfu(spec) -> float | None:
-        if spec is None or achieved is None or ceilings.what_if:
-            return None
-        peak = spec.peak_for(dtype, matrix=True)
-        return achieved / peak if peak else None
-
-    if ceilings.what_if:
-        notes.append("MFU not computed: the steps ran on another device than the one analyzed against")
-    spec = ceilings.primary
-    median = float(steps["time_ns"].median())
-    total_ns = float(steps["time_ns"].sum())
-    samples = steps["samples"].sum() if steps["samples"].notna().any() else None
-    tokens = steps["tokens"].sum() if steps["tokens"].notna().any() else None
-    return {
-        "steps": int(len(steps)),
-        "step_time_ns": median,
-        "step_time_percentiles_ns": percentiles(steps["time_ns"]),
-        **{f"{part}_ns": float(steps[f"{part}_ns"].median()) for part in PARTS},
-        **{f"{part}_share": (float(steps[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
-        "host_gap_ns": float(steps["host_gap_ns"].median()),
-        "host_gap_share": float(steps["host_gap_ns"].sum()) / total_ns if total_ns else None,
-        "flops_per_step": float(steps["flops"].median()),
-        "achieved_flops_per_s": achieved,
-        "dtype": dtype,
-        "peak_flops_per_s": spec.peak_for(dtype, matrix=True) if spec is not None else None,
-        "peak_source": _peak_source(spec, ceilings),
-        "mfu": mfu(spec),
-        "mfu_measured": mfu(ceilings.measured) if ceilings.measured is not None and ceilings.measured is not spec else None,
-        "samples_per_s": float(samples) / (total_ns / 1e9) if samples and total_ns else None,
-        "tokens_per_s": float(tokens) / (total_ns / 1e9) if tokens and total_ns else None,
-        "idle": _training_idle(events, steps),
-    }
-
-
-def _peak_source(spec, ceilings: Ceilings) -> str | None:
-    if spec is None:
-        return None
-    kind = "datasheet" if spec is ceilings.datasheet else "measured" if spec.measured else None
-    return f"{spec.name} ({kind})" if kind else spec.name
-
-
-def _training_idle(events: pd.DataFrame, steps: pd.DataFrame) -> dict | None:
-    """Device idle time over the steps' span, by host cause (idle.idle_attribution)."""
-    from .idle import idle_attribution
-
-    start = int(steps["start_ns"].min())
-    end = int((steps["start_ns"] + steps["time_ns"]).max())
-    events = frame_of(events)
-    inside = events[(events["start_ns"] >= start) & (events["start_ns"] < end)]
-    return idle_attribution(inside) if len(inside) else None

@@ -21,6 +21,7 @@ wants to change one copies it.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
@@ -149,6 +150,24 @@ class EventTable:
     @property
     def columns(self) -> list[str]:
         return list(self._source)
+
+    def take(self, at: np.ndarray) -> EventTable:
+        """The rows at positions ``at``, in that order: a table whose columns are taken from this one's
+        numpy forms on first use (text keeps its labels, integers their nulls and type)."""
+        at = np.asarray(at, dtype=np.int64)
+        return EventTable({name: Deferred(partial(self._taken, name, at)) for name in self._source}, len(at))
+
+    def _taken(self, name: str, at: np.ndarray) -> Any:
+        source = self._source[name]
+        if isinstance(source, np.ndarray):
+            return source[at]
+        if self.is_text(name):
+            codes, labels = self.labels(name)
+            return Coded(codes[at], labels)
+        if self.is_integer(name):
+            values, known = self.ids(name)
+            return Masked(values[at].astype(self.integer_dtype(name), copy=False), known[at])
+        return self.floats(name)[at]
 
     @property
     def empty(self) -> bool:

@@ -1,0 +1,203 @@
+"""Training steps: one row per ``train_step`` window, and their summary (median step, forward/backward/
+optimizer split, host gaps, MFU, what the device waited on).
+
+A classified row belongs to the step whose window holds its anchor (phases.py: a CPU op's start, a
+kernel's launching op's start); its training part (0 forward, 1 backward, 2 optimizer) is the anchor's.
+The per-step sums are numpy over the classified table's columns, equal to what pandas' groupby gives
+(group_sums.py); the step table itself is the one DataFrame, a row per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..trace.schema import Kind
+from .classes import OpClass
+from .columns import int_values, is_kind, label_codes
+from .group_sums import float_sums, int_sums
+from .hardware import Ceilings
+from .intervals import merge_intervals, overlap_ns
+from .percentiles import percentiles
+from .phase_windows import TRAIN_STEP, _ranks, _token_shape, assign_to_windows
+from .table import EventTable
+
+PARTS = ("forward", "backward", "optimizer")
+_STEP_WINDOW_COLUMNS = ("step", "rank", "start_ns", "end_ns", "effective_end_ns")
+
+
+def step_table(windows: dict[str, Any], rows, anchors, events) -> tuple[pd.DataFrame | None, str | None]:
+    """One row per training step (None: no steps), and the dtype of most of its contraction flop.
+
+    ``windows``: the phase windows as a dict of columns (with ``effective_end_ns``); ``rows``: the
+    classified table (``EventTable`` or DataFrame); ``anchors``: per classified row its ``t_ns``,
+    ``rank`` and ``part``; ``events``: the trace's events.
+    """
+    at = np.flatnonzero(np.asarray(windows["phase"], dtype=object) == TRAIN_STEP)
+    if not len(at):
+        return None, None
+    steps = {name: np.asarray(windows[name])[at] for name in _STEP_WINDOW_COLUMNS}
+    n = len(at)
+    pos = assign_to_windows(anchors.t_ns, anchors.rank, steps)
+    work = np.flatnonzero((pos >= 0) & rows["device_work"].to_numpy(bool))
+    window = pos[work]
+    part_ns = _part_times(window, anchors.part[work], int_values(rows["time_ns"])[work], n)
+    flops = np.zeros(n)
+    if len(work):
+        present, ids = np.unique(window, return_inverse=True)
+        flops[present] = float_sums(np.asarray(rows["flops"].to_numpy(np.float64))[work][None, :],
+                                    ids.reshape(-1), len(present))[0][0]
+    start = steps["start_ns"].astype(np.int64)
+    duration = steps["effective_end_ns"].astype(np.int64) - start
+    busy = _busy_in_windows(rows, steps)
+    samples, tokens = _step_batches(events, steps)
+    batch = np.asarray(windows["batch_size"], dtype=np.float64)[at]
+    recorded_tokens = np.asarray(windows["tokens"], dtype=np.float64)[at]
+    table = pd.DataFrame({
+        "step": steps["step"],
+        "rank": steps["rank"],
+        "start_ns": steps["start_ns"],
+        "time_ns": duration,
+        **{f"{part}_ns": part_ns[k] for k, part in enumerate(PARTS)},
+        "device_busy_ns": busy,
+        "host_gap_ns": np.maximum(duration - busy, 0),
+        "flops": flops,
+        "samples": np.where(np.isnan(batch), samples, batch),
+        "tokens": np.where(np.isnan(recorded_tokens), tokens, recorded_tokens),
+    })
+    table["achieved_flops_per_s"] = table["flops"] / (table["time_ns"] / 1e9)
+    return table, _dominant_dtype(rows, work)
+
+
+def _part_times(window: np.ndarray, part: np.ndarray, time_ns: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Device time per step of each part (0 forward, 1 backward, 2 optimizer), typed as the pandas
+    table of step x part sums (unstacked, missing cells 0) types them: int64 when every step has
+    work and every step has every part that ran, else float64 (a part that never ran: float zeros)."""
+    key = window * len(PARTS) + part
+    sums = int_sums(time_ns, key, steps * len(PARTS)).reshape(steps, len(PARTS))
+    counts = np.bincount(key, minlength=steps * len(PARTS)).reshape(steps, len(PARTS))
+    ran = counts.sum(axis=0) > 0
+    complete = bool((counts.sum(axis=1) > 0).all() and (counts[:, ran] > 0).all())
+    return [sums[:, k] if complete and ran[k] else sums[:, k].astype(np.float64) for k in range(len(PARTS))]
+
+
+def _busy_in_windows(rows, steps: dict[str, np.ndarray]) -> np.ndarray:
+    """Device busy time (union of device-work rows) inside each step window."""
+    busy = np.zeros(len(steps["start_ns"]), np.int64)
+    work = rows["device_work"].to_numpy(bool)
+    start = int_values(rows["start_ns"])
+    end = start + int_values(rows["duration_ns"])
+    ranks = _ranks(rows)
+    step_rank = steps["rank"].astype(np.int64)
+    for r in np.unique(step_rank):
+        mine = work & (ranks == r)
+        s, e = merge_intervals(start[mine], end[mine])
+        sel = step_rank == r
+        busy[sel] = overlap_ns(s, e, steps["start_ns"].astype(np.int64)[sel],
+                               steps["effective_end_ns"].astype(np.int64)[sel])
+    return busy
+
+
+def _step_batches(events, steps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and tokens per step from its first embedding lookup ([batch, seq] ids), when there is one."""
+    samples = np.full(len(steps["start_ns"]), np.nan)
+    tokens = np.full(len(steps["start_ns"]), np.nan)
+    name_codes, name_labels = label_codes(events["name"])
+    embedding = np.append(name_labels == "aten::embedding", False)[name_codes]  # code -1 (null) reads False
+    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & embedding)
+    if not len(ops):
+        return samples, tokens
+    start = events["start_ns"].to_numpy(np.int64)[ops]
+    pos = assign_to_windows(start, _ranks(events)[ops], steps)
+    inside = pos >= 0
+    ops, start, pos = ops[inside], start[inside], pos[inside]
+    order = np.lexsort((start, pos))  # per window by start, ties in row order (lexsort is stable)
+    windows, first = np.unique(pos[order], return_index=True)
+    shape_codes, shape_labels = label_codes(events["input_shapes"])
+    for window, row in zip(windows.tolist(), ops[order][first].tolist()):
+        shape = _token_shape("aten::embedding", shape_labels[shape_codes[row]] if shape_codes[row] >= 0 else None)
+        if shape:
+            samples[window], tokens[window] = shape[0], shape[0] * shape[1]
+    return samples, tokens
+
+
+def _dominant_dtype(rows, work: np.ndarray) -> str | None:
+    """The dtype with the most contraction flop among the ``work`` rows (None: no contraction with a dtype)."""
+    category_codes, category_labels = label_codes(rows["category"])
+    contraction = work[np.append(category_labels == OpClass.CONTRACTION.value, False)[category_codes[work]]]
+    dtype_codes, dtype_labels = label_codes(rows["dtype"])
+    codes = dtype_codes[contraction]
+    if not (codes >= 0).any():
+        return None
+    used = np.unique(codes[codes >= 0])
+    names = dtype_labels[used].astype(str)
+    order = np.argsort(names, kind="stable")  # groups numbered in sorted dtype order, as groupby does
+    group_of_code = np.full(len(dtype_labels) + 1, -1, np.int64)  # code -1 (no dtype): no group
+    group_of_code[used[order]] = np.arange(len(used))
+    flops = rows["flops"].to_numpy(np.float64)[contraction]
+    sums = float_sums(flops[None, :], group_of_code[codes].astype(np.intp), len(used))[0][0]
+    return str(names[order][int(np.argmax(sums))])
+
+
+def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ceilings, events,
+                     notes: list[str]) -> dict | None:
+    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak (None: no steps)."""
+    if steps is None or steps.empty:
+        return None
+    time_s = steps["time_ns"].sum() / 1e9
+    achieved = steps["flops"].sum() / time_s if time_s else None
+
+    def mfu(spec) -> float | None:
+        if spec is None or achieved is None or ceilings.what_if:
+            return None
+        peak = spec.peak_for(dtype, matrix=True)
+        return achieved / peak if peak else None
+
+    if ceilings.what_if:
+        notes.append("MFU not computed: the steps ran on another device than the one analyzed against")
+    spec = ceilings.primary
+    median = float(steps["time_ns"].median())
+    total_ns = float(steps["time_ns"].sum())
+    samples = steps["samples"].sum() if steps["samples"].notna().any() else None
+    tokens = steps["tokens"].sum() if steps["tokens"].notna().any() else None
+    return {
+        "steps": len(steps),
+        "step_time_ns": median,
+        "step_time_percentiles_ns": percentiles(steps["time_ns"]),
+        **{f"{part}_ns": float(steps[f"{part}_ns"].median()) for part in PARTS},
+        **{f"{part}_share": (float(steps[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
+        "host_gap_ns": float(steps["host_gap_ns"].median()),
+        "host_gap_share": float(steps["host_gap_ns"].sum()) / total_ns if total_ns else None,
+        "flops_per_step": float(steps["flops"].median()),
+        "achieved_flops_per_s": achieved,
+        "dtype": dtype,
+        "peak_flops_per_s": spec.peak_for(dtype, matrix=True) if spec is not None else None,
+        "peak_source": _peak_source(spec, ceilings),
+        "mfu": mfu(spec),
+        "mfu_measured": mfu(ceilings.measured) if ceilings.measured is not None and ceilings.measured is not spec else None,
+        "samples_per_s": float(samples) / (total_ns / 1e9) if samples and total_ns else None,
+        "tokens_per_s": float(tokens) / (total_ns / 1e9) if tokens and total_ns else None,
+        "idle": _training_idle(events, steps),
+    }
+
+
+def _peak_source(spec, ceilings: Ceilings) -> str | None:
+    if spec is None:
+        return None
+    kind = "datasheet" if spec is ceilings.datasheet else "measured" if spec.measured else None
+    return f"{spec.name} ({kind})" if kind else spec.name
+
+
+def _training_idle(events, steps: pd.DataFrame) -> dict | None:
+    """Device idle time over the steps' span, by host cause (idle.idle_attribution)."""
+    from .idle import idle_attribution
+
+    start = int(steps["start_ns"].min())
+    end = int((steps["start_ns"] + steps["time_ns"]).max())
+    t_ns = events["start_ns"].to_numpy(np.int64)
+    inside = np.flatnonzero((t_ns >= start) & (t_ns < end))
+    if not len(inside):
+        return None
+    return idle_attribution(events.take(inside) if isinstance(events, EventTable) else events.iloc[inside])
