@@ -124,6 +124,13 @@ def test_parse_inputs():
     assert parse_inputs("not json", "[]").args == ()
 
 
+def test_parse_inputs_reads_what_only_json_reads():
+    """Texts orjson refuses (an integer beyond 64 bits, NaN) are read as the standard library reads them."""
+    huge = 2**70
+    parsed = parse_inputs(f"[[{huge}, 2], [NaN]]", '["float", "float"]')
+    assert parsed[0] == cost.Tensor((huge, 2), "fp32", 4) and parsed[1] is None
+
+
 def test_duplicate_formula_refused():
     with pytest.raises(ValueError, match="twice"):
         cost.formula("aten::mm")(lambda name, x: cost.ZERO)

@@ -26,12 +26,18 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from itertools import repeat
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .columns import Labels, label_codes
+
+try:  # ~10x faster on the short texts of shapes and dtypes; json where it is missing or refuses a text
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _fast_loads = json.loads
 
 #: Recorded dtype spelling -> (short name, bytes per element). Short names are
 #: the keys of the hardware peaks table (fp32, bf16, ...).
@@ -72,8 +78,9 @@ def dtype_info(spelling: str) -> tuple[str, int] | None:
     return _DTYPES.get(spelling)
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
+    """One recorded tensor input (a named tuple: a trace holds thousands of them, built in a loop)."""
+
     shape: tuple[int, ...]
     dtype: str  # short name (fp32, bf16, ...)
     itemsize: int
@@ -126,21 +133,33 @@ ZERO = Cost(0.0, 0.0)
 def parse_inputs(shapes_json: str | None, dtypes_json: str | None) -> OpInputs:
     """Parse the trace's JSON text columns; anything unparsable becomes no tensors."""
     try:
-        shapes = json.loads(shapes_json) if isinstance(shapes_json, str) else None
-        dtypes = json.loads(dtypes_json) if isinstance(dtypes_json, str) else None
+        shapes = _json_loads(shapes_json) if isinstance(shapes_json, str) else None
+        dtypes = _json_loads(dtypes_json) if isinstance(dtypes_json, str) else None
     except ValueError:
         return OpInputs(())
     if not isinstance(shapes, list) or not isinstance(dtypes, list):
         return OpInputs(())
     args: list[Tensor | None] = []
+    known = len(shapes)
     for i, spelling in enumerate(dtypes):
-        shape = shapes[i] if i < len(shapes) else None
+        shape = shapes[i] if i < known else None
         info = _DTYPES.get(spelling) if isinstance(spelling, str) else None
-        if info is None or not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+        if info is None or not isinstance(shape, list) or not all(map(isinstance, shape, _INT)):
             args.append(None)
             continue
-        args.append(Tensor(tuple(shape), info[0], info[1]))
+        args.append(Tensor(tuple(shape), *info))
     return OpInputs(tuple(args))
+
+
+_INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
+
+
+def _json_loads(text: str):
+    """``json.loads`` (orjson's where it reads the text: NaN, integers beyond 64 bits... take json's way)."""
+    try:
+        return _fast_loads(text)
+    except ValueError:
+        return json.loads(text)
 
 
 # ---------------------------------------------------------------- the registry
@@ -219,11 +238,17 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
     unique_dtype = np.full(len(unique), -1, dtype=np.int64)
     code_of: dict[str, int] = {}
-    for i, row in enumerate(rows[first]):  # one parse per unique key
-        shape_code, dtype_code = shape_codes[row], dtype_codes[row]
-        inputs = parse_inputs(shape_labels[shape_code] if shape_code >= 0 else None,
-                              dtype_labels[dtype_code] if dtype_code >= 0 else None)
-        cost = op_cost(name_labels[name_codes[row]], inputs)
+    inputs_of: dict[tuple[int, int], OpInputs] = {}  # one parse per (shapes, dtypes) the keys share
+    firsts = rows[first]
+    for i, (name_code, shape_code, dtype_code) in enumerate(zip(name_codes[firsts].tolist(),
+                                                                shape_codes[firsts].tolist(),
+                                                                dtype_codes[firsts].tolist())):
+        inputs = inputs_of.get((shape_code, dtype_code))
+        if inputs is None:
+            inputs = inputs_of[shape_code, dtype_code] = parse_inputs(
+                shape_labels[shape_code] if shape_code >= 0 else None,
+                dtype_labels[dtype_code] if dtype_code >= 0 else None)
+        cost = op_cost(name_labels[name_code], inputs)
         found = inputs.dtype
         unique_flops[i], unique_bytes[i] = cost.flops, cost.bytes
         unique_dtype[i] = -1 if found is None else code_of.setdefault(found, len(code_of))
