@@ -306,9 +306,8 @@ def _phase_table(windows: Windows, rows: pd.DataFrame, labelled: _Labelled, ceil
         })
     names = ["phase", "count", "time_ns", "host_time_ns", "tokens", "tokens_per_s", "batch_size", "mean_pass_ns",
              "source"]
-    if not records:
-        table = pd.DataFrame(records, columns=names)
-        base = {name: table[name] for name in names}
+    if not records:  # (a DataFrame of no records has object columns)
+        base = {name: np.zeros(0, dtype=object) for name in names}
     else:  # the columns a DataFrame of the records would have, without building it
         base = {name: np.array([r[name] for r in records], dtype=dtype) for name, dtype in zip(names, _TABLE_TYPES)}
     n = len(records)

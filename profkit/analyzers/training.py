@@ -146,8 +146,11 @@ def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ce
     """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak (None: no steps)."""
     if steps is None or steps.empty:
         return None
-    time_s = steps["time_ns"].sum() / 1e9
-    achieved = steps["flops"].sum() / time_s if time_s else None
+    column = {name: steps[name].to_numpy() for name in ("time_ns", "flops", "host_gap_ns", "samples", "tokens",
+                                                          *(f"{part}_ns" for part in PARTS))}
+    time_ns = column["time_ns"]
+    time_s = time_ns.sum() / 1e9
+    achieved = column["flops"].sum() / time_s if time_s else None
 
     def mfu(spec) -> float | None:
         if spec is None or achieved is None or ceilings.what_if:
@@ -158,19 +161,18 @@ def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ce
     if ceilings.what_if:
         notes.append("MFU not computed: the steps ran on another device than the one analyzed against")
     spec = ceilings.primary
-    median = float(steps["time_ns"].median())
-    total_ns = float(steps["time_ns"].sum())
-    samples = steps["samples"].sum() if steps["samples"].notna().any() else None
-    tokens = steps["tokens"].sum() if steps["tokens"].notna().any() else None
+    total_ns = float(time_ns.sum())
+    samples = np.nansum(column["samples"]) if not np.isnan(column["samples"]).all() else None
+    tokens = np.nansum(column["tokens"]) if not np.isnan(column["tokens"]).all() else None
     return {
         "steps": len(steps),
-        "step_time_ns": median,
-        "step_time_percentiles_ns": percentiles(steps["time_ns"]),
-        **{f"{part}_ns": float(steps[f"{part}_ns"].median()) for part in PARTS},
-        **{f"{part}_share": (float(steps[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
-        "host_gap_ns": float(steps["host_gap_ns"].median()),
-        "host_gap_share": float(steps["host_gap_ns"].sum()) / total_ns if total_ns else None,
-        "flops_per_step": float(steps["flops"].median()),
+        "step_time_ns": float(np.median(time_ns)),
+        "step_time_percentiles_ns": percentiles(time_ns),
+        **{f"{part}_ns": float(np.median(column[f"{part}_ns"])) for part in PARTS},
+        **{f"{part}_share": (float(column[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
+        "host_gap_ns": float(np.median(column["host_gap_ns"])),
+        "host_gap_share": float(column["host_gap_ns"].sum()) / total_ns if total_ns else None,
+        "flops_per_step": float(np.median(column["flops"])),
         "achieved_flops_per_s": achieved,
         "dtype": dtype,
         "peak_flops_per_s": spec.peak_for(dtype, matrix=True) if spec is not None else None,
@@ -179,7 +181,7 @@ def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ce
         "mfu_measured": mfu(ceilings.measured) if ceilings.measured is not None and ceilings.measured is not spec else None,
         "samples_per_s": float(samples) / (total_ns / 1e9) if samples and total_ns else None,
         "tokens_per_s": float(tokens) / (total_ns / 1e9) if tokens and total_ns else None,
-        "idle": _training_idle(events, steps),
+        "idle": _training_idle(events, column["time_ns"], steps["start_ns"].to_numpy()),
     }
 
 
@@ -190,12 +192,12 @@ def _peak_source(spec, ceilings: Ceilings) -> str | None:
     return f"{spec.name} ({kind})" if kind else spec.name
 
 
-def _training_idle(events, steps: pd.DataFrame) -> dict | None:
+def _training_idle(events, time_ns: np.ndarray, start_ns: np.ndarray) -> dict | None:
     """Device idle time over the steps' span, by host cause (idle.idle_attribution)."""
     from .idle import idle_attribution
 
-    start = int(steps["start_ns"].min())
-    end = int((steps["start_ns"] + steps["time_ns"]).max())
+    start = int(start_ns.min())
+    end = int((start_ns + time_ns).max())
     t_ns = events["start_ns"].to_numpy(np.int64)
     inside = np.flatnonzero((t_ns >= start) & (t_ns < end))
     if not len(inside):
