@@ -246,3 +246,40 @@ def test_lowered_form_declines_patterns_whose_meaning_lowering_changes():
     assert lowered_form(re.compile(r"(?i)cuMemcpy[DH]to\w+$")).pattern == r"cumemcpy[dh]to\w+$"
     for pattern in (r"GEMM", r"(?i)\Wx", r"(?i)\x41", r"(?i)[A-z]", r"(?i)a(?-i:B)", r"(?i)\S", r"(?i)é"):
         assert lowered_form(re.compile(pattern)) is None, pattern
+
+
+def test_a_name_may_be_fused_wherever_its_match_is_fused():
+    """``may_be_fused`` False promises an unfused match: checked on every rule's example, the real names
+    above and every op and kernel name of the sample traces (fused ones among them)."""
+    from pathlib import Path
+
+    import profkit
+
+    names = {rule.example for rule in rules()} | {case[0] for case in CASES}
+    for path in sorted((Path(__file__).resolve().parents[1] / "sample_traces").glob("*.parquet")):
+        names |= set(profkit.load(path).events["name"].dropna().astype(str).unique())
+    fused = [name for name in names if classify_name(name).fused]
+    assert fused and all(classes.may_be_fused(name) for name in fused)
+    assert not classes.may_be_fused("void at::native::vectorized_elementwise_kernel<4, at::native::AddFunctor<float> >")
+
+
+def test_classified_rows_carry_their_names_rule_and_kernels_their_names_fused_flag():
+    """classify_table finds the rules of kernel names whose class comes from their op only when the rule
+    column is read: every row's rule is still its name's, and a kernel is fused when its name is."""
+    from pathlib import Path
+
+    import numpy as np
+
+    import profkit
+    from profkit.analyzers.classify import classify_table
+    from profkit.analyzers.columns import label_codes
+    from profkit.analyzers.table import EventTable
+
+    trace = profkit.load(Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_nvidia_h200.parquet")
+    rows = classify_table(EventTable.from_arrow(trace.arrow))
+    names = np.asarray(rows["name"].to_numpy(), dtype=object)
+    codes, labels = label_codes(rows["rule"])
+    assert list(np.append(labels, None)[codes]) == [classify_name(name).rule_id for name in names]
+    kernels = np.flatnonzero(rows["kind"].to_numpy() == "kernel")
+    fused = rows["fused"].to_numpy(bool)
+    assert all(fused[i] for i in kernels if classify_name(names[i]).fused)

@@ -101,6 +101,7 @@ def _add(rule: Rule) -> None:
     ascii_regex, lowered = _ascii_form(regex), lowered_form(regex)
     _PATTERNS.append((regex, ascii_regex, lowered, alternatives(lowered or ascii_regex), rule))
     classify_name.cache_clear()
+    may_be_fused.cache_clear()
 
 
 def _ascii_form(regex: re.Pattern) -> re.Pattern:
@@ -178,6 +179,28 @@ def classify_name(name: str) -> Match:
             return Match(related.op_class, related.fused, rule.rule_id)
         return Match(rule.op_class, rule.fused, rule.rule_id)
     return _UNMATCHED
+
+
+@lru_cache(maxsize=65536)
+def may_be_fused(name: str) -> bool:
+    """Whether ``classify_name(name).fused`` can be True, tested without finding the name's rule: its
+    exact rule is fused, or a fused pattern or one that takes a related op's class matches it. False:
+    the name's match is not fused (the test for a kernel whose class comes from its launching op; only
+    the few fused and deriving patterns are tried, not the whole table)."""
+    rule = _EXACT.get(name)
+    if rule is not None:
+        return rule.fused
+    ascii_name = name.isascii()
+    text = {True: name.lower(), False: name} if ascii_name else None
+    for regex, _, lowered, ascii_test, rule in _PATTERNS:
+        if not rule.fused and rule.derive is None:
+            continue
+        if not ascii_name:
+            if regex.search(name) is not None:
+                return True
+        elif any(alternative.search(text[lowered is not None]) is not None for alternative in ascii_test):
+            return True
+    return False
 
 
 def classify_names(names: Iterable[str] | pd.Series) -> pd.DataFrame:

@@ -25,19 +25,20 @@ unique name; the tree walks are vectorized, one step per nesting level.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .classes import CLASS_ORDER, OpClass, classify_name
-from .columns import float_values, id_values, int_values, is_kind, label_codes, text_column
+from .classes import CLASS_ORDER, OpClass, classify_name, may_be_fused
+from .columns import float_values, id_values, int_values, is_kind, label_codes, text_column, used_labels
 from .columns import positions as _positions
 from .cost import cost_codes
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
-from .table import Coded, EventTable, Masked
+from .table import Coded, Deferred, EventTable, Masked
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 _CATEGORY = CLASS_DTYPE
@@ -94,6 +95,8 @@ def _pandas_columns(columns: dict[str, Any]) -> dict[str, Any]:
     """The columns as classify_events types them: text as categoricals (rule: pandas' str), unit_id nullable."""
     out: dict[str, Any] = {}
     for name, values in columns.items():
+        if isinstance(values, Deferred):
+            values = values.read()
         if name == "category":
             values = pd.Categorical.from_codes(values.codes, dtype=_CATEGORY)
         elif name == "bound":
@@ -141,19 +144,11 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     is_kernel = (kind_labels == Kind.KERNEL.value)[kind_codes]
     wanted = is_op | is_device
 
-    # Classes: once per unique name, as codes into CLASS_ORDER.
+    # Classes: once per unique name, as codes into CLASS_ORDER; the ops' names now, the device rows' names
+    # once it is known which of them need their own class (kernel names are long: their rules are the cost).
     name_codes, name_labels = _labels(events["name"])
-    # Once per unique name of the rows that get a class (kernel names are long: their rules are the cost).
-    used = np.zeros(len(name_labels), dtype=bool)
-    used[name_codes[wanted]] = True
-    class_of_label = np.full(len(name_labels), _OTHER, dtype=np.int8)  # unused names: other, not fused, no rule
-    fused_of_label = np.zeros(len(name_labels), dtype=bool)
-    rule_of_label: list = [None] * len(name_labels)
-    for i in np.flatnonzero(used).tolist():
-        match = classify_name(name_labels[i])
-        class_of_label[i], fused_of_label[i], rule_of_label[i] = _CLASS_CODE[match.op_class], match.fused, match.rule_id
-    name_class = np.where(wanted, class_of_label[name_codes], _OTHER).astype(np.int8)
-    name_fused = fused_of_label[name_codes] & wanted
+    names = _NameClasses(name_labels)
+    names.classify(used_labels((name_codes, name_labels), is_op))
 
     # Costs: once per unique (name, shapes, dtypes), ops only.
     flops = np.zeros(n)
@@ -174,6 +169,14 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
     nbytes = np.where(is_unit, nbytes, 0.0)
 
+    dev = np.flatnonzero(is_device)
+    op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
+    launched_unit = np.where(op_pos >= 0, unit_pos[np.maximum(op_pos, 0)], -1)  # (each device row's)
+    if len(dev):
+        _classify_device_names(dev, op_pos, launched_unit, wanted, is_kernel, name_codes, names)
+    name_class = np.where(wanted, names.op_class[name_codes], _OTHER).astype(np.int8)
+    name_fused = names.fused[name_codes] & wanted
+
     category = name_class.copy()
     fused = name_fused.copy()
     op_rows = is_op & (unit_pos >= 0)
@@ -189,8 +192,8 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
 
     unit_id = np.full(n, -1, dtype=np.int64)
     unit_id[op_rows] = event_ids[unit_pos[op_rows]]
-    if is_device.any():
-        _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_class, name_fused,
+    if len(dev):
+        _attribute_device_rows(events, dev, op_pos, launched_unit, is_kernel, unit_pos, name_class, name_fused,
                                category, fused, flops, nbytes, dtype, unit_id, duration)
 
     device_work = is_device if gpu else is_op
@@ -209,7 +212,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
         "duration_ns": duration[keep],
         "category": Coded(category[keep].astype(np.int64), _CLASS_LABELS),
         "fused": fused[keep],
-        "rule": Coded(name_codes[keep], np.array(rule_of_label + [None], dtype=object)[:-1]),
+        "rule": Deferred(partial(names.rule_column, name_codes[keep])),
         "unit_id": Masked(unit_id[keep], unit_id[keep] >= 0),
         "flops": flops[keep],
         "bytes": nbytes[keep],
@@ -221,12 +224,53 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     }
 
 
-def _attribute_device_rows(events, is_device, is_kernel, index, unit_pos, name_class, name_fused,
+class _NameClasses:
+    """Class, fused flag and rule per name label, found as the rows need them: ``classify`` finds a
+    label's rule; ``fused_only`` settles only whether it is fused (``classes.may_be_fused``), its class
+    left ``other`` (unread) and its rule found when the rule column is read."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+        self.op_class = np.full(len(labels), _OTHER, dtype=np.int8)  # unused names: other, not fused, no rule
+        self.fused = np.zeros(len(labels), dtype=bool)
+        self.rules: list = [None] * len(labels)
+        self.done = np.zeros(len(labels), dtype=bool)  # rule found
+        self.pending = np.zeros(len(labels), dtype=bool)  # fused settled, rule not found yet
+
+    def classify(self, at: np.ndarray) -> None:
+        for i in at[~self.done[at]].tolist():
+            match = classify_name(self.labels[i])
+            self.op_class[i], self.fused[i], self.rules[i] = _CLASS_CODE[match.op_class], match.fused, match.rule_id
+        self.done[at] = True
+        self.pending[at] = False
+
+    def fused_only(self, at: np.ndarray) -> None:
+        at = at[~self.done[at]]
+        maybe = np.array([may_be_fused(self.labels[i]) for i in at.tolist()], dtype=bool)
+        self.classify(at[maybe])
+        self.pending[at[~maybe]] = True
+
+    def rule_column(self, codes: np.ndarray) -> Coded:
+        """The rule of each row's name (the pending ones found now)."""
+        self.classify(np.flatnonzero(self.pending))
+        return Coded(codes, np.array(self.rules + [None], dtype=object)[:-1])
+
+
+def _classify_device_names(dev: np.ndarray, op_pos: np.ndarray, launched_unit: np.ndarray, wanted: np.ndarray,
+                           is_kernel: np.ndarray, name_codes: np.ndarray, names: _NameClasses) -> None:
+    """The names of the device rows ``dev``: a kernel whose class comes neither from its unit nor from
+    its launching op takes its own name's class (found); every other name needs only its fused flag."""
+    launcher = np.where((op_pos >= 0) & wanted[np.maximum(op_pos, 0)], op_pos, -1)  # (other rows: no class)
+    names.classify(np.unique(name_codes[launcher[launcher >= 0]]))  # (ops' names: found already)
+    op_class = np.where(launcher >= 0, names.op_class[name_codes[np.maximum(launcher, 0)]], _OTHER)
+    own = is_kernel[dev] & (launched_unit < 0) & (op_class == _OTHER)
+    names.classify(np.unique(name_codes[dev[own]]))
+    names.fused_only(np.unique(name_codes[dev[~own]]))
+
+
+def _attribute_device_rows(events, dev, op_pos, launched_unit, is_kernel, unit_pos, name_class, name_fused,
                            category, fused, flops, nbytes, dtype, unit_id, duration) -> None:
-    """Classes and cost shares of kernels, memcpys and memsets (in place)."""
-    dev = np.flatnonzero(is_device)
-    op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
-    launched_unit = np.where(op_pos >= 0, unit_pos[np.maximum(op_pos, 0)], -1)
+    """Classes and cost shares of the device rows ``dev`` (kernels, memcpys, memsets), in place."""
     copies = ~is_kernel[dev]
 
     # Class: the unit's, else the launching op's when it has one, else the kernel name's.
