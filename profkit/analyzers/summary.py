@@ -140,7 +140,7 @@ def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.n
     named = codes >= 0  # a null name is in no group
     codes, self_ns, total_ns = codes[named], self_ns[rows][named], total_ns[rows][named]
     used = np.unique(codes)
-    order = used[np.argsort(labels[used].astype(str), kind="stable")]  # groups in name order, as a groupby gives
+    order = used[_text_order(labels[used])]  # groups in name order, as a groupby gives
     slot = np.full(len(labels), -1, np.int64)
     slot[order] = np.arange(len(order))
     group = slot[codes]
@@ -156,6 +156,15 @@ def _top(names: pd.Series, rows: np.ndarray, self_ns: np.ndarray, total_ns: np.n
         "total_time_ns": total_sums[top],
         "share": self_sums[top] / grand if grand else np.zeros(len(top)),
     }
+
+
+def _text_order(texts: np.ndarray) -> np.ndarray:
+    """Positions of ``texts`` in code-point order (stable), as numpy orders them as str: compared as
+    the Python strings they are, not copied into a fixed-width array as wide as the longest kernel name."""
+    try:
+        return np.argsort(np.asarray(texts, dtype=object), kind="stable")
+    except TypeError:  # a label that is no str
+        return np.argsort(np.asarray(texts).astype(str), kind="stable")
 
 
 def _int_sums(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
