@@ -75,7 +75,7 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     window_columns,
 )
 from .roofline import aggregate_labelled
-from .training import PARTS, step_table, training_summary  # noqa: F401  (PARTS: re-exported)
+from .training import PARTS, step_columns, training_summary  # noqa: F401  (PARTS: re-exported)
 
 _OPTIMIZER = ("Optimizer.step#", "Optimizer.zero_grad#")  # name prefixes
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -196,7 +196,7 @@ class PhaseAnalysis:
     class_columns: dict[str, Any] | None  # phase x class (aggregate_classes columns); None: no rows
     generation_columns: dict[str, Any] | None  # one row per generate call; None: no calls
     inference: dict | None
-    step_table: pd.DataFrame | None  # one row per training step; None: no steps (``steps``: the DataFrame)
+    step_columns: dict[str, np.ndarray] | None  # one row per training step; None: no steps (``steps``: the DataFrame)
     training: dict | None
     notes: list[str] = field(default_factory=list)
 
@@ -221,7 +221,7 @@ class PhaseAnalysis:
     @property
     def steps(self) -> pd.DataFrame:
         """One row per training step."""
-        return pd.DataFrame() if self.step_table is None else self.step_table
+        return pd.DataFrame() if self.step_columns is None else pd.DataFrame(self.step_columns)
 
     @property
     def classes(self) -> pd.DataFrame:
@@ -241,7 +241,7 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     phases, classes = _phase_table(windows, rows, labelled, ceilings, tracks)
     generations = generation_columns(windows)
     inference = inference_summary(windows, generations)
-    steps, dtype = step_table(windows, rows, anchors, events)
+    steps, dtype = step_columns(windows, rows, anchors, events)
     training = training_summary(steps, dtype, ceilings, events, notes)
     if ceilings.primary is None:
         notes.append("no roofline for this device: phase bounds are unknown (pass --hardware NAME)")

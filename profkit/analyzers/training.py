@@ -4,7 +4,7 @@ optimizer split, host gaps, MFU, what the device waited on).
 A classified row belongs to the step whose window holds its anchor (phases.py: a CPU op's start, a
 kernel's launching op's start); its training part (0 forward, 1 backward, 2 optimizer) is the anchor's.
 The per-step sums are numpy over the classified table's columns, equal to what pandas' groupby gives
-(group_sums.py); the step table itself is the one DataFrame, a row per step.
+(group_sums.py); the step table is a dict of numpy columns (``PhaseAnalysis.steps``: its DataFrame).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import OpClass
@@ -28,8 +27,9 @@ PARTS = ("forward", "backward", "optimizer")
 _STEP_WINDOW_COLUMNS = ("step", "rank", "start_ns", "end_ns", "effective_end_ns")
 
 
-def step_table(windows: dict[str, Any], rows, anchors, events) -> tuple[pd.DataFrame | None, str | None]:
-    """One row per training step (None: no steps), and the dtype of most of its contraction flop.
+def step_columns(windows: dict[str, Any], rows, anchors, events) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """The step table, one row per training step, as a dict of columns (None: no steps), and the dtype
+    of most of its contraction flop.
 
     ``windows``: the phase windows as a dict of columns (with ``effective_end_ns``); ``rows``: the
     classified table (``EventTable`` or DataFrame); ``anchors``: per classified row its ``t_ns``,
@@ -55,7 +55,9 @@ def step_table(windows: dict[str, Any], rows, anchors, events) -> tuple[pd.DataF
     samples, tokens = _step_batches(events, steps)
     batch = np.asarray(windows["batch_size"], dtype=np.float64)[at]
     recorded_tokens = np.asarray(windows["tokens"], dtype=np.float64)[at]
-    table = pd.DataFrame({
+    with np.errstate(divide="ignore", invalid="ignore"):
+        achieved = flops / (duration / 1e9)
+    table = {
         "step": steps["step"],
         "rank": steps["rank"],
         "start_ns": steps["start_ns"],
@@ -66,8 +68,8 @@ def step_table(windows: dict[str, Any], rows, anchors, events) -> tuple[pd.DataF
         "flops": flops,
         "samples": np.where(np.isnan(batch), samples, batch),
         "tokens": np.where(np.isnan(recorded_tokens), tokens, recorded_tokens),
-    })
-    table["achieved_flops_per_s"] = table["flops"] / (table["time_ns"] / 1e9)
+        "achieved_flops_per_s": achieved,
+    }
     return table, _dominant_dtype(rows, work)
 
 
@@ -141,16 +143,15 @@ def _dominant_dtype(rows, work: np.ndarray) -> str | None:
     return str(names[order][int(np.argmax(sums))])
 
 
-def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ceilings, events,
+def training_summary(steps: dict[str, np.ndarray] | None, dtype: str | None, ceilings: Ceilings, events,
                      notes: list[str]) -> dict | None:
-    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak (None: no steps)."""
-    if steps is None or steps.empty:
+    """Median step, its split, host gaps, MFU against the datasheet (and calibrated) peak (None: no steps).
+    ``steps``: ``step_columns``."""
+    if steps is None or not len(steps["time_ns"]):
         return None
-    column = {name: steps[name].to_numpy() for name in ("time_ns", "flops", "host_gap_ns", "samples", "tokens",
-                                                          *(f"{part}_ns" for part in PARTS))}
-    time_ns = column["time_ns"]
+    time_ns = steps["time_ns"]
     time_s = time_ns.sum() / 1e9
-    achieved = column["flops"].sum() / time_s if time_s else None
+    achieved = steps["flops"].sum() / time_s if time_s else None
 
     def mfu(spec) -> float | None:
         if spec is None or achieved is None or ceilings.what_if:
@@ -162,17 +163,17 @@ def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ce
         notes.append("MFU not computed: the steps ran on another device than the one analyzed against")
     spec = ceilings.primary
     total_ns = float(time_ns.sum())
-    samples = np.nansum(column["samples"]) if not np.isnan(column["samples"]).all() else None
-    tokens = np.nansum(column["tokens"]) if not np.isnan(column["tokens"]).all() else None
+    samples = np.nansum(steps["samples"]) if not np.isnan(steps["samples"]).all() else None
+    tokens = np.nansum(steps["tokens"]) if not np.isnan(steps["tokens"]).all() else None
     return {
-        "steps": len(steps),
+        "steps": len(time_ns),
         "step_time_ns": float(np.median(time_ns)),
         "step_time_percentiles_ns": percentiles(time_ns),
-        **{f"{part}_ns": float(np.median(column[f"{part}_ns"])) for part in PARTS},
-        **{f"{part}_share": (float(column[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
-        "host_gap_ns": float(np.median(column["host_gap_ns"])),
-        "host_gap_share": float(column["host_gap_ns"].sum()) / total_ns if total_ns else None,
-        "flops_per_step": float(np.median(column["flops"])),
+        **{f"{part}_ns": float(np.median(steps[f"{part}_ns"])) for part in PARTS},
+        **{f"{part}_share": (float(steps[f"{part}_ns"].sum()) / total_ns if total_ns else None) for part in PARTS},
+        "host_gap_ns": float(np.median(steps["host_gap_ns"])),
+        "host_gap_share": float(steps["host_gap_ns"].sum()) / total_ns if total_ns else None,
+        "flops_per_step": float(np.median(steps["flops"])),
         "achieved_flops_per_s": achieved,
         "dtype": dtype,
         "peak_flops_per_s": spec.peak_for(dtype, matrix=True) if spec is not None else None,
@@ -181,7 +182,7 @@ def training_summary(steps: pd.DataFrame | None, dtype: str | None, ceilings: Ce
         "mfu_measured": mfu(ceilings.measured) if ceilings.measured is not None and ceilings.measured is not spec else None,
         "samples_per_s": float(samples) / (total_ns / 1e9) if samples and total_ns else None,
         "tokens_per_s": float(tokens) / (total_ns / 1e9) if tokens and total_ns else None,
-        "idle": _training_idle(events, column["time_ns"], steps["start_ns"].to_numpy()),
+        "idle": _training_idle(events, time_ns, np.asarray(steps["start_ns"], np.int64)),
     }
 
 

@@ -105,8 +105,8 @@ def training_section(ctx: ReportContext) -> dict | None:
     if result.training is None:
         return None
     training = dict(result.training)
-    steps = result.steps.head(MAX_LISTED)
-    listed = _records(steps, _STEP_FIELDS)
+    steps = result.step_columns  # (a dict of columns: no DataFrame)
+    listed = _records(steps, _STEP_FIELDS, at=np.arange(min(len(steps["time_ns"]), MAX_LISTED)))
     peak = training.get("peak_flops_per_s") if training.get("mfu") is not None else None
     for record in listed:
         rate = record["achieved_flops_per_s"]
