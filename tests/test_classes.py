@@ -283,3 +283,35 @@ def test_classified_rows_carry_their_names_rule_and_kernels_their_names_fused_fl
     kernels = np.flatnonzero(rows["kind"].to_numpy() == "kernel")
     fused = rows["fused"].to_numpy(bool)
     assert all(fused[i] for i in kernels if classify_name(names[i]).fused)
+
+
+def test_fused_flags_over_joined_names_equal_may_be_fused_name_by_name():
+    """The scan of the names joined by newlines gives each name what ``may_be_fused`` gives it alone:
+    anchors at name edges, exact names, and the name-by-name way for non-ASCII or multi-line names."""
+    from pathlib import Path
+
+    import profkit
+
+    names = sorted({rule.example for rule in rules()} | {case[0] for case in CASES})
+    names += ["attn_fwd_kernel", "xattn_fwd", "aten::mm", "aten::_scaled_dot_product_flash_attention",
+              "NativeLayerNormBackward0", "void k<Attention>()", "triton_tem_fused_0", "x triton_tem_fused_0", ""]
+    for path in sorted((Path(__file__).resolve().parents[1] / "sample_traces").glob("*.parquet")):
+        names += sorted(set(profkit.load(path).events["name"].dropna().astype(str).unique()))
+    assert classes.fused_flags(names) == [classes.may_be_fused(name) for name in names]
+    odd = names[:40] + ["flash\nkernel", "noflash", "ñ_flash_kernel", "plain_kernel"]
+    assert classes.fused_flags(odd) == [classes.may_be_fused(name) for name in odd]
+    assert classes.fused_flags([]) == []
+    assert all(pattern is not None for pattern, _ in classes._FUSED_LINE_TESTS)  # the fast way is the one taken
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    (r"z?$", [True, True, True, True]),  # an empty match at each name's end is that name's
+    (r"^q", [False, False, False, True]),  # anchored: read at the newline before the name
+    (r"^$", [False, True, False, False]),  # the empty name
+    (r"b", [True, False, False, False]),
+])
+def test_fused_flags_credit_each_match_to_its_own_name(monkeypatch, pattern, expected):
+    import re
+
+    monkeypatch.setattr(classes, "_FUSED_LINE_TESTS", [(classes._line_form(re.compile(pattern)), False)])
+    assert classes.fused_flags(["abc", "", "xz", "q"]) == expected

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .classes import CLASS_ORDER, OpClass, classify_name, may_be_fused
+from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
 from .columns import float_values, id_values, int_values, is_kind, label_codes, text_column, used_labels
 from .columns import positions as _positions
 from .cost import cost_codes
@@ -226,7 +226,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
 
 class _NameClasses:
     """Class, fused flag and rule per name label, found as the rows need them: ``classify`` finds a
-    label's rule; ``fused_only`` settles only whether it is fused (``classes.may_be_fused``), its class
+    label's rule; ``fused_only`` settles only whether it is fused (``classes.fused_flags``), its class
     left ``other`` (unread) and its rule found when the rule column is read."""
 
     def __init__(self, labels: np.ndarray):
@@ -246,7 +246,7 @@ class _NameClasses:
 
     def fused_only(self, at: np.ndarray) -> None:
         at = at[~self.done[at]]
-        maybe = np.array([may_be_fused(self.labels[i]) for i in at.tolist()], dtype=bool)
+        maybe = np.array(fused_flags(self.labels[at].tolist()), dtype=bool)
         self.classify(at[maybe])
         self.pending[at[~maybe]] = True
 
