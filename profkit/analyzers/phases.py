@@ -39,7 +39,8 @@ the rest forward. Host gap = step time − device busy time inside the step.
 MFU = counted flop / step time ÷ the peak for the dominant contraction dtype
 (datasheet, and calibrated when measured); not given for a what-if device.
 
-Where the windows come from is profkit/analyzers/phase_windows.py.
+Where the windows come from is profkit/analyzers/phase_windows.py; the step table and the training
+summary are profkit/analyzers/training.py.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ fields when the trace has telemetry. ``inference``: TTFT, TBT (p50/p90/p99),
 prefill and decode tokens/s, one entry per generate call; null without
 prefill/decode passes. ``training``: median ``step_time_ns``, the
 forward/backward/optimizer split, host gaps, ``mfu``; null without training
-steps. The analysis is profkit/analyzers/phases.py, run once per report.
+steps. The analysis is profkit/analyzers/phases.py (training steps: training.py), run once per report.
 """
 
 from __future__ import annotations
