@@ -63,3 +63,13 @@ def test_a_deferred_column_is_read_once_on_first_access():
     assert len(calls) == 1
     ctx = ReportContext(traces=[profkit.load(SAMPLE)])
     assert isinstance(ctx.table, EventTable) and len(ctx.table) == ctx.traces[0].num_rows
+
+
+def test_roofline_header_names_the_peaks_a_run_uses_not_the_fp8_maximum():
+    from profkit.report.sections.categories import _peaks_text
+
+    h200 = {"bf16": 989.4e12, "fp16": 989.4e12, "fp32": 67e12, "fp8": 1978.9e12, "int8": 1978.9e12}
+    text = _peaks_text(h200)
+    assert "bf16/fp16 989" in text and "fp32 67" in text and "1.98" not in text
+    assert _peaks_text({"bf16": 2e12, "fp16": 1e12}).startswith("bf16 2")  # unequal: both named
+    assert _peaks_text({"fp64": 5e12}) == "up to 5 Tflop/s"

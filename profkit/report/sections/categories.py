@@ -166,15 +166,29 @@ def _render_categories(rows: list[dict], console) -> None:
     console.print(table)
 
 
+#: The peaks a header names, most used first: the one maximum (fp8 or int8 on a recent GPU) says
+#: little about a bf16 or fp32 run.
+_HEADER_DTYPES = ("bf16", "fp16", "fp32")
+
+
+def _peaks_text(peaks: dict) -> str:
+    """"bf16 989 Tflop/s, fp32 67 Tflop/s" (bf16 and fp16 share a figure when they are equal)."""
+    named = [(dtype, peaks[dtype]) for dtype in _HEADER_DTYPES if peaks.get(dtype)]
+    if len(named) > 1 and named[0][0] == "bf16" and named[1] == ("fp16", named[0][1]):
+        named = [("bf16/fp16", named[0][1])] + named[2:]
+    if not named:
+        best = max((v for v in peaks.values() if v), default=None)
+        return f"up to {fmt_si(best, 'flop/s')}"
+    return ", ".join(f"{dtype} {fmt_si(value, 'flop/s')}" for dtype, value in named)
+
+
 def _render_roofline(data: dict, console) -> None:
     hardware = data["hardware"]
     sheet, measured = hardware.get("datasheet"), hardware.get("measured")
     parts = []
     for label, spec in (("datasheet", sheet), ("measured", measured)):
         if spec:
-            peaks = spec["peak_flops_per_s"]
-            best = max((v for v in peaks.values() if v), default=None)
-            parts.append(f"{label} {spec['name']}: up to {fmt_si(best, 'flop/s')}, "
+            parts.append(f"{label} {spec['name']}: {_peaks_text(spec['peak_flops_per_s'])}, "
                          f"{fmt_si(spec['memory_bytes_per_s'], 'B/s')}")
     if parts:
         console.print("roofline · " + " · ".join(parts))
