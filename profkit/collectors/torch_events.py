@@ -5,7 +5,9 @@ Reads the profiler's results directly: no ``prof.events()``, no
 torch has it (2.13 does), ``trace_activities()`` is used: Kineto's own
 activity objects, whose getters cost about half of ``events()``'s and whose
 list is cheaper to build; its metadata gives TensorList shapes too (nested
-lists, as in Kineto's JSON). Older torch falls back to ``events()``. Either way every
+lists, as in Kineto's JSON). Older torch falls back to ``events()``, and where
+those lack ``activity_type()`` (2.11) each event's type is derived from its device
+type, flags and name (``_derived_activity_types``). Either way every
 pybind call costs a few hundred ns per event, so each attribute is read in one
 pass, GPU-only attributes only for GPU rows, and shapes and dtypes only for
 operators whose cost can depend on them (views and allocations are skipped:
@@ -210,7 +212,7 @@ def _derived_activity_types(events: list) -> list[str]:
     functions or runtime calls; GPU rows kernels, copies, fills or GPU annotations), the
     annotation and Python-function flags where present, and the name, classified once per
     distinct name: runtime calls by their API prefix, copies and fills by Kineto's own
-    ``Memcpy``/``Memset`` names.
+    ``Memcpy``/``Memset`` names, CUPTI's overhead records by theirs (``_type_by_name``).
     """
     n = len(events)
     cpu_of: dict = {}  # DeviceType -> is CPU; a handful of distinct values
