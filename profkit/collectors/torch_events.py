@@ -172,9 +172,10 @@ def _read_common(items: list, getters: _Getters) -> tuple[dict, _Rows]:
         return np.fromiter(each(getter), dtype=np.int64, count=n)
 
     # The kind column as codes over the few distinct activity types: row masks are lookups on those.
+    names = list(each(getters.name))
     code_of: dict[str, int] = {}
     activity_types = (each(getters.activity_type) if not items or hasattr(items[0], getters.activity_type)
-                      else _derived_activity_types(items))  # feature detection: torch 2.11 has no activity_type
+                      else _derived_activity_types(items, names))  # feature detection: torch 2.11 has none
     type_codes = np.fromiter((code_of.setdefault(t, len(code_of)) for t in activity_types), dtype=np.int32, count=n)
     kind_values = [ACTIVITY_KINDS.get(t, Kind.OTHER.value) for t in code_of]
 
@@ -189,7 +190,7 @@ def _read_common(items: list, getters: _Getters) -> tuple[dict, _Rows]:
     linked[gpu_rows] = list(each(getters.linked_correlation_id, gpu_rows))
     columns = {
         "kind": dictionary(type_codes, kind_values),
-        "name": list(each(getters.name)),
+        "name": names,
         "start_ns": ints(getters.start_ns),
         "duration_ns": ints(getters.duration_ns),
         "device_index": device_index,
@@ -205,7 +206,7 @@ def _read_common(items: list, getters: _Getters) -> tuple[dict, _Rows]:
     return columns, rows
 
 
-def _derived_activity_types(events: list) -> list[str]:
+def _derived_activity_types(events: list, names: list[str]) -> list[str]:
     """What ``activity_type()`` would say, for torch whose events lack it (2.11 does).
 
     From what every such torch has: the device type (CPU rows are ops, annotations, Python
@@ -213,25 +214,25 @@ def _derived_activity_types(events: list) -> list[str]:
     annotation and Python-function flags where present, and the name, classified once per
     distinct name: runtime calls by their API prefix, copies and fills by Kineto's own
     ``Memcpy``/``Memset`` names, CUPTI's overhead records by theirs (``_type_by_name``).
+    ``names``: each event's name, already read.
     """
     n = len(events)
-    cpu_of: dict = {}  # DeviceType -> is CPU; a handful of distinct values
-
-    def is_cpu_type(device_type) -> bool:
-        found = cpu_of.get(device_type)
-        if found is None:
-            found = cpu_of[device_type] = str(getattr(device_type, "name", device_type)).upper().endswith("CPU")
-        return found
 
     def flag(getter: str) -> np.ndarray:
         if not hasattr(events[0], getter):
             return np.zeros(n, dtype=bool)
         return np.fromiter(map(methodcaller(getter), events), dtype=bool, count=n)
 
-    is_cpu = np.fromiter((is_cpu_type(t) for t in map(methodcaller("device_type"), events)), dtype=bool, count=n)
-    names = list(map(methodcaller("name"), events))
+    # Device types as their integer values: hashing or comparing the enum objects themselves
+    # costs two pybind calls per event; int() one. Which value is the CPU, its name says.
+    device_types = list(map(methodcaller("device_type"), events))
+    device_codes = np.fromiter(map(int, device_types), dtype=np.int64, count=n)
+    values, first = np.unique(device_codes, return_index=True)
+    cpu_values = [v for v, i in zip(values.tolist(), first.tolist())
+                  if str(getattr(device_types[i], "name", device_types[i])).upper().endswith("CPU")]
+    is_cpu = np.isin(device_codes, cpu_values)
     by_name = {name: _type_by_name(name) for name in set(names)}
-    named = np.array([by_name[name] for name in names], dtype=object)
+    named = np.array(list(map(by_name.__getitem__, names)), dtype=object)
     cpu_named = (named == "cuda_runtime") | (named == "overhead")
     types = np.where(is_cpu, np.where(cpu_named, named, "cpu_op"),
                      np.where((named == "gpu_memcpy") | (named == "gpu_memset"), named, "kernel")).astype(object)
