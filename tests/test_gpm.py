@@ -191,3 +191,21 @@ def test_section_fallback_and_absent(tmp_path):
     nothing = build_report([_trace(tmp_path, FakeDevice(), _phases_and_copy(), init_error=12)])["memory_traffic"]
     assert nothing["source"] is None and nothing["measured_bytes"] is None
     assert "NVML not available" in nothing["reason"]
+
+
+def test_render_explains_an_efficiency_above_one():
+    """Seen on an H200: DRAM moved less than the per-operator ideal (cache reuse); the report says why."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from profkit.report.sections.memory_traffic import CACHE_REUSE_NOTE, render
+
+    def rendered(efficiency: float) -> str:
+        out = StringIO()
+        render({"source": "gpm", "measured_bytes": 25.5e9, "ideal_bytes": 25.5e9 * efficiency,
+                "movement_efficiency": efficiency, "phases": []}, Console(file=out, width=400))
+        return out.getvalue()
+
+    assert CACHE_REUSE_NOTE in rendered(1.13)
+    assert "L2 cache" not in rendered(0.8)

@@ -132,6 +132,13 @@ def _reason(ctx: ReportContext, default: str) -> str:
     return "; ".join(dict.fromkeys(picked)) if picked else default
 
 
+#: Seen on an H200 (efficiency 1.13 for a small model's generation): DRAM moved less than the
+#: per-operator ideal, because one operator's output was still in the L2 cache for the next.
+CACHE_REUSE_NOTE = ("efficiency above 1: DRAM moved less than every operator reading its inputs and writing its "
+                    "outputs once would, most often because operators reuse data from the GPU's L2 cache "
+                    "(that ideal then overcounts); short windows also blur GPM's sampled bandwidth")
+
+
 def render(data: dict[str, Any], console) -> None:
     if data.get("source") is None:
         console.print(f"[bold]memory traffic[/bold]: not measured — {data.get('reason')}")
@@ -144,6 +151,8 @@ def render(data: dict[str, Any], console) -> None:
             f"[bold]memory traffic[/bold] (GPM): measured {fmt_si(data['measured_bytes'], 'B')}, ideal "
             f"{fmt_si(data['ideal_bytes'], 'B')}, movement efficiency {'–' if eff is None else f'{eff:.2f}'}"
         )
+        if eff is not None and eff > 1:
+            console.print(f"  [dim]{CACHE_REUSE_NOTE}[/dim]")
     for row in data.get("phases") or []:
         moved = row["measured_bytes"] if row["measured_bytes"] is not None else row.get("busy_bytes_upper_bound")
         bound = "" if row["measured_bytes"] is not None else " ≤"
