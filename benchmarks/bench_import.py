@@ -151,12 +151,9 @@ def scaled_trace(source: Path, copies: int, folder: Path) -> Path:
     return target
 
 
-def _has_orjson() -> bool:
-    return subprocess.run([sys.executable, "-c", "import orjson"], capture_output=True).returncode == 0
-
-
-def hta_available(python: str) -> bool:
-    return subprocess.run([python, "-c", "import hta.trace_analysis"], capture_output=True).returncode == 0
+def importable(python: str, module: str) -> bool:
+    """Whether interpreter ``python`` can import ``module``."""
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def main() -> None:
@@ -178,9 +175,9 @@ def main() -> None:
                                    Path(scratch.name)))
     if not traces:
         sys.exit("no traces: pass files, or run beside ../shared/traces")
-    with_hta = hta_available(args.hta_python)
+    with_hta = importable(args.hta_python, "hta.trace_analysis")
     print("orjson hidden (standard-library JSON)" if args.no_orjson else
-          f"orjson {'installed' if _has_orjson() else 'not installed'} for profkit",
+          f"orjson {'installed' if importable(sys.executable, 'orjson') else 'not installed'} for profkit",
           "; CPU seconds" if args.cpu else "; wall seconds", sep="")
     if not with_hta:
         print(f"HTA not importable by {args.hta_python}: showing profkit alone (see this file's docstring)")

@@ -201,11 +201,12 @@ def energy_counter_vs_integrated_power(ctx):
     trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy 1.x has only trapz
     integrated = float(trapezoid(window["value"], window["start_ns"] / 1e9))
     counter = float(energy["value"].iloc[-1] - energy["value"].iloc[0])
-    idle_w, _ = mean_in_windows(trace.samples, trace.phases, "power_w", "idle")
-    load_w, _ = mean_in_windows(trace.samples, trace.phases, "power_w", "matmul")
+    # Mean power per phase of the workload (idle, matmul, gemv), also read by the next check.
+    phase_power = ctx["phase_power"] = {phase: mean_in_windows(trace.samples, trace.phases, "power_w", phase)
+                                        for phase in ("idle", "matmul", "gemv")}
+    idle_w, load_w = phase_power["idle"][0], phase_power["matmul"][0]
     figures = {"counter_j": counter, "integrated_j": integrated, "seconds": (t1 - t0) / 1e9,
                "idle_w": idle_w, "matmul_w": load_w}
-    ctx["power_trace"] = trace
     agree = counter > 0 and abs(integrated - counter) / counter <= 0.05 and (t1 - t0) >= 5e9
     rises = idle_w is not None and load_w is not None and load_w > 1.3 * idle_w
     return agree and rises, (f"counter {counter:.0f} J vs integrated {integrated:.0f} J over {(t1 - t0) / 1e9:.1f} s; "
@@ -220,12 +221,10 @@ def compute_bound_power_above_memory_bound(ctx):
     finding is checked on seconds-long stand-ins: large bf16 GEMMs vs matrix-vector products
     that stream 512 MiB of weights per call, as a decode step does.
     """
-    trace = ctx.get("power_trace")
-    if trace is None:
+    phase_power = ctx.get("phase_power")
+    if phase_power is None:
         return False, "no power workload trace", {}
-    compute_w, compute_n = mean_in_windows(trace.samples, trace.phases, "power_w", "matmul")
-    memory_w, memory_n = mean_in_windows(trace.samples, trace.phases, "power_w", "gemv")
-    idle_w, _ = mean_in_windows(trace.samples, trace.phases, "power_w", "idle")
+    (compute_w, compute_n), (memory_w, memory_n), (idle_w, _) = (phase_power[p] for p in ("matmul", "gemv", "idle"))
     figures = {"matmul_w": compute_w, "gemv_w": memory_w, "idle_w": idle_w, "samples": [compute_n, memory_n]}
     if compute_w is None or memory_w is None or idle_w is None:
         return False, f"too few power samples in phases (matmul {compute_n}, gemv {memory_n})", figures
