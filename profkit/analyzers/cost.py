@@ -32,7 +32,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .columns import Labels, label_codes
+from .columns import Labels, label_codes, label_table
 
 try:  # ~10x faster on the short texts of shapes and dtypes; json where it is missing or refuses a text
     from orjson import loads as _fast_loads
@@ -223,12 +223,8 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     n = len(name_codes)
     flops, nbytes = np.zeros(n), np.zeros(n)
     dtype = np.full(n, -1, dtype=np.int64)
-    label_has_formula = np.zeros(len(name_labels) + 1, dtype=bool)  # tested for the names in use; last: null
-    in_use = np.zeros(len(name_labels) + 1, dtype=bool)
-    in_use[name_codes] = True
-    for i in np.flatnonzero(in_use[:-1]).tolist():
-        label_has_formula[i] = name_labels[i] in _FORMULAS
-    rows = np.flatnonzero(label_has_formula[name_codes])
+    # Tested once per name in use; a null name has no formula.
+    rows = np.flatnonzero(label_table(names, _FORMULAS.__contains__, rows=np.ones(n, dtype=bool)))
     if not len(rows):
         return flops, nbytes, dtype, np.zeros(0, dtype=object)
     # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.

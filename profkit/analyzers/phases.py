@@ -317,7 +317,7 @@ def _phase_table(windows: Windows, rows: pd.DataFrame, labelled: _Labelled, ceil
     more: dict[str, Any] = {}
     if len(labelled) and n:
         per_phase, classes = aggregate_labelled(rows, ceilings, labelled.at, {"phase": labelled.phase},
-                                                [(["phase"], []), (["phase", "category"], None)], frames=False)
+                                                [(["phase"], []), (["phase", "category"], None)])
         at = {phase: i for i, phase in enumerate(np.asarray(per_phase["phase"]).tolist())}
         pos = np.array([at.get(phase, -1) for phase in phases.tolist()], dtype=np.int64)
         for column in _AGG_COLUMNS:

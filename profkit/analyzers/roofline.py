@@ -86,19 +86,14 @@ def _bound_codes(intensity: np.ndarray, ridge: np.ndarray, efficiency: np.ndarra
 
 def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     """Roofline columns for rows with flops, bytes, dtype, category and span_ns (the time of the point)."""
-    return pd.DataFrame(bound_columns(rows, ceilings), index=rows.index)
-
-
-def bound_columns(rows: pd.DataFrame | dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:
-    """``bounds`` as a dict of columns, from a table or a dict of its columns (arrays)."""
     matrix = np.asarray(rows["category"] == OpClass.CONTRACTION.value, dtype=bool)
     columns = bound_arrays(rows["flops"], rows["bytes"], rows["span_ns"], matrix, rows["dtype"], ceilings)
     columns["bound"] = pd.Categorical.from_codes(columns["bound"].codes, dtype=BOUND_DTYPE)
-    return columns
+    return pd.DataFrame(columns, index=rows.index)
 
 
 def bound_arrays(flops, nbytes, span_ns, matrix: np.ndarray, dtype, ceilings: Ceilings) -> dict[str, Any]:
-    """``bound_columns`` from the columns it reads (``matrix``: the contraction rows); the bound
+    """``bounds`` from the columns it reads (``matrix``: the contraction rows); the bound
     as ``Coded`` codes into ``Bound``."""
     spec = ceilings.primary
     flops = np.asarray(flops, dtype=float)
@@ -169,12 +164,11 @@ def aggregate_columns(rows: pd.DataFrame | EventTable, ceilings: Ceilings, by: S
 
 def aggregate_labelled(rows: pd.DataFrame | EventTable, ceilings: Ceilings, at: np.ndarray,
                        labels: dict[str, pd.Categorical], groupings: Sequence[tuple[Sequence[str], Sequence[str] | None]],
-                       *, frames: bool = True) -> list[pd.DataFrame] | list[dict[str, Any]]:
-    """``aggregate_classes(rows, ceilings, by, share_within, at=at, labels=labels)`` for each
-    ``(by, share_within)`` of ``groupings``, the rows read once (``frames=False``: dicts of columns)."""
+                       ) -> list[dict[str, Any]]:
+    """``aggregate_columns(rows, ceilings, by, share_within, at=at, labels=labels)`` for each
+    ``(by, share_within)`` of ``groupings``, the rows read once."""
     work = _Work(rows, ceilings, _measured(ceilings), at)
-    tables = [_aggregate(work, ceilings, by, share_within, labels) for by, share_within in groupings]
-    return [pd.DataFrame(table) for table in tables] if frames else tables
+    return [_aggregate(work, ceilings, by, share_within, labels) for by, share_within in groupings]
 
 
 def _measured(ceilings: Ceilings) -> HardwareSpec | None:
