@@ -530,3 +530,14 @@ def test_part_times_are_the_pandas_step_by_part_table(window, part, steps):
         want = table[k].reindex(range(steps)).fillna(0).to_numpy()
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def test_linking_user_generations_leaves_the_callers_table_alone():
+    """User-marked generate calls get ids on a copy: the caller's windows keep their NaN ids."""
+    from profkit.analyzers.phases import _link_generations
+
+    windows = pd.DataFrame({"phase": ["generate", "prefill", "decode"], "generation": [np.nan] * 3,
+                            "start_ns": [0, 1, 5], "end_ns": [10, 4, 7], "rank": [0, 0, 0]})
+    linked = _link_generations(windows)
+    assert linked["generation"].tolist() == [-1.0, -1.0, -1.0]  # the call's id, taken by its passes
+    assert windows["generation"].isna().all()

@@ -217,7 +217,7 @@ class PhaseAnalysis:
     def generations(self) -> pd.DataFrame:
         """One row per generate call (``generation_table``)."""
         columns = self.generation_columns
-        return _no_generations() if columns is None else pd.DataFrame(columns, columns=_GENERATION_COLUMNS)
+        return pd.DataFrame(columns, columns=_GENERATION_COLUMNS)  # None: no rows
 
     @property
     def steps(self) -> pd.DataFrame:
@@ -312,7 +312,7 @@ def _phase_table(windows: Windows, rows: pd.DataFrame, labelled: _Labelled, ceil
     else:  # the columns a DataFrame of the records would have, without building it
         base = {name: np.array([r[name] for r in records], dtype=dtype) for name, dtype in zip(names, _TABLE_TYPES)}
     n = len(records)
-    phases = base["phase"] if records else np.zeros(0, dtype=object)
+    phases = base["phase"]
     classes = None
     more: dict[str, Any] = {}
     if len(labelled) and n:
@@ -391,7 +391,7 @@ def generation_table(windows: pd.DataFrame) -> pd.DataFrame:
     dozen windows made pandas' groupby/join machinery most of the phase analysis' time).
     """
     columns = generation_columns(windows)
-    return _no_generations() if columns is None else pd.DataFrame(columns, columns=_GENERATION_COLUMNS)
+    return pd.DataFrame(columns, columns=_GENERATION_COLUMNS)  # None: no rows
 
 
 _GENERATION_COLUMNS = ["generation", "rank", "start_ns", "end_ns", "duration_ns", "batch_size", "prefill_passes",
@@ -460,19 +460,14 @@ def generation_columns(windows: Windows | pd.DataFrame) -> dict[str, Any] | None
     }
 
 
-def _no_generations() -> pd.DataFrame:
-    return pd.DataFrame(columns=_GENERATION_COLUMNS)
-
-
 def _link_generations(windows: pd.DataFrame | Windows) -> pd.DataFrame | Windows:
     """Generate windows without an id (user marks) get one, and the passes inside them take it."""
     loose = (_col(windows, "phase", object) == GENERATE) & np.isnan(_col(windows, "generation", np.float64))
     if not loose.any():
         return windows
-    windows = pd.DataFrame(windows)  # (a copy) user-marked calls are rare: the table's way
-    loose_calls = (windows["phase"] == GENERATE) & windows["generation"].isna()
-    windows.loc[loose_calls, "generation"] = -1.0 - np.flatnonzero(loose_calls.to_numpy())  # never a hook's id
-    holders = windows[loose_calls]
+    windows = pd.DataFrame(windows, copy=True)  # user-marked calls are rare: the table's way, on a copy
+    windows.loc[loose, "generation"] = -1.0 - np.flatnonzero(loose)  # never a hook's id
+    holders = windows[loose]
     passes = windows[windows["phase"].isin((PREFILL, DECODE))]
     pos = assign_to_windows(passes["start_ns"].to_numpy(np.int64), passes["rank"].to_numpy(np.int64), holders)
     windows.loc[passes.index[pos >= 0], "generation"] = holders["generation"].to_numpy()[pos[pos >= 0]]
