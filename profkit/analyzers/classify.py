@@ -41,7 +41,6 @@ from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
 from .table import Coded, Deferred, EventTable, Masked
 
 DEVICE_KINDS = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
-_CATEGORY = CLASS_DTYPE
 
 
 def is_gpu_trace(events: pd.DataFrame | EventTable) -> bool:
@@ -98,7 +97,7 @@ def _pandas_columns(columns: dict[str, Any]) -> dict[str, Any]:
         if isinstance(values, Deferred):
             values = values.read()
         if name == "category":
-            values = pd.Categorical.from_codes(values.codes, dtype=_CATEGORY)
+            values = pd.Categorical.from_codes(values.codes, dtype=CLASS_DTYPE)
         elif name == "bound":
             values = pd.Categorical.from_codes(values.codes, dtype=BOUND_DTYPE)
         elif name == "dtype":  # objects, None for no dtype

@@ -20,14 +20,13 @@ def records(frame: pd.DataFrame | Mapping[str, Any], columns: Iterable[str],
     """
     names = [c for c in columns if c in frame]
     if isinstance(frame, pd.DataFrame):
-        read = {name: frame[name].to_numpy(dtype=object) for name in names}
         n = len(frame)
     else:
-        read = {name: np.asarray(frame[name], dtype=object) for name in names}
         n = len(next(iter(frame.values()))) if frame else 0
     if at is not None:
-        read = {name: values[at] for name, values in read.items()}
         n = len(at)
+    # The rows are taken before the conversion to objects: a top-10 list converts 10 values a column.
+    read = {name: _object_values(frame[name], at) for name in names}
     if not names:
         return [{} for _ in range(n)]
     values = np.empty((n, len(names)), dtype=object)
@@ -37,3 +36,10 @@ def records(frame: pd.DataFrame | Mapping[str, Any], columns: Iterable[str],
     if missing.any():
         values[missing] = None
     return [dict(zip(names, row)) for row in values.tolist()]
+
+
+def _object_values(column: Any, at: np.ndarray | None) -> np.ndarray:
+    """A column's values (``at``: those rows, by position) as Python objects."""
+    if at is not None:
+        column = column.take(at) if hasattr(column, "take") else np.asarray(column, dtype=object)[at]
+    return column.to_numpy(dtype=object) if hasattr(column, "to_numpy") else np.asarray(column, dtype=object)
