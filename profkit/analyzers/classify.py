@@ -172,7 +172,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
     launched_unit = np.where(op_pos >= 0, unit_pos[np.maximum(op_pos, 0)], -1)  # (each device row's)
     if len(dev):
-        _classify_device_names(dev, op_pos, launched_unit, wanted, is_kernel, name_codes, names)
+        op_class, own = _classify_device_names(dev, op_pos, launched_unit, wanted, is_kernel, name_codes, names)
     name_class = np.where(wanted, names.op_class[name_codes], _OTHER).astype(np.int8)
     name_fused = names.fused[name_codes] & wanted
 
@@ -192,7 +192,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     unit_id = np.full(n, -1, dtype=np.int64)
     unit_id[op_rows] = event_ids[unit_pos[op_rows]]
     if len(dev):
-        _attribute_device_rows(events, dev, op_pos, launched_unit, is_kernel, unit_pos, name_class, name_fused,
+        _attribute_device_rows(events, dev, op_class, own, launched_unit, is_kernel, unit_pos, name_class, name_fused,
                                category, fused, flops, nbytes, dtype, unit_id, duration)
 
     device_work = is_device if gpu else is_op
@@ -256,26 +256,31 @@ class _NameClasses:
 
 
 def _classify_device_names(dev: np.ndarray, op_pos: np.ndarray, launched_unit: np.ndarray, wanted: np.ndarray,
-                           is_kernel: np.ndarray, name_codes: np.ndarray, names: _NameClasses) -> None:
+                           is_kernel: np.ndarray, name_codes: np.ndarray,
+                           names: _NameClasses) -> tuple[np.ndarray, np.ndarray]:
     """The names of the device rows ``dev``: a kernel whose class comes neither from its unit nor from
-    its launching op takes its own name's class (found); every other name needs only its fused flag."""
+    its launching op takes its own name's class (found); every other name needs only its fused flag.
+
+    Returns each device row's launching op's class (other: none) and whether it takes its own
+    name's class: the class rule, decided here once (``_attribute_device_rows`` applies it)."""
     launcher = np.where((op_pos >= 0) & wanted[np.maximum(op_pos, 0)], op_pos, -1)  # (other rows: no class)
     names.classify(np.unique(name_codes[launcher[launcher >= 0]]))  # (ops' names: found already)
     op_class = np.where(launcher >= 0, names.op_class[name_codes[np.maximum(launcher, 0)]], _OTHER)
     own = is_kernel[dev] & (launched_unit < 0) & (op_class == _OTHER)
     names.classify(np.unique(name_codes[dev[own]]))
     names.fused_only(np.unique(name_codes[dev[~own]]))
+    return op_class, own
 
 
-def _attribute_device_rows(events, dev, op_pos, launched_unit, is_kernel, unit_pos, name_class, name_fused,
+def _attribute_device_rows(events, dev, op_class, own, launched_unit, is_kernel, unit_pos, name_class, name_fused,
                            category, fused, flops, nbytes, dtype, unit_id, duration) -> None:
-    """Classes and cost shares of the device rows ``dev`` (kernels, memcpys, memsets), in place."""
+    """Classes and cost shares of the device rows ``dev`` (kernels, memcpys, memsets), in place;
+    ``op_class`` and ``own`` from ``_classify_device_names``."""
     copies = ~is_kernel[dev]
 
-    # Class: the unit's, else the launching op's when it has one, else the kernel name's.
-    op_class = np.where(op_pos >= 0, name_class[np.maximum(op_pos, 0)], _OTHER)
+    # Class: the unit's, else the launching op's when it has one, else the kernel name's (``own``).
     chosen = np.where(launched_unit >= 0, name_class[np.maximum(launched_unit, 0)],
-                      np.where(op_class != _OTHER, op_class, name_class[dev]))
+                      np.where(own, name_class[dev], op_class))
     category[dev] = np.where(copies, _MEMORY, chosen)
     fused[dev] = name_fused[dev] | ((launched_unit >= 0) & name_fused[np.maximum(launched_unit, 0)])
 
