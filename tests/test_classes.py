@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from profkit.analyzers import classes
+from profkit.analyzers.casefold import line_form
 from profkit.analyzers.classes import OpClass, Tier, classify_name, classify_names, rules
 
 from conftest import shared_trace
@@ -313,5 +314,5 @@ def test_fused_flags_over_joined_names_equal_may_be_fused_name_by_name():
 def test_fused_flags_credit_each_match_to_its_own_name(monkeypatch, pattern, expected):
     import re
 
-    monkeypatch.setattr(classes, "_FUSED_LINE_TESTS", [(classes._line_form(re.compile(pattern)), False)])
+    monkeypatch.setattr(classes, "_FUSED_LINE_TESTS", [(line_form(re.compile(pattern)), False)])
     assert classes.fused_flags(["abc", "", "xz", "q"]) == expected

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 #: Escapes that mean the same in lower case: character classes whose letter is already lower
 #: case, and escaped punctuation.
 _SAME_ESCAPES = frozenset("wdsb") | frozenset(r".()[]{}$^*+?|\-/:<>_=!#&~,;'\"% @")
@@ -115,3 +117,37 @@ def alternatives(regex: re.Pattern) -> tuple[re.Pattern, ...]:
                      for branch in branches)
     except re.error:  # pragma: no cover - every alternative of a valid pattern compiles
         return (regex,)
+
+
+# ---------------------------------------------------------------- many names, one scan
+
+#: What can match a newline or anchor at the whole text's ends: a pattern holding one is not read line by line.
+_CROSSES_LINES = re.compile(r"\\[sSWDAZn]|\[\^")
+
+
+def line_form(regex: re.Pattern) -> re.Pattern | None:
+    """``regex`` over "\n" + names joined by newlines (``joined_lines``): it matches where it matches a
+    name alone, the match starting inside that name or, for a pattern anchored at the start, at the
+    newline before it (``^x`` is read as ``\nx``: re scans for the newline instead of trying ``^`` at
+    every position). ^ and $ elsewhere hold at each line's ends. None when the pattern could match a
+    newline: negated classes, \\s \\S \\W \\D, whole-text anchors, DOTALL."""
+    if regex.flags & re.DOTALL or _CROSSES_LINES.search(regex.pattern):
+        return None
+    key = regex.pattern
+    return re.compile("\n" + key[1:] if key.startswith("^") else key, regex.flags | re.MULTILINE)
+
+
+def joined_lines(names: list[str]) -> tuple[str, np.ndarray] | None:
+    """"\n" + ``names`` joined by newlines, and where each name starts in it; None when a line would
+    not be one name (no names, a non-ASCII name, a name holding a newline): test them one by one."""
+    joined = "\n".join(names)
+    if not names or not joined.isascii() or joined.count("\n") != len(names) - 1:
+        return None
+    lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+    return "\n" + joined, np.concatenate(([1], 1 + np.cumsum(lengths + 1)[:-1]))
+
+
+def line_owner(starts: np.ndarray, positions) -> np.ndarray:
+    """The name each position of a ``joined_lines`` text lies in (a name's end counts as in it; a
+    ``line_form`` match anchored at a newline: pass its start + 1)."""
+    return np.searchsorted(starts, positions, side="right") - 1

@@ -32,7 +32,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .casefold import alternatives, lowered_form
+from .casefold import alternatives, joined_lines, line_form, line_owner, lowered_form
 
 
 class OpClass(str, enum.Enum):
@@ -103,7 +103,7 @@ def _add(rule: Rule) -> None:
     ascii_test = alternatives(lowered or ascii_regex)
     _PATTERNS.append((regex, ascii_regex, lowered, ascii_test, rule))
     if rule.fused or rule.derive is not None:
-        _FUSED_LINE_TESTS.extend((_line_form(alternative), lowered is not None) for alternative in ascii_test)
+        _FUSED_LINE_TESTS.extend((line_form(alternative), lowered is not None) for alternative in ascii_test)
     classify_name.cache_clear()
     may_be_fused.cache_clear()
 
@@ -113,20 +113,6 @@ def _add(rule: Rule) -> None:
 #: None pattern is one that could match across a newline (``fused_flags`` then tests name by name).
 _FUSED_LINE_TESTS: list[tuple[re.Pattern | None, bool]] = []
 
-#: What can match a newline or anchor at the whole text's ends: a pattern holding one is not read line by line.
-_CROSSES_LINES = re.compile(r"\\[sSWDAZn]|\[\^")
-
-
-def _line_form(regex: re.Pattern) -> re.Pattern | None:
-    """``regex`` over "\n" + names joined by newlines: it matches where it matches a name alone, the
-    match starting inside that name or, for a pattern anchored at the start, at the newline before it
-    (``^x`` is read as ``\nx``: re scans for the newline instead of trying ``^`` at every position).
-    ^ and $ elsewhere hold at each line's ends. None when the pattern could match a newline: negated
-    classes, \\s \\S \\W \\D, whole-text anchors, DOTALL."""
-    if regex.flags & re.DOTALL or _CROSSES_LINES.search(regex.pattern):
-        return None
-    key = regex.pattern
-    return re.compile("\n" + key[1:] if key.startswith("^") else key, regex.flags | re.MULTILINE)
 
 
 def _ascii_form(regex: re.Pattern) -> re.Pattern:
@@ -231,20 +217,16 @@ def may_be_fused(name: str) -> bool:
 def fused_flags(names: list[str]) -> list[bool]:
     """``may_be_fused`` of each name, ASCII names without newlines read at once: each test scans the
     names joined by newlines (a few scans, not a few searches per name)."""
-    joined = "\n".join(names)
-    if (not names or not joined.isascii() or joined.count("\n") != len(names) - 1
-            or any(pattern is None for pattern, _ in _FUSED_LINE_TESTS)):
+    lines = joined_lines(names)
+    if lines is None or any(pattern is None for pattern, _ in _FUSED_LINE_TESTS):
         return [may_be_fused(name) for name in names]
-    joined = "\n" + joined
+    joined, starts = lines
     lowered = joined.lower()
-    # Where each name's newline is: an anchored match starts at it; another one starts inside the name or
-    # (an empty match) right after it, i.e. one character after a position in [newline, end of name].
-    newlines = np.cumsum([0] + [len(name) + 1 for name in names[:-1]])
     hit = np.zeros(len(names), dtype=bool)
     for pattern, reads_lowered in _FUSED_LINE_TESTS:
-        after = 0 if pattern.pattern.startswith("\n") else 1
-        found = [match.start() - after for match in pattern.finditer(lowered if reads_lowered else joined)]
-        hit[np.searchsorted(newlines, found, side="right") - 1] = True
+        anchored = pattern.pattern.startswith("\n")  # its match starts at the newline before its name
+        found = [match.start() + anchored for match in pattern.finditer(lowered if reads_lowered else joined)]
+        hit[line_owner(starts, found)] = True
     exact = map(_EXACT.get, names)
     return [rule.fused if rule is not None else bool(h) for rule, h in zip(exact, hit.tolist())]
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .casefold import alternatives, lowered_form
+from .casefold import alternatives, joined_lines, line_form, line_owner, lowered_form
 from .columns import id_values, int_values, kind_mask, label_codes, used_labels
 from .intervals import intersect_intervals, merge_intervals, subtract_intervals
 
@@ -75,8 +75,8 @@ def _name_causes(name: str) -> int:
 #: the joined names with str.find, a fast scan. None where a test has no such form.
 _WORDS = [a.pattern for regex in _UNANCHORED_LOWERED if regex is not None for a in alternatives(regex)]
 _WORDS = _WORDS if all(_UNANCHORED_LOWERED) and all(re.fullmatch(r"[a-z0-9_]+", w) for w in _WORDS) else None
-#: The whole-name test over "\n" + names joined by newlines + "\n": a name between two newlines.
-_SYNC_LINE = (re.compile(r"\n(?:" + _SYNC_CALL_LOWERED.pattern[1:-1] + r")(?=\n)")
+#: The whole-name test over names joined into lines (``joined_lines``): a whole line.
+_SYNC_LINE = (line_form(_SYNC_CALL_LOWERED)
               if _SYNC_CALL_LOWERED is not None and _SYNC_CALL_LOWERED.pattern.startswith("^")
               and _SYNC_CALL_LOWERED.pattern.endswith("$") else None)
 
@@ -87,23 +87,21 @@ def _label_causes(texts: np.ndarray, used: np.ndarray) -> np.ndarray:
     word: ``_name_causes`` runs only for the few names a word hits, and a whole-name call is a line."""
     bits = np.zeros(len(texts) + 1, dtype=np.int64)
     names = texts[used].tolist()
-    joined = "\n".join(names)
-    if (_WORDS is None or _SYNC_LINE is None or not joined.isascii()
-            or joined.count("\n") != len(names) - 1):  # (no names: count 0 != -1)
+    lines = joined_lines(names) if _WORDS is not None and _SYNC_LINE is not None else None
+    if lines is None:
         bits[used] = [_name_causes(name) for name in names]
         return bits
+    joined, starts = lines
     joined = joined.lower()
-    lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
-    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))  # of each name in ``joined``
-    calls = [m.start() for m in _SYNC_LINE.finditer(f"\n{joined}\n")]  # (its newline: the name's start)
-    bits[used[np.searchsorted(starts, calls, side="right") - 1]] = _SYNCHRONIZATION
+    calls = [m.start() + 1 for m in _SYNC_LINE.finditer(joined)]  # (a match starts at the name's newline)
+    bits[used[line_owner(starts, calls)]] = _SYNCHRONIZATION
     hits = []
     for word in _WORDS:
         at = joined.find(word)
         while at >= 0:
             hits.append(at)
             at = joined.find(word, at + 1)
-    for i in np.unique(np.searchsorted(starts, hits, side="right") - 1).tolist():
+    for i in np.unique(line_owner(starts, hits)).tolist():
         bits[used[i]] = _name_causes(names[i])
     return bits
 
