@@ -224,15 +224,13 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     raw = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
     del parts
     # build_events sorts its rows (by start, then the enclosing event first; stable): the same
-    # order here lines the External ids and the few columns the links need up with its rows.
-    # Only those are sorted here: build_events copies the whole table in that order anyway
-    # (sorting it all here too was a second copy of every text column).
-    order = from_numpy(np.lexsort((-to_numpy(raw.column("duration_ns"), 0), to_numpy(raw.column("start_ns"), 0))))
-    linking = raw.select(["kind", "correlation_id", "process_id", "_external_id"]).take(order)
+    # order here lines the External ids, which it does not keep, up with its rows. The other
+    # columns the links read (kind, correlation, process) it keeps: they are read from its table.
+    order = np.lexsort((-to_numpy(raw.column("duration_ns"), 0), to_numpy(raw.column("start_ns"), 0)))
+    external = to_numpy(raw.column("_external_id"), np.nan)[order]
     table = build_events(raw.drop_columns(["_external_id"]))
     del raw, order
-    external = to_numpy(linking.column("_external_id"), np.nan)
-    table, linked_by_external = _link_by_external_id(table, external, linking)
+    table, linked_by_external = _link_by_external_id(table, external)
     if linked_by_external:
         notes.append(f"{linked_by_external} GPU events linked to their op by External id (no launch call found)")
     for label, count in sorted(collected.skipped.items()):
@@ -515,17 +513,16 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
     )
 
 
-def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -> tuple[pa.Table, int]:
+def _link_by_external_id(table: pa.Table, external: np.ndarray) -> tuple[pa.Table, int]:
     """Give unlinked kernels/copies the op with their External id (some traces have no launch calls).
 
-    ``external`` and ``raw`` (kind, correlation and process of the rows build_events was given) are
-    in the table's row order.
+    ``external``: each row's External id, in the table's row order.
     Skipped when a trace's GPU External ids just repeat their correlations
     (some Kineto versions): those are no op ids.
     """
-    kind = _codes(raw.column("kind"), _CODE.__getitem__)
+    kind = _codes(table.column("kind"), _CODE.__getitem__)
     op_id = _float_values(table.column("op_id"))
-    correlation = _float_values(raw.column("correlation_id"))
+    correlation = _float_values(table.column("correlation_id"))
     work = np.isin(kind, _DEVICE_WORK)
     both = work & ~np.isnan(external) & ~np.isnan(correlation)
     if both.any() and np.all(external[both] == correlation[both]):
@@ -533,7 +530,7 @@ def _link_by_external_id(table: pa.Table, external: np.ndarray, raw: pa.Table) -
     want = work & np.isnan(op_id) & ~np.isnan(external)
     if not want.any():
         return table, 0
-    process = to_numpy(raw.column("process_id"), 0)
+    process = to_numpy(table.column("process_id"), 0)
     ops = np.flatnonzero((kind == _CODE[Kind.CPU_OP.value]) & ~np.isnan(external))
     rows = np.flatnonzero(want)
     # (process, External id) as one exact integer key: both factorized over the rows that take part.
