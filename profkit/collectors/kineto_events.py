@@ -79,7 +79,7 @@ def dumps(value: Any) -> str:
             return _orjson.dumps(value).decode()
         except TypeError:  # integers beyond 64 bits
             pass
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _compact(value)
 
 
 def _compact_encoder() -> Callable[[Any], str]:

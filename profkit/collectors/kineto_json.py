@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import TraceImportError, UsageError
-from ..trace.arrow_buffers import dictionary, from_numpy, text_array, to_numpy, validity
+from ..trace.arrow_buffers import ARROW_TO_NUMPY, dictionary, from_numpy, text_array, to_numpy, validity
 from ..trace.build import build_events
 from ..trace.io import write_trace
 from ..trace.schema import GPU_KINDS, Kind
@@ -407,9 +407,6 @@ def _gpu_process(pid, host_pid: int, kind, gpu, correlation) -> np.ndarray:
     return process.astype(np.int64)
 
 
-_NUMPY_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64}
-
-
 def _float_values(column: pa.ChunkedArray) -> np.ndarray:
     """An integer column as float64, NaN where null."""
     column = column.combine_chunks()
@@ -424,7 +421,7 @@ def _nullable(values: np.ndarray, keep: np.ndarray | None = None, dtype: pa.Data
     if dtype == pa.int32():  # CUDA writes the default stream's "no stream" as uint32 -1
         values = np.where(values >= 2**31, values - 2**32, values)
     mask = np.isnan(values) if keep is None else (np.isnan(values) | ~keep)
-    return from_numpy(np.where(mask, 0, values).astype(_NUMPY_TYPES[dtype]), ~mask)
+    return from_numpy(np.where(mask, 0, values).astype(ARROW_TO_NUMPY[dtype]), ~mask)
 
 
 def _unpack_phase_args(kind: np.ndarray, extras: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from .. import __version__
 from ..trace.arrow_buffers import to_numpy
+from ..trace.build import LabelCodes
 
 
 def file_metadata(header: dict[str, Any], source: Path, table: pa.Table, notes: list[str]) -> dict[str, Any]:
@@ -63,13 +64,7 @@ def _devices(properties: Any, table: pa.Table) -> list[dict[str, Any]]:
                 }
             )
         return devices
-    device_type = table.column("device_type").combine_chunks()  # dictionary-encoded (build_events)
-    if not pa.types.is_dictionary(device_type.type):
-        device_type = device_type.dictionary_encode()
-    names = device_type.dictionary.to_pylist()
-    if "gpu" not in names:
-        return []
-    on_gpu = to_numpy(device_type.indices, -1) == names.index("gpu")
+    on_gpu = LabelCodes(table.column("device_type")).isin({"gpu"})
     used = sorted(set(to_numpy(table.column("device_index"), -1)[on_gpu].tolist()))
     return [{"index": int(i), "type": "gpu", "name": "unknown GPU"} for i in used]
 

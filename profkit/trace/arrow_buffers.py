@@ -24,7 +24,8 @@ _NUMPY_TO_ARROW = {
     np.dtype(np.float64): pa.float64(),
 }
 
-_ARROW_TO_NUMPY = {arrow: numpy for numpy, arrow in _NUMPY_TO_ARROW.items()}
+#: The numpy dtype of each Arrow type that ``to_numpy`` and ``from_numpy`` take.
+ARROW_TO_NUMPY = {arrow: numpy for numpy, arrow in _NUMPY_TO_ARROW.items()}
 
 
 def from_numpy(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -123,7 +124,7 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, missing) -> np.ndarray:
         dtype = np.dtype(bool)
         values = _unbits(data, offset, n) if data is not None else None
     else:
-        dtype = _ARROW_TO_NUMPY[column.type]
+        dtype = ARROW_TO_NUMPY[column.type]
         values = np.frombuffer(data, dtype=dtype, count=offset + n)[offset:].copy() if data is not None else None
     if values is None:  # an all-null array may come without a data buffer
         return np.full(n, missing, dtype=dtype)

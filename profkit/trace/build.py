@@ -57,7 +57,7 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
     table = table.take(from_numpy(order))
     start, duration = start[order], duration[order]
     n = table.num_rows
-    kind = _KindCodes(table["kind"])
+    kind = LabelCodes(table["kind"])
     columns: dict[str, Any] = {"event_id": from_numpy(np.arange(n, dtype=np.int64)), "kind": kind.encoded}
 
     parent_id, depth = _ints(table, "parent_id", -1), _ints(table, "depth", -1)
@@ -86,14 +86,14 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
     return pa.Table.from_arrays(out, schema=ARROW_SCHEMA)
 
 
-class _KindCodes:
-    """The kind column dictionary-encoded once: row masks come from a lookup on its few
-    distinct values instead of string comparisons on every row."""
+class LabelCodes:
+    """A text column (kind, device type...) dictionary-encoded once: row masks come from a lookup
+    on its few distinct values instead of string comparisons on every row."""
 
     def __init__(self, column: pa.ChunkedArray):
         self.encoded = column.combine_chunks().dictionary_encode()
         self.values = self.encoded.dictionary.to_pylist()
-        # A null kind gets the code one past the values, which matches nothing.
+        # A null gets the code one past the values, which matches nothing.
         self.codes = to_numpy(self.encoded.indices, len(self.values))
 
     def isin(self, wanted) -> np.ndarray:
@@ -135,7 +135,7 @@ def _nullable(values: np.ndarray) -> pa.Array:
     return from_numpy(values, values >= 0)
 
 
-def _link_gpu_events(table: pa.Table, kind: _KindCodes, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _link_gpu_events(table: pa.Table, kind: LabelCodes, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(launch_id, op_id) per row for GPU events; -1 where none.
 
     Two id spaces meet here. A GPU event's own ``correlation_id`` is the
@@ -180,7 +180,7 @@ def _link_gpu_events(table: pa.Table, kind: _KindCodes, parent: np.ndarray) -> t
     return launch_id, op_id
 
 
-def _innermost_cpu_op(kind: _KindCodes, parent: np.ndarray, launch_ids: np.ndarray) -> np.ndarray:
+def _innermost_cpu_op(kind: LabelCodes, parent: np.ndarray, launch_ids: np.ndarray) -> np.ndarray:
     """Walk parent ids upwards from each launch call until a cpu_op is reached (one step per level)."""
     is_op = kind.isin({Kind.CPU_OP.value})
     current = np.where(launch_ids >= 0, parent[np.maximum(launch_ids, 0)], -1)  # start from the call's parent
