@@ -98,8 +98,8 @@ class Trace:
     @property
     def arrow(self) -> pa.Table | None:
         """The Arrow table of a loaded trace (its columns read on first use), else None."""
-        if self._arrow is None and self._reader is not None:
-            self._arrow = self._reader.table()
+        if self._reader is not None:  # every column now: the reader (and the file's bytes) are let go
+            self._arrow, self._reader = self._reader.table(), None
         return self._arrow
 
     @arrow.setter
@@ -108,28 +108,27 @@ class Trace:
 
     @property
     def num_rows(self) -> int:
-        return self._reader.num_rows if self._arrow is None and self._reader is not None else self.arrow.num_rows
+        return self._reader.num_rows if self._reader is not None else self.arrow.num_rows
 
     @property
     def column_names(self) -> list[str]:
-        return list(self._reader.names) if self._arrow is None and self._reader is not None else self.arrow.column_names
+        return list(self._reader.names) if self._reader is not None else self.arrow.column_names
 
     @property
     def one_chunk(self) -> bool:
         """Whether each Arrow column is one array (``chunk`` reads it)."""
-        if self._arrow is None and self._reader is not None:
+        if self._reader is not None:
             return self._reader.row_groups == 1
         return self.arrow is not None and all(column.num_chunks == 1 for column in self.arrow.columns)
 
     def prefetch(self, names: Iterable[str]) -> None:
         """Read these columns of a loaded trace now, in one read (cheaper than one read each)."""
-        if self._arrow is None and self._reader is not None:
+        if self._reader is not None:
             self._reader.prefetch(names)
 
     def chunk(self, name: str) -> pa.Array:
         """Column ``name`` as its one Arrow array (see ``one_chunk``), read from the file on first use."""
-        column = self._reader.column(name) if self._arrow is None and self._reader is not None \
-            else self.arrow.column(name)
+        column = self._reader.column(name) if self._reader is not None else self.arrow.column(name)
         return column.chunk(0)
 
     @property
@@ -175,7 +174,7 @@ _THREADED_ROWS = 1_000_000
 def load(path: str | os.PathLike) -> Trace:
     """Read one trace file; raise TraceFormatError with a one-line reason if it is not one."""
     path = Path(path)
-    parquet = _open(path, whole=True)  # (a file too big to hold twice is read from disk)
+    parquet, in_memory = _open(path, whole=True)  # (a file too big to hold twice is read from disk)
     reader = None
     try:
         schema = parquet.schema_arrow
@@ -185,11 +184,11 @@ def load(path: str | os.PathLike) -> Trace:
         if missing:
             raise TraceFormatError(f"{path}: missing columns {', '.join(missing)}")
         reader = _ColumnReader(path, parquet, schema)
-        if reader.in_memory:  # columns read on first use, from the bytes in memory
+        if in_memory:  # columns read on first use, from the bytes in memory
             return Trace(metadata=metadata, path=path, reader=reader)
         return Trace(metadata=metadata, path=path, arrow=reader.table())  # a big file: read now, then closed
     finally:
-        if reader is None or not reader.in_memory:
+        if reader is None or not in_memory:
             parquet.close()
 
 
@@ -203,7 +202,6 @@ class _ColumnReader:
         self.names = schema.names
         self.num_rows = parquet.metadata.num_rows
         self.row_groups = parquet.metadata.num_row_groups
-        self.in_memory = getattr(parquet, "_in_memory", False)
         self._read: dict[str, pa.ChunkedArray] = {}
 
     def column(self, name: str) -> pa.ChunkedArray:
@@ -283,7 +281,8 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _read_schema(path: Path) -> pa.Schema:
-    with _open(path) as parquet:
+    parquet, _ = _open(path)
+    with parquet:
         return parquet.schema_arrow
 
 
@@ -291,19 +290,18 @@ def _read_schema(path: Path) -> pa.Schema:
 _WHOLE_BYTES = 256 << 20
 
 
-def _open(path: Path, whole: bool = False) -> pq.ParquetFile:
-    """The file, its footer read (one open for the schema and the data). ``whole``: the bytes of a file
-    up to _WHOLE_BYTES read at once and parsed in memory, for a caller that reads every column (no
-    filesystem lookup, no read per column chunk: ~1 ms less on the first load of a process)."""
+def _open(path: Path, whole: bool = False) -> tuple[pq.ParquetFile, bool]:
+    """The file, its footer read (one open for the schema and the data), and whether it was read into
+    memory. ``whole``: the bytes of a file up to _WHOLE_BYTES read at once and parsed in memory, for a
+    caller that reads every column (no filesystem lookup, no read per column chunk: ~1 ms less on the
+    first load of a process); the reader keeps the bytes, so columns read later need no file."""
     if not path.exists():
         raise TraceFormatError(f"{path}: no such file")
     if path.is_dir():
         raise TraceFormatError(f"{path}: is a folder, not a trace file")
     try:
         in_memory = whole and path.stat().st_size <= _WHOLE_BYTES
-        parquet = pq.ParquetFile(pa.BufferReader(path.read_bytes()) if in_memory else path)
-        parquet._in_memory = in_memory  # (the reader keeps the bytes: columns read later need no file)
-        return parquet
+        return pq.ParquetFile(pa.BufferReader(path.read_bytes()) if in_memory else path), in_memory
     except (pa.ArrowException, OSError) as exc:
         raise TraceFormatError(f"{path}: not a Parquet file or truncated ({_first_line(exc)})") from None
 
