@@ -1,0 +1,87 @@
+"""A real GPU Chrome trace, imported, against a recording of the same program (#6 on real input).
+
+benchmarks/gpu_check.sh ran one program twice on an NVIDIA H200 (torch 2.11): under torch.profiler
+with export_chrome_trace (sample_traces/torch_profiler_export_nvidia_h200.json.gz, gzipped as
+tensorboard_trace_handler writes it), and under `profkit record`
+(same_program_recorded_nvidia_h200.parquet). The two runs launch the same kernels on the same
+shapes, so what the importer makes of Kineto's JSON must agree with what the recorder read from
+torch's events API: two independent paths to the same facts. Runs everywhere (no GPU needed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+import profkit
+from conftest import SAMPLE_TRACES, run_profkit
+
+CHROME_JSON = SAMPLE_TRACES / "torch_profiler_export_nvidia_h200.json.gz"
+RECORDED = SAMPLE_TRACES / "same_program_recorded_nvidia_h200.parquet"
+
+
+@pytest.fixture(scope="module")
+def imported_path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("chrome_import") / "imported.parquet"
+    proc = run_profkit("import", str(CHROME_JSON), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def both(imported_path):
+    return profkit.load(imported_path), profkit.load(RECORDED)
+
+
+def _counts(series) -> Counter:
+    return Counter(series.astype(str).tolist())
+
+
+def test_same_kernels_and_events(both):
+    imported, recorded = both
+    assert len(imported.kernels) > 900
+    assert _counts(imported.kernels["name"]) == _counts(recorded.kernels["name"])
+    for kind in ("cpu_op", "runtime", "memcpy", "memset"):
+        assert _counts(imported.events.loc[imported.events["kind"] == kind, "name"]) == \
+            _counts(recorded.events.loc[recorded.events["kind"] == kind, "name"]), kind
+
+
+def test_same_shapes_on_the_matrix_products(both):
+    imported, recorded = both
+    for op in ("aten::mm", "aten::addmm", "aten::bmm"):
+        shapes = [_counts(t.events.loc[t.events["name"] == op, "input_shapes"]) for t in (imported, recorded)]
+        assert shapes[0] == shapes[1] and sum(shapes[0].values()) > 0, op
+
+
+def test_imported_kernels_linked_by_kinetos_rules(both):
+    """Each kernel to the op and the launch call with its correlation id; the op encloses the call."""
+    imported, _ = both
+    events = imported.events.set_index("event_id")
+    kernels = imported.kernels
+    assert kernels["op_id"].notna().all() and kernels["launch_id"].notna().all()
+    calls = events.loc[kernels["launch_id"].astype("int64")]
+    ops = events.loc[kernels["op_id"].astype("int64")]
+    assert (calls["kind"] == "runtime").all() and (ops["kind"] == "cpu_op").all()
+    assert (calls["correlation_id"].to_numpy() == kernels["correlation_id"].to_numpy()).all()
+    assert (ops["thread_id"].to_numpy() == calls["thread_id"].to_numpy()).all()
+    assert (ops["start_ns"].to_numpy() <= calls["start_ns"].to_numpy()).all()
+    assert (kernels["start_ns"].to_numpy() >= calls["start_ns"].to_numpy()).all()
+
+
+def test_device_properties_name_the_gpu(both):
+    imported, _ = both
+    gpus = [d for d in imported.metadata["devices"] if d["type"] == "gpu"]
+    assert [d["name"] for d in gpus] == ["NVIDIA H200"] and gpus[0]["compute_capability"] == "9.0"
+
+
+def test_reports_agree_on_the_flop(imported_path):
+    reports = []
+    for path in (imported_path, RECORDED):
+        proc = run_profkit("report", str(path), "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        reports.append({c["category"]: c for c in json.loads(proc.stdout)["categories"]})
+    for category in ("contraction", "normalization", "elementwise"):
+        assert reports[0][category]["flops"] > 0
+        assert reports[0][category]["flops"] == pytest.approx(reports[1][category]["flops"], rel=1e-9), category
