@@ -115,3 +115,17 @@ def test_nvml_energy_and_power_are_plausible(trace):
     seconds = (energy["start_ns"].iloc[-1] - energy["start_ns"].iloc[0]) / 1e9
     assert 50 < joules / seconds < limit  # the counter's average power lies between idle and the cap
     assert np.all(np.diff(energy["value"].to_numpy()) >= 0)  # a cumulative counter never goes back
+
+
+def test_top_kernels_table_gives_each_kernel_one_line_that_fits_the_terminal():
+    """C++ kernel names run to hundreds of characters; folded, a 15-row table filled screens."""
+    proc = run_profkit("report", str(TRAINING), env={"COLUMNS": "100"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.strip() == "Top GPU kernels"))
+    rows = [line for line in lines[start + 4:] if line.startswith("│")]
+    kernels = profkit.load(TRAINING).kernels["name"].nunique()
+    assert len(rows) == min(15, kernels)  # the default --top: one line each, none folded
+    assert all(len(line) <= 100 for line in lines[start:start + 4 + len(rows)])
+    assert not any(row.startswith("│ void ") for row in rows)  # the return type says nothing
+    assert len({row.split("│")[1] for row in rows}) == len(rows)  # what is left still tells them apart

@@ -132,11 +132,17 @@ _PART = re.compile(r"\w*(?:Functor\w*|Ops|_kernel_cuda|_kernel_impl|_kernel)\b")
 _ENABLE_IF_RETURN = re.compile(r"^std::enable_if<[^>]*>::type ")
 
 
+def tidy_kernel_name(name: str) -> str:
+    """A C++ kernel name without its return type and ATen's namespaces: what is left tells kernels
+    apart (template arguments name the tile shape, the functor, the dtype)."""
+    text = name[5:] if name.startswith("void ") else _ENABLE_IF_RETURN.sub("", name, count=1)
+    return text.replace("at::native::", "").replace("(anonymous namespace)::", "")
+
+
 def short_kernel_name(name: str, width: int = 34) -> str:
     """Display form of a C++ kernel name: the function without namespaces, templates and
     arguments, plus the functor it runs when that is what tells kernels apart."""
-    text = name[5:] if name.startswith("void ") else _ENABLE_IF_RETURN.sub("", name, count=1)
-    text = text.replace("at::native::", "").replace("(anonymous namespace)::", "")
+    text = tidy_kernel_name(name)
     head = re.split(r"[<(]", text, maxsplit=1)[0].strip()
     inner = text[len(head):]
     hint = next((p for p in _PART.findall(inner) if p and p not in _GENERIC_PARTS and p != head), None)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from rich.table import Table
 
 from ...analyzers import summary
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share
 from ..registry import section
+from .categories import tidy_kernel_name
 
 
 def _render_run(run: dict, console) -> None:
@@ -66,17 +69,24 @@ def totals_section(ctx: ReportContext) -> dict:
     return summary.totals(ctx.table, span=_span(ctx))
 
 
-def _render_top(title: str):
+def _render_top(title: str, display: Callable[[str], str] | None = None):
+    """A top-N table; ``display`` gives a name's one-line form (kernels: C++ names run to hundreds of
+    characters, and folded they filled screens), else names are folded onto several lines."""
     def render(rows: list[dict], console) -> None:
         if not rows:
             return
         table = Table(title=title, title_justify="left")
-        table.add_column("name", overflow="fold", max_width=70)
+        if display is None:
+            table.add_column("name", overflow="fold", max_width=70)
+        else:
+            width = max(30, min(90, console.width - 34))  # count, self time and share keep their room
+            table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=width)
         table.add_column("count", justify="right")
         table.add_column("self time", justify="right")
         table.add_column("share", justify="right")
         for row in rows:
-            table.add_row(row["name"], str(row["count"]), fmt_ns(row["self_time_ns"]), fmt_share(row["share"]))
+            name = row["name"] if display is None else display(row["name"])
+            table.add_row(name, str(row["count"]), fmt_ns(row["self_time_ns"]), fmt_share(row["share"]))
         console.print(table)
 
     return render
@@ -87,6 +97,6 @@ def top_ops_section(ctx: ReportContext) -> list[dict]:
     return summary.top_records(summary.top_op_columns(ctx.table, ctx.options.top))
 
 
-@section("top_kernels", order=81, render=_render_top("Top GPU kernels"))
+@section("top_kernels", order=81, render=_render_top("Top GPU kernels", tidy_kernel_name))
 def top_kernels_section(ctx: ReportContext) -> list[dict]:
     return summary.top_records(summary.top_kernel_columns(ctx.table, ctx.options.top))
