@@ -206,11 +206,27 @@ def energy_counter_vs_integrated_power(ctx):
                                         for phase in ("idle", "matmul", "gemv")}
     idle_w, load_w = phase_power["idle"][0], phase_power["matmul"][0]
     figures = {"counter_j": counter, "integrated_j": integrated, "seconds": (t1 - t0) / 1e9,
-               "idle_w": idle_w, "matmul_w": load_w}
+               "idle_w": idle_w, "matmul_w": load_w, "energy_readings": len(energy)}
     agree = counter > 0 and abs(integrated - counter) / counter <= 0.05 and (t1 - t0) >= 5e9
     rises = idle_w is not None and load_w is not None and load_w > 1.3 * idle_w
-    return agree and rises, (f"counter {counter:.0f} J vs integrated {integrated:.0f} J over {(t1 - t0) / 1e9:.1f} s; "
-                             f"idle {idle_w or 0:.0f} W, matmul {load_w or 0:.0f} W"), figures
+    # Per phase: the report's energy (the counter, spread over time by the power samples) against
+    # mean sampled power x the phase's time. The counter is read about once a second (each read costs
+    # ~4 ms of CPU), so phases that start and end between readings test how energy is attributed.
+    report = report_json(out)
+    by_phase = {row["phase"]: row for row in (report.get("energy") or {}).get("phases") or []}
+    for phase in ("idle", "matmul", "gemv"):
+        row, (mean_w, _) = by_phase.get(phase) or {}, phase_power[phase]
+        expected = mean_w * row["time_ns"] / 1e9 if row and mean_w is not None else None
+        figures[f"{phase}_report_j"], figures[f"{phase}_power_x_time_j"] = row.get("energy_j"), expected
+    per_phase = all(figures[f"{p}_power_x_time_j"] and figures[f"{p}_report_j"] is not None
+                    and abs(figures[f"{p}_report_j"] / figures[f"{p}_power_x_time_j"] - 1) <= 0.10
+                    for p in ("idle", "matmul", "gemv"))
+    phase_text = ", ".join(f"{p} {figures[f'{p}_report_j'] or 0:.0f} vs {figures[f'{p}_power_x_time_j'] or 0:.0f} J"
+                           for p in ("idle", "matmul", "gemv"))
+    return agree and rises and per_phase, (
+        f"counter {counter:.0f} J vs integrated {integrated:.0f} J over {(t1 - t0) / 1e9:.1f} s "
+        f"({len(energy)} readings); idle {idle_w or 0:.0f} W, matmul {load_w or 0:.0f} W; per phase, report vs "
+        f"power x time: {phase_text}"), figures
 
 
 @check
