@@ -13,9 +13,17 @@ default interval.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from profkit.collectors.telemetry import DEFAULT_INTERVAL_MS, FakeDevice, FakeNvml, TelemetryCollector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's profkit, not an installed one
+from profkit.collectors.telemetry import (
+    DEFAULT_INTERVAL_MS,
+    FakeDevice,
+    FakeNvml,
+    TelemetryCollector,
+)
 
 
 def measure_real(seconds: float, interval_ms: float, gpm: bool) -> dict:

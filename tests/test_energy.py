@@ -95,7 +95,79 @@ def test_counter_preferred_over_power():
     t = T0 + np.arange(0, 11) * 100 * MS
     table = pd.concat([samples("power_w", t, np.full(11, 80.0)), samples("energy_j", t, np.arange(11) * 10.0)])
     (track,) = energy.device_tracks(table)
-    assert track.source == "nvml_energy_counter" and track.total_j == pytest.approx(100.0)  # 10 J x 10
+    # the counter's total (10 J x 10), not the integrated power's 80 J; the power only shapes it
+    assert track.source == "nvml_energy_counter_power_shaped" and track.total_j == pytest.approx(100.0)
+
+
+# ------------------------------------------------------------------ the counter shaped by power
+
+
+def _counter_and_power(counter_s, counter_j, power_w_at, power_every_ms=20, seconds=2.0, extra=None):
+    """One device's samples: counter readings at ``counter_s``, power ``power_w_at(t_s)`` every 20 ms."""
+    power_t = T0 + np.arange(0, int(seconds * 1e3 / power_every_ms) + 1) * power_every_ms * MS
+    return pd.concat([
+        samples("energy_j", T0 + np.round(np.asarray(counter_s) * S).astype(np.int64), counter_j),
+        samples("power_w", power_t, power_w_at((power_t - T0) / S), extra=extra),
+    ], ignore_index=True)
+
+
+def _step_100_then_300_w(t_s):
+    return np.where(t_s < 1.0, 100.0, 300.0)
+
+
+def test_power_shapes_a_counter_read_only_at_start_and_end():
+    # 100 W for 1 s, then 300 W for 1 s; the counter read only at 0 and 2 s: 400 J
+    (track,) = energy.device_tracks(_counter_and_power([0.0, 2.0], [1000.0, 1400.0], _step_100_then_300_w))
+    assert track.source == "nvml_energy_counter_power_shaped"
+    assert track.total_j == 400.0  # exactly the counter's
+    first, second = track.between(np.array([T0, T0 + S]), np.array([T0 + S, T0 + 2 * S]))
+    # the counter alone (linear) says 200 J each; the 20 ms power samples place the step to one sample
+    # interval, where the trapezoid counts 200 W instead of 100 W (2 J of 402 J of power-weight)
+    assert second == pytest.approx(300.0, abs=3.0) and first == pytest.approx(100.0, abs=3.0)
+    assert first + second == pytest.approx(400.0)
+
+
+def test_power_shaping_keeps_every_counter_reading():
+    # counter at 0, 0.5, 1, 2 s; power varying inside every interval
+    counter_s, counter_j = [0.0, 0.5, 1.0, 2.0], [0.0, 50.0, 100.0, 400.0]
+    table = _counter_and_power(counter_s, counter_j, lambda t: 100.0 + 50.0 * np.sin(7 * t) ** 2)
+    (track,) = energy.device_tracks(table)
+    at_readings = track.between(np.full(4, T0), T0 + np.round(np.asarray(counter_s) * S).astype(np.int64))
+    assert at_readings.tolist() == pytest.approx(counter_j)
+    assert len(track.t_ns) == 101  # every power sample in [0, 2 s] is a knot (the counter's four are among them)
+    assert track.refresh_ns == 20 * MS  # the power changes at every sample: shaped to 20 ms, not the counter's 0.5 s
+
+
+def test_power_shaping_under_constant_power_is_the_linear_counter():
+    counter_s, counter_j = [0.0, 0.7, 2.0], [0.0, 70.0, 200.0]
+    shaped, = energy.device_tracks(_counter_and_power(counter_s, counter_j, lambda t: np.full(len(t), 100.0)))
+    linear, = energy.device_tracks(samples("energy_j", T0 + np.round(np.asarray(counter_s) * S).astype(np.int64),
+                                           counter_j))
+    rng = np.random.default_rng(0)
+    ends = np.sort(rng.integers(T0, T0 + 2 * S, size=(50, 2)), axis=1)
+    assert shaped.between(ends[:, 0], ends[:, 1]) == pytest.approx(linear.between(ends[:, 0], ends[:, 1]))
+
+
+def test_no_power_drawn_in_an_interval_spreads_it_linearly():
+    # power reads 0 W in the first second (the counter says 100 J), 300 W in the second
+    table = _counter_and_power([0.0, 1.0, 2.0], [0.0, 100.0, 400.0], lambda t: np.where(t <= 1.0, 0.0, 300.0))
+    (track,) = energy.device_tracks(table)
+    quarter = track.between(np.array([T0, T0 + S + 250 * MS]), np.array([T0 + 250 * MS, T0 + S + 500 * MS]))
+    assert quarter[0] == pytest.approx(25.0)  # a quarter of the first second's 100 J
+    assert track.total_j == 400.0
+
+
+def test_counter_without_instant_power_is_unchanged():
+    counter_s, counter_j = [0.0, 1.0, 2.0], [0.0, 100.0, 400.0]
+    alone = samples("energy_j", T0 + np.round(np.asarray(counter_s) * S).astype(np.int64), counter_j)
+    (plain,) = energy.device_tracks(alone)
+    assert plain.source == "nvml_energy_counter" and plain.t_ns.tolist() == (alone["start_ns"]).tolist()
+    # NVML's 1 s average is not instant power: it does not shape the counter
+    averaged = _counter_and_power(counter_s, counter_j, _step_100_then_300_w, extra=json.dumps({"averaged": True}))
+    (track,) = energy.device_tracks(averaged)
+    assert track.source == "nvml_energy_counter"
+    assert track.t_ns.tolist() == plain.t_ns.tolist() and track.cum_j.tolist() == plain.cum_j.tolist()
+    assert track.refresh_ns == plain.refresh_ns
 
 
 # ------------------------------------------------------------------ windows
@@ -212,15 +284,19 @@ def test_section_prefill_decode_and_steps(tmp_path):
     assert report["total_j"] == pytest.approx(400.0)
     assert report["avg_power_w"] == pytest.approx(200.0)
     assert report["peak_power_w"] == pytest.approx(300.0)
-    assert report["source"] == "nvml_energy_counter" and report["scope"] == "gpu"
+    assert report["source"] == "nvml_energy_counter_power_shaped" and report["scope"] == "gpu"
     assert report["memory_high_water_bytes"] == 2 * 2**30
     phases_out = {p["phase"]: p for p in report["phases"]}
-    assert phases_out["prefill"]["energy_j"] == pytest.approx(50.0)  # 0.5 s x 100 W
+    # Power is sampled every 20 ms: over the sample interval that straddles the step at 1 s the trapezoid
+    # counts (100 + 300) / 2 W, not 100 W, so the first second gets 2 J more power-weight than it drew.
+    edge_j = 2.0
+    assert phases_out["prefill"]["energy_j"] == pytest.approx(50.0, abs=edge_j)  # 0.5 s x 100 W
     assert phases_out["decode"]["energy_j"] == pytest.approx(300.0)  # 1 s x 300 W
-    assert phases_out["prefill"]["j_per_token"] == pytest.approx(0.5)  # 50 J / 100 tokens
+    assert phases_out["prefill"]["j_per_token"] == pytest.approx(0.5, abs=edge_j / 100)  # 50 J / 100 tokens
     assert phases_out["decode"]["j_per_token"] == pytest.approx(6.0)  # 300 J / 50 tokens
-    assert report["j_per_token"] == pytest.approx(350.0 / 150)  # passes only: (50 + 300) J / (100 + 50) tokens
-    assert report["j_per_generated_token"] == pytest.approx(350.0 / 50)  # the generate call: 350 J / 50 tokens
+    # passes only: (50 + 300) J / (100 + 50) tokens; the generate call: 350 J / 50 tokens
+    assert report["j_per_token"] == pytest.approx(350.0 / 150, abs=edge_j / 150)
+    assert report["j_per_generated_token"] == pytest.approx(350.0 / 50, abs=edge_j / 50)
     steps = report["steps"]
     assert steps["count"] == 2 and steps["j_per_step"] == pytest.approx(200.0)
     assert (steps["min_j"], steps["max_j"]) == pytest.approx((100.0, 300.0))

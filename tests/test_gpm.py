@@ -63,16 +63,7 @@ def test_gpm_sample_pairs_span_their_windows():
 
 def test_gpm_does_not_change_the_other_samples():
     with_gpm, _, _ = record(FakeDevice())
-    now = [T0]
-    fake = FakeNvml([FakeDevice()], clock=lambda: now[0])
-    buffer = SampleBuffer()
-    sampler = NvmlSampler(fake, buffer, 20 * MS, gpm=False, clock=lambda: now[0])
-    rows: list = []
-    sampler.open(rows)
-    for _ in range(100):
-        now[0] += 20 * MS
-        sampler.tick(rows)
-    buffer.append_many(rows)
+    buffer, _, _ = sample_fake(FakeDevice(), 2.0, sampler_kwargs={"gpm": False})  # the same run, closed the same way
     without = buffer.frame()
     other = lambda frame: frame[~frame["name"].str.startswith("gpm_")].groupby("name").size()  # noqa: E731
     assert other(with_gpm).equals(other(without))

@@ -62,8 +62,9 @@ def test_every_metric_sampled_with_units_and_cadence():
     fake = FakeNvml([FakeDevice(processes={os.getpid(): 3 * 2**30})], clock=clock)
     samples, sampler = drive(fake, clock, ticks=50, gpm=False)  # 1 s
     counts = samples.groupby("name").size()
-    # power and energy every tick: 1 probe + 50 ticks = 51
-    assert counts["power_w"] == 51 and counts["energy_j"] == 51
+    # power every tick: 1 probe + 50 ticks = 51; the energy counter (~4 ms of CPU a read on a real GPU)
+    # once a second: the probe at 0 s, the tick at 1 s, and the read at stop (also 1 s here)
+    assert counts["power_w"] == 51 and counts["energy_j"] == 3
     # 100 ms metrics every 5th tick: 1 + 10 = 11; 500 ms: 1 + 2 = 3; total memory once
     assert counts["memory_used_bytes"] == 11 and counts["temperature_c"] == 11
     assert counts["process_memory_bytes"] == 3 and counts["memory_total_bytes"] == 1
@@ -88,8 +89,9 @@ def test_unsupported_instant_power_falls_back_to_average_marked_and_probed_once(
     power = samples[samples["name"] == "power_w"]
     assert len(power) == 31
     assert {json.loads(e)["averaged"] for e in power["extra"]} == {True}
-    # the field call is tried twice at the probe (both fields, then power alone), never again
-    assert fake.calls["nvmlDeviceGetFieldValues"] == 2
+    # the instant-power field is tried once, at the probe; every other field call reads the energy counter
+    energy_reads = (samples["name"] == "energy_j").sum()
+    assert fake.calls["nvmlDeviceGetFieldValues"] == 1 + energy_reads
     assert fake.calls["nvmlDeviceGetPowerUsage"] == 31
     assert any("1 s average" in n for n in sampler.notes)
 
@@ -106,29 +108,53 @@ def test_unsupported_fields_become_one_note_and_no_rows():
         assert metric in lacks[0]
 
 
-def test_energy_counter_reset_mid_run():
-    # 100 W; the counter restarts from 0 at t = 1 s (driver reload). Read every 20 ms for 2 s.
+def test_energy_counter_read_once_a_second_and_at_stop():
+    # 100 W for 2.6 s: the counter is read at the probe, at 1 s and 2 s, and once more at stop (2.6 s)
     clock = Clock()
-    fake = FakeNvml([FakeDevice(energy_reset_at_s=1.0, energy_start_mj=5_000_000)], clock=clock)
+    samples, _ = drive(FakeNvml([FakeDevice()], clock=clock), clock, ticks=130, gpm=False)
+    readings = samples[samples["name"] == "energy_j"]
+    assert ((readings["start_ns"] - T0) / 1e9).tolist() == pytest.approx([0.0, 1.0, 2.0, 2.6])
+    # the stop read makes the counter cover the whole run: 100 W x 2.6 s
+    assert readings["value"].iloc[-1] - readings["value"].iloc[0] == pytest.approx(260.0)
+
+
+def test_energy_read_at_stop_comes_from_close():
+    clock = Clock()
+    buffer = SampleBuffer()
+    sampler = NvmlSampler(FakeNvml([FakeDevice()], clock=clock), buffer, STEP_NS, clock=clock, gpm=False)
+    sampler.open([])
+    clock.now += 300 * 1_000_000  # no tick: the 1 s read was never reached
+    rows: list = []
+    sampler.close(rows)
+    buffer.append_many(rows)
+    closing = buffer.frame()
+    assert closing["name"].tolist() == ["energy_j"]  # only the metric marked read_at_close
+    assert closing["start_ns"].tolist() == [clock.now]
+    assert closing["value"].iloc[0] == pytest.approx(30.0)  # 100 W x 0.3 s since the fake started
+
+
+def test_energy_counter_reset_mid_run():
+    # 100 W; the counter restarts from 0 at t = 1.5 s (driver reload). Read at 0, 1 and 2 s (the stop is at 2 s).
+    clock = Clock()
+    fake = FakeNvml([FakeDevice(energy_reset_at_s=1.5, energy_start_mj=5_000_000)], clock=clock)
     samples, _ = drive(fake, clock, ticks=100, gpm=False)
     readings = samples[samples["name"] == "energy_j"]
     track = energy.counter_track(readings["start_ns"], readings["value"], source="nvml_energy_counter")
-    # 0 -> 0.98 s: 98 J; at 1.00 s the counter reads 0 (the 2 J before the restart are lost);
-    # 1.00 -> 2.00 s: 100 J. Total 198 J, one reset.
-    assert track.total_j == pytest.approx(198.0)
+    # 0 -> 1 s: 100 J; at 2 s the counter reads 50 J since its restart (the 50 J from 1 to 1.5 s are lost).
+    assert track.total_j == pytest.approx(150.0)
     assert track.resets == 1
 
 
 def test_energy_counter_wrap_known_range():
-    # A counter that wraps every 50 J (RAPL-like, range known): 100 W for 2 s.
+    # A counter that wraps every 150 J (RAPL-like, range known): 100 W for 2.5 s, read at 0, 1, 2 s and stop.
     clock = Clock()
-    fake = FakeNvml([FakeDevice(energy_wrap_mj=50_000)], clock=clock)
-    samples, _ = drive(fake, clock, ticks=100, gpm=False)
+    fake = FakeNvml([FakeDevice(energy_wrap_mj=150_000)], clock=clock)
+    samples, _ = drive(fake, clock, ticks=125, gpm=False)
     readings = samples[samples["name"] == "energy_j"]
-    assert readings["value"].max() < 50.0  # it did wrap
-    track = energy.counter_track(readings["start_ns"], readings["value"], wrap=50.0, source="rapl_package_counter")
-    assert track.total_j == pytest.approx(200.0)  # 100 W x 2 s
-    assert track.wraps == 4  # crossings of 50, 100, 150 and 200 J (the last reading, 200 mod 50, is 0)
+    assert readings["value"].tolist() == pytest.approx([0.0, 100.0, 50.0, 100.0])  # wrapped after 150 J
+    track = energy.counter_track(readings["start_ns"], readings["value"], wrap=150.0, source="rapl_package_counter")
+    assert track.total_j == pytest.approx(250.0)  # 100 W x 2.5 s
+    assert track.wraps == 1
 
 
 def test_lost_gpu_stops_sampling_with_a_note():

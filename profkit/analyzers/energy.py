@@ -10,6 +10,11 @@ between, so the energy of any window is two ``np.interp`` lookups.
   increment over the time since the previous change is the honest estimate.
   A drop is a wrap when the counter's range is known (RAPL), else a reset
   (driver reload): the interval then counts the value since the restart.
+- **Power-shaped counter tracks**: the NVML counter is read only once a second
+  (each read costs milliseconds of CPU), so where instant power is sampled
+  beside it, each counter increment is spread over its interval in proportion
+  to the integrated power: windows inside one second get the energy the power
+  samples say they drew, and the totals stay the counter's.
 - **Power tracks** integrate power samples (trapezoid) when no counter works.
   NVML's averaged power (1 s window) is marked and its resolution taken as 1 s.
 
@@ -24,7 +29,7 @@ two edges are each known only to about half a refresh period).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -48,6 +53,7 @@ GENERATE_PHASE = "generate"
 
 SOURCES = {
     "energy_j": "nvml_energy_counter",
+    "energy_j_power_shaped": "nvml_energy_counter_power_shaped",
     "rapl_energy_j": "rapl_package_counter",
     "power_w": "nvml_power_instant_integrated",
     "power_w_averaged": "nvml_power_average_integrated",
@@ -133,9 +139,45 @@ def power_track(t_ns, watts, *, averaged: bool = False, key=(0, "gpu", 0)) -> En
     if averaged:
         refresh, source = AVERAGED_POWER_REFRESH_NS, SOURCES["power_w_averaged"]
     else:
-        changed = np.r_[True, watts[1:] != watts[:-1]]
-        refresh, source = _refresh_ns(t_ns[changed], _median_step(t_ns)), SOURCES["power_w"]
+        refresh, source = _power_refresh_ns(t_ns, watts), SOURCES["power_w"]
     return EnergyTrack(*key, t_ns, cum, source, refresh)
+
+
+def power_shaped_track(counter: EnergyTrack, t_ns, watts) -> EnergyTrack:
+    """``counter`` with knots added at the instant-power samples inside its span.
+
+    Within each counter interval the counter's increment is spread in proportion to the
+    trapezoid-integrated power (linearly where that integral is zero), so the track is the
+    counter's at every counter knot and shaped like the power in between.
+    """
+    t_ns, watts = _sorted(t_ns, watts)
+    counter_t, counter_cum = counter.t_ns, counter.cum_j
+    origin = counter_t[0]
+    inside = t_ns[(t_ns > counter_t[0]) & (t_ns < counter_t[-1])]
+    knots = np.union1d(counter_t, inside)
+    # Power held at its first and last sample over the edges it does not reach (the counter's
+    # stop read comes after the last power sample).
+    power_t = np.r_[min(t_ns[0], origin), t_ns, max(t_ns[-1], counter_t[-1])]
+    power_w = np.r_[watts[0], watts, watts[-1]]
+    power_s = (power_t - origin) / 1e9
+    power_cum = np.r_[0.0, np.cumsum((power_w[1:] + power_w[:-1]) / 2 * np.diff(power_s))]
+    power_at_knots = np.interp((knots - origin) / 1e9, power_s, power_cum)
+    power_at_counter = np.interp((counter_t - origin) / 1e9, power_s, power_cum)
+    # Each knot's counter interval, by the interval's start; the last knot starts an empty one.
+    at = np.searchsorted(counter_t, knots, side="right") - 1
+    interval_j = np.r_[np.diff(counter_cum), 0.0][at]
+    interval_power_j = np.r_[np.diff(power_at_counter), 0.0][at]
+    interval_ns = np.r_[np.diff(counter_t), 1][at]
+    by_time = (knots - counter_t[at]) / interval_ns
+    drew_power = interval_power_j > 0
+    by_power = (power_at_knots - power_at_counter[at]) / np.where(drew_power, interval_power_j, 1.0)
+    fraction = np.clip(np.where(drew_power, by_power, by_time), 0.0, 1.0)  # a negative power reading stays inside
+    # A counter knot has fraction 0: its cumulative value is the counter's, to the bit.
+    cum = counter_cum[at] + fraction * interval_j
+    # Its shape is known at the power samples and at the counter's own knots: the finer of the two
+    # (the power's, with the counter read once a second; the counter's, in traces that read it every tick).
+    refresh_ns = min(_power_refresh_ns(t_ns, watts), counter.refresh_ns)
+    return replace(counter, t_ns=knots, cum_j=cum, source=SOURCES["energy_j_power_shaped"], refresh_ns=refresh_ns)
 
 
 def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
@@ -192,9 +234,13 @@ def device_tracks(samples: pd.DataFrame) -> list[EnergyTrack]:
     wanted = samples[samples["name"].isin(["energy_j", "power_w", "rapl_energy_j"])]
     for key, device in wanted.groupby(["rank", "device_type", "device_index"], sort=True):
         key = (int(key[0]), str(key[1]), int(key[2]))
+        power, averaged = _power_samples(device, extras)
+        instant = power[~averaged]
         track = _counter_for(device, extras, key)
         if track is None:
-            track = _power_for(device, extras, key)
+            track = _power_for(power, averaged, key)
+        elif len(instant) >= 2:
+            track = power_shaped_track(track, instant["start_ns"], instant["value"])
         if track is not None:
             tracks.append(track)
     return tracks
@@ -212,11 +258,16 @@ def _counter_for(device: pd.DataFrame, extras, key) -> EnergyTrack | None:
     return sum_tracks(found, found[0].source) if found else None
 
 
-def _power_for(device: pd.DataFrame, extras, key) -> EnergyTrack | None:
+def _power_samples(device: pd.DataFrame, extras) -> tuple[pd.DataFrame, np.ndarray]:
+    """The device's power rows, and which of them are NVML's 1 s averages."""
     power = device[device["name"] == "power_w"]
+    averaged = power["extra"].map(lambda e: bool(extras.get(e, {}).get("averaged"))).to_numpy(bool)
+    return power, averaged
+
+
+def _power_for(power: pd.DataFrame, averaged: np.ndarray, key) -> EnergyTrack | None:
     if power.empty:
         return None
-    averaged = power["extra"].map(lambda e: bool(extras.get(e, {}).get("averaged"))).to_numpy()
     use = power[~averaged] if (~averaged).sum() >= 2 else power
     return power_track(use["start_ns"], use["value"], averaged=bool(averaged.all()), key=key)
 
@@ -261,9 +312,8 @@ def device_summaries(samples: pd.DataFrame, tracks: list[EnergyTrack]) -> list[d
 
 
 def _peak_power(device: pd.DataFrame, extras, track: EnergyTrack | None) -> tuple[float | None, str | None]:
-    power = device[device["name"] == "power_w"]
+    power, averaged = _power_samples(device, extras)
     if len(power):
-        averaged = power["extra"].map(lambda e: bool(extras.get(e, {}).get("averaged")))
         return float(power["value"].max()), "power_average_sample" if averaged.all() else "power_sample"
     if track is not None and len(track.t_ns) >= 2:
         starts, ends, joules = track.rates()
@@ -431,6 +481,12 @@ def _sorted(t_ns, values) -> tuple[np.ndarray, np.ndarray]:
 def _median_step(t_ns: np.ndarray) -> int:
     steps = np.diff(t_ns)
     return int(np.median(steps)) if len(steps) else 0
+
+
+def _power_refresh_ns(t_ns: np.ndarray, watts: np.ndarray) -> int:
+    """The resolution of instant power samples: how often their value really changes."""
+    changed = np.r_[True, watts[1:] != watts[:-1]]
+    return _refresh_ns(t_ns[changed], _median_step(t_ns))
 
 
 def _refresh_ns(change_times: np.ndarray, floor_ns: int) -> int:

@@ -1,8 +1,9 @@
 """The ``energy`` section: joules and watts, per device, per training step, inference phase and class.
 
 JSON: an object with ``total_j``, ``avg_power_w``, ``peak_power_w``, ``source``
-(``nvml_energy_counter``, ``nvml_power_instant_integrated``,
-``nvml_power_average_integrated``, ``rapl_package_counter`` or ``mixed``) and
+(``nvml_energy_counter_power_shaped``, ``nvml_energy_counter``,
+``nvml_power_instant_integrated``, ``nvml_power_average_integrated``,
+``rapl_package_counter`` or ``mixed``) and
 ``scope`` (``gpu`` or ``cpu``); without any power or energy samples these four
 are null and ``reason`` says why in one line. See docs/telemetry.md.
 """
@@ -25,13 +26,13 @@ from ..registry import section
 from .categories import classified
 
 UNCERTAINTY_TEXT = (
-    "energy in windows is interpolated between counter updates (~{refresh:.0f} ms apart): "
+    "energy in windows is interpolated between readings ~{refresh:.0f} ms apart (counter updates, or power samples): "
     "each merged segment's edges carry about one refresh period of energy; labels whose segments are "
     "shorter than {shortest:.0f} ms are marked uncertain"
 )
 CLASS_METHOD = (
-    "each counter interval's energy split by the time each class kept the device busy in it; "
-    "classes are assumed to draw equal power within one interval"
+    "the energy between consecutive readings (counter updates, or power samples) split by the time each class "
+    "kept the device busy in it; classes are assumed to draw equal power within one interval"
 )
 
 
