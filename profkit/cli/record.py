@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..collectors.launch import launch_recorded
+from ..collectors.telemetry.collector import DEFAULT_INTERVAL_MS
 
 
 def _parse_window(ctx, param, value):
@@ -31,7 +32,7 @@ def _parse_window(ctx, param, value):
 @click.option("--shapes/--no-shapes", "record_shapes", default=True, show_default=True,
               help="Record op input shapes and dtypes (needed for flop counts).")
 @click.option("--telemetry/--no-telemetry", default=True, show_default=True, help="Sample power, energy and memory.")
-@click.option("--telemetry-interval-ms", default=20.0, show_default=True, type=click.FloatRange(min=1.0),
+@click.option("--telemetry-interval-ms", default=DEFAULT_INTERVAL_MS, show_default=True, type=click.FloatRange(min=1.0),
               help="Telemetry sampling interval.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print where traces were written.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)

@@ -21,6 +21,7 @@ from .metadata import run_metadata
 from .paths import check_writable
 from .profiler import KinetoProfiler
 from .steps import StepHook
+from .telemetry.collector import DEFAULT_INTERVAL_MS
 
 
 @dataclass
@@ -30,7 +31,7 @@ class RecordOptions:
     window_s: tuple[float, float] | None = None  # keep events in [a, b) s after recording starts
     record_shapes: bool = True
     telemetry: bool = True
-    telemetry_interval_ms: float = 20.0
+    telemetry_interval_ms: float = DEFAULT_INTERVAL_MS
     command: list[str] | None = None  # recorded in the metadata (default: this process's argv)
 
     def describe(self) -> dict[str, Any]:
