@@ -61,6 +61,19 @@ def test_gpm_sample_pairs_span_their_windows():
     ]
 
 
+
+def test_a_nan_gpm_reading_is_dropped_with_a_note():
+    """A real H200 returned one NaN DRAM reading (with success) in 60: a mean over the phase was NaN."""
+    def dram_with_a_hole(t_s: float) -> float:
+        return float("nan") if 0.5 < t_s < 0.6 else 80.0
+
+    device = FakeDevice(gpm={**FakeDevice().gpm, "NVML_GPM_METRIC_DRAM_BW_UTIL": dram_with_a_hole})
+    samples, sampler, _ = record(device)
+    rows = samples[samples["name"] == "gpm_dram_bw_util_pct"]
+    assert len(rows) == 19 and rows["value"].eq(80.0).all()  # 20 windows, the NaN one left out
+    assert len(samples[samples["name"] == "gpm_sm_util_pct"]) == 20  # the other metrics keep that window
+    assert "telemetry: GPU 0: dropped 1 GPM readings that NVML returned as NaN or infinite" in sampler.notes
+
 def test_gpm_does_not_change_the_other_samples():
     with_gpm, _, _ = record(FakeDevice())
     buffer, _, _ = sample_fake(FakeDevice(), 2.0, sampler_kwargs={"gpm": False})  # the same run, closed the same way

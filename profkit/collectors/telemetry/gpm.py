@@ -10,6 +10,8 @@ not on a MIG slice here (the report falls back to NVML memory utilization).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +77,7 @@ class GpmState:
     previous_ns: int
     failed: set[str] = field(default_factory=set)
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> reason, noted at close
+    non_finite: int = 0  # readings NVML returned as NaN or infinite: dropped, counted in a note at close
 
     def sample(self, nvml: Any, now_ns: int, rows: list, notes: list[str]) -> None:
         """Take a sample; emit the metrics over [previous sample, now]."""
@@ -97,13 +100,20 @@ class GpmState:
         for i, (metric, code) in enumerate(zip(self.metrics, self.codes)):
             result = self.request.metrics[i]
             if result.nvmlReturn == 0:
-                rows.append((code, self.previous_ns, float(result.value) * metric.scale, span))
+                value = float(result.value)
+                if math.isfinite(value):
+                    rows.append((code, self.previous_ns, value * metric.scale, span))
+                else:  # seen on an H200: one NaN DRAM reading in 60, with success returned
+                    self.non_finite += 1
             elif metric.name not in self.unavailable:
                 self.unavailable[metric.name] = reason(nvml.NVMLError(result.nvmlReturn))
         self.samples.reverse()
         self.previous_ns = now_ns
 
     def close(self, nvml: Any, notes: list[str]) -> None:
+        if self.non_finite:
+            notes.append(f"telemetry: GPU {self.device_index}: dropped {self.non_finite} GPM readings that NVML "
+                         "returned as NaN or infinite")
         if self.unavailable:
             names = ", ".join(self.unavailable)
             notes.append(f"telemetry: GPU {self.device_index}: GPM lacks {names} ({next(iter(self.unavailable.values()))})")
