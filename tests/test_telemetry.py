@@ -65,9 +65,11 @@ def test_every_metric_sampled_with_units_and_cadence():
     # power every tick: 1 probe + 50 ticks = 51; the energy counter (~4 ms of CPU a read on a real GPU)
     # once a second: the probe at 0 s, the tick at 1 s, and the read at stop (also 1 s here)
     assert counts["power_w"] == 51 and counts["energy_j"] == 3
-    # 100 ms metrics every 5th tick: 1 + 10 = 11; 500 ms: 1 + 2 = 3; total memory once
-    assert counts["memory_used_bytes"] == 11 and counts["temperature_c"] == 11
-    assert counts["process_memory_bytes"] == 3 and counts["memory_total_bytes"] == 1
+    # 100 ms metrics every 5th tick: 1 + 10 = 11; 500 ms (process memory, clocks, temperature,
+    # throttle reasons): 1 + 2 = 3; total memory once
+    assert counts["memory_used_bytes"] == 11 and counts["gpu_util_pct"] == 11
+    assert counts["process_memory_bytes"] == 3 and counts["temperature_c"] == 3 and counts["sm_clock_mhz"] == 3
+    assert counts["memory_total_bytes"] == 1
     assert set(samples["device_type"]) == {"gpu"} and set(samples["device_index"]) == {0}
     assert (samples["duration_ns"] == 0).all() and (samples["process_id"] == os.getpid()).all()
     power = samples[samples["name"] == "power_w"]
