@@ -17,6 +17,7 @@ import pytest
 
 import profkit
 from conftest import SAMPLE_TRACES, run_profkit
+from test_gpu_samples import assert_linked_by_kinetos_rules
 
 CHROME_JSON = SAMPLE_TRACES / "torch_profiler_export_nvidia_h200.json.gz"
 RECORDED = SAMPLE_TRACES / "same_program_recorded_nvidia_h200.parquet"
@@ -56,18 +57,8 @@ def test_same_shapes_on_the_matrix_products(both):
 
 
 def test_imported_kernels_linked_by_kinetos_rules(both):
-    """Each kernel to the op and the launch call with its correlation id; the op encloses the call."""
     imported, _ = both
-    events = imported.events.set_index("event_id")
-    kernels = imported.kernels
-    assert kernels["op_id"].notna().all() and kernels["launch_id"].notna().all()
-    calls = events.loc[kernels["launch_id"].astype("int64")]
-    ops = events.loc[kernels["op_id"].astype("int64")]
-    assert (calls["kind"] == "runtime").all() and (ops["kind"] == "cpu_op").all()
-    assert (calls["correlation_id"].to_numpy() == kernels["correlation_id"].to_numpy()).all()
-    assert (ops["thread_id"].to_numpy() == calls["thread_id"].to_numpy()).all()
-    assert (ops["start_ns"].to_numpy() <= calls["start_ns"].to_numpy()).all()
-    assert (kernels["start_ns"].to_numpy() >= calls["start_ns"].to_numpy()).all()
+    assert_linked_by_kinetos_rules(imported)
 
 
 def test_device_properties_name_the_gpu(both):

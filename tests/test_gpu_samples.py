@@ -52,9 +52,15 @@ def test_cupti_records_are_not_operators(trace):
 
 
 def test_every_kernel_linked_to_the_op_and_the_call_that_launched_it(trace):
+    assert len(trace.kernels) > 1000
+    assert_linked_by_kinetos_rules(trace)
+
+
+def assert_linked_by_kinetos_rules(trace) -> None:
+    """Every kernel has the op and the launch call with its correlation id; the op encloses the call."""
     events = trace.events.set_index("event_id")
     kernels = trace.kernels
-    assert len(kernels) > 1000 and kernels["op_id"].notna().all() and kernels["launch_id"].notna().all()
+    assert kernels["op_id"].notna().all() and kernels["launch_id"].notna().all()
     calls = events.loc[kernels["launch_id"].astype("int64")]
     ops = events.loc[kernels["op_id"].astype("int64")]
     assert (calls["kind"] == "runtime").all() and (ops["kind"] == "cpu_op").all()
