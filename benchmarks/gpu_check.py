@@ -274,7 +274,6 @@ def gpm_traffic(ctx):
     return ok, ", ".join(f"{k} {v:.0f}" for k, v in figures.items() if isinstance(v, float)), figures
 
 
-
 @check
 def imported_chrome_trace_matches_recording(ctx):
     """#6 on real GPU input: torch.profiler's own Chrome JSON, imported, agrees with profkit record.

@@ -11,7 +11,6 @@ not on a MIG slice here (the report falls back to NVML memory utilization).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from typing import Any
 
