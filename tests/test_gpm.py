@@ -61,7 +61,6 @@ def test_gpm_sample_pairs_span_their_windows():
     ]
 
 
-
 def test_a_nan_gpm_reading_is_dropped_with_a_note():
     """A real H200 returned one NaN DRAM reading (with success) in 60: a mean over the phase was NaN."""
     def dram_with_a_hole(t_s: float) -> float:
@@ -73,6 +72,7 @@ def test_a_nan_gpm_reading_is_dropped_with_a_note():
     assert len(rows) == 19 and rows["value"].eq(80.0).all()  # 20 windows, the NaN one left out
     assert len(samples[samples["name"] == "gpm_sm_util_pct"]) == 20  # the other metrics keep that window
     assert "telemetry: GPU 0: dropped 1 GPM readings that NVML returned as NaN or infinite" in sampler.notes
+
 
 def test_gpm_does_not_change_the_other_samples():
     with_gpm, _, _ = record(FakeDevice())
