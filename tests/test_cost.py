@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -142,9 +143,11 @@ def test_every_costed_op_has_a_class():
 
 
 def test_costs_table_parses_each_unique_key_once(monkeypatch):
-    calls = []
-    real = cost.parse_inputs
-    monkeypatch.setattr(cost, "parse_inputs", lambda s, d: calls.append(s) or real(s, d))
+    calls, texts = [], []
+    real_inputs, real_parse = cost.inputs_of, cost._parse_texts
+    monkeypatch.setattr(cost, "inputs_of", lambda s, d: calls.append(s) or real_inputs(s, d))
+    monkeypatch.setattr(cost, "_parse_texts", lambda labels, codes: texts.extend(labels[c] for c in codes if c >= 0)
+                        or real_parse(labels, codes))
     ops = pd.DataFrame(
         {
             "name": ["aten::mm"] * 500 + ["aten::add"] * 300 + ["aten::view"] * 100,
@@ -154,7 +157,25 @@ def test_costs_table_parses_each_unique_key_once(monkeypatch):
     )
     table = cost.costs_table(ops)
     assert len(calls) == 3  # two mm shapes, one add shape; the view has no formula and is not parsed
+    assert "[[4],[]]" not in texts and '["float","ScalarList"]' not in texts
     assert table["flops"].iloc[0] == 1024 and table["flops"].iloc[300] == 16 and table["flops"].iloc[600] == 4
+
+
+@pytest.mark.parametrize("texts", [
+    ["[[2,3]]", "[[1],[2]]", "not json", "[[4]]"],  # one unparsable text: the others still read
+    ["[[2,3]]", "[1],[2]", "[[4]]"],  # a text that is two values is no list: not split into two
+    ["[[2,3]]", '"[[5]]"', "[[4]]"],  # a JSON string, not a list
+])
+def test_parse_texts_reads_each_text_alone(texts):
+    labels = np.array(texts, dtype=object)
+    parsed = cost._parse_texts(labels, [*range(len(texts)), -1, 1])
+    expected = {-1: None}
+    for code, text in enumerate(texts):
+        try:
+            expected[code] = json.loads(text)
+        except ValueError:
+            expected[code] = None
+    assert parsed == expected
 
 
 def _events(rows):
@@ -195,6 +216,42 @@ def test_each_op_is_costed_once_at_the_outermost_costed_op():
     # CPU trace: self times add up to the top-level op (100 = 100-5-70 + 5 + 70-10 + 10)
     assert rows["time_ns"].sum() == 100
     assert list(rows["self_ns"]) == [25, 5, 60, 10]
+
+
+def test_ops_below_a_unit_are_not_costed(monkeypatch):
+    # The linear is the unit: the addmm and copy_ inside it are never parsed; they take its dtype.
+    parsed = []
+    real = cost.inputs_of
+    monkeypatch.setattr(cost, "inputs_of", lambda s, d: parsed.append(s) or real(s, d))
+    events = _events(
+        [
+            ("cpu_op", "aten::linear", 0, 100, LINEAR[0], '["c10::BFloat16","c10::BFloat16","c10::BFloat16"]', 1, None),
+            ("cpu_op", "aten::addmm", 20, 70, *ADDMM, 3, None),
+            ("cpu_op", "aten::copy_", 25, 10, *COPY, 4, None),
+        ]
+    )
+    rows = classify_events(events, ceilings=Ceilings(spec_by_name("cpu-generic").scaled_to_cores(1)))
+    assert parsed == [json.loads(LINEAR[0])]
+    assert rows["flops"].tolist() == [1024, 0, 0]
+    assert rows["dtype"].tolist() == ["bf16"] * 3
+
+
+def test_an_outer_op_that_costs_nothing_leaves_the_unit_to_the_ops_below():
+    # A linear whose shapes its formula cannot use (inner dimensions differ): the addmm below is the unit,
+    # and the copy_ below that is not costed.
+    events = _events(
+        [
+            ("cpu_op", "aten::linear", 0, 100, "[[4,15],[8,16],[8]]", LINEAR[1], 1, None),
+            ("cpu_op", "aten::addmm", 20, 70, *ADDMM, 3, None),
+            ("cpu_op", "aten::copy_", 25, 10, *COPY, 4, None),
+            ("cpu_op", "aten::copy_", 110, 10, *COPY, 5, None),  # a unit of its own, beside the linear
+        ]
+    )
+    rows = classify_events(events, ceilings=Ceilings(spec_by_name("cpu-generic").scaled_to_cores(1)))
+    assert rows["flops"].tolist() == [0, 1024, 0, 0]
+    assert rows["bytes"].tolist()[3] == 2 * 4 * 8 * 4  # the lone copy_ reads and writes 4·8 floats
+    ids = rows["event_id"].tolist()
+    assert [None if pd.isna(unit) else unit for unit in rows["unit_id"]] == [None, ids[1], ids[1], ids[3]]
 
 
 def test_kernels_share_their_op_cost_by_duration():

@@ -33,9 +33,9 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
-from .columns import float_values, id_values, int_values, is_kind, label_codes, text_column, used_labels
+from .columns import float_values, id_values, int_values, is_kind, label_codes, label_table, text_column, used_labels
 from .columns import positions as _positions
-from .cost import cost_codes
+from .cost import cost_codes, has_cost_formula
 from .hardware import Ceilings, resolve_ceilings
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
 from .table import Coded, Deferred, EventTable, Masked
@@ -149,24 +149,15 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     names = _NameClasses(name_labels)
     names.classify(used_labels((name_codes, name_labels), is_op))
 
-    # Costs: once per unique (name, shapes, dtypes), ops only.
-    flops = np.zeros(n)
-    nbytes = np.zeros(n)
-    dtype = np.full(n, -1, dtype=np.int64)  # codes into dtype_labels (-1: none)
-    dtype_labels = np.zeros(0, dtype=object)
-    if is_op.any():
-        op_rows = np.flatnonzero(is_op)
-        shapes, dtypes = label_codes(events["input_shapes"]), label_codes(events["input_dtypes"])
-        flops[op_rows], nbytes[op_rows], dtype[op_rows], dtype_labels = cost_codes(
-            (name_codes[op_rows], name_labels), (shapes[0][op_rows], shapes[1]), (dtypes[0][op_rows], dtypes[1])
-        )
-    costed = is_op & ((flops > 0) | (nbytes > 0))
-
+    # Costs: once per unique (name, shapes, dtypes), of the ops that can be units only (see _costed_units).
     level = np.where(*id_values(events["depth"])[::-1], -1) if "depth" in events else None
-    unit_pos, op_parent_pos = _walk(parent_pos, costed, is_op, level)
-    is_unit = costed & (unit_pos == np.arange(n))
+    flops, nbytes, dtype, dtype_labels, unit_pos, op_parent_pos = _costed_units(
+        events, is_op, (name_codes, name_labels), parent_pos, level)
+    is_unit = unit_pos == np.arange(n)  # (a unit is its own outermost costed op)
     flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
     nbytes = np.where(is_unit, nbytes, 0.0)
+    inside = is_op & (unit_pos >= 0) & ~is_unit  # ops within a unit compute in its dtype
+    dtype[inside] = dtype[unit_pos[inside]]
 
     dev = np.flatnonzero(is_device)
     op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
@@ -221,6 +212,53 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
         "time_ns": time_ns[keep],
         "span_ns": span_ns[keep],
     }
+
+
+def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, level: np.ndarray | None):
+    """Flop, bytes and dtype (codes, labels) of the ops that can be units, and ``_walk``'s result over
+    the costed ones: (flops, bytes, dtype codes, dtype labels, unit_pos, op_parent_pos).
+
+    A unit is the outermost op with a nonzero cost, so an op below one is never costed: the ops with
+    a formula and no such op above them are costed first, then, where one of them costs nothing
+    (shapes a formula cannot use), the ops with a formula just below it, until none is left (one
+    round on most traces). On a traced training step a third of the costed signatures (addmm in
+    linear, copy_ in to) sit below a unit."""
+    n = len(is_op)
+    flops, nbytes = np.zeros(n), np.zeros(n)
+    dtype = np.full(n, -1, dtype=np.int64)
+    dtype_labels: list[str] = []
+    walk = _Walk(parent_pos, is_op, level)
+    if not is_op.any():
+        return flops, nbytes, dtype, np.zeros(0, dtype=object), walk.units(is_op), walk.op_parent
+    shapes, dtypes = label_codes(events["input_shapes"]), label_codes(events["input_dtypes"])
+    # Every formula reads a tensor's shape: an op without recorded shapes costs nothing.
+    has_formula = np.zeros(n, dtype=bool)
+    has_formula[is_op] = label_table(names, has_cost_formula, rows=is_op)[is_op] & (shapes[0][is_op] >= 0)
+    costed = np.zeros(n, dtype=bool)
+    tried = np.zeros(n, dtype=bool)
+    candidate = has_formula
+    while True:
+        unit_pos = walk.units(candidate)
+        todo = np.flatnonzero(candidate & ~tried & (unit_pos == np.arange(n)))
+        if not len(todo):
+            return flops, nbytes, dtype, np.array(dtype_labels, dtype=object), unit_pos, walk.op_parent
+        name_codes, name_labels = names
+        flops[todo], nbytes[todo], codes, labels = cost_codes(
+            (name_codes[todo], name_labels), (shapes[0][todo], shapes[1]), (dtypes[0][todo], dtypes[1]))
+        recode = np.array([_code_of(dtype_labels, label) for label in labels.tolist()] + [-1], dtype=np.int64)
+        dtype[todo] = recode[codes]  # code -1 reads the trailing -1
+        tried[todo] = True
+        costed[todo] = (flops[todo] > 0) | (nbytes[todo] > 0)
+        if costed[todo].all():  # the candidates stand: the walk over them is the walk over the units
+            return flops, nbytes, dtype, np.array(dtype_labels, dtype=object), unit_pos, walk.op_parent
+        candidate = costed | (has_formula & ~tried)
+
+
+def _code_of(labels: list[str], label: str) -> int:
+    """The code of ``label`` in ``labels``, appended when new."""
+    if label not in labels:
+        labels.append(label)
+    return labels.index(label)
 
 
 class _NameClasses:
@@ -305,27 +343,45 @@ def _attribute_device_rows(events, dev, op_class, own, launched_unit, is_kernel,
 
 def _walk(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray,
           level: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """``_walk_up``'s result, one nesting level at a time from the outermost down when ``level`` (the
-    depth column, -1 unknown) puts every parent above its children: each step reads the parents' final
-    values, and every row is stepped once (the walk up steps each open chain once per level above it:
-    ~29 steps over ~4k rows on the H100 Qwen trace)."""
-    has_parent = parent_pos >= 0
-    rows = np.flatnonzero(has_parent)
-    if level is None or not (level[rows] > level[parent_pos[rows]]).all():
-        return _walk_up(parent_pos, costed, is_op)
-    n = len(parent_pos)
-    unit = np.where(costed, np.arange(n), -1)
-    op_parent = np.full(n, -1, dtype=np.int64)  # of every row here: a chain may pass through other kinds
-    levels = level[rows]
-    if len(rows) and levels.max() < np.iinfo(np.int16).max:  # (a stable sort of 16-bit ints is a radix sort)
-        levels = levels.astype(np.int16)
-    order = rows[np.argsort(levels, kind="stable")]
-    for step in np.split(order, np.flatnonzero(np.diff(level[order])) + 1) if len(order) else ():
-        parent = parent_pos[step]
-        above = unit[parent]
-        unit[step] = np.where(above >= 0, above, unit[step])
-        op_parent[step] = np.where(is_op[parent], parent, op_parent[parent])
-    return np.where(is_op, unit, -1), np.where(is_op, op_parent, -1)  # (costed rows are ops)
+    """``_walk_up``'s result, by ``_Walk`` (one nesting level at a time where ``level`` allows)."""
+    walk = _Walk(parent_pos, is_op, level)
+    return walk.units(costed), walk.op_parent
+
+
+class _Walk:
+    """The walks over one table's op tree, one nesting level at a time from the outermost down when
+    ``level`` (the depth column, -1 unknown) puts every parent above its children: each step reads the
+    parents' final values, and every row is stepped once (the walk up steps each open chain once per
+    level above it: ~29 steps over ~4k rows on the H100 Qwen trace). The levels are sorted once and
+    each op's nearest op ancestor found once; ``units`` walks again for each set of costed ops."""
+
+    def __init__(self, parent_pos: np.ndarray, is_op: np.ndarray, level: np.ndarray | None):
+        self.parent_pos, self.is_op = parent_pos, is_op
+        rows = np.flatnonzero(parent_pos >= 0)
+        self.steps: list[tuple[np.ndarray, np.ndarray]] | None = None  # (rows, their parents) per level
+        if level is None or not (level[rows] > level[parent_pos[rows]]).all():
+            self.op_parent = _walk_up(parent_pos, np.zeros(len(parent_pos), dtype=bool), is_op)[1]
+            return
+        levels = level[rows]
+        if len(rows) and levels.max() < np.iinfo(np.int16).max:  # (a stable sort of 16-bit ints is a radix sort)
+            levels = levels.astype(np.int16)
+        order = rows[np.argsort(levels, kind="stable")]
+        splits = np.split(order, np.flatnonzero(np.diff(level[order])) + 1) if len(order) else ()
+        self.steps = [(step, parent_pos[step]) for step in splits]
+        op_parent = np.full(len(parent_pos), -1, dtype=np.int64)  # of every row: a chain may pass other kinds
+        for step, parent in self.steps:
+            op_parent[step] = np.where(is_op[parent], parent, op_parent[parent])
+        self.op_parent = np.where(is_op, op_parent, -1)
+
+    def units(self, costed: np.ndarray) -> np.ndarray:
+        """Each op's outermost costed ancestor-or-self (-1: none; other rows -1)."""
+        if self.steps is None:
+            return _walk_up(self.parent_pos, costed, self.is_op)[0]
+        unit = np.where(costed, np.arange(len(costed)), -1)
+        for step, parent in self.steps:
+            above = unit[parent]
+            unit[step] = np.where(above >= 0, above, unit[step])
+        return np.where(self.is_op, unit, -1)  # (costed rows are ops)
 
 
 def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

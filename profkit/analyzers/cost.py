@@ -94,18 +94,29 @@ class Tensor(NamedTuple):
         return self.numel * self.itemsize
 
 
-@dataclass(frozen=True)
 class OpInputs:
-    """An op's positional inputs: a Tensor, or None for scalars, lists and absent args."""
+    """An op's positional inputs: a Tensor, or None for scalars, lists and absent args (read-only).
 
-    args: tuple[Tensor | None, ...]
+    A plain class with slots, not a frozen dataclass: one is built per unique signature, and the
+    tensors are listed once here rather than by every formula that reads them."""
+
+    __slots__ = ("args", "tensors")
+
+    def __init__(self, args: tuple[Tensor | None, ...]):
+        self.args = args
+        self.tensors: list[Tensor] = [a for a in args if a is not None]
 
     def __getitem__(self, index: int) -> Tensor | None:
         return self.args[index] if -len(self.args) <= index < len(self.args) else None
 
-    @property
-    def tensors(self) -> list[Tensor]:
-        return [a for a in self.args if a is not None]
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpInputs) and other.args == self.args
+
+    def __hash__(self) -> int:
+        return hash(self.args)
+
+    def __repr__(self) -> str:
+        return f"OpInputs(args={self.args!r})"
 
     @property
     def input_bytes(self) -> int:
@@ -132,23 +143,38 @@ ZERO = Cost(0.0, 0.0)
 
 def parse_inputs(shapes_json: str | None, dtypes_json: str | None) -> OpInputs:
     """Parse the trace's JSON text columns; anything unparsable becomes no tensors."""
+    return inputs_of(_parse_json(shapes_json), dtype_infos(_parse_json(dtypes_json)))
+
+
+def _parse_json(text: str | None):
+    """The JSON value of a text column's text; None for a null or unparsable text."""
     try:
-        shapes = _json_loads(shapes_json) if isinstance(shapes_json, str) else None
-        dtypes = _json_loads(dtypes_json) if isinstance(dtypes_json, str) else None
+        return _json_loads(text) if isinstance(text, str) else None
     except ValueError:
+        return None
+
+
+def dtype_infos(dtypes) -> list[tuple[str, int] | None] | None:
+    """(short name, bytes per element) of each recorded dtype, None where it is no tensor dtype;
+    None when ``dtypes`` (a parsed Input type list) is no list. Shared by the signatures that
+    record the same dtypes."""
+    if not isinstance(dtypes, list):
+        return None
+    return [_DTYPES.get(spelling) if isinstance(spelling, str) else None for spelling in dtypes]
+
+
+def inputs_of(shapes, infos: list[tuple[str, int] | None] | None) -> OpInputs:
+    """The ``OpInputs`` of a parsed Input Dims list and ``dtype_infos``: a Tensor where the dtype is a
+    tensor dtype and the shape a list of ints."""
+    if not isinstance(shapes, list) or infos is None:
         return OpInputs(())
-    if not isinstance(shapes, list) or not isinstance(dtypes, list):
-        return OpInputs(())
-    args: list[Tensor | None] = []
-    known = len(shapes)
-    for i, spelling in enumerate(dtypes):
-        shape = shapes[i] if i < known else None
-        info = _DTYPES.get(spelling) if isinstance(spelling, str) else None
-        if info is None or not isinstance(shape, list) or not all(map(isinstance, shape, _INT)):
-            args.append(None)
-            continue
-        args.append(Tensor(tuple(shape), *info))
-    return OpInputs(tuple(args))
+    if len(shapes) < len(infos):  # (an arg without a shape is no tensor)
+        shapes = shapes + [None] * (len(infos) - len(shapes))
+    return OpInputs(tuple([
+        Tensor(tuple(shape), *info)
+        if info is not None and isinstance(shape, list) and all(map(isinstance, shape, _INT)) else None
+        for shape, info in zip(shapes, infos)
+    ]))
 
 
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
@@ -179,6 +205,10 @@ def formula(*names: str) -> Callable[[Formula], Formula]:
         return fn
 
     return register
+
+
+def has_cost_formula(name: str) -> bool:
+    return name in _FORMULAS
 
 
 def costed_names() -> list[str]:
@@ -234,16 +264,17 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
     unique_dtype = np.full(len(unique), -1, dtype=np.int64)
     code_of: dict[str, int] = {}
-    inputs_of: dict[tuple[int, int], OpInputs] = {}  # one parse per (shapes, dtypes) the keys share
+    # One parse per shapes text and per dtypes text, one OpInputs per (shapes, dtypes) the keys share.
     firsts = rows[first]
-    for i, (name_code, shape_code, dtype_code) in enumerate(zip(name_codes[firsts].tolist(),
-                                                                shape_codes[firsts].tolist(),
-                                                                dtype_codes[firsts].tolist())):
-        inputs = inputs_of.get((shape_code, dtype_code))
+    shape_list, dtype_list = shape_codes[firsts].tolist(), dtype_codes[firsts].tolist()
+    parsed_shapes = _parse_texts(shape_labels, shape_list)
+    infos = {code: dtype_infos(value) for code, value in _parse_texts(dtype_labels, dtype_list).items()}
+    shared: dict[tuple[int, int], OpInputs] = {}
+    for i, (name_code, shape_code, dtype_code) in enumerate(zip(name_codes[firsts].tolist(), shape_list,
+                                                                dtype_list)):
+        inputs = shared.get((shape_code, dtype_code))
         if inputs is None:
-            inputs = inputs_of[shape_code, dtype_code] = parse_inputs(
-                shape_labels[shape_code] if shape_code >= 0 else None,
-                dtype_labels[dtype_code] if dtype_code >= 0 else None)
+            inputs = shared[shape_code, dtype_code] = inputs_of(parsed_shapes[shape_code], infos[dtype_code])
         cost = op_cost(name_labels[name_code], inputs)
         found = inputs.dtype
         unique_flops[i], unique_bytes[i] = cost.flops, cost.bytes
@@ -252,6 +283,26 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     labels = np.empty(len(code_of), dtype=object)
     labels[:] = list(code_of)
     return flops, nbytes, dtype, labels
+
+
+def _parse_texts(labels: np.ndarray, codes: list[int]) -> dict[int, object]:
+    """The JSON value of each label ``codes`` name (code -1, and unparsable texts: None): one parse of
+    them all as one JSON array (a call per text costs more than its parse), text by text where that
+    fails. Only texts that are bracketed lists are read at once, and only when the array has one
+    value per text: a text such as "[1],[2]" would otherwise read as two."""
+    used = sorted(set(codes) - {-1})
+    parsed: dict[int, object] = {-1: None}
+    texts = [labels[code] for code in used]
+    if all(isinstance(text, str) and text[:1] == "[" and text[-1:] == "]" for text in texts):
+        try:
+            values = _fast_loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            values = None
+        if isinstance(values, list) and len(values) == len(texts):
+            parsed.update(zip(used, values))
+            return parsed
+    parsed.update((code, _parse_json(text)) for code, text in zip(used, texts))
+    return parsed
 
 
 # ---------------------------------------------------------------- shape helpers
@@ -279,7 +330,8 @@ def broadcast(shapes: Iterable[Sequence[int]]) -> tuple[int, ...]:
 
 def _io(inputs: Sequence[Tensor], outputs: Sequence[tuple[tuple[int, ...], int]]) -> float:
     """Ideal bytes: each input read once + each (shape, itemsize) output written once."""
-    return float(sum(t.nbytes for t in inputs) + sum(math.prod(shape) * size for shape, size in outputs))
+    read = sum([math.prod(t.shape) * t.itemsize for t in inputs])
+    return float(read + sum([math.prod(shape) * size for shape, size in outputs]))
 
 
 # ---------------------------------------------------------------- contractions
@@ -559,7 +611,13 @@ def _pointwise(name: str, x: OpInputs) -> Cost:
     tensors = x.tensors
     if not tensors:
         raise ValueError("no tensor input")
-    shape = _need(x[0]).shape if name.endswith("_") else broadcast(t.shape for t in tensors)
+    if name.endswith("_"):
+        shape = _need(x[0]).shape
+    else:  # (most operands share one shape, or add a 0-d scalar to it: no axis-by-axis broadcast)
+        distinct = {t.shape for t in tensors}
+        if len(distinct) > 1:
+            distinct.discard(())
+        shape = distinct.pop() if len(distinct) == 1 else broadcast(distinct)
     floating = [t.itemsize for t in tensors if t.dtype in FLOAT_DTYPES]
     itemsize = 1 if name in _BOOL_RESULT else (floating or [tensors[0].itemsize])[0]
     flops = _POINTWISE_FLOPS_PER_ELEMENT.get(name, 1) * float(math.prod(shape))
