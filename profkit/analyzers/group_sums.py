@@ -63,7 +63,7 @@ def float_sums(block: np.ndarray, ids: np.ndarray, ngroups: int) -> tuple[np.nda
         dropped = int((ids < 0).sum())  # sorted: the left-out rows come first
         kept = ids[dropped:]
         if len(kept):
-            starts = np.flatnonzero(np.r_[True, kept[1:] != kept[:-1]])
+            starts = np.flatnonzero(np.concatenate(([True], kept[1:] != kept[:-1])))
             out = np.zeros((block.shape[0], ngroups))
             out[:, kept[starts]] = np.add.reduceat(block[:, dropped:], starts, axis=1)
             return out, False
