@@ -33,6 +33,8 @@ def make_trace(
     gemm_ns: int | list[int] = 1_000_000,
     power_w: float = 300.0,
     device: str = "NVIDIA H100 80GB HBM3",
+    gemm_kernel: str = "gemm_kernel",
+    command: list[str] | None = None,
 ) -> Path:
     """Write the trace to ``path``; ``gemm_ns`` may give one duration per step."""
     durations = gemm_ns if isinstance(gemm_ns, list) else [gemm_ns] * steps
@@ -49,7 +51,7 @@ def make_trace(
         add(kind="phase", name="decode", start_ns=base + 300_000, duration_ns=1_700_000, thread_id=TID,
             batch_size=8, token_count=8)
         for name, shapes, op_at, kernel, kernel_at, kernel_ns in (
-            ("aten::mm", "[[64,128],[128,256]]", 100_000, "gemm_kernel", 400_000, durations[step]),
+            ("aten::mm", "[[64,128],[128,256]]", 100_000, gemm_kernel, 400_000, durations[step]),
             ("aten::relu", "[[64,256]]", 1_000_000, "relu_kernel", 1_600_000, 200_000),
         ):
             correlation += 1
@@ -71,7 +73,7 @@ def make_trace(
         raw[column] = raw[column].astype("Int64")
     raw["batch_size"] = raw["batch_size"].astype("Int32")
     metadata = {
-        "producer": "tests", "command": ["python", "train.py"], "partial": False, "exit_code": 0, "rank": 0,
+        "producer": "tests", "command": command or ["python", "train.py"], "partial": False, "exit_code": 0, "rank": 0,
         "devices": [{"index": 0, "type": "gpu", "name": device, "total_memory_bytes": 80 << 30}],
     }
     return write_trace(path, build_events(raw), metadata)

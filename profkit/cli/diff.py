@@ -7,6 +7,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..analyzers.diff import diff_traces
@@ -151,13 +152,13 @@ def headline(document: dict) -> list[str]:
 
 def render_text(document: dict, console, top: int) -> None:
     for line in headline(document):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)  # names and paths are data
     for title, header, rows in tables(document, top):
         table = Table(title=title, title_justify="left")
         for i, column in enumerate(header):
             table.add_column(column, overflow="fold", justify="right" if "→" in (rows[0][i] if rows else "") else "left")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))
         console.print(table)
 
 

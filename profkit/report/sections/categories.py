@@ -19,6 +19,7 @@ import re
 import numpy as np
 import pandas as pd
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers.classify import classify_table, is_gpu_trace
@@ -150,6 +151,73 @@ def short_kernel_name(name: str, width: int = 34) -> str:
     return short if len(short) <= width else short[: width - 1] + "…"
 
 
+#: C++ spellings of dtypes in kernel template arguments -> the short names the report uses.
+_KERNEL_DTYPES = {"c10::BFloat16": "bf16", "__nv_bfloat16": "bf16", "c10::Half": "fp16", "__half": "fp16",
+                  "float": "fp32", "double": "fp64", "c10::Float8_e4m3fn": "fp8", "c10::Float8_e5m2": "fp8",
+                  "signed char": "int8", "int": "int32", "long": "int64", "bool": "bool"}
+_KERNEL_DTYPE = re.compile(r"(?<![\w:])(" + "|".join(map(re.escape, sorted(_KERNEL_DTYPES, key=len, reverse=True)))
+                           + r")(?![\w:])")
+
+
+def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
+    """``short_kernel_name`` of each name, told apart where two come out the same (a kernel template
+    run for two dtypes, ``cutlass::Kernel`` of two tile configurations): by the first dtype in the
+    template arguments when that differs, else by the first template argument, else by a number."""
+    shorts = [short_kernel_name(name, width=10**6) for name in names]
+    texts = [_fit(short, None, width) for short in shorts]
+    groups: dict[str, list[int]] = {}
+    for i, short in enumerate(shorts):
+        groups.setdefault(short, []).append(i)
+    for members in (m for m in groups.values() if len(m) > 1):
+        numbered = [f"#{k}" for k in range(1, len(members) + 1)]
+        for tag_of in (_first_dtype, _first_template_argument, None):
+            tags = numbered if tag_of is None else [tag_of(tidy_kernel_name(names[i])) for i in members]
+            fitted = [_fit(shorts[i], tag, width) for i, tag in zip(members, tags) if tag is not None]
+            if len(set(fitted)) == len(members):  # every member tagged, and still apart once cut to width
+                break
+        for i, text in zip(members, fitted):
+            texts[i] = text
+    return texts
+
+
+def _first_dtype(text: str) -> str | None:
+    found = _KERNEL_DTYPE.search(text)
+    return _KERNEL_DTYPES[found.group(1)] if found else None
+
+
+def _first_template_argument(text: str) -> str | None:
+    """The first argument of the outermost template (``cutlass::Kernel<cutlass_80_..._align1>``)."""
+    start = text.find("<")
+    if start < 0:
+        return None
+    depth = 0
+    for end in range(start + 1, len(text)):
+        char = text[end]
+        if char in "<(":
+            depth += 1
+        elif char in ">)" and depth:
+            depth -= 1
+        elif (char == "," or char == ">") and not depth:
+            return text[start + 1:end].strip() or None
+    return None
+
+
+def _fit(short: str, tag: str | None, width: int) -> str:
+    """``short`` and `` [tag]`` within ``width`` characters: the name is cut first, then the tag's start
+    (a template argument's end tells configurations apart: tile shapes, alignment)."""
+    text = short if tag is None else f"{short} [{tag}]"
+    if len(text) <= width:
+        return text
+    if tag is None:
+        return text[: width - 1] + "…"
+    room = width - len(tag) - 3  # " [" and "]"
+    if room >= min(len(short), width // 2):
+        return (short if len(short) <= room else short[: room - 1] + "…") + f" [{tag}]"
+    head = short if len(short) <= width // 2 else short[: width // 2 - 1] + "…"
+    tail = width - len(head) - 4  # " […" and "]"
+    return f"{head} […{tag[-tail:]}]" if tail > 0 else text[: width - 1] + "…"
+
+
 def _fmt_ai(value) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
@@ -197,9 +265,9 @@ def _render_roofline(data: dict, console) -> None:
             parts.append(f"{label} {spec['name']}: {_peaks_text(spec['peak_flops_per_s'])}, "
                          f"{fmt_si(spec['memory_bytes_per_s'], 'B/s')}")
     if parts:
-        console.print("roofline · " + " · ".join(parts))
+        console.print("roofline · " + escape(" · ".join(parts)))
     for note in hardware.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
     if data["top"]:
         what = "GPU kernels" if data["device"] == "gpu" else "CPU ops (units of work)"
         table = Table(title=f"Top {what} by class and bound", title_justify="left", box=box.SIMPLE_HEAD,
@@ -209,10 +277,11 @@ def _render_roofline(data: dict, console) -> None:
             # Fixed widths that fit 80 columns: rich otherwise cuts the last column ("latenc").
             table.add_column(column, justify="left" if column in ("name", "class", "bound") else "right",
                              no_wrap=True, overflow="ellipsis", min_width=width, max_width=width)
-        for row in data["top"]:
+        names = short_kernel_names([row["name"] for row in data["top"]], widths["name"])
+        for row, name in zip(data["top"], names):
             label = row["category"] + ("*" if row["fused"] else "")
-            table.add_row(short_kernel_name(row["name"], widths["name"]), label, fmt_share(row["time_share"]),
-                          _fmt_ai(row["arithmetic_intensity"]), row["bound"])
+            table.add_row(escape(name), label, fmt_share(row["time_share"]), _fmt_ai(row["arithmetic_intensity"]),
+                          row["bound"])
         console.print(table)
         if any(row["fused"] for row in data["top"]):
             console.print("[dim]* fused kernel: classed by its dominant work[/dim]")

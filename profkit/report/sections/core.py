@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers import summary
@@ -16,12 +17,12 @@ from .categories import tidy_kernel_name
 def _render_run(run: dict, console) -> None:
     status = "partial" if run["partial"] else "complete"
     exit_text = "" if run["exit_code"] is None else f", exit code {run['exit_code']}"
-    console.print(f"[bold]profkit report[/bold] · {' '.join(run['command']) or '(no command)'}")
+    console.print(f"[bold]profkit report[/bold] · {escape(' '.join(run['command'])) or '(no command)'}")
     console.print(
-        f"device: {run['device']} · duration {fmt_ns(run['duration_ns'])} · ranks {run['ranks']} · {status}{exit_text}"
+        f"device: {escape(str(run['device']))} · duration {fmt_ns(run['duration_ns'])} · ranks {run['ranks']} · {status}{exit_text}"
     )
     for note in run.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
 
 
 def _span(ctx: ReportContext) -> tuple[int, int]:
@@ -86,7 +87,7 @@ def _render_top(title: str, display: Callable[[str], str] | None = None):
         table.add_column("share", justify="right")
         for row in rows:
             name = row["name"] if display is None else display(row["name"])
-            table.add_row(name, str(row["count"]), fmt_ns(row["self_time_ns"]), fmt_share(row["share"]))
+            table.add_row(escape(name), str(row["count"]), fmt_ns(row["self_time_ns"]), fmt_share(row["share"]))
         console.print(table)
 
     return render

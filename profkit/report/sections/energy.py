@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers import energy
@@ -195,7 +196,7 @@ def render(data: dict[str, Any], console) -> None:
     if data.get("total_j") is None:
         memory = [f"{label} high-water {fmt_bytes(data[key])}" for key, label in (
             ("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS")) if data.get(key)]
-        console.print(f"[bold]energy[/bold]: not measured — {data.get('reason')}"
+        console.print(f"[bold]energy[/bold]: not measured — {escape(str(data.get('reason')))}"
                       + (f" ({', '.join(memory)})" if memory else ""))
         return
     scope = "GPU" if data["scope"] == "gpu" else "CPU package"
@@ -219,7 +220,7 @@ def render(data: dict[str, Any], console) -> None:
             table.add_column(column, justify="left" if column == "phase" else "right")
         for row in rows:
             mark = " ?" if row["uncertain"] else ""
-            table.add_row(row["phase"] + mark, str(row["count"]), fmt_ns(row["time_ns"]), fmt_si(row["energy_j"], "J"),
+            table.add_row(escape(row["phase"]) + mark, str(row["count"]), fmt_ns(row["time_ns"]), fmt_si(row["energy_j"], "J"),
                           fmt_si(row["avg_power_w"], "W"),
                           "–" if row["j_per_token"] is None else fmt_si(row["j_per_token"], "J"),
                           fmt_si(row["uncertainty_j"], "J"))
@@ -229,4 +230,4 @@ def render(data: dict[str, Any], console) -> None:
         parts = ", ".join(f"{c['category']} {fmt_si(c['energy_j'], 'J')} ({fmt_share(c['share'])})" for c in classes)
         console.print(f"energy by class: {parts}")
     if any(r.get("uncertain") for r in rows) or (steps and steps.get("uncertain")):
-        console.print(f"[dim]? uncertain: {data['uncertainty']}[/dim]")
+        console.print(f"[dim]? uncertain: {escape(str(data['uncertainty']))}[/dim]")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.markup import escape
 
 from ...analyzers import energy, memory_traffic as traffic
 from ...analyzers.hardware import match_device
@@ -141,10 +142,10 @@ CACHE_REUSE_NOTE = ("efficiency above 1: DRAM moved less than every operator rea
 
 def render(data: dict[str, Any], console) -> None:
     if data.get("source") is None:
-        console.print(f"[bold]memory traffic[/bold]: not measured — {data.get('reason')}")
+        console.print(f"[bold]memory traffic[/bold]: not measured — {escape(str(data.get('reason')))}")
         return
     if data["source"] != "gpm":
-        console.print(f"[bold]memory traffic[/bold] (NVML memory utilization, not bytes): {data.get('reason')}")
+        console.print(f"[bold]memory traffic[/bold] (NVML memory utilization, not bytes): {escape(str(data.get('reason')))}")
     else:
         eff = data.get("movement_efficiency")
         console.print(
@@ -159,7 +160,7 @@ def render(data: dict[str, Any], console) -> None:
         eff = row["movement_efficiency"]
         tensor = row.get("tensor_util_pct")
         console.print(
-            f"  {row['phase']}{' ?' if row['uncertain'] else ''}: {fmt_ns(row['time_ns'])},{bound} {fmt_si(moved, 'B')} moved, "
+            f"  {escape(row['phase'])}{' ?' if row['uncertain'] else ''}: {fmt_ns(row['time_ns'])},{bound} {fmt_si(moved, 'B')} moved, "
             f"ideal {fmt_si(row['ideal_bytes'], 'B')}, efficiency {'–' if eff is None else f'{eff:.2f}'}, "
             f"DRAM {_pct(row.get('dram_bw_util_pct') or row.get('memory_busy_pct'))}, tensor {_pct(tensor)}"
         )

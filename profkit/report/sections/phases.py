@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers.phases import (
@@ -157,7 +158,7 @@ def _render_phases(records: list[dict], console) -> None:
     table = Table(title="Phases", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("", no_wrap=True, min_width=16)
     for record in records:
-        table.add_column(record["phase"], justify="right", min_width=8)
+        table.add_column(escape(record["phase"]), justify="right", min_width=8)
     energy = any(r["energy_j"] is not None for r in records)
     for label, cell in _ROWS:
         cells = [cell(r) for r in records]
@@ -189,6 +190,6 @@ def _render_training(data: dict, console) -> None:
     for key, unit in (("tokens_per_s", "tokens/s"), ("samples_per_s", "samples/s")):
         if data.get(key):
             line += f" · {fmt_si(data[key])} {unit}"
-    console.print(line)
+    console.print(escape(line))
     for note in data.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")

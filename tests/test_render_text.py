@@ -1,0 +1,59 @@
+"""The terminal renderings print what the trace holds as written: names and commands are data, not
+rich markup (a C++ kernel name may hold "[with T = float]", a command "[/]")."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from profkit.cli.main import cli
+from profkit.report.sections.categories import short_kernel_names
+
+from synthetic_traces import make_trace
+
+KERNEL = "gemm_kernel [/] [bold]x[/bold] [with T = float]"
+COMMAND = ["python", "train.py", "--tags", "[red]", "[/]"]
+
+
+def run(*args) -> object:
+    return CliRunner().invoke(cli, list(map(str, args)), env={"COLUMNS": "200"})
+
+
+def test_report_prints_bracketed_names_and_commands_as_written(tmp_path):
+    path = make_trace(tmp_path / "t.parquet", gemm_kernel=KERNEL, command=COMMAND)
+    result = run("report", path)
+    assert result.exit_code == 0, result.output
+    assert " ".join(COMMAND) in result.output
+    # twice: the roofline's top kernels and the top kernels by time
+    assert result.output.count(KERNEL) == 2, result.output
+
+
+def test_diff_prints_bracketed_names_as_written(tmp_path):
+    base = make_trace(tmp_path / "base.parquet")
+    new = make_trace(tmp_path / "new.parquet", gemm_kernel=KERNEL)
+    result = run("diff", base, new)
+    assert result.exit_code == 0, result.output
+    assert KERNEL in result.output
+
+
+def test_short_names_that_coincide_are_told_apart():
+    names = [
+        "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor"
+        "<c10::BFloat16, c10::BFloat16, c10::BFloat16, at::native::binary_internal::MulFunctor<float> > >(int)",
+        "void at::native::elementwise_kernel<128, 2, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor"
+        "<float, float, float, at::native::binary_internal::MulFunctor<float> > >(int)",
+        "void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_128x64_32x6_nt_align1>(cutlass_80_tensorop_s1688gemm_"
+        "128x64_32x6_nt_align1::Params)",
+        "void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_128x128_16x4_nt_align1>(cutlass_80_tensorop_s1688gemm_"
+        "128x128_16x4_nt_align1::Params)",
+        "void relu_kernel<float>(float*)",
+        "void relu_kernel<float>(float*, int)",  # same dtype, same first argument: numbered
+        "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t",
+    ]
+    shorts = short_kernel_names(names, width=70)
+    assert shorts[:2] == ["MulFunctor in elementwise_kernel [bf16]", "MulFunctor in elementwise_kernel [fp32]"]
+    assert shorts[2:4] == ["cutlass::Kernel [cutlass_80_tensorop_s1688gemm_128x64_32x6_nt_align1]",
+                           "cutlass::Kernel [cutlass_80_tensorop_s1688gemm_128x128_16x4_nt_align1]"]
+    assert shorts[4:6] == ["relu_kernel [#1]", "relu_kernel [#2]"]
+    assert shorts[6] == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t"  # alone: no tag
+    narrow = short_kernel_names(names[2:4], width=40)  # cut the name, keep the tag
+    assert all(len(text) <= 40 for text in narrow) and len(set(narrow)) == 2
