@@ -57,3 +57,14 @@ def test_short_names_that_coincide_are_told_apart():
     assert shorts[6] == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t"  # alone: no tag
     narrow = short_kernel_names(names[2:4], width=40)  # cut the name, keep the tag
     assert all(len(text) <= 40 for text in narrow) and len(set(narrow)) == 2
+
+
+def test_diff_markdown_keeps_kernel_names_literal(tmp_path):
+    # In a pull-request comment "<float>" would be an HTML tag GitHub drops, and "|" would end the cell.
+    kernel = "vectorized_kernel<MulFunctor<float> >(`a`|b)"
+    base = make_trace(tmp_path / "base.parquet")
+    new = make_trace(tmp_path / "new.parquet", gemm_kernel=kernel)
+    result = run("diff", base, new, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "MulFunctor" in line]
+    assert rows and all("| ``vectorized_kernel<MulFunctor<float> >(`a`\\|b)`` |" in row for row in rows), rows

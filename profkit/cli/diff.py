@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -166,6 +167,24 @@ def render_markdown(document: dict, top: int) -> str:
     """A pull-request comment: the headline, then one Markdown table per section."""
     lines = ["### profkit diff", ""] + [f"- {line}" for line in headline(document)]
     for title, header, rows in tables(document, top):
+        literal = [column in _DATA_COLUMNS for column in header]
         lines += ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        lines += ["| " + " | ".join((_code(cell) if code else cell).replace("|", "\\|")
+                                    for cell, code in zip(row, literal)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+#: Columns holding trace text (C++ kernel names, shapes): Markdown would read "MulFunctor<float>" as an
+#: HTML tag (GitHub drops it) and "*" or "__" as emphasis, so they are code spans.
+_DATA_COLUMNS = {"name", "input_shapes"}
+_BACKTICKS = re.compile("`+")
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span: fenced by one more backtick than its longest run of them."""
+    if not text:
+        return text
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
