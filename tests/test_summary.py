@@ -58,3 +58,20 @@ def test_top_records_are_the_top_tables_records():
     assert top_records(top_kernel_columns(events, 5)) == top_kernels(events, 5).to_dict("records") == []
     no_host = events[events["kind"] == "sample"]
     assert top_records(top_op_columns(no_host, 5)) == top_ops(no_host, 5).to_dict("records") == []
+
+
+def test_busy_share_of_several_ranks_is_of_their_spans():
+    # Two ranks over the same 100 ns, each GPU busy 60 ns: 120 ns of busy time in 200 ns of GPU time
+    # (60 %), not 120 % of the 100 ns span.
+    from profkit.analyzers.summary import totals
+
+    events = pd.DataFrame({
+        "kind": ["kernel", "kernel", "cpu_op", "kernel", "cpu_op"],
+        "rank": [0, 0, 0, 1, 1],
+        "start_ns": [10, 50, 0, 0, 40],
+        "duration_ns": [30, 30, 100, 60, 60],
+    })
+    result = totals(events)
+    assert result["span_ns"] == 100 and result["rank_count"] == 2
+    assert result["device_busy_ns"] == 120 and result["device_span_ns"] == 200
+    assert result["device_busy_share"] == pytest.approx(0.6)

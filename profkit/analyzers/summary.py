@@ -60,12 +60,16 @@ def totals(events: pd.DataFrame, span: tuple[int, int] | None = None) -> dict:
     start = events["start_ns"].to_numpy(np.int64)
     end = start + events["duration_ns"].to_numpy(np.int64)
     rank = ranks(events)
-    busy_ns = 0
-    for r in np.unique(rank):  # per rank: its GPU work, or its CPU ops on a CPU-only rank
+    timed = ~kind_mask(kinds, Kind.SAMPLE.value) & id_values(events["duration_ns"])[1]
+    busy_ns = device_span = 0
+    unique_ranks = np.unique(rank)
+    for r in unique_ranks:  # per rank: its GPU work, or its CPU ops on a CPU-only rank
         mine = rank == r
         busy = mine & (work if (mine & work).any() else ops)
         starts, ends = merge_intervals(start[busy], end[busy])
         busy_ns += int((ends - starts).sum())
+        if (mine & timed).any():  # the time this rank's device could have been busy
+            device_span += int(end[mine & timed].max() - start[mine & timed].min())
     first, last = span_ns(events) if span is None else span
     return {
         "kernel_count": int(kernels.sum()),
@@ -75,6 +79,10 @@ def totals(events: pd.DataFrame, span: tuple[int, int] | None = None) -> dict:
         "op_count": int(ops.sum()),
         "device_busy_ns": busy_ns,
         "span_ns": last - first,
+        "rank_count": len(unique_ranks),
+        # Each rank's span, summed: busy time is summed over ranks, so its share is of this, not of span_ns.
+        "device_span_ns": device_span,
+        "device_busy_share": busy_ns / device_span if device_span else None,
         "device": "gpu" if work.any() else "cpu",
     }
 

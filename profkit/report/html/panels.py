@@ -117,11 +117,10 @@ def summary_panel(view: View) -> str | None:
     run, totals = view.document.get("run") or {}, view.document.get("totals") or {}
     energy = view.document.get("energy") if isinstance(view.document.get("energy"), dict) else {}
     training = view.document.get("training") if isinstance(view.document.get("training"), dict) else {}
-    busy, span = _num(totals.get("device_busy_ns")), _num(totals.get("span_ns"))
     what = "GPU" if totals.get("device") == "gpu" else "CPU"
     items = [
         ("duration", show(run, "duration_ns", fmt_ns)),
-        (f"{what} busy", fmt_share(busy / span) if busy is not None and span else "–"),
+        (f"{what} busy", show(totals, "device_busy_share", fmt_share)),  # (of the ranks' spans summed)
         ("kernels", f"{totals['kernel_count']:,}" if totals.get("kernel_count") else "–"),
         ("ops", f"{totals['op_count']:,}" if totals.get("op_count") else "–"),
         ("energy", show(energy, "total_j", lambda v: si(v, "J"))),

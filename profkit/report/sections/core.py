@@ -57,10 +57,12 @@ def run_section(ctx: ReportContext) -> dict:
 
 
 def _render_totals(totals: dict, console) -> None:
-    busy_share = totals["device_busy_ns"] / totals["span_ns"] if totals["span_ns"] else None
     what = "GPU" if totals["device"] == "gpu" else "CPU (time inside ops)"
+    ranks = totals.get("rank_count") or 1
+    # Several ranks: busy time is summed over them, so it is a share of their spans summed.
+    of = fmt_ns(totals["span_ns"]) if ranks == 1 else f"{fmt_ns(totals['device_span_ns'])} over {ranks} ranks"
     console.print(
-        f"{what} busy {fmt_ns(totals['device_busy_ns'])} of {fmt_ns(totals['span_ns'])} ({fmt_share(busy_share)}), "
+        f"{what} busy {fmt_ns(totals['device_busy_ns'])} of {of} ({fmt_share(totals.get('device_busy_share'))}), "
         f"{totals['kernel_count']} kernels ({fmt_ns(totals['kernel_time_ns'])}), {totals['op_count']} ops"
     )
 
