@@ -119,6 +119,12 @@ def test_rank_files_become_ranks_0_and_1(tmp_path):
     document = build_report(traces)
     assert document["run"]["ranks"] == [0, 1]
     assert document["totals"]["kernel_count"] == 1154 + 1104
+    # busy time summed over the two GPUs is a share of their two spans, as the idle share is
+    totals, idle = document["totals"], document["roofline"]["idle"]
+    assert totals["rank_count"] == 2 and totals["device_span_ns"] == idle["span_ns"] > totals["span_ns"]
+    assert totals["device_busy_share"] == pytest.approx(1 - idle["idle_share"])
+    # two ProfilerSteps on each rank: steps are counted per rank
+    assert document["training"]["steps"] == 4 and document["training"]["ranks"] == 2
     # no deviceProperties: the GPU is listed, its model unknown
     assert traces[1].metadata["devices"] == [{"index": 1, "type": "gpu", "name": "unknown GPU"}]
 

@@ -167,6 +167,8 @@ def training_summary(steps: dict[str, np.ndarray] | None, dtype: str | None, cei
     tokens = np.nansum(steps["tokens"]) if not np.isnan(steps["tokens"]).all() else None
     return {
         "steps": len(time_ns),
+        # Steps are counted per rank; the rates below are per rank (a step's time is one rank's).
+        "ranks": int(len(np.unique(np.asarray(steps["rank"], dtype=np.int64)))),
         "step_time_ns": float(np.median(time_ns)),
         "step_time_percentiles_ns": percentiles(time_ns),
         **{f"{part}_ns": float(np.median(steps[f"{part}_ns"])) for part in PARTS},

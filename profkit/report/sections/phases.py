@@ -183,13 +183,16 @@ def _render_inference(data: dict, console) -> None:
 
 def _render_training(data: dict, console) -> None:
     split = ", ".join(f"{part} {fmt_share(data[f'{part}_share'])}" for part in ("forward", "backward", "optimizer"))
-    line = (f"training · {data['steps']} steps · median step {fmt_ns(data['step_time_ns'])} ({split}, "
+    ranks = data.get("ranks") or 1
+    counted = (f"{data['steps']} steps" if ranks == 1 else f"{data['steps'] // ranks} steps × {ranks} ranks"
+               if data["steps"] % ranks == 0 else f"{data['steps']} steps over {ranks} ranks")
+    line = (f"training · {counted} · median step {fmt_ns(data['step_time_ns'])} ({split}, "
             f"host gaps {fmt_share(data['host_gap_share'])})")
     if data["mfu"] is not None:
         line += f" · MFU {fmt_share(data['mfu'])} of {data['peak_source']} {data['dtype'] or ''}".rstrip()
     for key, unit in (("tokens_per_s", "tokens/s"), ("samples_per_s", "samples/s")):
         if data.get(key):
-            line += f" · {fmt_si(data[key])} {unit}"
+            line += f" · {fmt_si(data[key])} {unit}" + (" per rank" if ranks > 1 else "")
     console.print(escape(line))
     for note in data.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
