@@ -10,6 +10,7 @@ trace is escaped (markup.py).
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Iterable
 
 from ..context import ReportContext, ReportOptions
@@ -37,6 +38,6 @@ def render_html(document: dict[str, Any], traces: Iterable | None = None, *, opt
         if inner:
             sections.append((p.key, p.title, inner))
     run = document.get("run") or {}
-    command = " ".join(str(c) for c in run.get("command") or []) or ", ".join(run.get("files") or []) or "trace"
+    command = shlex.join(str(c) for c in run.get("command") or []) or ", ".join(run.get("files") or []) or "trace"
     subtitle = " · ".join(str(s) for s in (run.get("device"), run.get("producer")) if s)
     return render_page(f"profkit report · {command}", subtitle, sections, document)

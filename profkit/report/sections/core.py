@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Callable
 
 from rich.markup import escape
@@ -17,7 +18,7 @@ from .categories import tidy_kernel_name
 def _render_run(run: dict, console) -> None:
     status = "partial" if run["partial"] else "complete"
     exit_text = "" if run["exit_code"] is None else f", exit code {run['exit_code']}"
-    console.print(f"[bold]profkit report[/bold] · {escape(' '.join(run['command'])) or '(no command)'}")
+    console.print(f"[bold]profkit report[/bold] · {escape(shlex.join(map(str, run['command']))) or '(no command)'}")
     console.print(
         f"device: {escape(str(run['device']))} · duration {fmt_ns(run['duration_ns'])} · ranks {run['ranks']} · {status}{exit_text}"
     )
