@@ -353,3 +353,14 @@ def test_page_in_headless_chromium(cli_pages, tmp_path):
     shot = tmp_path / "report.png"
     _browse(browser, report, tmp_path, f"--screenshot={shot}", "--window-size=1400,2400")
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_kernel_names_show_short_with_the_whole_name_on_hover():
+    sample = Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_nvidia_h200.parquet"
+    traces = [load(sample)]
+    document = build_report(traces)
+    html = render_html(document, traces, options=ReportOptions())
+    whole = next(r["name"] for r in document["top_kernels"] if r["name"].startswith("void at::native::reduce_kernel<"))
+    # the cell reads "reduce_kernel" (as the terminal does); hovering shows the whole C++ name
+    assert f'<td class="long" data-t="{esc(whole)}">reduce_kernel</td>' in html
+    assert f">{esc(whole[:60])}" not in html  # the long name is no longer the cell's text

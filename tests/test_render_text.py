@@ -6,7 +6,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from profkit.cli.main import cli
-from profkit.report.sections.categories import short_kernel_names
+from profkit.report.kernel_names import short_kernel_names
 
 from synthetic_traces import make_trace
 
@@ -56,6 +56,8 @@ def test_short_names_that_coincide_are_told_apart():
                            "cutlass::Kernel [cutlass_80_tensorop_s1688gemm_128x128_16x4_nt_align1]"]
     assert shorts[4:6] == ["relu_kernel [#1]", "relu_kernel [#2]"]
     assert shorts[6] == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t"  # alone: no tag
+    # one name twice (two rows: the kernel ran for two classes of op) is one name: no tag
+    assert short_kernel_names([names[6], names[4], names[6]]) == [names[6][:33] + "…", "relu_kernel", names[6][:33] + "…"]
     narrow = short_kernel_names(names[2:4], width=40)  # cut the name, keep the tag
     assert all(len(text) <= 40 for text in narrow) and len(set(narrow)) == 2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..format import fmt_ns, fmt_share, fmt_si
 from .markup import attrs, esc
@@ -88,6 +88,12 @@ def _cell(key: str, value: Any) -> str:
     return f'<td class="long">{esc(text)}</td>' if len(text) > 24 else f"<td>{esc(text)}</td>"
 
 
+def _short_cell(text: str, whole: str) -> str:
+    """A text cell showing ``text``, with ``whole`` as its hover text when that says more."""
+    hover = attrs(data_t=whole) if whole != text else ""
+    return f'<td class="long"{hover}>{esc(text)}</td>'
+
+
 def _cell_class(key: str, value: float) -> str:
     """Numbers align right; a change in time or energy is red when it grew by 0.5 % or more, green when it shrank."""
     if key.startswith("change_") and key.endswith(("_ns", "_j")) and abs(value) >= 0.005:
@@ -96,8 +102,11 @@ def _cell_class(key: str, value: float) -> str:
 
 
 def records_table(records: Sequence[dict], columns: Sequence[str] | None = None, *, caption: str | None = None,
-                  max_rows: int = MAX_ROWS) -> str:
-    """A sortable table of records (click a header to sort)."""
+                  max_rows: int = MAX_ROWS, display: Mapping[str, Callable[[list[str]], list[str]]] | None = None,
+                  ) -> str:
+    """A sortable table of records (click a header to sort). ``display``: per column, a function from
+    the shown rows' texts to the texts to show (kernel names: their short forms); a cell so shortened
+    keeps its whole text as hover text."""
     records = [r for r in records if isinstance(r, dict)]
     if not records:
         return ""
@@ -105,7 +114,10 @@ def records_table(records: Sequence[dict], columns: Sequence[str] | None = None,
         columns = list(dict.fromkeys(k for r in records for k in r))
     columns = [c for c in columns if any(r.get(c) is not None for r in records)]  # no all-empty columns
     head = "".join(f'<th{attrs(data_k=c)}>{esc(label(c))}</th>' for c in columns)
-    body = "".join("<tr>" + "".join(_cell(c, r.get(c)) for c in columns) + "</tr>" for r in records[:max_rows])
+    shown = records[:max_rows]
+    texts = {c: fn([fmt_field(c, r.get(c)) for r in shown]) for c, fn in (display or {}).items() if c in columns}
+    body = "".join("<tr>" + "".join(_short_cell(texts[c][i], fmt_field(c, r.get(c))) if c in texts else _cell(c, r.get(c))
+                                    for c in columns) + "</tr>" for i, r in enumerate(shown))
     more = (f'<p class="note">{len(records) - max_rows} more rows in the JSON embedded in this page.</p>'
             if len(records) > max_rows else "")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""

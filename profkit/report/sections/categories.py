@@ -14,8 +14,6 @@ computed once per report.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 from rich import box
@@ -30,6 +28,7 @@ from ...analyzers.roofline import aggregate_columns
 from ...analyzers.table import EventTable
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si
+from ..kernel_names import short_kernel_names
 from ..registry import section
 from ._records import records as _records
 
@@ -122,100 +121,6 @@ def _fused_names(rows: pd.DataFrame) -> dict:
 
 
 # ---------------------------------------------------------------- terminal rendering (display only)
-
-
-_GENERIC_PARTS = {"gpu_kernel_impl", "gpu_kernel_impl_nocast", "elementwise_kernel", "vectorized_elementwise_kernel",
-                  "unrolled_elementwise_kernel", "BinaryFunctor", "AUnaryFunctor", "BUnaryFunctor"}
-_PART = re.compile(r"\w*(?:Functor\w*|Ops|_kernel_cuda|_kernel_impl|_kernel)\b")
-
-
-#: A SFINAE return type before the function (cuBLAS's gemv kernels): "std::enable_if<!(false), void>::type ".
-_ENABLE_IF_RETURN = re.compile(r"^std::enable_if<[^>]*>::type ")
-
-
-def tidy_kernel_name(name: str) -> str:
-    """A C++ kernel name without its return type and ATen's namespaces: what is left tells kernels
-    apart (template arguments name the tile shape, the functor, the dtype)."""
-    text = name[5:] if name.startswith("void ") else _ENABLE_IF_RETURN.sub("", name, count=1)
-    return text.replace("at::native::", "").replace("(anonymous namespace)::", "")
-
-
-def short_kernel_name(name: str, width: int = 34) -> str:
-    """Display form of a C++ kernel name: the function without namespaces, templates and
-    arguments, plus the functor it runs when that is what tells kernels apart."""
-    text = tidy_kernel_name(name)
-    head = re.split(r"[<(]", text, maxsplit=1)[0].strip()
-    inner = text[len(head):]
-    hint = next((p for p in _PART.findall(inner) if p and p not in _GENERIC_PARTS and p != head), None)
-    short = f"{hint} in {head}" if hint else head
-    return short if len(short) <= width else short[: width - 1] + "…"
-
-
-#: C++ spellings of dtypes in kernel template arguments -> the short names the report uses.
-_KERNEL_DTYPES = {"c10::BFloat16": "bf16", "__nv_bfloat16": "bf16", "c10::Half": "fp16", "__half": "fp16",
-                  "float": "fp32", "double": "fp64", "c10::Float8_e4m3fn": "fp8", "c10::Float8_e5m2": "fp8",
-                  "signed char": "int8", "int": "int32", "long": "int64", "bool": "bool"}
-_KERNEL_DTYPE = re.compile(r"(?<![\w:])(" + "|".join(map(re.escape, sorted(_KERNEL_DTYPES, key=len, reverse=True)))
-                           + r")(?![\w:])")
-
-
-def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
-    """``short_kernel_name`` of each name, told apart where two come out the same (a kernel template
-    run for two dtypes, ``cutlass::Kernel`` of two tile configurations): by the first dtype in the
-    template arguments when that differs, else by the first template argument, else by a number."""
-    shorts = [short_kernel_name(name, width=10**6) for name in names]
-    texts = [_fit(short, None, width) for short in shorts]
-    groups: dict[str, list[int]] = {}
-    for i, short in enumerate(shorts):
-        groups.setdefault(short, []).append(i)
-    for members in (m for m in groups.values() if len(m) > 1):
-        numbered = [f"#{k}" for k in range(1, len(members) + 1)]
-        for tag_of in (_first_dtype, _first_template_argument, None):
-            tags = numbered if tag_of is None else [tag_of(tidy_kernel_name(names[i])) for i in members]
-            fitted = [_fit(shorts[i], tag, width) for i, tag in zip(members, tags) if tag is not None]
-            if len(set(fitted)) == len(members):  # every member tagged, and still apart once cut to width
-                break
-        for i, text in zip(members, fitted):
-            texts[i] = text
-    return texts
-
-
-def _first_dtype(text: str) -> str | None:
-    found = _KERNEL_DTYPE.search(text)
-    return _KERNEL_DTYPES[found.group(1)] if found else None
-
-
-def _first_template_argument(text: str) -> str | None:
-    """The first argument of the outermost template (``cutlass::Kernel<cutlass_80_..._align1>``)."""
-    start = text.find("<")
-    if start < 0:
-        return None
-    depth = 0
-    for end in range(start + 1, len(text)):
-        char = text[end]
-        if char in "<(":
-            depth += 1
-        elif char in ">)" and depth:
-            depth -= 1
-        elif (char == "," or char == ">") and not depth:
-            return text[start + 1:end].strip() or None
-    return None
-
-
-def _fit(short: str, tag: str | None, width: int) -> str:
-    """``short`` and `` [tag]`` within ``width`` characters: the name is cut first, then the tag's start
-    (a template argument's end tells configurations apart: tile shapes, alignment)."""
-    text = short if tag is None else f"{short} [{tag}]"
-    if len(text) <= width:
-        return text
-    if tag is None:
-        return text[: width - 1] + "…"
-    room = width - len(tag) - 3  # " [" and "]"
-    if room >= min(len(short), width // 2):
-        return (short if len(short) <= room else short[: room - 1] + "…") + f" [{tag}]"
-    head = short if len(short) <= width // 2 else short[: width // 2 - 1] + "…"
-    tail = width - len(head) - 4  # " […" and "]"
-    return f"{head} […{tag[-tail:]}]" if tail > 0 else text[: width - 1] + "…"
 
 
 def _fmt_ai(value) -> str:

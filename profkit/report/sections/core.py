@@ -11,8 +11,8 @@ from rich.table import Table
 from ...analyzers import summary
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share
+from ..kernel_names import tidy_kernel_name
 from ..registry import section
-from .categories import tidy_kernel_name
 
 
 def _render_run(run: dict, console) -> None:
