@@ -364,3 +364,30 @@ def test_kernel_names_show_short_with_the_whole_name_on_hover():
     # the cell reads "reduce_kernel" (as the terminal does); hovering shows the whole C++ name
     assert f'<td class="long" data-t="{esc(whole)}">reduce_kernel</td>' in html
     assert f">{esc(whole[:60])}" not in html  # the long name is no longer the cell's text
+
+
+def test_headers_name_the_quantity_the_cells_carry_the_unit():
+    from profkit.report.html.tables import label
+
+    assert [label(k) for k in ("time_ns", "host_time_ns", "energy_j", "avg_power_w", "tokens_per_s",
+                               "achieved_flops_per_s", "j_per_token", "dram_bw_util_pct", "count", "ns")] == [
+        "time", "host time", "energy", "avg power", "tokens/s", "achieved flops/s", "J/token", "dram bw util %",
+        "count", "ns"]
+    assert fmt_field("time_ns", 1500) == "1.5 µs"  # (the unit the header no longer says)
+
+
+def test_a_column_of_records_is_no_cell():
+    from profkit.report.html.tables import records_table
+
+    rows = [{"phase": "prefill", "time_ns": 10, "categories": [{"category": "contraction", "time_ns": 7}]},
+            {"phase": "decode", "time_ns": 20, "categories": []}]
+    html = records_table(rows)
+    assert 'data-k="categories"' not in html and "contraction" not in html
+    assert 'data-k="phase"' in html and ">decode<" in html
+
+
+def test_instants_and_percentile_cells_read_as_times():
+    # a recorded start is a Unix time in ns: the time of day, not "1795719583 s"
+    assert fmt_field("start_ns", 1_795_719_583_123_456_789) == "18:59:43.123 UTC"
+    assert fmt_field("end_ns", 2_500_000) == "2.5 ms"  # a time since the start stays a duration
+    assert fmt_field("tbt_ns", {"p50": 1_752_369.0, "p99": 29_481_240.7}) == "p50 1.75 ms · p99 29.5 ms"

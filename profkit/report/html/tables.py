@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..format import fmt_ns, fmt_share, fmt_si
@@ -34,8 +35,18 @@ def _pct(v: float) -> str:
 
 
 #: (predicate on the field name, formatter of a number). First match wins.
+def _instant(ns: float) -> str:
+    """A start or end: Unix-epoch ns (as recorded) as the UTC time of day, else a time since the start."""
+    if ns < _EPOCH_NS:
+        return fmt_ns(ns)
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3] + " UTC"
+
+
+_EPOCH_NS = 1e17  # (1973: below it a start is a time since the trace's start, not a Unix time)
+
 FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
+    (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
     (lambda k: k.endswith("_ns"), fmt_ns),
     (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k in (
         "mfu", "mue", "movement_efficiency", "efficiency"), _pct),
@@ -69,12 +80,28 @@ def fmt_field(key: str, value: Any) -> str:
         if isinstance(value, int):
             return f"{value:,}"
         return f"{value:.4g}"
+    if isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
+        # "p50 1.75 ms · p90 3.46 ms": percentiles take the unit of the field that holds them
+        return " · ".join(f"{k} {fmt_field(key if k in ('p50', 'p90', 'p99') else k, v)}" for k, v in value.items())
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"), default=str)
     return str(value)
 
 
+#: Headers for field names: the cells carry the unit (fmt_field), so a header drops it or spells it
+#: short; a few names are read as their abbreviations.
+_LABELS = {"j_per_token": "J/token", "mfu": "MFU", "mue": "MUE", "ttft_ns": "TTFT", "tbt_ns": "TBT", "flops": "flop"}
+_LABEL_SUFFIXES = (("_per_s", "/s"), ("_ns", ""), ("_j", ""), ("_w", ""), ("_pct", " %"))
+
+
 def label(key: str) -> str:
+    """The header of field ``key``: "time_ns" -> "time", "tokens_per_s" -> "tokens/s"."""
+    if key in _LABELS:
+        return _LABELS[key]
+    for suffix, spelled in _LABEL_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            key = key[: -len(suffix)] + spelled
+            break
     return key.replace("_", " ")
 
 
@@ -86,6 +113,13 @@ def _cell(key: str, value: Any) -> str:
     if len(text) > _LONG_TEXT:
         return f'<td class="long"{attrs(data_t=text)}>{esc(text[:_LONG_TEXT - 1])}…</td>'
     return f'<td class="long">{esc(text)}</td>' if len(text) > 24 else f"<td>{esc(text)}</td>"
+
+
+def _nested(value: Any) -> bool:
+    """A list of records (or an empty list) or a dict holding lists or dicts: a table of its own, not a cell."""
+    if isinstance(value, list):
+        return all(isinstance(v, dict) for v in value)
+    return isinstance(value, dict) and any(isinstance(v, (dict, list)) for v in value.values())
 
 
 def _short_cell(text: str, whole: str) -> str:
@@ -112,7 +146,9 @@ def records_table(records: Sequence[dict], columns: Sequence[str] | None = None,
         return ""
     if columns is None:
         columns = list(dict.fromkeys(k for r in records for k in r))
-    columns = [c for c in columns if any(r.get(c) is not None for r in records)]  # no all-empty columns
+    # No all-empty columns, and no tables in a cell: a column of records (a phase's classes) has its own chart.
+    columns = [c for c in columns if any(r.get(c) is not None for r in records)
+               and not all(_nested(r.get(c)) for r in records if r.get(c) is not None)]
     head = "".join(f'<th{attrs(data_k=c)}>{esc(label(c))}</th>' for c in columns)
     shown = records[:max_rows]
     texts = {c: fn([fmt_field(c, r.get(c)) for r in shown]) for c, fn in (display or {}).items() if c in columns}
@@ -138,9 +174,7 @@ def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
             nested.append(f"<h4>{esc(label(key))}</h4>" + records_table([{"key": k, **v} for k, v in value.items()]))
         elif isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
-            text = " · ".join(f"{k} {fmt_field(k if k not in ('p50', 'p90', 'p99') else key, v)}"
-                              for k, v in value.items())
-            rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(text)}</td></tr>")
+            rows.append(f"<tr><th>{esc(label(key))}</th><td>{esc(fmt_field(key, value))}</td></tr>")
         elif isinstance(value, dict) and value:
             nested.append(f"<h4>{esc(label(key))}</h4>" + kv_table(value))
         else:
