@@ -370,9 +370,9 @@ def test_headers_name_the_quantity_the_cells_carry_the_unit():
     from profkit.report.html.tables import label
 
     assert [label(k) for k in ("time_ns", "host_time_ns", "energy_j", "avg_power_w", "tokens_per_s",
-                               "achieved_flops_per_s", "j_per_token", "dram_bw_util_pct", "count", "ns")] == [
+                               "achieved_flops_per_s", "j_per_token", "dram_bw_util_pct", "count", "ns", "j_per_generated_token", "refresh_ms")] == [
         "time", "host time", "energy", "avg power", "tokens/s", "achieved flops/s", "J/token", "dram bw util %",
-        "count", "ns"]
+        "count", "ns", "J/generated token", "refresh"]
     assert fmt_field("time_ns", 1500) == "1.5 µs"  # (the unit the header no longer says)
 
 
@@ -391,3 +391,17 @@ def test_instants_and_percentile_cells_read_as_times():
     assert fmt_field("start_ns", 1_795_719_583_123_456_789) == "18:59:43.123 UTC"
     assert fmt_field("end_ns", 2_500_000) == "2.5 ms"  # a time since the start stays a duration
     assert fmt_field("tbt_ns", {"p50": 1_752_369.0, "p99": 29_481_240.7}) == "p50 1.75 ms · p99 29.5 ms"
+    assert fmt_field("share_of_idle", 0.0757) == "7.6 %"
+    assert fmt_field("refresh_ms", 99.44) == "99.4 ms"
+    assert fmt_field("peak_bandwidth_bytes_per_s", {"0": 4.814e12}) == "device 0: 4.81 TB/s"
+    assert fmt_field("peak_source", ["nvml_bus_width_x_memory_clock"]) == "nvml_bus_width_x_memory_clock"
+    # a dict of figures: each named as a header would name it, absent ones left out
+    assert fmt_field("steps", {"count": 6, "time_ns": 4.25e9, "avg_power_w": 119.0, "tokens": None}) == \
+        "count 6 · time 4.25 s · avg power 119 W"
+
+
+def test_key_value_tables_leave_out_empty_lists():
+    from profkit.report.html.tables import kv_table
+
+    html = kv_table({"steps": 6, "notes": []})
+    assert ">steps<" in html and "notes" not in html

@@ -48,7 +48,8 @@ FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
     (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
     (lambda k: k.endswith("_ns"), fmt_ns),
-    (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k in (
+    (lambda k: k.endswith("_ms"), lambda v: fmt_ns(v * 1e6)),
+    (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k.startswith("share_") or k in (
         "mfu", "mue", "movement_efficiency", "efficiency"), _pct),
     (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
     (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
@@ -82,7 +83,12 @@ def fmt_field(key: str, value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
         # "p50 1.75 ms · p90 3.46 ms": percentiles take the unit of the field that holds them
-        return " · ".join(f"{k} {fmt_field(key if k in ('p50', 'p90', 'p99') else k, v)}" for k, v in value.items())
+        # percentiles and per-device figures ("0": device 0) take the unit of the field that holds them
+        return " · ".join(f"{k} {fmt_field(key, v)}" if k in ("p50", "p90", "p99") else
+                          f"device {k}: {fmt_field(key, v)}" if str(k).isdigit() else f"{label(k)} {fmt_field(k, v)}"
+                          for k, v in value.items() if v is not None)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"), default=str)
     return str(value)
@@ -91,13 +97,15 @@ def fmt_field(key: str, value: Any) -> str:
 #: Headers for field names: the cells carry the unit (fmt_field), so a header drops it or spells it
 #: short; a few names are read as their abbreviations.
 _LABELS = {"j_per_token": "J/token", "mfu": "MFU", "mue": "MUE", "ttft_ns": "TTFT", "tbt_ns": "TBT", "flops": "flop"}
-_LABEL_SUFFIXES = (("_per_s", "/s"), ("_ns", ""), ("_j", ""), ("_w", ""), ("_pct", " %"))
+_LABEL_SUFFIXES = (("_per_s", "/s"), ("_ns", ""), ("_ms", ""), ("_j", ""), ("_w", ""), ("_pct", " %"))
 
 
 def label(key: str) -> str:
     """The header of field ``key``: "time_ns" -> "time", "tokens_per_s" -> "tokens/s"."""
     if key in _LABELS:
         return _LABELS[key]
+    if key.startswith("j_per_"):  # energy per unit of work: "J/generated token"
+        return "J/" + key[len("j_per_"):].replace("_", " ")
     for suffix, spelled in _LABEL_SUFFIXES:
         if key.endswith(suffix) and len(key) > len(suffix):
             key = key[: -len(suffix)] + spelled
@@ -167,7 +175,7 @@ def kv_table(values: dict, skip: Iterable[str] = ()) -> str:
     rows, nested = [], []
     for key, value in values.items():
         empty_dict = isinstance(value, dict) and value and all(v is None for v in value.values())
-        if key in skip or value is None or empty_dict:
+        if key in skip or value is None or empty_dict or (isinstance(value, list) and not value):
             continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             nested.append(f"<h4>{esc(label(key))}</h4>" + records_table(value))
