@@ -393,6 +393,7 @@ def test_instants_and_percentile_cells_read_as_times():
     assert fmt_field("tbt_ns", {"p50": 1_752_369.0, "p99": 29_481_240.7}) == "p50 1.75 ms · p99 29.5 ms"
     assert fmt_field("share_of_idle", 0.0757) == "7.6 %"
     assert fmt_field("refresh_ms", 99.44) == "99.4 ms"
+    assert fmt_field("coverage", 0.1557) == "15.6 %"
     assert fmt_field("peak_bandwidth_bytes_per_s", {"0": 4.814e12}) == "device 0: 4.81 TB/s"
     assert fmt_field("peak_source", ["nvml_bus_width_x_memory_clock"]) == "nvml_bus_width_x_memory_clock"
     # a dict of figures: each named as a header would name it, absent ones left out

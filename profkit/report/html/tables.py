@@ -50,7 +50,7 @@ FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.endswith("_ns"), fmt_ns),
     (lambda k: k.endswith("_ms"), lambda v: fmt_ns(v * 1e6)),
     (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k.startswith("share_") or k in (
-        "mfu", "mue", "movement_efficiency", "efficiency"), _pct),
+        "mfu", "mue", "movement_efficiency", "efficiency", "coverage"), _pct),
     (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
     (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
     (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
