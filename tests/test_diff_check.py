@@ -219,3 +219,18 @@ def test_budget_parsing_and_energy_without_samples(base):
     no_samples = events[events["kind"] != "sample"]
     with pytest.raises(CheckInputError, match="no power or energy samples"):
         check(no_samples, no_samples, [Budget("energy", 0.05)])
+
+
+@pytest.mark.parametrize("sample", ["tiny_transformer_nvidia_h200.parquet", "tiny_transformer_cpu.parquet"])
+def test_class_table_is_the_reports_class_time(sample):
+    # diff's class table and check's class budgets count class time as the report does: a kernel in
+    # its unit's class (a bias-add kernel inside aten::linear is contraction time), not its launching op's
+    from pathlib import Path
+
+    from profkit.analyzers.diff import class_table
+    from profkit.report import build_report
+
+    trace = profkit.load(Path(__file__).resolve().parents[1] / "sample_traces" / sample)
+    table = class_table(trace.events).set_index("class")
+    report = {c["category"]: c["time_ns"] for c in build_report([trace])["categories"] if c["time_ns"]}
+    assert table["time_ns"].to_dict() == report

@@ -11,7 +11,7 @@ What is compared, so that one slow outlier does not fail CI:
   the total otherwise;
 - a phase (``prefill``, ``decode``, a user phase...): the median over its passes
   of the busy time inside each pass (its wall time if no work was recorded);
-- a class: its time (classes analyzer) per step when both traces have steps,
+- a class: its time (``diff.class_table``: the report's class time) per step when both traces have steps,
   in total otherwise;
 - energy: from telemetry samples, per device: the ``energy_j`` counter's rise,
   or the integral of ``power_w``; per step as a median when steps exist.

@@ -82,32 +82,28 @@ def op_table(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def class_table(events: pd.DataFrame) -> pd.DataFrame:
-    """Time per operator class: GPU work by the class of its launching op (else of the kernel name).
+    """Time per operator class, as the report's ``categories`` counts it (``classify.classify_table``):
+    on a GPU trace the device work, each row in the class of the unit of work that launched it (else
+    of its launching op, else of its own name); on a CPU-only trace each op's self time in the class
+    of its unit. ``count``: the rows of work. One rule for the report, ``diff`` and ``check``'s class
+    budgets: a diff's class table once took a kernel's launching op's class, not its unit's, and
+    disagreed with the report's on the same traces."""
+    from .classify import classify_table
+    from .columns import label_codes
 
-    On a trace without GPU work, CPU op self time by op class.
-    """
-    try:
-        from .classes import classify_names
-    except ImportError:  # pragma: no cover - classes analyzer not available
+    if not len(events):
         return pd.DataFrame({"class": [], "count": [], "time_ns": []})
-    work = events[events["kind"].isin(DEVICE_WORK_KINDS)]
-    if not work.empty:
-        op_names = events["name"].astype(str).to_numpy()
-        position = pd.Index(events["event_id"].to_numpy()).get_indexer(work["op_id"].fillna(-1).astype("int64"))
-        labels = np.where(position >= 0, op_names[np.maximum(position, 0)], work["name"].astype(str).to_numpy())
-        durations = work["duration_ns"].to_numpy(np.int64)
-    else:
-        host = events[events["kind"].isin([Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value,
-                                           Kind.PYTHON_FUNCTION.value])]
-        self_ns = self_time_ns(host)
-        ops = host["kind"] == Kind.CPU_OP.value
-        labels = host.loc[ops, "name"].astype(str).to_numpy()
-        durations = self_ns[ops].to_numpy(np.int64)
-    if not len(labels):
-        return pd.DataFrame({"class": [], "count": [], "time_ns": []})
-    classes = classify_names(pd.Series(labels)).set_index("name")["op_class"]
-    frame = pd.DataFrame({"class": pd.Series(labels).map(classes).to_numpy(), "time_ns": durations})
-    return frame.groupby("class", sort=False).agg(count=("time_ns", "size"), time_ns=("time_ns", "sum")).reset_index()
+    rows = classify_table(events)
+    work = rows["device_work"].to_numpy(bool)
+    codes, labels = label_codes(rows["category"])
+    codes = codes[work]
+    time_ns = rows["time_ns"].to_numpy(np.int64)[work]
+    present = np.unique(codes)  # in CLASS_ORDER, the codes' order
+    return pd.DataFrame({
+        "class": labels[present].astype(object),
+        "count": np.bincount(codes, minlength=len(labels))[present].astype(np.int64),
+        "time_ns": np.bincount(codes, weights=time_ns, minlength=len(labels))[present].astype(np.int64),
+    })
 
 
 def _op_flop(ops: pd.DataFrame) -> np.ndarray:
