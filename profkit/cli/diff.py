@@ -15,7 +15,7 @@ from ..analyzers.diff import diff_traces
 from ..report import ReportOptions, build_report
 from ..report.build import jsonable
 from ..report.context import ReportContext
-from ..report.format import fmt_ns, fmt_si
+from ..report.format import fmt_field, label
 from .inputs import load_any
 from .output import emit
 
@@ -76,29 +76,12 @@ TABLES = (
 )
 
 
-def fmt_value(metric: str, value) -> str:
-    """A value formatted by the unit its metric name ends in."""
-    if value is None:
-        return "–"
-    if metric.endswith("_ns"):
-        return fmt_ns(value)
-    if metric.endswith("_j"):
-        return fmt_si(value, "J")
-    if metric.endswith("flop") or metric.endswith("flops"):
-        return fmt_si(value, "flop")
-    if metric.endswith("_bytes"):
-        return fmt_si(value, "B")
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.3g}"
-    return f"{int(value)}"
-
-
 def fmt_change(change) -> str:
     return "–" if change is None else f"{100 * change:+.1f} %"
 
 
 def _cell(metric: str, base, new, change) -> str:
-    return f"{fmt_value(metric, base)} → {fmt_value(metric, new)} ({fmt_change(change)})"
+    return f"{fmt_field(metric, base)} → {fmt_field(metric, new)} ({fmt_change(change)})"
 
 
 def _short(text: str, width: int) -> str:
@@ -110,7 +93,7 @@ def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str
     out = []
     for name, section in document.get("sections", {}).items():
         if section["type"] == "flat":
-            rows = [[r["metric"], _cell(r["metric"], r["base"], r["new"], r["change"])] for r in section["rows"]]
+            rows = [[label(r["metric"]), _cell(r["metric"], r["base"], r["new"], r["change"])] for r in section["rows"]]
             out.append((name, ["metric", "base → new (change)"], rows))
         else:
             out.append((name, *_record_table(section["rows"], (section["key"],), tuple(section["metrics"][:4]), top)))
@@ -129,7 +112,7 @@ def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str
 
 def _record_table(records: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...], top: int):
     shown = [m for m in metrics if any(r.get(f"base_{m}") or r.get(f"new_{m}") for r in records)]
-    header = list(keys) + [m.replace("_", " ") for m in shown] + ["status"]
+    header = list(keys) + [label(m) for m in shown] + ["status"]
     rows = []
     for record in records[:top]:
         row = [_short(str(record.get(k, "")), 70 if k == "name" else _SHAPES_WIDTH) for k in keys]

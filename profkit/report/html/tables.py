@@ -1,116 +1,20 @@
 """Sortable HTML tables for any list of records, and key/value tables for flat sections.
 
-Cells are formatted by the unit their field name carries (``_ns``, ``_j``,
-``_share``...; the ``FORMATS`` table, first match wins). Numeric cells keep
-the raw number in ``data-v`` so report.js sorts them by value.
+Cells are formatted by the unit their field name carries (``format.fmt_field``:
+``_ns``, ``_j``, ``_share``...). Numeric cells keep the raw number in ``data-v``
+so report.js sorts them by value.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..format import fmt_ns, fmt_share, fmt_si
+from ..format import fmt_field, label, si  # noqa: F401  (si: the panels' formatter of J and W)
 from .markup import attrs, esc
 
 MAX_ROWS = 200
 _LONG_TEXT = 90
-
-
-def si(value: float, unit: str = "") -> str:
-    """fmt_si, with milli/micro/nano prefixes below 1 (joules of a short window) and exa above peta."""
-    if abs(value) >= 1e18:
-        return f"{value / 1e18:.3g} E{unit}"
-    if value and abs(value) < 1:
-        for prefix, scale in (("m", 1e-3), ("µ", 1e-6), ("n", 1e-9)):
-            if abs(value) >= scale:
-                return f"{value / scale:.3g} {prefix}{unit}"
-    return fmt_si(value, unit)
-
-
-def _pct(v: float) -> str:
-    return fmt_share(v)
-
-
-#: (predicate on the field name, formatter of a number). First match wins.
-def _instant(ns: float) -> str:
-    """A start or end: Unix-epoch ns (as recorded) as the UTC time of day, else a time since the start."""
-    if ns < _EPOCH_NS:
-        return fmt_ns(ns)
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3] + " UTC"
-
-
-_EPOCH_NS = 1e17  # (1973: below it a start is a time since the trace's start, not a Unix time)
-
-FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
-    (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
-    (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
-    (lambda k: k.endswith("_ns"), fmt_ns),
-    (lambda k: k.endswith("_ms"), lambda v: fmt_ns(v * 1e6)),
-    (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k.startswith("share_") or k in (
-        "mfu", "mue", "movement_efficiency", "efficiency", "coverage"), _pct),
-    (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
-    (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
-    (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
-    (lambda k: k.endswith("tokens_per_s"), lambda v: fmt_si(v, "tok/s")),
-    (lambda k: k.endswith("_per_s"), lambda v: fmt_si(v, "/s")),
-    (lambda k: bool({"flops", "flop"} & set(k.split("_"))), lambda v: fmt_si(v, "flop")),
-    (lambda k: k == "bytes" or k.endswith("_bytes"), lambda v: fmt_si(v, "B")),
-    (lambda k: k.endswith("_j") or k.endswith("_j_per_token") or k.startswith("j_per"), lambda v: si(v, "J")),
-    (lambda k: k.endswith("_w"), lambda v: si(v, "W")),
-    (lambda k: k == "arithmetic_intensity" or k.endswith("_intensity"), lambda v: f"{fmt_si(v)} flop/B"),
-)
-
-
-def fmt_field(key: str, value: Any) -> str:
-    """Display text of one value of field ``key``."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return "–"
-        unit_key = key.split("_", 1)[1] if key.startswith(("base_", "new_", "delta_")) else key
-        for matches, fmt in FORMATS:
-            if matches(unit_key):
-                text = fmt(value)
-                return f"+{text}" if key.startswith("delta_") and value > 0 else text
-        if isinstance(value, int):
-            return f"{value:,}"
-        return f"{value:.4g}"
-    if isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
-        # "p50 1.75 ms · p90 3.46 ms": percentiles take the unit of the field that holds them
-        # percentiles and per-device figures ("0": device 0) take the unit of the field that holds them
-        return " · ".join(f"{k} {fmt_field(key, v)}" if k in ("p50", "p90", "p99") else
-                          f"device {k}: {fmt_field(key, v)}" if str(k).isdigit() else f"{label(k)} {fmt_field(k, v)}"
-                          for k, v in value.items() if v is not None)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ", ".join(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), default=str)
-    return str(value)
-
-
-#: Headers for field names: the cells carry the unit (fmt_field), so a header drops it or spells it
-#: short; a few names are read as their abbreviations.
-_LABELS = {"j_per_token": "J/token", "mfu": "MFU", "mue": "MUE", "ttft_ns": "TTFT", "tbt_ns": "TBT", "flops": "flop"}
-_LABEL_SUFFIXES = (("_per_s", "/s"), ("_ns", ""), ("_ms", ""), ("_j", ""), ("_w", ""), ("_pct", " %"))
-
-
-def label(key: str) -> str:
-    """The header of field ``key``: "time_ns" -> "time", "tokens_per_s" -> "tokens/s"."""
-    if key in _LABELS:
-        return _LABELS[key]
-    if key.startswith("j_per_"):  # energy per unit of work: "J/generated token"
-        return "J/" + key[len("j_per_"):].replace("_", " ")
-    for suffix, spelled in _LABEL_SUFFIXES:
-        if key.endswith(suffix) and len(key) > len(suffix):
-            key = key[: -len(suffix)] + spelled
-            break
-    return key.replace("_", " ")
 
 
 def _cell(key: str, value: Any) -> str:
