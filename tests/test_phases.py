@@ -258,6 +258,36 @@ def test_training_step_split_gaps_and_mfu_hand_counted():
     assert training["backward_share"] == pytest.approx(0.2)
 
 
+
+def test_the_step_that_began_with_the_recording_is_left_out_of_the_figures():
+    # profkit's optimizer hook opens step 1 when recording starts: 900 ms of start-up (model build...),
+    # then the same 100 ms iteration as step 2. The figures are step 2's; both steps are listed.
+    rows = []
+    for offset, step, start, length in ((900, 1, 0, 1000), (1000, 2, 1000, 100)):
+        rows += [_op("aten::mm", offset + 5, 10, *MM),
+                 _op("autograd::engine::evaluate_function: MmBackward0", offset + 30, 20),
+                 _op("Optimizer.step#SGD.step", offset + 60, 10, kind="annotation"),
+                 _mark("train_step", start, length, step=step, source="optimizer")]
+    rows.append({"kind": "sample", "name": "energy_j", "start_ms": 0, "ms": 0, "value": 0.0, "device_type": "gpu"})
+    events = _events(rows)
+    result = _analyze(events, _toy(peak_fp32=1e9))
+    assert result.steps["startup"].tolist() == [True, False] and len(result.steps) == 2
+    training = result.training
+    assert (training["steps"], training["steps_summarized"]) == (2, 1)
+    assert training["step_time_ns"] == 100 * MS  # not the median of 1000 and 100 ms
+    assert training["mfu"] == pytest.approx(1_048_576 / 0.1 / 1e9)  # one mm in 0.1 s, not two in 1.1 s
+    assert any("start of recording" in note for note in result.notes)
+    # energy per step leaves it out too
+    assert energy.step_windows(events)["start_ns"].tolist() == [T0 + 1000 * MS]
+
+
+def test_a_lone_startup_step_is_still_summarized():
+    events = _events([_op("aten::mm", 5, 10, *MM), _op("autograd::engine::evaluate_function: MmBackward0", 30, 20),
+                      _mark("train_step", 0, 100, step=1, source="optimizer")])
+    training = _analyze(events, _toy(peak_fp32=1e9)).training
+    assert (training["steps"], training["steps_summarized"], training["step_time_ns"]) == (1, 1, 100 * MS)
+
+
 def test_a_profiler_step_that_ran_backward_is_a_training_step():
     result = _analyze(_training_events(step_mark=False), _toy(what_if=True))
     assert result.steps["step"].tolist() == [4.0] and result.training["mfu"] is None  # what-if: no MFU

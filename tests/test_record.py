@@ -176,11 +176,20 @@ def test_torchrun_two_ranks(tmp_path):
 
 def test_unwritable_output_fails_before_program_runs(tmp_path):
     marker = tmp_path / "ran"
-    proc = run_profkit("record", "-o", str(tmp_path / "missing" / "t.parquet"), "--", sys.executable, "-c",
+    (tmp_path / "a_file").write_text("")
+    proc = run_profkit("record", "-o", str(tmp_path / "a_file" / "t.parquet"), "--", sys.executable, "-c",
                        f"open({str(marker)!r}, 'w')")
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "cannot make folder" in proc.stderr
     assert not marker.exists()
+
+
+def test_a_missing_output_folder_is_made(tmp_path):
+    # the README's `profkit record -o run/trace.parquet -- ...` on a fresh checkout
+    proc = run_profkit("record", "-o", str(tmp_path / "run" / "deeper" / "t.parquet"), "--", sys.executable, "-c",
+                       "import torch; torch.ones(4).sum()")
+    assert proc.returncode == 0, proc.stderr
+    assert profkit.load(tmp_path / "run" / "deeper" / "t.parquet").ops["name"].str.startswith("aten::").any()
 
 
 def test_program_without_torch_records_nothing(tmp_path):

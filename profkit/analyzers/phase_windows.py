@@ -42,6 +42,13 @@ _MODULE_FRAME = "nn.Module: "
 WINDOW_COLUMNS = ("phase", "rank", "start_ns", "end_ns", "batch_size", "tokens", "generation", "step", "source")
 
 
+def startup_steps(step: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Which training steps began when recording began: step 1 of profkit's optimizer hook opens at the
+    start of recording, so it holds the start-up (imports, model build, data-loader and process-group
+    set-up) as well as the first iteration. Figures per step leave it out when other steps exist."""
+    return (np.asarray(step, dtype=np.float64) == 1) & (np.asarray(source, dtype=object) == "optimizer")
+
+
 # ---------------------------------------------------------------- serving-engine annotations (one door)
 
 EngineParser = Callable[[str], Optional[tuple]]

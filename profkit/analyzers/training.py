@@ -20,7 +20,7 @@ from .group_sums import float_sums, int_sums
 from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
 from .percentiles import percentiles
-from .phase_windows import TRAIN_STEP, _ranks, _token_shape, assign_to_windows
+from .phase_windows import TRAIN_STEP, _ranks, _token_shape, assign_to_windows, startup_steps
 from .table import EventTable
 
 PARTS = ("forward", "backward", "optimizer")
@@ -57,9 +57,11 @@ def step_columns(windows: dict[str, Any], rows, anchors, events) -> tuple[dict[s
     recorded_tokens = np.asarray(windows["tokens"], dtype=np.float64)[at]
     with np.errstate(divide="ignore", invalid="ignore"):
         achieved = flops / (duration / 1e9)
+    source = np.asarray(windows["source"], dtype=object)[at] if "source" in windows else np.full(n, None)
     table = {
         "step": steps["step"],
         "rank": steps["rank"],
+        "startup": startup_steps(steps["step"], source),
         "start_ns": steps["start_ns"],
         "time_ns": duration,
         **{f"{part}_ns": part_ns[k] for k, part in enumerate(PARTS)},
@@ -149,6 +151,12 @@ def training_summary(steps: dict[str, np.ndarray] | None, dtype: str | None, cei
     ``steps``: ``step_columns``."""
     if steps is None or not len(steps["time_ns"]):
         return None
+    listed = len(steps["time_ns"])
+    startup = np.asarray(steps.get("startup", np.zeros(listed, dtype=bool)), dtype=bool)
+    if startup.any() and not startup.all():  # figures of the steady steps: without the start-up
+        steps = {name: np.asarray(values)[~startup] for name, values in steps.items()}
+        notes.append("step 1 ran from the start of recording (start-up and the first iteration): "
+                     "left out of the median, split, MFU and rates")
     time_ns = steps["time_ns"]
     time_s = time_ns.sum() / 1e9
     achieved = steps["flops"].sum() / time_s if time_s else None
@@ -166,7 +174,8 @@ def training_summary(steps: dict[str, np.ndarray] | None, dtype: str | None, cei
     samples = np.nansum(steps["samples"]) if not np.isnan(steps["samples"]).all() else None
     tokens = np.nansum(steps["tokens"]) if not np.isnan(steps["tokens"]).all() else None
     return {
-        "steps": len(time_ns),
+        "steps": listed,
+        "steps_summarized": len(time_ns),
         # Steps are counted per rank; the rates below are per rank (a step's time is one rank's).
         "ranks": int(len(np.unique(np.asarray(steps["rank"], dtype=np.int64)))),
         "step_time_ns": float(np.median(time_ns)),

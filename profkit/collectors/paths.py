@@ -9,12 +9,14 @@ from ..errors import UsageError
 
 
 def check_writable(path: Path) -> None:
-    """Fail before anything runs if ``path`` cannot be written."""
+    """Fail before anything runs if ``path`` cannot be written; make its folder when missing."""
     if path.is_dir():
         raise UsageError(f"{path}: is a folder; give a file name such as {path / 'trace.parquet'}")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{path}: folder {parent} does not exist")
+    try:  # `-o run/trace.parquet` makes run/, as torch's tensorboard_trace_handler makes its folder
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot make folder {parent} ({exc.strerror or exc})") from None
     try:
         with tempfile.TemporaryFile(dir=parent):
             pass

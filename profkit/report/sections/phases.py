@@ -42,8 +42,8 @@ _PHASE_FIELDS = ("phase", "count", "time_ns", "host_time_ns", "device_time_ns", 
                  "achieved_bytes_per_s", "flop_fraction", "bandwidth_fraction", "bound", "energy_j", "avg_power_w",
                  "j_per_token", "uncertainty_j", "uncertain", "source")
 _CLASS_FIELDS = ("category", "time_ns", "time_share", "flops", "flop_share", "bytes", "arithmetic_intensity", "bound")
-_STEP_FIELDS = ("step", "rank", "time_ns", "forward_ns", "backward_ns", "optimizer_ns", "host_gap_ns", "flops",
-                "achieved_flops_per_s", "samples", "tokens")
+_STEP_FIELDS = ("step", "rank", "startup", "time_ns", "forward_ns", "backward_ns", "optimizer_ns", "host_gap_ns",
+                "flops", "achieved_flops_per_s", "samples", "tokens")
 MAX_LISTED = 1000  # generate calls / steps listed one by one in the JSON
 
 
@@ -186,6 +186,8 @@ def _render_training(data: dict, console) -> None:
     ranks = data.get("ranks") or 1
     counted = (f"{data['steps']} steps" if ranks == 1 else f"{data['steps'] // ranks} steps × {ranks} ranks"
                if data["steps"] % ranks == 0 else f"{data['steps']} steps over {ranks} ranks")
+    if data.get("steps_summarized", data["steps"]) < data["steps"]:
+        counted += " (step 1 left out)"
     line = (f"training · {counted} · median step {fmt_ns(data['step_time_ns'])} ({split}, "
             f"host gaps {fmt_share(data['host_gap_share'])})")
     if data["mfu"] is not None:
