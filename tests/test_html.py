@@ -406,3 +406,13 @@ def test_key_value_tables_leave_out_empty_lists():
 
     html = kv_table({"steps": 6, "notes": []})
     assert ">steps<" in html and "notes" not in html
+
+
+def test_the_startup_step_is_left_out_of_the_per_step_chart():
+    # the H200 sample's step 1 began with the recording (4.2 s of start-up against 9 ms steps)
+    sample = Path(__file__).resolve().parents[1] / "sample_traces" / "tiny_transformer_nvidia_h200.parquet"
+    traces = [load(sample)]
+    html = render_html(build_report(traces), traces, options=ReportOptions())
+    assert "Step 1, which began with the recording (start-up), is left out." in html
+    columns = re.findall(r">(train_step \d+)<", html)
+    assert columns and "train_step 1" not in columns and "train_step 2" in columns

@@ -278,12 +278,14 @@ def training_panel(view: View) -> str | None:
     out = [kpis([
         ("median step", show(training, "step_time_ns", fmt_ns)),
         ("MFU", show(training, "mfu", fmt_share)),
-        ("steps", str(len(windows)) if windows else "–"),
+        ("steps", show(training, "steps", lambda v: f"{v:,.0f}") if training else str(len(windows)) if windows else "–"),
     ])]
     if windows:
+        left_out = (training.get("steps_summarized") or 0) < (training.get("steps") or 0)
         out.append(chart(charts.window_columns(windows, "time per training step by class"),
                          "One column per step: time per operator class; grey is the rest of the step "
-                         "(host work, data loading, idle device)."))
+                         "(host work, data loading, idle device)."
+                         + (" Step 1, which began with the recording (start-up), is left out." if left_out else "")))
     rest = {k: v for k, v in training.items() if k not in ("step_time_ns", "mfu")}
     if rest:
         out.append(kv_table(rest))
