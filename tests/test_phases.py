@@ -277,6 +277,9 @@ def test_the_step_that_began_with_the_recording_is_left_out_of_the_figures():
     assert training["step_time_ns"] == 100 * MS  # not the median of 1000 and 100 ms
     assert training["mfu"] == pytest.approx(1_048_576 / 0.1 / 1e9)  # one mm in 0.1 s, not two in 1.1 s
     assert any("start of recording" in note for note in result.notes)
+    # the phases table's train_step is the steady steps too: one pass of 100 ms, not 1.1 s over two
+    (row,) = result.phases[result.phases["phase"] == "train_step"].to_dict("records")
+    assert (row["count"], row["time_ns"]) == (1, 100 * MS)
     # energy per step leaves it out too
     assert energy.step_windows(events)["start_ns"].tolist() == [T0 + 1000 * MS]
 

@@ -73,6 +73,7 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     engine_parser,
     parse_engine_step,
     phase_windows,
+    startup_steps,
     window_columns,
 )
 from .roofline import aggregate_labelled
@@ -238,8 +239,9 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     anchors = _anchors(events, rows)
     windows["effective_end_ns"] = _effective_ends(windows, anchors)
     windows = _label_training_steps(windows, anchors)
-    labelled = _label_rows(anchors, windows)
-    phases, classes = _phase_table(windows, rows, labelled, ceilings, tracks)
+    steady = _without_startup_step(windows)  # the phase tables' windows; the steps table lists every step
+    labelled = _label_rows(anchors, steady)
+    phases, classes = _phase_table(steady, rows, labelled, ceilings, tracks)
     generations = generation_columns(windows)
     inference = inference_summary(windows, generations)
     steps, dtype = step_columns(windows, rows, anchors, events)
@@ -247,6 +249,18 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     if ceilings.primary is None:
         notes.append("no roofline for this device: phase bounds are unknown (pass --hardware NAME)")
     return PhaseAnalysis(windows, phases, classes, generations, inference, steps, training, notes)
+
+
+def _without_startup_step(windows: Windows) -> Windows:
+    """The windows without a training step that began with the recording (``startup_steps``), when
+    other training steps exist: its start-up is no step's time (training_summary leaves it out too)."""
+    phase = _col(windows, "phase", dtype=object)
+    steps = phase == TRAIN_STEP
+    startup = steps & startup_steps(_col(windows, "step"), _col(windows, "source", dtype=object))
+    if not startup.any() or not (steps & ~startup).any():
+        return windows
+    keep = ~startup
+    return {name: np.asarray(values)[keep] for name, values in windows.items()}
 
 
 @dataclass
