@@ -234,3 +234,14 @@ def test_class_table_is_the_reports_class_time(sample):
     table = class_table(trace.events).set_index("class")
     report = {c["category"]: c["time_ns"] for c in build_report([trace])["categories"] if c["time_ns"]}
     assert table["time_ns"].to_dict() == report
+
+
+def test_a_budget_from_nothing_says_so(tmp_path, base):
+    # A class with no time in the baseline and some now is a regression; the error line says from what.
+    result = run("check", base, "--baseline", base, "--max-class-regression", "memory=5%")
+    assert result.exit_code == 0  # none in either: no change
+    from profkit.analyzers.check import Budget, Measurement, Verdict
+    from profkit.cli.check import _failure
+
+    verdict = Verdict(Budget("time", 0.05, "class", "memory"), Measurement(0.0, "total"), Measurement(2e6, "total"))
+    assert not verdict.ok and _failure(verdict) == "time of class memory 2 ms where the baseline has none"

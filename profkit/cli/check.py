@@ -56,10 +56,14 @@ def command(trace, baseline, max_time_regression, max_energy_regression, class_b
     click.echo(render(verdicts), nl=False)
     failed = [v for v in verdicts if not v.ok]
     if failed:
-        raise RegressionFound(
-            f"{len(failed)} of {len(verdicts)} budgets exceeded: "
-            + "; ".join(f"{v.budget.label} {fmt_change(v.change)} > {100 * v.budget.limit:g} %" for v in failed)
-        )
+        raise RegressionFound(f"{len(failed)} of {len(verdicts)} budgets exceeded: " + "; ".join(map(_failure, failed)))
+
+
+def _failure(verdict: Verdict) -> str:
+    """One exceeded budget, for the error line: by how much, or from nothing in the baseline."""
+    if verdict.change is None:
+        return f"{verdict.budget.label} {_value(verdict, verdict.new.value)} where the baseline has none"
+    return f"{verdict.budget.label} {fmt_change(verdict.change)} > {100 * verdict.budget.limit:g} %"
 
 
 def build_budgets(time_limit, energy_limit, class_budgets, phase_budgets) -> list[Budget]:
@@ -79,7 +83,7 @@ def build_budgets(time_limit, energy_limit, class_budgets, phase_budgets) -> lis
 
 
 def fmt_change(change: float | None) -> str:
-    return "n/a" if change is None else f"{100 * change:+.1f} %"
+    return "new" if change is None else f"{100 * change:+.1f} %"  # (None: the baseline had none)
 
 
 def _value(verdict: Verdict, value: float) -> str:
