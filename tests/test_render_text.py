@@ -54,10 +54,12 @@ def test_short_names_that_coincide_are_told_apart():
     assert shorts[:2] == ["MulFunctor in elementwise_kernel [bf16]", "MulFunctor in elementwise_kernel [fp32]"]
     assert shorts[2:4] == ["cutlass::Kernel [cutlass_80_tensorop_s1688gemm_128x64_32x6_nt_align1]",
                            "cutlass::Kernel [cutlass_80_tensorop_s1688gemm_128x128_16x4_nt_align1]"]
-    assert shorts[4:6] == ["relu_kernel [#1]", "relu_kernel [#2]"]
+    assert shorts[4:6] == ["relu_kernel [#1]", "relu_kernel [#2]"]  # (the same template arguments: numbered)
     assert shorts[6] == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t"  # alone: no tag
     # one name twice (two rows: the kernel ran for two classes of op) is one name: no tag
     assert short_kernel_names([names[6], names[4], names[6]]) == [names[6][:33] + "…", "relu_kernel", names[6][:33] + "…"]
+    fft = ["void fft2d_r2c_32x32<float, false, 0u, false>(float2*, int)", "void fft2d_r2c_32x32<float, false, 5u, true>(float2*, int)"]
+    assert short_kernel_names(fft, 70) == ["fft2d_r2c_32x32 [0u, false]", "fft2d_r2c_32x32 [5u, true]"]
     narrow = short_kernel_names(names[2:4], width=40)  # cut the name, keep the tag
     assert all(len(text) <= 40 for text in narrow) and len(set(narrow)) == 2
 

@@ -48,7 +48,7 @@ _KERNEL_DTYPE = re.compile(r"(?<![\w:])(" + "|".join(map(re.escape, sorted(_KERN
 def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
     """``short_kernel_name`` of each name, told apart where two come out the same (a kernel template
     run for two dtypes, ``cutlass::Kernel`` of two tile configurations): by the first dtype in the
-    template arguments when that differs, else by the first template argument, else by a number."""
+    template arguments when that differs, else by the template arguments that differ, else by a number."""
     shorts = [short_kernel_name(name, width=10**6) for name in names]
     texts = [_fit(short, None, width) for short in shorts]
     groups: dict[str, list[int]] = {}
@@ -59,7 +59,8 @@ def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
         if len(distinct) < 2:
             continue
         numbered = [f"#{k}" for k in range(1, len(distinct) + 1)]
-        for tag_of in (_first_dtype, _first_template_argument, None):
+        differing = _differing_template_arguments([tidy_kernel_name(name) for name in distinct])
+        for tag_of in (_first_dtype, differing.get, None):
             tags = numbered if tag_of is None else [tag_of(tidy_kernel_name(name)) for name in distinct]
             fitted = [_fit(shorts[members[0]], tag, width) for tag in tags if tag is not None]
             if len(set(fitted)) == len(distinct):  # every name tagged, and still apart once cut to width
@@ -75,21 +76,36 @@ def _first_dtype(text: str) -> str | None:
     return _KERNEL_DTYPES[found.group(1)] if found else None
 
 
-def _first_template_argument(text: str) -> str | None:
-    """The first argument of the outermost template (``cutlass::Kernel<cutlass_80_..._align1>``)."""
+def _differing_template_arguments(texts: list[str]) -> dict[str, str]:
+    """Per tidy name, the arguments of its outermost template where the names differ, joined:
+    ``cutlass::Kernel<cutlass_80_..._128x64_...>`` -> that argument; ``fft2d_r2c_32x32<float, false, 0u,
+    false>`` beside ``<float, false, 5u, true>`` -> "0u, false". Names with different argument counts,
+    or none: absent."""
+    arguments = [_template_arguments(text) for text in texts]
+    if not arguments[0] or any(len(a) != len(arguments[0]) for a in arguments):
+        return {}
+    differ = [i for i in range(len(arguments[0])) if len({a[i] for a in arguments}) > 1]
+    return {text: ", ".join(a[i] for i in differ) for text, a in zip(texts, arguments)} if differ else {}
+
+
+def _template_arguments(text: str) -> list[str]:
+    """The top-level arguments of the outermost template (none: [])."""
     start = text.find("<")
     if start < 0:
-        return None
-    depth = 0
+        return []
+    depth, arguments, begin = 0, [], start + 1
     for end in range(start + 1, len(text)):
         char = text[end]
         if char in "<(":
             depth += 1
         elif char in ">)" and depth:
             depth -= 1
-        elif (char == "," or char == ">") and not depth:
-            return text[start + 1:end].strip() or None
-    return None
+        elif char in ",>" and not depth:
+            arguments.append(text[begin:end].strip())
+            if char == ">":
+                return arguments
+            begin = end + 1
+    return []  # (unclosed)
 
 
 def _fit(short: str, tag: str | None, width: int) -> str:
