@@ -122,7 +122,7 @@ def test_rank_files_become_ranks_0_and_1(tmp_path):
     # busy time summed over the two GPUs is a share of their two spans, as the idle share is
     totals, idle = document["totals"], document["roofline"]["idle"]
     assert totals["rank_count"] == 2 and totals["device_span_ns"] == idle["span_ns"] > totals["span_ns"]
-    assert totals["device_busy_share"] == pytest.approx(1 - idle["idle_share"])
+    assert totals["device_busy_share"] == pytest.approx(1 - idle["idle_share"]) and idle["ranks"] == 2
     # two ProfilerSteps on each rank: steps are counted per rank
     assert document["training"]["steps"] == 4 and document["training"]["ranks"] == 2
     # no deviceProperties: the GPU is listed, its model unknown

@@ -166,6 +166,7 @@ def idle_attribution(events: pd.DataFrame) -> dict:
     idle_ns = sum(totals.values())
     return {
         "device": "gpu" if gpu else "cpu",
+        "ranks": len(np.unique(rank)),  # span_ns, busy_ns and idle_ns are summed over them
         "span_ns": span_total,
         "busy_ns": busy_total,
         "idle_ns": idle_ns,

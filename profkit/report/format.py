@@ -38,6 +38,12 @@ def fmt_si(value: float | None, unit: str = "") -> str:
     return f"{value:.3g} {unit}".rstrip()
 
 
+def idle_span_words(idle: dict) -> str:
+    """What an idle share is of (idle.idle_attribution): the span, or the ranks' spans summed."""
+    ranks = idle.get("ranks") or 1
+    return "the span" if ranks == 1 else f"the {ranks} ranks' spans"
+
+
 def fmt_bytes(value: float | None) -> str:
     if value is None:
         return "–"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..format import fmt_ns, fmt_share, fmt_si
+from ..format import fmt_ns, fmt_share, fmt_si, idle_span_words
 from ..kernel_names import short_kernel_names
 from . import charts, series, workload
 from .markup import esc
@@ -203,7 +203,7 @@ def timeline_panel(view: View) -> str | None:
     if isinstance(idle, dict) and _num(idle.get("idle_ns")):
         causes = [c for c in idle.get("causes") or [] if isinstance(c, dict) and _num(c.get("time_ns"))]
         out.append(f"<h3>Device idle: {esc(fmt_ns(idle['idle_ns']))} "
-                   f"({esc(fmt_share(_num(idle.get('idle_share'))))} of the span), by cause</h3>")
+                   f"({esc(fmt_share(_num(idle.get('idle_share'))))} of {esc(idle_span_words(idle))}), by cause</h3>")
         if causes:
             items = [(str(c.get("cause")), float(c["time_ns"]), "#bab0ac") for c in causes]
             out.append(chart(charts.hbars(items, fmt_ns, "device idle time by cause")))
