@@ -245,3 +245,28 @@ def test_a_budget_from_nothing_says_so(tmp_path, base):
 
     verdict = Verdict(Budget("time", 0.05, "class", "memory"), Measurement(0.0, "total"), Measurement(2e6, "total"))
     assert not verdict.ok and _failure(verdict) == "time of class memory 2 ms where the baseline has none"
+
+
+def test_check_per_step_leaves_out_the_step_that_began_with_the_recording():
+    # Two steps: step 1 opened with the recording (its window holds 50 ms of start-up work), step 2 is
+    # the 1 ms iteration. The median of two would be their mean; the figure is step 2's.
+    import pandas as pd
+
+    from profkit.analyzers.check import Budget, measure, step_windows
+    from profkit.trace.build import build_events
+
+    t0 = 1_700_000_000_000_000_000
+    rows = [
+        {"kind": "phase", "name": "train_step", "start_ns": t0, "duration_ns": 60_000_000,
+         "extra": json.dumps({"step": 1, "source": "optimizer"})},
+        {"kind": "phase", "name": "train_step", "start_ns": t0 + 60_000_000, "duration_ns": 2_000_000,
+         "extra": json.dumps({"step": 2, "source": "optimizer"})},
+        {"kind": "cpu_op", "name": "aten::mm", "start_ns": t0 + 1_000_000, "duration_ns": 50_000_000},
+        {"kind": "cpu_op", "name": "aten::mm", "start_ns": t0 + 60_500_000, "duration_ns": 1_000_000},
+    ]
+    raw = pd.DataFrame(rows)
+    raw["device_type"], raw["device_index"], raw["process_id"], raw["thread_id"] = "cpu", -1, 1, 1
+    events = build_events(raw).to_pandas()
+    assert len(step_windows(events)[0]) == 1 and len(step_windows(events, steady=False)[0]) == 2
+    figure = measure(events, Budget("time", 0.05), per_step=True)
+    assert figure.value == 1_000_000 and figure.basis == "median of 1 step"

@@ -34,6 +34,7 @@ from ..trace.schema import Kind
 from .classes import CLASS_ORDER
 from .diff import class_table
 from .intervals import merge_intervals, overlap_ns
+from .phase_windows import startup_marks
 from .summary import DEVICE_WORK_KINDS, has_gpu_work
 
 #: Phase names that mark one training/inference step each.
@@ -148,7 +149,7 @@ def measure(events: pd.DataFrame, budget: Budget, *, per_step: bool, doc: dict |
         total = float(table.get(budget.target, 0.0))
         if not per_step:
             return Measurement(total, "total")
-        steps = len(step_windows(events)[0])
+        steps = len(step_windows(events, steady=False)[0])  # (the total holds every step's work)
         return Measurement(total / steps, f"mean over {_count(steps, 'step', 'steps')}")
     if per_step:
         starts, ends = step_windows(events)
@@ -164,17 +165,20 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def step_windows(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of the step marks, from the first step phase name present."""
+def step_windows(events: pd.DataFrame, steady: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the step marks, from the first step phase name present; ``steady``: without the
+    step that began with the recording (``phase_windows.startup_marks``: its start-up is no step's time)."""
     for name in STEP_PHASES:
-        starts, ends = phase_windows(events, name)
+        starts, ends = phase_windows(events, name, steady=steady)
         if len(starts):
             return starts, ends
     return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
 
 
-def phase_windows(events: pd.DataFrame, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+def phase_windows(events: pd.DataFrame, name: str | None, steady: bool = False) -> tuple[np.ndarray, np.ndarray]:
     marks = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) == name)]
+    if steady:
+        marks = marks[~startup_marks(marks)]
     starts = marks["start_ns"].to_numpy(np.int64)
     return starts, starts + marks["duration_ns"].to_numpy(np.int64)
 

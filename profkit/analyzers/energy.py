@@ -444,14 +444,10 @@ def attribute_classes(tracks: list[EnergyTrack], work: pd.DataFrame) -> pd.DataF
 def step_windows(events: pd.DataFrame) -> pd.DataFrame:
     """Training steps: ``train_step`` phase marks, else ProfilerStep#N annotations; the step that began
     with the recording (``phase_windows.startup_steps``) left out when other steps exist."""
-    from .phase_windows import startup_steps
+    from .phase_windows import startup_marks
 
     phases = events[(events["kind"] == Kind.PHASE.value) & events["name"].astype(str).isin(STEP_PHASES)]
-    if len(phases) > 1 and "extra" in phases:
-        extras = [_mark_extra(text) for text in phases["extra"].tolist()]
-        startup = startup_steps([e.get("step") for e in extras], [e.get("source") for e in extras])
-        if startup.any() and not startup.all():
-            phases = phases[~startup]
+    phases = phases[~startup_marks(phases)]
     if phases.empty:
         names = events["name"].astype(str)
         phases = events[(events["kind"] == Kind.ANNOTATION.value) & names.str.match(r"ProfilerStep#\d+$")]
@@ -462,15 +458,6 @@ def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
     """Every phase mark other than training steps, labelled by its name."""
     phases = events[(events["kind"] == Kind.PHASE.value) & ~events["name"].astype(str).isin(STEP_PHASES)]
     return _windows(phases)
-
-
-def _mark_extra(text: Any) -> dict:
-    """A phase mark's ``extra`` JSON object ({} when absent or not an object)."""
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _windows(rows: pd.DataFrame, label: str | None = None) -> pd.DataFrame:

@@ -49,6 +49,23 @@ def startup_steps(step: np.ndarray, source: np.ndarray) -> np.ndarray:
     return (np.asarray(step, dtype=np.float64) == 1) & (np.asarray(source, dtype=object) == "optimizer")
 
 
+def startup_marks(marks: pd.DataFrame) -> np.ndarray:
+    """``startup_steps`` of phase-mark rows (their ``extra`` JSON holds the step and its source), all
+    False when every mark is one: a lone step is the only figure there is."""
+    extras = [_json_object(text) for text in marks["extra"].tolist()] if "extra" in marks else []
+    startup = startup_steps([e.get("step") for e in extras], [e.get("source") for e in extras])
+    return startup if len(startup) and not startup.all() else np.zeros(len(marks), dtype=bool)
+
+
+def _json_object(text: Any) -> dict:
+    """A mark's ``extra`` JSON object ({} when absent or not an object)."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 # ---------------------------------------------------------------- serving-engine annotations (one door)
 
 EngineParser = Callable[[str], Optional[tuple]]
