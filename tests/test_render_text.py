@@ -73,3 +73,10 @@ def test_diff_markdown_keeps_kernel_names_literal(tmp_path):
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if "MulFunctor" in line]
     assert rows and all("| ``vectorized_kernel<MulFunctor<float> >(`a`\\|b)`` |" in row for row in rows), rows
+
+
+def test_a_command_with_a_newline_prints_on_one_line(tmp_path):
+    path = make_trace(tmp_path / "t.parquet", command=["python", "-c", "import torch\nprint(1)"])
+    result = run("report", path)
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "profkit report · python -c 'import torch\\nprint(1)'"

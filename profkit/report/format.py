@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -36,6 +37,12 @@ def fmt_si(value: float | None, unit: str = "") -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}".rstrip()
+
+
+def command_line(command: list) -> str:
+    """A recorded command as one line a shell would read back (``shlex.join``), a newline inside an
+    argument (``python -c '...'``) shown as ``\\n`` so that the line stays one line."""
+    return shlex.join(str(part) for part in command).replace("\n", "\\n")
 
 
 def idle_span_words(idle: dict) -> str:

@@ -10,10 +10,10 @@ trace is escaped (markup.py).
 
 from __future__ import annotations
 
-import shlex
 from typing import Any, Iterable
 
 from ..context import ReportContext, ReportOptions
+from ..format import command_line
 from .diff import render_diff_html
 from .markup import esc
 from .page import render_page
@@ -38,6 +38,6 @@ def render_html(document: dict[str, Any], traces: Iterable | None = None, *, opt
         if inner:
             sections.append((p.key, p.title, inner))
     run = document.get("run") or {}
-    command = shlex.join(str(c) for c in run.get("command") or []) or ", ".join(run.get("files") or []) or "trace"
+    command = command_line(run.get("command") or []) or ", ".join(run.get("files") or []) or "trace"
     subtitle = " · ".join(str(s) for s in (run.get("device"), run.get("producer")) if s)
     return render_page(f"profkit report · {command}", subtitle, sections, document)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import Callable
 
 from rich.markup import escape
@@ -10,7 +9,7 @@ from rich.table import Table
 
 from ...analyzers import summary
 from ..context import ReportContext
-from ..format import fmt_ns, fmt_share
+from ..format import command_line, fmt_ns, fmt_share
 from ..kernel_names import tidy_kernel_name
 from ..registry import section
 
@@ -18,7 +17,7 @@ from ..registry import section
 def _render_run(run: dict, console) -> None:
     status = "partial" if run["partial"] else "complete"
     exit_text = "" if run["exit_code"] is None else f", exit code {run['exit_code']}"
-    console.print(f"[bold]profkit report[/bold] · {escape(shlex.join(map(str, run['command']))) or '(no command)'}")
+    console.print(f"[bold]profkit report[/bold] · {escape(command_line(run['command'])) or '(no command)'}")
     console.print(
         f"device: {escape(str(run['device']))} · duration {fmt_ns(run['duration_ns'])} · ranks {run['ranks']} · {status}{exit_text}"
     )
