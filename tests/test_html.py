@@ -253,6 +253,11 @@ def test_diff_page_escapes_and_shows_changes():
     assert _panel_ids(page) == ["summary", "classes", "kernels"]
     assert '<td class="n worse">+50.0 %</td>' in page  # busy time grew: red
     assert "−" not in page and "-20.0 %" in page
+    # a templated kernel name reads short, as on the report page, the whole name on hover
+    kernel = "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float> >(int)"
+    doc["kernels_appeared"] = [dict(appeared, name=kernel)]
+    page = render_diff_html(doc)
+    assert f'<td class="long" data-t="{esc(kernel)}">CUDAFunctor_add in vectorized_elementwise_kernel</td>' in page
 
 
 # ---------------------------------------------------------------- the real CLI and a real browser

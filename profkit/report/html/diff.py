@@ -15,7 +15,7 @@ from . import charts
 from .markup import esc
 from .page import render_page
 from .panels import kpis
-from .tables import fmt_field, label, records_table
+from .tables import KERNEL_NAMES, fmt_field, label, records_table
 
 _SHAPES = "input_shapes"
 MAX_ROWS = 60  # per table; the embedded JSON has every row
@@ -94,6 +94,10 @@ def _columns(rows: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...] |
     return columns + (["status"] if "status" in present else [])
 
 
+#: Report sections whose rows are named by kernel on a GPU trace: shown short, as the report shows them.
+_KERNEL_SECTIONS = ("roofline", "top_kernels")
+
+
 def _section_tables(doc: dict) -> str | None:
     out = []
     for name, section in (doc.get("sections") or {}).items():
@@ -101,8 +105,9 @@ def _section_tables(doc: dict) -> str | None:
             continue
         metrics = list(section.get("metrics") or [])
         main = [m for m in ("time_ns", "energy_j", "flops", "time_share") if m in metrics] or metrics[:3]
-        out.append(f"<h3>{esc(label(name))}</h3>"
-                   + records_table(section["rows"], _columns(section["rows"], (str(section.get("key")),), main)))
+        kernels = KERNEL_NAMES if name in _KERNEL_SECTIONS else None  # (op names have no template to cut)
+        out.append(f"<h3>{esc(label(name))}</h3>" + records_table(
+            section["rows"], _columns(section["rows"], (str(section.get("key")),), main), display=kernels))
     return "".join(out) or None
 
 
@@ -122,7 +127,7 @@ def _kernels(doc: dict) -> str | None:
                         ("vanished", [r for r in doc.get("kernels_vanished") or [] if isinstance(r, dict)])):
         if rows:
             out.append(f"<h3>{esc(title)}</h3>" + records_table(
-                rows, _columns(rows, ("name", "kind"), ("time_ns", "count")), max_rows=MAX_ROWS))
+                rows, _columns(rows, ("name", "kind"), ("time_ns", "count")), max_rows=MAX_ROWS, display=KERNEL_NAMES))
     return "".join(out) or None
 
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..format import fmt_ns, fmt_share, fmt_si, idle_span_words
-from ..kernel_names import short_kernel_names
 from . import charts, series, workload
 from .markup import esc
-from .tables import fmt_field, kv_table, label, records_table, si
+from .tables import KERNEL_NAMES, fmt_field, kv_table, label, records_table, si
 
 
 @dataclass
@@ -167,7 +166,7 @@ def roofline_panel(view: View) -> str | None:
         columns = [c for c in _TOP_COLUMNS if any(c in r for r in top)]
         gpu = unit_is_gpu(view)
         out.append(records_table(top, columns, caption="top kernels: class, intensity and bound" if gpu
-                                 else "top ops: class, intensity and bound", display=_KERNEL_NAMES if gpu else None))
+                                 else "top ops: class, intensity and bound", display=KERNEL_NAMES if gpu else None))
     return "".join(out) or None
 
 
@@ -356,11 +355,8 @@ def memory_traffic_panel(view: View) -> str | None:
 @panel("top_kernels", order=80, title="Top kernels", covers=("top_kernels",))
 def top_kernels_panel(view: View) -> str | None:
     rows = view.document.get("top_kernels")
-    return records_table(rows, display=_KERNEL_NAMES) if isinstance(rows, list) and rows else None
+    return records_table(rows, display=KERNEL_NAMES) if isinstance(rows, list) and rows else None
 
-
-#: Kernel names shown short, as the terminal shows them (the whole name on hover).
-_KERNEL_NAMES = {"name": lambda names: short_kernel_names(names, width=60)}
 
 
 @panel("top_ops", order=81, title="Top ops", covers=("top_ops",))

@@ -11,9 +11,12 @@ import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..format import fmt_field, label, si  # noqa: F401  (si: the panels' formatter of J and W)
+from ..kernel_names import short_kernel_names
 from .markup import attrs, esc
 
 MAX_ROWS = 200
+#: ``records_table``'s display of a column of kernel names: the short form, the whole name on hover.
+KERNEL_NAMES = {"name": lambda names: short_kernel_names(names, width=60)}
 _LONG_TEXT = 90
 
 
