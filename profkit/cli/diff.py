@@ -16,6 +16,7 @@ from ..report import ReportOptions, build_report
 from ..report.build import jsonable
 from ..report.context import ReportContext
 from ..report.format import fmt_field, label
+from ..report.kernel_names import KERNEL_SECTIONS, short_kernel_names
 from .inputs import load_any
 from .output import emit
 
@@ -96,7 +97,8 @@ def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str
             rows = [[label(r["metric"]), _cell(r["metric"], r["base"], r["new"], r["change"])] for r in section["rows"]]
             out.append((name, ["metric", "base → new (change)"], rows))
         else:
-            out.append((name, *_record_table(section["rows"], (section["key"],), tuple(section["metrics"][:4]), top)))
+            out.append((name, *_record_table(section["rows"], (section["key"],), tuple(section["metrics"][:4]), top,
+                                             kernels=name in KERNEL_SECTIONS)))
     for title, key, keys, metrics in TABLES:
         if key == "ops":
             metrics = (document.get("op_metric", "gpu_time_ns"), "count", "flop")
@@ -106,16 +108,20 @@ def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str
         if key == "kernels_matched":
             records = [r for r in document.get("kernels") or [] if r.get("status") in ("same", "changed")]
         if records:
-            out.append((title, *_record_table(records, keys, metrics, top)))
+            out.append((title, *_record_table(records, keys, metrics, top, kernels=key.startswith("kernels"))))
     return out
 
 
-def _record_table(records: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...], top: int):
+def _record_table(records: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...], top: int,
+                  kernels: bool = False):
+    """``kernels``: the name column holds kernel names, shown short as the report shows them."""
     shown = [m for m in metrics if any(r.get(f"base_{m}") or r.get(f"new_{m}") for r in records)]
     header = list(keys) + [label(m) for m in shown] + ["status"]
     rows = []
-    for record in records[:top]:
-        row = [_short(str(record.get(k, "")), 70 if k == "name" else _SHAPES_WIDTH) for k in keys]
+    names = short_kernel_names([str(r.get("name", "")) for r in records[:top]], 70) if kernels else None
+    for i, record in enumerate(records[:top]):
+        row = [names[i] if names and k == "name" else _short(str(record.get(k, "")), 70 if k == "name" else _SHAPES_WIDTH)
+               for k in keys]
         row += [_cell(m, record.get(f"base_{m}"), record.get(f"new_{m}"), record.get(f"change_{m}")) for m in shown]
         rows.append(row + [record.get("status", "")])
     return header, rows

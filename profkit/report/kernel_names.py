@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 
+#: Report sections whose rows are named by kernel on a GPU trace (their diffs show the short names too;
+#: on a CPU trace they hold op names, which have no template to cut).
+KERNEL_SECTIONS = ("roofline", "top_kernels")
+
 _GENERIC_PARTS = {"gpu_kernel_impl", "gpu_kernel_impl_nocast", "elementwise_kernel", "vectorized_elementwise_kernel",
                   "unrolled_elementwise_kernel", "BinaryFunctor", "AUnaryFunctor", "BUnaryFunctor"}
 _PART = re.compile(r"\w*(?:Functor\w*|Ops|_kernel_cuda|_kernel_impl|_kernel)\b")

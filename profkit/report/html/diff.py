@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..format import fmt_ns
+from ..kernel_names import KERNEL_SECTIONS
 from . import charts
 from .markup import esc
 from .page import render_page
@@ -94,10 +95,6 @@ def _columns(rows: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...] |
     return columns + (["status"] if "status" in present else [])
 
 
-#: Report sections whose rows are named by kernel on a GPU trace: shown short, as the report shows them.
-_KERNEL_SECTIONS = ("roofline", "top_kernels")
-
-
 def _section_tables(doc: dict) -> str | None:
     out = []
     for name, section in (doc.get("sections") or {}).items():
@@ -105,7 +102,7 @@ def _section_tables(doc: dict) -> str | None:
             continue
         metrics = list(section.get("metrics") or [])
         main = [m for m in ("time_ns", "energy_j", "flops", "time_share") if m in metrics] or metrics[:3]
-        kernels = KERNEL_NAMES if name in _KERNEL_SECTIONS else None  # (op names have no template to cut)
+        kernels = KERNEL_NAMES if name in KERNEL_SECTIONS else None  # (op names have no template to cut)
         out.append(f"<h3>{esc(label(name))}</h3>" + records_table(
             section["rows"], _columns(section["rows"], (str(section.get("key")),), main), display=kernels))
     return "".join(out) or None
