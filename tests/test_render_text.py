@@ -57,9 +57,16 @@ def test_short_names_that_coincide_are_told_apart():
     assert shorts[4:6] == ["relu_kernel [#1]", "relu_kernel [#2]"]  # (the same template arguments: numbered)
     assert shorts[6] == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t"  # alone: no tag
     # one name twice (two rows: the kernel ran for two classes of op) is one name: no tag
-    assert short_kernel_names([names[6], names[4], names[6]]) == [names[6][:33] + "…", "relu_kernel", names[6][:33] + "…"]
+    # (cut in the middle to the default 34 characters: the variant is often the name's end)
+    nccl = "ncclKernel_SendRecv_…LE_Sum_int8_t"
+    assert short_kernel_names([names[6], names[4], names[6]]) == [nccl, "relu_kernel", nccl]
     fft = ["void fft2d_r2c_32x32<float, false, 0u, false>(float2*, int)", "void fft2d_r2c_32x32<float, false, 5u, true>(float2*, int)"]
     assert short_kernel_names(fft, 70) == ["fft2d_r2c_32x32 [0u, false]", "fft2d_r2c_32x32 [5u, true]"]
+    # two names that differ only at their end stay apart when cut to the column
+    split = ["void split_embedding_backward_codegen_rowwise_adagrad_unweighted_kernel_cta_per_row_1<float>(int)",
+             "void split_embedding_backward_codegen_rowwise_adagrad_unweighted_kernel_warp_per_row_1<float>(int)"]
+    cut = short_kernel_names(split, width=60)
+    assert [len(text) for text in cut] == [60, 60] and cut[0].endswith("cta_per_row_1") and cut[1].endswith("warp_per_row_1")
     narrow = short_kernel_names(names[2:4], width=40)  # cut the name, keep the tag
     assert all(len(text) <= 40 for text in narrow) and len(set(narrow)) == 2
 

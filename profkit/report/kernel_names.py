@@ -113,13 +113,15 @@ def _template_arguments(text: str) -> list[str]:
 
 
 def _fit(short: str, tag: str | None, width: int) -> str:
-    """``short`` and `` [tag]`` within ``width`` characters: the name is cut first, then the tag's start
-    (a template argument's end tells configurations apart: tile shapes, alignment)."""
+    """``short`` and `` [tag]`` within ``width`` characters: the name is cut first (in its middle, when
+    it has no tag), then the tag's start (a template argument's end tells configurations apart: tile
+    shapes, alignment)."""
     text = short if tag is None else f"{short} [{tag}]"
     if len(text) <= width:
         return text
-    if tag is None:
-        return text[: width - 1] + "…"
+    if tag is None:  # cut in the middle: a kernel's variant is often its name's end (…_cta_per_row_1)
+        tail = (width - 1) * 2 // 5
+        return text[: width - 1 - tail] + "…" + text[len(text) - tail:]
     room = width - len(tag) - 3  # " [" and "]"
     if room >= min(len(short), width // 2):
         return (short if len(short) <= room else short[: room - 1] + "…") + f" [{tag}]"
