@@ -49,21 +49,17 @@ def startup_steps(step: np.ndarray, source: np.ndarray) -> np.ndarray:
     return (np.asarray(step, dtype=np.float64) == 1) & (np.asarray(source, dtype=object) == "optimizer")
 
 
+def startup_left_out(startup: np.ndarray) -> np.ndarray:
+    """Of ``startup_steps``' mask, the steps per-step figures leave out: all of them, unless they are
+    every step (a lone step is the only figure there is)."""
+    startup = np.asarray(startup, dtype=bool)
+    return startup if startup.any() and not startup.all() else np.zeros(len(startup), dtype=bool)
+
+
 def startup_marks(marks: pd.DataFrame) -> np.ndarray:
-    """``startup_steps`` of phase-mark rows (their ``extra`` JSON holds the step and its source), all
-    False when every mark is one: a lone step is the only figure there is."""
-    extras = [_json_object(text) for text in marks["extra"].tolist()] if "extra" in marks else []
-    startup = startup_steps([e.get("step") for e in extras], [e.get("source") for e in extras])
-    return startup if len(startup) and not startup.all() else np.zeros(len(marks), dtype=bool)
-
-
-def _json_object(text: Any) -> dict:
-    """A mark's ``extra`` JSON object ({} when absent or not an object)."""
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    """``startup_left_out`` of phase-mark rows (their ``extra`` JSON holds the step and its source)."""
+    extras = _parse_extras(marks["extra"]) if "extra" in marks else [{}] * len(marks)
+    return startup_left_out(startup_steps([e.get("step") for e in extras], [e.get("source") for e in extras]))
 
 
 # ---------------------------------------------------------------- serving-engine annotations (one door)

@@ -73,6 +73,7 @@ from .phase_windows import (  # noqa: F401  (engine_parser, parse_engine_step, W
     engine_parser,
     parse_engine_step,
     phase_windows,
+    startup_left_out,
     startup_steps,
     window_columns,
 )
@@ -254,13 +255,13 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
 def _without_startup_step(windows: Windows) -> Windows:
     """The windows without a training step that began with the recording (``startup_steps``), when
     other training steps exist: its start-up is no step's time (training_summary leaves it out too)."""
-    phase = _col(windows, "phase", dtype=object)
-    steps = phase == TRAIN_STEP
-    startup = steps & startup_steps(_col(windows, "step"), _col(windows, "source", dtype=object))
-    if not startup.any() or not (steps & ~startup).any():
+    steps = np.flatnonzero(_col(windows, "phase", dtype=object) == TRAIN_STEP)
+    startup = np.zeros(len(_col(windows, "phase")), dtype=bool)
+    startup[steps] = startup_left_out(startup_steps(_col(windows, "step")[steps],
+                                                    _col(windows, "source", dtype=object)[steps]))
+    if not startup.any():
         return windows
-    keep = ~startup
-    return {name: np.asarray(values)[keep] for name, values in windows.items()}
+    return {name: np.asarray(values)[~startup] for name, values in windows.items()}
 
 
 @dataclass

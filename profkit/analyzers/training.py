@@ -20,7 +20,7 @@ from .group_sums import float_sums, int_sums
 from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
 from .percentiles import percentiles
-from .phase_windows import TRAIN_STEP, _ranks, _token_shape, assign_to_windows, startup_steps
+from .phase_windows import TRAIN_STEP, _ranks, _token_shape, assign_to_windows, startup_left_out, startup_steps
 from .table import EventTable
 
 PARTS = ("forward", "backward", "optimizer")
@@ -152,8 +152,8 @@ def training_summary(steps: dict[str, np.ndarray] | None, dtype: str | None, cei
     if steps is None or not len(steps["time_ns"]):
         return None
     listed = len(steps["time_ns"])
-    startup = np.asarray(steps.get("startup", np.zeros(listed, dtype=bool)), dtype=bool)
-    if startup.any() and not startup.all():  # figures of the steady steps: without the start-up
+    startup = startup_left_out(steps.get("startup", np.zeros(listed, dtype=bool)))
+    if startup.any():  # figures of the steady steps: without the start-up
         steps = {name: np.asarray(values)[~startup] for name, values in steps.items()}
         notes.append("step 1 ran from the start of recording (start-up and the first iteration): "
                      "left out of the median, split, MFU and rates")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...analyzers.phase_windows import startup_steps
-from .series import MAX_POINTS, MAX_WINDOWS, _extra, phase_labels
+from ...analyzers.phase_windows import startup_marks
+from .series import MAX_POINTS, MAX_WINDOWS, phase_labels
 
 CLASSIFIED_KEY = "classified_events"
 
@@ -170,10 +170,7 @@ def windows(ctx, names: tuple[str, ...]) -> list[Window]:
         marks = marks[marks["rank"] == marks["rank"].min()]
     if marks.empty:
         return []
-    extras = [_extra(text) for text in marks["extra"].astype(object).tolist()] if "extra" in marks else []
-    startup = startup_steps([e.get("step") for e in extras], [e.get("source") for e in extras])
-    if startup.any() and not startup.all():  # the step that began with the recording: its start-up dwarfs them
-        marks = marks[~startup]
+    marks = marks[~startup_marks(marks)]  # the step that began with the recording: its start-up dwarfs them
     marks = marks.sort_values("start_ns", kind="stable")
     start = marks["start_ns"].to_numpy(np.int64)
     end = start + marks["duration_ns"].to_numpy(np.int64)
