@@ -1,11 +1,11 @@
-"""classify._walk (one nesting level at a time, from the depth column) equals _walk_up (climbing chains)."""
+"""classify._Walk (one nesting level at a time, from the depth column) equals _walk_up (climbing chains)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from profkit.analyzers.classify import _walk, _walk_up
+from profkit.analyzers.classify import _Walk, _walk_up
 
 
 def _forest(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +30,8 @@ def test_walk_by_level_equals_the_walk_up(seed):
     costed = is_op & (rng.random(len(parent)) < 0.4)
     want = _walk_up(parent, costed, is_op)
     for level in (depth, depth * 3 + 7, None):  # any order that puts parents first; none: the walk up
-        got = _walk(parent, costed, is_op, level)
+        walk = _Walk(parent, is_op, level)
+        got = walk.units(costed), walk.op_parent
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
     assert (want[0] >= 0).any() or not costed.any()
@@ -43,5 +44,6 @@ def test_a_level_that_does_not_put_parents_first_takes_the_walk_up():
     want = _walk_up(parent, costed, is_op)
     assert want[0].tolist() == [-1, -1, 2, 2] and want[1].tolist() == [-1, -1, 0, 2]
     for level in (np.array([0, 1, 1, 2]), np.array([0, -1, 2, 3]), np.array([3, 2, 1, 0])):
-        got = _walk(parent, costed, is_op, level)
+        walk = _Walk(parent, is_op, level)
+        got = walk.units(costed), walk.op_parent
         assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()

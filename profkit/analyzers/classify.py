@@ -215,7 +215,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
 
 
 def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, level: np.ndarray | None):
-    """Flop, bytes and dtype (codes, labels) of the ops that can be units, and ``_walk``'s result over
+    """Flop, bytes and dtype (codes, labels) of the ops that can be units, and ``_Walk``'s result over
     the costed ones: (flops, bytes, dtype codes, dtype labels, unit_pos, op_parent_pos).
 
     A unit is the outermost op with a nonzero cost, so an op below one is never costed: the ops with
@@ -339,13 +339,6 @@ def _attribute_device_rows(events, dev, op_class, own, launched_unit, is_kernel,
         recorded = np.nan_to_num(float_values(events["bytes"]), nan=0.0, posinf=np.inf, neginf=-np.inf)[dev]
         flops[dev[copies]] = 0.0
         nbytes[dev[copies]] = recorded[copies]
-
-
-def _walk(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray,
-          level: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """``_walk_up``'s result, by ``_Walk`` (one nesting level at a time where ``level`` allows)."""
-    walk = _Walk(parent_pos, is_op, level)
-    return walk.units(costed), walk.op_parent
 
 
 class _Walk:

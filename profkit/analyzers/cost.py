@@ -254,7 +254,7 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     flops, nbytes = np.zeros(n), np.zeros(n)
     dtype = np.full(n, -1, dtype=np.int64)
     # Tested once per name in use; a null name has no formula.
-    rows = np.flatnonzero(label_table(names, _FORMULAS.__contains__, rows=np.ones(n, dtype=bool)))
+    rows = np.flatnonzero(label_table(names, has_cost_formula, rows=np.ones(n, dtype=bool)))
     if not len(rows):
         return flops, nbytes, dtype, np.zeros(0, dtype=object)
     # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.

@@ -77,12 +77,8 @@ TABLES = (
 )
 
 
-def fmt_change(change) -> str:
-    return "–" if change is None else f"{100 * change:+.1f} %"
-
-
 def _cell(metric: str, base, new, change) -> str:
-    return f"{fmt_field(metric, base)} → {fmt_field(metric, new)} ({fmt_change(change)})"
+    return f"{fmt_field(metric, base)} → {fmt_field(metric, new)} ({fmt_field('change', change)})"
 
 
 def _short(text: str, width: int) -> str:

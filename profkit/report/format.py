@@ -72,11 +72,6 @@ def si(value: float, unit: str = "") -> str:
     return fmt_si(value, unit)
 
 
-def _pct(v: float) -> str:
-    return fmt_share(v)
-
-
-#: (predicate on the field name, formatter of a number). First match wins.
 def _instant(ns: float) -> str:
     """A start or end: Unix-epoch ns (as recorded) as the UTC time of day, else a time since the start."""
     if ns < _EPOCH_NS:
@@ -86,13 +81,14 @@ def _instant(ns: float) -> str:
 
 _EPOCH_NS = 1e17  # (1973: below it a start is a time since the trace's start, not a Unix time)
 
+#: (predicate on the field name, formatter of a number). First match wins.
 FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
     (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
     (lambda k: k.endswith("_ns"), fmt_ns),
     (lambda k: k.endswith("_ms"), lambda v: fmt_ns(v * 1e6)),
     (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k.startswith("share_") or k in (
-        "mfu", "mue", "movement_efficiency", "efficiency", "coverage"), _pct),
+        "mfu", "mue", "movement_efficiency", "efficiency", "coverage"), fmt_share),
     (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
     (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
     (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
@@ -124,8 +120,8 @@ def fmt_field(key: str, value: Any) -> str:
             return f"{value:,}"
         return f"{value:.4g}"
     if isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
-        # "p50 1.75 ms · p90 3.46 ms": percentiles take the unit of the field that holds them
-        # percentiles and per-device figures ("0": device 0) take the unit of the field that holds them
+        # "p50 1.75 ms · p90 3.46 ms": percentiles and per-device figures ("0": device 0) take the unit
+        # of the field that holds them
         return " · ".join(f"{k} {fmt_field(key, v)}" if k in ("p50", "p90", "p99") else
                           f"device {k}: {fmt_field(key, v)}" if str(k).isdigit() else f"{label(k)} {fmt_field(k, v)}"
                           for k, v in value.items() if v is not None)

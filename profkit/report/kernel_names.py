@@ -30,15 +30,14 @@ def tidy_kernel_name(name: str) -> str:
     return text.replace("at::native::", "").replace("(anonymous namespace)::", "")
 
 
-def short_kernel_name(name: str, width: int = 34) -> str:
+def short_kernel_name(name: str) -> str:
     """Display form of a C++ kernel name: the function without namespaces, templates and
-    arguments, plus the functor it runs when that is what tells kernels apart."""
+    arguments, plus the functor it runs when that is what tells kernels apart (uncut: see _fit)."""
     text = tidy_kernel_name(name)
     head = re.split(r"[<(]", text, maxsplit=1)[0].strip()
     inner = text[len(head):]
     hint = next((p for p in _PART.findall(inner) if p and p not in _GENERIC_PARTS and p != head), None)
-    short = f"{hint} in {head}" if hint else head
-    return short if len(short) <= width else short[: width - 1] + "…"
+    return f"{hint} in {head}" if hint else head
 
 
 #: C++ spellings of dtypes in kernel template arguments -> the short names the report uses.
@@ -53,7 +52,7 @@ def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
     """``short_kernel_name`` of each name, told apart where two come out the same (a kernel template
     run for two dtypes, ``cutlass::Kernel`` of two tile configurations): by the first dtype in the
     template arguments when that differs, else by the template arguments that differ, else by a number."""
-    shorts = [short_kernel_name(name, width=10**6) for name in names]
+    shorts = [short_kernel_name(name) for name in names]
     texts = [_fit(short, None, width) for short in shorts]
     groups: dict[str, list[int]] = {}
     for i, short in enumerate(shorts):
