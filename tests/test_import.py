@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -324,3 +325,71 @@ def test_report_reads_chrome_json_directly():
     document = json.loads(direct.stdout)
     assert document["totals"]["kernel_count"] == 79  # as ../shared/traces/README.md counts them
     assert document["run"]["device"] == "NVIDIA A100-PG509-200"
+
+
+def _optimizer_trace(steps: list[tuple[str, int, int]]) -> dict:
+    """A host thread: a forward op at 0, then one Optimizer.step#<class>.step range per (class, ts, dur)."""
+    events = [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 0, "dur": 5,
+               "args": {"Input Dims": [[4, 8], [8, 2]], "Input type": ["float", "float"]}}]
+    events += [{"ph": "X", "cat": "user_annotation", "name": f"Optimizer.step#{cls}.step", "pid": 1, "tid": 1,
+                "ts": ts, "dur": dur} for cls, ts, dur in steps]
+    return {"schemaVersion": 1, "traceEvents": events}
+
+
+def test_optimizer_ranges_become_training_steps_without_profiler_steps(tmp_path):
+    # Step k runs from the end of optimizer step k-1 (step 1: from the trace's first event) to the end
+    # of optimizer step k. A GAN's second optimizer (Adam) and a subclass's inner super().step()
+    # (the range at 52 inside the one at 50) are not steps of their own.
+    document = _optimizer_trace([("SGD", 10, 5), ("Adam", 17, 2), ("SGD", 30, 10), ("SGD", 50, 10),
+                                 ("SGD", 52, 4)])
+    trace = _import(_write(tmp_path, document), tmp_path)
+    marks = trace.phases
+    assert marks["name"].tolist() == ["train_step"] * 3
+    assert [json.loads(extra) for extra in marks["extra"]] == [
+        {"step": k, "source": "optimizer"} for k in (1, 2, 3)]
+    assert marks["start_ns"].tolist() == [0, 15_000, 40_000]
+    assert (marks["start_ns"] + marks["duration_ns"]).tolist() == [15_000, 40_000, 60_000]
+    # the training summary leaves step 1 out, as for a trace profkit recorded itself
+    assert build_report([trace])["training"]["steps"] == 3
+    # a ProfilerStep#N in the trace is preferred: its ranges are the steps
+    document["traceEvents"].append({"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#4", "pid": 1,
+                                    "tid": 1, "ts": 0, "dur": 60})
+    marks = _import(_write(tmp_path, document, name="with_step.json"), tmp_path).phases
+    assert marks["name"].tolist() == ["step"]
+
+
+def test_torch_profiler_with_stack_trace_splits_its_steps(tmp_path):
+    # torch.profiler without a schedule records no ProfilerStep#N; with_stack, each record_function
+    # range (Optimizer.step#AdamW.step) opens inside its __enter__ frame and outlives it.
+    torch = pytest.importorskip("torch")
+    from torch.profiler import ProfilerActivity, profile
+
+    model = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    optimizer = torch.optim.AdamW(model.parameters(), foreach=False)
+    inputs = torch.randn(16, 32)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_stack=True) as prof:
+        for _ in range(3):
+            model(inputs).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    source = tmp_path / "stack.json"
+    prof.export_chrome_trace(str(source))
+    trace = _import(source, tmp_path)
+    events = trace.events
+    assert (events["kind"] == "python_function").any()
+    # every op AdamW ran sits inside its Optimizer.step range
+    by_id = events.set_index("event_id")
+    parents = by_id["parent_id"]
+
+    def inside_optimizer_step(event_id) -> bool:
+        while not pd.isna(event_id):
+            if str(by_id.at[event_id, "name"]).startswith("Optimizer.step#AdamW"):
+                return True
+            event_id = parents.at[event_id]
+        return False
+
+    adam_ops = events.loc[events["name"].isin(["aten::lerp_", "aten::addcdiv_"]), "event_id"]
+    assert len(adam_ops) >= 3 and all(inside_optimizer_step(op) for op in adam_ops)
+    training = build_report([trace])["training"]
+    assert training["steps"] == 3 and training["steps_summarized"] == 2  # step 1 holds the start-up
+    assert training["optimizer_ns"] > 0 and training["forward_ns"] > 0 and training["backward_ns"] > 0

@@ -37,6 +37,56 @@ def test_nesting_depth_and_parent():
     assert parent.tolist() == [-1, 0, 1, 0, -1]
 
 
+def test_a_range_that_outlives_the_frame_it_opened_in_holds_what_runs_inside_it():
+    # with_stack traces: record_function's range opens inside its __enter__ frame and outlives it.
+    # wrapper[0,100) > __enter__[10,30) > range[20,80); the step body[40,70) and its op[50,60) run
+    # after __enter__ returned, inside the range; __exit__[75,90) holds the range's end.
+    names = ["wrapper", "__enter__", "range", "body", "op", "__exit__", "after"]
+    start = np.array([0, 10, 20, 40, 50, 75, 92])
+    end = np.array([100, 30, 80, 70, 60, 90, 95])
+    # A second, well-nested thread is left as the fast path computes it.
+    start, end = np.r_[start, 0, 1], np.r_[end, 10, 4]
+    thread = np.r_[np.zeros(7, dtype=int), 1, 1]
+    depth, parent = nest(start, end, thread)
+    named = {names[i]: (names[parent[i]] if parent[i] >= 0 else None) for i in range(7)}
+    assert named == {"wrapper": None, "__enter__": "wrapper", "range": "__enter__", "body": "range",
+                     "op": "body", "__exit__": "range", "after": "wrapper"}
+    assert depth[:7].tolist() == [0, 1, 2, 3, 4, 3, 1]
+    assert parent[7:].tolist() == [-1, 7] and depth[7:].tolist() == [0, 1]
+
+
+def test_overlapping_ranges_rule_equals_the_stack_rule_on_well_nested_events():
+    # _nest_open (latest earlier event still open) and the depth arithmetic agree wherever events
+    # nest properly, zero-length events and identical intervals included.
+    from profkit.trace.nesting import _nest_open
+
+    rng = np.random.default_rng(7)
+    intervals = []
+
+    def split(lo, hi, level):
+        t = lo
+        while t < hi:
+            a = t + int(rng.integers(0, 3))
+            b = a + int(rng.integers(0, max(1, (hi - a) // 2) + 1))
+            if b > hi:
+                return
+            intervals.append((a, b))
+            if rng.random() < 0.2:
+                intervals.append((a, b))  # an identical interval
+            if level < 6 and b - a > 2:
+                split(a, b, level + 1)
+            t = b + int(rng.integers(0, 2))
+
+    split(0, 200_000, 0)
+    start, end = np.array(intervals).T
+    order = np.lexsort((-end, start))
+    start, end = start[order], end[order]
+    assert (end == start).any() and len(start) > 1000
+    depth, parent = nest(start, end, np.zeros(len(start)))
+    open_depth, open_parent = _nest_open(start, end)
+    assert (open_parent == parent).all() and (open_depth == depth).all()
+
+
 def test_kernel_linked_to_op_through_runtime_call(tmp_path):
     raw = _raw([
         ("cpu_op", "aten::mm", 100, 50, 1, 11, None),

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from ..trace.kinds import TRAIN_STEP_PHASE
 from ..trace.schema import Kind
 from .columns import (
     float_values,
@@ -31,7 +32,7 @@ from .columns import (
 from .columns import positions as _positions
 
 PREFILL, DECODE, MIXED, GENERATE = "prefill", "decode", "mixed", "generate"
-TRAIN_STEP, STEP = "train_step", "step"
+TRAIN_STEP, STEP = TRAIN_STEP_PHASE, "step"
 PASS_PHASES = (PREFILL, DECODE, MIXED)
 
 _HOST_RANGE_KINDS = (Kind.ANNOTATION.value, Kind.CPU_OP.value)

@@ -35,6 +35,7 @@ from ..errors import TraceImportError, UsageError
 from ..trace.arrow_buffers import ARROW_TO_NUMPY, dictionary, from_numpy, text_array, to_numpy, validity
 from ..trace.build import build_events
 from ..trace.io import write_trace
+from ..trace.kinds import TRAIN_STEP_PHASE
 from ..trace.schema import GPU_KINDS, Kind
 from . import CHROME_TRACE_SUFFIXES
 from .kineto_events import Collected, dumps, floats, read_document
@@ -67,6 +68,8 @@ CATEGORY_KINDS: dict[str, str] = {
 _KINDS = [kind.value for kind in Kind]
 _CODE = {value: code for code, value in enumerate(_KINDS)}
 _STEP_NAME = re.compile(r"^ProfilerStep#(\d+)$")
+#: torch.optim's profiling range around each ``step()`` (optimizer.py, ``profile_hook_step``).
+_OPTIMIZER_STEP = re.compile(r"^Optimizer\.step#(.+)\.step$")
 _GPU_LABEL = re.compile(r"^GPU (\d+)")
 
 
@@ -448,7 +451,8 @@ def _unpack_phase_args(kind: np.ndarray, extras: pa.Array) -> tuple[np.ndarray, 
 
 
 def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
-    """One ``step`` phase mark per ProfilerStep#N annotation (steps are what check compares)."""
+    """Step phase marks: one ``step`` mark per ProfilerStep#N annotation (steps are what check
+    compares), else one ``train_step`` mark per optimizer step (``_optimizer_steps``)."""
     if (kind == _CODE[Kind.PHASE.value]).any():  # profkit's own marks (an exported trace) already say it
         return None
     annotation = np.flatnonzero(kind == _CODE[Kind.ANNOTATION.value])
@@ -456,18 +460,58 @@ def _step_phases(spans: pa.Table, kind: np.ndarray) -> pa.Table | None:
     numbers = [_STEP_NAME.match(str(name)) for name in names]
     rows = [row for row, match in zip(annotation, numbers) if match]
     if not rows:
+        return _optimizer_steps(spans, kind, annotation, names)
+    return _marks(spans, np.array(rows, dtype=np.int64), "step",
+                  [{"step": int(m.group(1)), "source": "ProfilerStep"} for m in numbers if m])
+
+
+def _optimizer_steps(spans: pa.Table, kind: np.ndarray, annotation: np.ndarray, names: list) -> pa.Table | None:
+    """``train_step`` marks from the ``Optimizer.step#<class>.step`` ranges torch.profiler records
+    around every optimizer step (a trace recorded without a schedule has no ProfilerStep#N): step k
+    runs from the end of step k-1 to the end of its optimizer step, step 1 from the trace's first
+    host event, as profkit record's own optimizer hook marks them (so the same start-up rule applies).
+
+    Only the first optimizer class that steps counts (a GAN's second optimizer does not double the
+    steps), and only outermost ranges (a subclass whose step calls ``super().step()`` records two)."""
+    found = [_OPTIMIZER_STEP.match(str(name)) for name in names]
+    rows = np.array([row for row, match in zip(annotation, found) if match], dtype=np.int64)
+    if not len(rows):
         return None
-    marks = spans.take(from_numpy(np.array(rows, dtype=np.int64)))
+    classes = [match.group(1) for match in found if match]
+    start = to_numpy(spans.column("start_ns"), 0)
+    end = start + to_numpy(spans.column("duration_ns"), 0)
+    order = np.argsort(start[rows], kind="stable")
+    rows, classes = rows[order], [classes[i] for i in order]
+    primary = [i for i, name in enumerate(classes) if name == classes[0]]
+    rows = rows[primary]
+    outermost = np.ones(len(rows), dtype=bool)
+    reach = np.maximum.accumulate(end[rows])  # a range inside an earlier one ends before that one's end
+    outermost[1:] = start[rows[1:]] >= reach[:-1]
+    rows = rows[outermost]
+    host = kind != _CODE[Kind.PHASE.value]
+    host &= ~np.isin(kind, _GPU_CODES)
+    step_end = end[rows]
+    step_start = np.concatenate([[start[host].min()], step_end[:-1]])
+    marks = _marks(spans, rows, TRAIN_STEP_PHASE,
+                   [{"step": step, "source": "optimizer"} for step in range(1, len(rows) + 1)])
+    marks = marks.set_column(marks.schema.get_field_index("start_ns"), "start_ns", from_numpy(step_start))
+    return marks.set_column(marks.schema.get_field_index("duration_ns"), "duration_ns",
+                            from_numpy(step_end - step_start))
+
+
+def _marks(spans: pa.Table, rows: np.ndarray, name: str, extras: list[dict]) -> pa.Table:
+    """Phase marks ``name`` over the spans ``rows`` (their times and process), with these extras."""
+    marks = spans.take(from_numpy(rows))
     replaced = {
         "kind": text_array([Kind.PHASE.value] * len(rows)),
-        "name": text_array(["step"] * len(rows)),
-        "extra": text_array([dumps({"step": int(m.group(1)), "source": "ProfilerStep"}) for m in numbers if m]),
+        "name": text_array([name] * len(rows)),
+        "extra": text_array([dumps(extra) for extra in extras]),
         "input_shapes": pa.nulls(len(rows), pa.string()),
         "input_dtypes": pa.nulls(len(rows), pa.string()),
         "_external_id": from_numpy(np.full(len(rows), np.nan)),
     }
-    for name, column in replaced.items():
-        marks = marks.set_column(marks.schema.get_field_index(name), name, column)
+    for column, values in replaced.items():
+        marks = marks.set_column(marks.schema.get_field_index(column), column, values)
     return marks
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..trace.kinds import TRAIN_STEP_PHASE
 from . import marks
 from .metadata import run_metadata
 from .paths import check_writable
@@ -135,7 +136,7 @@ class RecordingSession:
             return
         skip, keep = self.options.skip_steps, self.options.max_steps
         if step > skip:
-            self._marks.add("train_step", start_ns, end_ns, extra={"step": step, "source": "optimizer"})
+            self._marks.add(TRAIN_STEP_PHASE, start_ns, end_ns, extra={"step": step, "source": "optimizer"})
         if skip and step == skip:
             # Warm-up over. Restarting the profiler here would corrupt it (this
             # hook runs inside the optimizer's record_function range), so the

@@ -26,6 +26,10 @@ class Kind(str, enum.Enum):
     OTHER = "other"  # anything else an importer kept
 
 
+#: The phase mark of one training step (an optimizer step): written by profkit record's optimizer hook
+#: and by the importer from torch.optim's profiling ranges.
+TRAIN_STEP_PHASE = "train_step"
+
 #: GPU-side kinds: they have a device index and a stream, not a thread.
 GPU_KINDS = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value, Kind.GPU_ANNOTATION.value})
 #: Host-side kinds that nest on a thread (parent_id/depth are computed among these).

@@ -1,10 +1,18 @@
 """Who encloses whom on a host thread, computed without a per-event loop.
 
-Host events on one thread are well nested (a call stack). Sorted by
+Host events on one thread are mostly well nested (a call stack). Sorted by
 (start asc, end desc), an event's depth is the number of earlier events that
 are still open at its start; its parent is the closest earlier event one level
 up. Both come from sorted-array arithmetic per thread (a loop over threads,
 not events).
+
+Not always well nested: a ``record_function`` range (ProfilerStep#N,
+Optimizer.step#…, any user range) opens inside the Python frame of its
+``__enter__`` and closes inside its ``__exit__``, so in a trace recorded with
+``with_stack`` it outlives the frame it began in. A thread with such a range
+takes ``_nest_open``: each event's parent is the latest earlier event still
+open at its start (a call stack that drops closed frames lazily), so the
+work between ``__enter__`` and ``__exit__`` sits inside the range.
 """
 
 from __future__ import annotations
@@ -51,6 +59,49 @@ def nest(start_ns: np.ndarray, end_ns: np.ndarray, thread_key: np.ndarray) -> tu
         queries = positions[depth_sorted == level]
         found = np.searchsorted(candidates, queries) - 1
         parent_sorted[queries] = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
+    # A child that outlives its parent: that thread's ranges overlap (see the module docstring).
+    has_parent = np.flatnonzero(parent_sorted >= 0)
+    outlived = has_parent[e[has_parent] > e[parent_sorted[has_parent]]]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if len(outlived) and np.searchsorted(outlived, lo) < np.searchsorted(outlived, hi):
+            depth_sorted[lo:hi], parent_sorted[lo:hi] = _nest_open(s[lo:hi], e[lo:hi])
+            parent_sorted[lo:hi] += np.where(parent_sorted[lo:hi] >= 0, lo, 0)
     depth[order] = depth_sorted
     parent[order] = np.where(parent_sorted >= 0, order[np.maximum(parent_sorted, 0)], -1)
     return depth, parent
+
+
+def _nest_open(start_ns: np.ndarray, end_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(depth, parent) of one thread's events sorted as ``nest`` sorts them, where ranges may overlap
+    without nesting: the parent of event i is the latest earlier event still open at its start.
+
+    "Open" is as in ``nest``: an earlier event that ends after i starts, or a zero-length one that
+    starts where i starts. Found for all events at once by binary lifting over a sparse table of
+    range maxima (log2 n levels of int32 ranks: ~80 MB for a million events on one thread, and only
+    on threads whose ranges overlap); depth by pointer jumping (log2 of the deepest nesting steps).
+    """
+    n = len(start_ns)
+    base = start_ns.min()
+    # Doubled times: a zero-length event stays open for an event that starts where it starts.
+    close_key = 2 * (end_ns - base) + (end_ns == start_ns)
+    open_key = 2 * (start_ns - base)
+    keys = np.sort(close_key)
+    close_rank = np.searchsorted(keys, close_key, side="left").astype(np.int32)  # j open at i's start
+    open_rank = np.searchsorted(keys, open_key, side="right").astype(np.int32)  # <=> close_rank[j] >= open_rank[i]
+    levels = [close_rank]  # levels[k][j] = max of close_rank[j : j + 2**k]
+    while 2 ** len(levels) <= n:
+        half = 2 ** (len(levels) - 1)
+        levels.append(np.maximum(levels[-1][:-half], levels[-1][half:]))
+    bound = np.arange(n)  # exclusive: the parent is below it; each level skips a block of closed events
+    for k in range(len(levels) - 1, -1, -1):
+        block = bound - 2 ** k
+        fits = np.flatnonzero(block >= 0)
+        closed = levels[k][block[fits]] < open_rank[fits]
+        bound[fits[closed]] = block[fits[closed]]
+    parent = bound - 1
+    depth, jump = (parent >= 0).astype(np.int64), parent.copy()  # depth: edges from each event to ``jump``
+    while True:
+        live = np.flatnonzero(jump >= 0)
+        if not len(live):
+            return depth, parent
+        depth[live], jump[live] = depth[live] + depth[jump[live]], jump[jump[live]]
