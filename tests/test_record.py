@@ -198,3 +198,20 @@ def test_program_without_torch_records_nothing(tmp_path):
     assert proc.returncode == 5 and proc.stdout == "hi\n"
     assert "nothing was recorded" in proc.stderr
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_a_program_running_torch_profiler_itself_is_told_why_the_trace_is_empty(tmp_path):
+    # One profiler runs at a time: the program's own torch.profiler takes over profkit's session.
+    program = ("import torch\nfrom torch.profiler import profile\nx = torch.randn(8, 8)\n"
+               "with profile():\n    (x @ x).sum()\n")
+    proc = run_profkit("record", "-o", str(tmp_path / "t.parquet"), "--", sys.executable, "-c", program)
+    assert proc.returncode == 0, proc.stderr
+    assert "profkit: warning: the program ran torch.profiler itself" in proc.stderr
+    trace = profkit.load(tmp_path / "t.parquet")
+    assert trace.ops.empty
+    assert any("ran torch.profiler itself" in note for note in trace.metadata["notes"])
+    # a program that does not: no such note
+    proc = run_profkit("record", "-o", str(tmp_path / "u.parquet"), "--", sys.executable, "-c",
+                       "import torch; torch.ones(4).sum()")
+    assert "torch.profiler itself" not in proc.stderr
+    assert not any("torch.profiler itself" in note for note in profkit.load(tmp_path / "u.parquet").metadata["notes"])

@@ -24,6 +24,9 @@ class KinetoProfiler:
     def __init__(self, *, record_shapes: bool):
         self.record_shapes = record_shapes
         self._profile: Any = None
+        #: The program ran torch.profiler itself: one profiler runs at a time, so starting its own
+        #: took over profkit's session, and stopping it ended that session with every event in it.
+        self.displaced = False
 
     def start(self) -> None:
         import torch
@@ -42,9 +45,17 @@ class KinetoProfiler:
         if self._profile is None:
             return None
         profile, self._profile = self._profile, None
-        with quiet_profiler():
+        self.displaced = not _profiler_enabled()
+        with quiet_profiler():  # (torch warns "no active profiling session" when displaced)
             profile.__exit__(None, None, None)
         return profile.kineto_results
+
+
+def _profiler_enabled() -> bool:
+    """Whether a profiler session is on (torch's own flag; True where this torch lacks it)."""
+    from torch.autograd import profiler as autograd_profiler
+
+    return bool(getattr(autograd_profiler, "_is_profiler_enabled", True))
 
 
 def _keep_cupti_for_cuda_graphs() -> None:

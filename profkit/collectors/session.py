@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ from .paths import check_writable
 from .profiler import KinetoProfiler
 from .steps import StepHook
 from .telemetry.collector import DEFAULT_INTERVAL_MS
+
+#: What the trace says when the program ran torch.profiler itself (KinetoProfiler.displaced).
+DISPLACED_NOTE = ("the program ran torch.profiler itself, and only one profiler runs at a time: starting it took "
+                  "over profkit's session, so this trace holds no ops or kernels. Record with one of the two: "
+                  "without the program's torch.profiler, or `profkit import` the trace the program wrote")
 
 
 @dataclass
@@ -109,6 +115,9 @@ class RecordingSession:
             self._steps.uninstall()
         marks.activate(None)
         results = self._profiler.stop() if self._profiler is not None else None
+        if self._profiler is not None and self._profiler.displaced:
+            self.notes.append(DISPLACED_NOTE)
+            sys.stderr.write(f"profkit: warning: {DISPLACED_NOTE}\n")
         self._profiler = None
         parts = [self._stop_telemetry(), self._marks.columns()]
         metadata = run_metadata(self.options.command)
