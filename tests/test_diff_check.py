@@ -93,6 +93,26 @@ def test_diff_text_and_markdown(base, slower):
     assert "| name | input_shapes |" in markdown and "+20.0 %" in markdown
 
 
+def test_a_share_changes_in_points_a_time_relatively(base, slower, tmp_path):
+    # contraction's share of the time grows from 4.0 / 4.8 ms to 4.8 / 5.6 ms: +2.4 points, which
+    # as a relative change (+2.9 %) would read as if the share itself had moved by that much
+    document = json.loads(run("diff", base, slower, "--format", "json").stdout)
+    contraction = {r["category"]: r for r in document["sections"]["categories"]["rows"]}["contraction"]
+    assert contraction["base_time_share"] == pytest.approx(4.0 / 4.8)
+    assert contraction["new_time_share"] == pytest.approx(4.8 / 5.6)
+    points = f"{100 * (4.8 / 5.6 - 4.0 / 4.8):+.1f} pt"
+    relative = f"{100 * (4.8 / 5.6) / (4.0 / 4.8) - 100:+.1f} %"
+    assert points == "+2.4 pt" and relative == "+2.9 %"
+    markdown = run("diff", base, slower, "--format", "markdown").output
+    row = next(line for line in markdown.splitlines() if line.startswith("| contraction"))
+    assert f"83.3 % → 85.7 % ({points})" in row and relative not in row
+    assert "(+20.0 %)" in row  # the time itself: relative
+    page = tmp_path / "diff.html"
+    assert run("diff", base, slower, "--format", "html", "-o", page).exit_code == 0
+    html = page.read_text()
+    assert ">change time share</th>" in html and points in html
+
+
 def test_diff_reports_appearing_and_vanishing_kernels(tmp_path, base):
     other = make_trace(tmp_path / "other.parquet")
     trace = profkit.load(other)

@@ -15,7 +15,7 @@ from ..analyzers.diff import diff_traces
 from ..report import ReportOptions, build_report
 from ..report.build import jsonable
 from ..report.context import ReportContext
-from ..report.format import fmt_field, label
+from ..report.format import fmt_change, fmt_field, label
 from ..report.kernel_names import KERNEL_SECTIONS, short_kernel_names
 from .inputs import load_any
 from .output import emit
@@ -78,7 +78,7 @@ TABLES = (
 
 
 def _cell(metric: str, base, new, change) -> str:
-    return f"{fmt_field(metric, base)} → {fmt_field(metric, new)} ({fmt_field('change', change)})"
+    return f"{fmt_field(metric, base)} → {fmt_field(metric, new)} ({fmt_change(metric, base, new, change)})"
 
 
 def _short(text: str, width: int) -> str:

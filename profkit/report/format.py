@@ -81,14 +81,32 @@ def _instant(ns: float) -> str:
 
 _EPOCH_NS = 1e17  # (1973: below it a start is a time since the trace's start, not a Unix time)
 
+def is_share(key: str) -> bool:
+    """Whether field ``key`` holds a share (a fraction of 1, shown as a percentage)."""
+    return key.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or key.startswith("share_") or (
+        key in ("mfu", "mue", "movement_efficiency", "efficiency", "coverage"))
+
+
+def fmt_points(difference: float) -> str:
+    """The difference of two shares in percentage points: "+16.6 pt" (a relative change of a share,
+    "+37.9 %" for 43.6 % -> 60.2 %, reads as if it were the share itself)."""
+    return f"{100 * difference:+.1f} pt"
+
+
+def fmt_change(metric: str, base: Any, new: Any, change: Any) -> str:
+    """A diff's change of ``metric`` as text: a share's in points, any other relative ("+5.0 %")."""
+    if is_share(metric) and all(isinstance(v, (int, float)) and math.isfinite(v) for v in (base, new)):
+        return fmt_points(new - base)
+    return fmt_field("change", change)
+
+
 #: (predicate on the field name, formatter of a number). First match wins.
 FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
     (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
     (lambda k: k.endswith("_ns"), fmt_ns),
     (lambda k: k.endswith("_ms"), lambda v: fmt_ns(v * 1e6)),
-    (lambda k: k.endswith(("share", "_fraction", "_fraction_measured", "_pct_of_peak")) or k.startswith("share_") or k in (
-        "mfu", "mue", "movement_efficiency", "efficiency", "coverage"), fmt_share),
+    (lambda k: is_share(k), fmt_share),
     (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
     (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
     (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
@@ -112,6 +130,8 @@ def fmt_field(key: str, value: Any) -> str:
         if isinstance(value, float) and not math.isfinite(value):
             return "–"
         unit_key = key.split("_", 1)[1] if key.startswith(("base_", "new_", "delta_")) else key
+        if key.startswith("delta_") and is_share(unit_key):
+            return fmt_points(value)
         for matches, fmt in FORMATS:
             if matches(unit_key):
                 text = fmt(value)
@@ -142,6 +162,8 @@ def label(key: str) -> str:
     """The header of field ``key``: "time_ns" -> "time", "tokens_per_s" -> "tokens/s"."""
     if key in _LABELS:
         return _LABELS[key]
+    if key.startswith("delta_") and is_share(key[len("delta_"):]):  # (a diff's change of a share, in points)
+        return "change " + label(key[len("delta_"):])
     if key.startswith("j_per_"):  # energy per unit of work: "J/generated token"
         return "J/" + key[len("j_per_"):].replace("_", " ")
     for suffix, spelled in _LABEL_SUFFIXES:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..format import fmt_ns
+from ..format import fmt_change, fmt_ns, is_share
 from ..kernel_names import KERNEL_SECTIONS
 from . import charts
 from .markup import esc
@@ -69,7 +69,7 @@ def _flat_table(rows: list[dict]) -> str:
         cls = "n"
         if isinstance(change, (int, float)) and metric.endswith(("_ns", "_j")) and abs(change) >= 0.005:
             cls = "n worse" if change > 0 else "n better"
-        cells.append(f'<td class="{cls}">{esc(fmt_field("change", change))}</td>')
+        cells.append(f'<td class="{cls}">{esc(fmt_change(metric, row.get("base"), row.get("new"), change))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return ('<table class="sortable"><thead><tr><th>metric</th><th>base</th><th>new</th><th>change</th></tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
@@ -90,8 +90,8 @@ def _classes(doc: dict) -> str | None:
 def _columns(rows: list[dict], keys: tuple[str, ...], metrics: tuple[str, ...] | list[str]) -> list[str]:
     present = set().union(*(r.keys() for r in rows))
     columns = [k for k in keys if k in present]
-    for m in metrics:
-        columns += [c for c in (f"base_{m}", f"new_{m}", f"change_{m}") if c in present]
+    for m in metrics:  # (a share's change is its difference, in points)
+        columns += [c for c in (f"base_{m}", f"new_{m}", f"{'delta' if is_share(m) else 'change'}_{m}") if c in present]
     return columns + (["status"] if "status" in present else [])
 
 
