@@ -177,6 +177,39 @@ def test_hf_chunked_prefill_passes_are_all_prefill(recorder):
         ("prefill", 4), ("prefill", 4), ("prefill", 1), ("decode", 1), ("decode", 1)]
 
 
+def test_hf_generate_without_kv_cache_decodes_after_its_first_pass(recorder):
+    # use_cache=False: every pass re-reads the whole sequence (10, 11, ... tokens) and generates one
+    # token; only the first is a prefill, and a decode pass counts the tokens it generates.
+    transformers = pytest.importorskip("transformers")
+    model = _tiny_llama(transformers)
+    phase_detect.install(recorder)
+    ids = torch.randint(0, 128, (2, 10))
+    model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, min_new_tokens=4, do_sample=False,
+                   use_cache=False)
+    marks = _marks(recorder)
+    passes = [m for m in marks if m["name"] in ("prefill", "decode")]
+    assert [(m["name"], m["extra"]["seq_len"], m["tokens"]) for m in passes] == [
+        ("prefill", 10, 20), ("decode", 11, 2), ("decode", 12, 2), ("decode", 13, 2)]
+    (call,) = [m for m in marks if m["name"] == "generate"]
+    assert call["extra"]["decode_passes"] == 3 and call["tokens"] == 8  # 4 new tokens x 2
+
+
+def test_hand_written_loop_without_kv_cache_is_one_generation(recorder):
+    # model(whole sequence) each step: 8, 9, 10 tokens, batch 2; then a new prompt starts a new one
+    model = _tiny_lm()
+    with torch.no_grad():
+        for prompt_len, steps in ((8, 3), (5, 2)):
+            ids = torch.randint(0, 64, (2, prompt_len))
+            for _ in range(steps):
+                next_token = model(ids)[:, -1].argmax(-1, keepdim=True)
+                ids = torch.cat([ids, next_token], dim=1)
+    marks = _marks(recorder)
+    passes = [(m["name"], m["extra"]["seq_len"]) for m in marks if m["name"] in ("prefill", "decode")]
+    assert passes == [("prefill", 8), ("decode", 9), ("decode", 10), ("prefill", 5), ("decode", 6)]
+    calls = [m for m in marks if m["name"] == "generate"]
+    assert [(c["extra"]["decode_passes"], c["tokens"]) for c in calls] == [(2, 6), (1, 4)]
+
+
 def test_generation_module_imported_after_recording_starts_is_patched(tmp_path, monkeypatch):
     # `profkit record -- python prog.py` starts before prog.py imports transformers: an import hook
     # patches GenerationMixin when its module loads. A stand-in module keeps this fast and in-process.

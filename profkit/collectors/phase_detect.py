@@ -71,6 +71,7 @@ class _Generation:
     prefills: int = 0
     decodes: int = 0
     module: str | None = None
+    last_seq: int = 0  # tokens the last pass read
 
 
 class PhaseDetector:
@@ -170,11 +171,19 @@ class PhaseDetector:
         input_name, batch, seq = found
         tid = threading.get_ident()
         gen = self._open.get(tid)
+        # A pass that reads the last pass's tokens and one more decodes without a KV cache
+        # (generate(use_cache=False), or a loop that re-feeds the whole sequence).
+        recomputes = gen is not None and gen.batch == batch and seq == gen.last_seq + 1
         if tls.generate_depth and gen is not None:  # inside a wrapped generate(): its first pass reads the prompt
             first = gen.prefills + gen.decodes == 0
-            prefill = first or tls.prefill_depth > 0 or (seq > 1 and gen.decodes == 0)
+            if first or tls.prefill_depth > 0:
+                prefill = True
+            elif self._prefill_wrapped():  # transformers marks its prefill passes: the others decode
+                prefill = False
+            else:  # older transformers: a chunked prefill's chunks come before the first decode
+                prefill = seq > 1 and gen.decodes == 0 and not recomputes
         else:
-            prefill = seq > 1
+            prefill = seq > 1 and not recomputes
             if prefill or gen is None:
                 if gen is not None:
                     self._close_inferred(tid)
@@ -187,12 +196,17 @@ class PhaseDetector:
             gen.decodes += 1
         gen.end_ns = end_ns
         gen.batch = gen.batch or batch
+        gen.last_seq = seq
         gen.module = gen.module or type(module).__name__
+        # A decode pass generates one token per sequence, whatever it read (seq_len > 1: no KV cache).
         recorder.add(
-            phase, tls.start_ns, end_ns, batch_size=batch, token_count=batch * seq,
+            phase, tls.start_ns, end_ns, batch_size=batch, token_count=batch * seq if prefill else batch,
             extra={"source": "forward_hook", "module": type(module).__name__, "input": input_name,
                    "seq_len": seq, "generation": gen.gen_id, "pass": pass_index},
         )
+
+    def _prefill_wrapped(self) -> bool:
+        return "_prefill" in self._patched or "_prefill_chunking" in self._patched
 
     def _close_inferred(self, tid: int) -> None:
         gen = self._open.pop(tid, None)
