@@ -316,3 +316,53 @@ def test_fused_flags_credit_each_match_to_its_own_name(monkeypatch, pattern, exp
 
     monkeypatch.setattr(classes, "_FUSED_LINE_TESTS", [(line_form(re.compile(pattern)), False)])
     assert classes.fused_flags(["abc", "", "xz", "q"]) == expected
+
+
+def test_torch_compile_work_is_its_own_class_and_carries_no_flop():
+    # Dynamo traces the model with fake tensors inside "<step> (dynamo_timed)" ranges; Inductor's
+    # autotuning runs benchmark kernels in them. Then the compiled graph runs: real work.
+    import json
+
+    import pandas as pd
+
+    from profkit.analyzers import classify_events
+    from profkit.trace.build import build_events
+
+    linear = {"input_shapes": "[[64,128],[256,128],[256]]", "input_dtypes": json.dumps(["float"] * 3)}
+    rows = [
+        dict(kind="cpu_op", name="entire_frame_compile", start_ns=0, duration_ns=1000),
+        dict(kind="cpu_op", name="bytecode_tracing (dynamo_timed)", start_ns=10, duration_ns=500),
+        dict(kind="cpu_op", name="aten::linear", start_ns=20, duration_ns=400, **linear),  # a fake tensor's
+        dict(kind="cpu_op", name="autotune_select_algorithm (dynamo_timed)", start_ns=600, duration_ns=300),
+        dict(kind="cpu_op", name="aten::mm", start_ns=610, duration_ns=100,
+             input_shapes="[[64,128],[128,256]]", input_dtypes=json.dumps(["float"] * 2)),
+        dict(kind="runtime", name="cudaLaunchKernel", start_ns=620, duration_ns=10, correlation_id=1),
+        dict(kind="kernel", name="sm90_xmma_gemm_f32f32_tn", start_ns=640, duration_ns=50, device_type="gpu",
+             correlation_id=1, linked_correlation_id=1),
+        dict(kind="cpu_op", name="Torch-Compiled Region: 0/0", start_ns=2000, duration_ns=400),
+        dict(kind="cpu_op", name="aten::linear", start_ns=2010, duration_ns=300, **linear),  # the real one
+        dict(kind="runtime", name="cudaLaunchKernel", start_ns=2020, duration_ns=10, correlation_id=2),
+        dict(kind="kernel", name="sm90_xmma_gemm_f32f32_tn", start_ns=2040, duration_ns=80, device_type="gpu",
+             correlation_id=2, linked_correlation_id=2),
+    ]
+    raw = pd.DataFrame(rows)
+    raw["device_type"] = raw["device_type"].fillna("cpu")
+    raw["device_index"] = (raw["device_type"] == "gpu").map({True: 0, False: -1}).astype("int16")
+    raw["process_id"], raw["thread_id"] = 1, pd.array([1 if k != "kernel" else None for k in raw["kind"]], "Int64")
+    for column in ("correlation_id", "linked_correlation_id"):
+        raw[column] = raw[column].astype("Int64")
+    events = build_events(raw).to_pandas()
+    rows = classify_events(events, {"devices": [{"index": 0, "type": "gpu", "name": "NVIDIA H100 80GB HBM3"}]})
+    by_start = rows.set_index("start_ns")
+    compiling = [10, 20, 600, 610, 640]  # the ranges, the traced linear, autotuning's mm and its kernel
+    assert set(by_start.loc[compiling, "category"]) == {"compile"}
+    assert (by_start.loc[compiling, "flops"] == 0).all() and by_start.loc[compiling, "unit_id"].isna().all()
+    # the compiled graph's linear is the unit of work, contraction, and its kernel carries its flop
+    real_linear, real_kernel = by_start.loc[2010], by_start.loc[2040]
+    assert real_linear["category"] == real_kernel["category"] == "contraction"
+    assert real_linear["flops"] > 0 and real_kernel["flops"] == real_linear["flops"]
+    # the same linear outside any compile range costs the same: the traced one was not a unit
+    assert by_start.loc[2010, "unit_id"] == by_start.loc[2010, "event_id"]
+    # a device-time table: compile holds the autotuning kernel's 50 ns, contraction the real 80 ns
+    device = rows[rows["device_work"]].groupby("category", observed=True)["time_ns"].sum()
+    assert device.to_dict() == {"contraction": 80, "compile": 50}

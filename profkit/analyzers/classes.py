@@ -3,7 +3,10 @@
 "Data Movement Is All You Need" (Ivanov et al., MLSys 2021) sorts transformer
 work into tensor contractions, statistical normalizations and element-wise
 operators; profkit adds ``memory`` (copies, layout changes, allocation),
-``communication`` (collectives) and ``other`` so that no time goes unlisted.
+``communication`` (collectives), ``compile`` (torch.compile's own work: Dynamo
+tracing, Inductor code generation and autotuning, everything inside its
+``… (dynamo_timed)`` ranges; found by nesting in classify.py, not by name) and
+``other`` so that no time goes unlisted.
 
 Classification is an ordered rule table, first match wins, in three tiers:
 
@@ -43,6 +46,7 @@ class OpClass(str, enum.Enum):
     ELEMENTWISE = "elementwise"
     MEMORY = "memory"
     COMMUNICATION = "communication"
+    COMPILE = "compile"
     OTHER = "other"
 
 

@@ -33,10 +33,12 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
-from .columns import float_values, id_values, int_values, is_kind, label_codes, label_table, text_column, used_labels
+from .columns import (float_values, id_values, int_values, is_kind, label_codes, label_endswith, label_table,
+                      text_column, used_labels)
 from .columns import positions as _positions
 from .cost import cost_codes, has_cost_formula
 from .hardware import Ceilings, resolve_ceilings
+from .phase_windows import _ancestor_value
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
 from .table import Coded, Deferred, EventTable, Masked
 
@@ -127,6 +129,8 @@ def _labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 _OTHER = CLASS_ORDER.index(OpClass.OTHER.value)
 _MEMORY = CLASS_ORDER.index(OpClass.MEMORY.value)
 _CONTRACTION = CLASS_ORDER.index(OpClass.CONTRACTION.value)
+_COMPILE = CLASS_ORDER.index(OpClass.COMPILE.value)
+_COMPILE_SUFFIX = " (dynamo_timed)"
 _CLASS_LABELS = np.array(CLASS_ORDER, dtype=object)
 _CLASS_CODE = {OpClass(c): i for i, c in enumerate(CLASS_ORDER)}  # (enum members: no .value per name)
 
@@ -149,10 +153,13 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     names = _NameClasses(name_labels)
     names.classify(used_labels((name_codes, name_labels), is_op))
 
+    # torch.compile's own work: its ops trace fake tensors (no real flop), so none is a unit.
+    compiling = _compile_rows(name_codes, name_labels, parent_pos)
+
     # Costs: once per unique (name, shapes, dtypes), of the ops that can be units only (see _costed_units).
     level = np.where(*id_values(events["depth"])[::-1], -1) if "depth" in events else None
     flops, nbytes, dtype, dtype_labels, unit_pos, op_parent_pos = _costed_units(
-        events, is_op, (name_codes, name_labels), parent_pos, level)
+        events, is_op, (name_codes, name_labels), parent_pos, level, compiling)
     is_unit = unit_pos == np.arange(n)  # (a unit is its own outermost costed op)
     flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
     nbytes = np.where(is_unit, nbytes, 0.0)
@@ -186,6 +193,11 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
         _attribute_device_rows(events, dev, op_class, own, launched_unit, is_kernel, unit_pos, name_class, name_fused,
                                category, fused, flops, nbytes, dtype, unit_id, duration)
 
+    if compiling is not None:  # (device rows: autotuning's benchmark kernels, launched while compiling)
+        launched_while_compiling = np.zeros(n, dtype=bool)
+        launched_while_compiling[dev] = (op_pos >= 0) & compiling[np.maximum(op_pos, 0)]
+        category[(compiling & wanted) | launched_while_compiling] = _COMPILE
+
     device_work = is_device if gpu else is_op
     time_ns = np.where(device_work, np.where(is_device, duration, self_ns), 0)
     # The roofline point of a row: a kernel over its duration, a CPU unit over its whole span.
@@ -214,7 +226,18 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     }
 
 
-def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, level: np.ndarray | None):
+def _compile_rows(name_codes: np.ndarray, name_labels: np.ndarray, parent_pos: np.ndarray) -> np.ndarray | None:
+    """Rows inside a torch.compile range (``<step> (dynamo_timed)``, what Dynamo and Inductor record
+    around each compile step), the range included; None when the trace has none (the common case:
+    one ``str.endswith`` per name)."""
+    marks = label_endswith((name_codes, name_labels), _COMPILE_SUFFIX)
+    if not marks.any():
+        return None
+    return _ancestor_value(parent_pos, marks.astype(np.int8)) > 0
+
+
+def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, level: np.ndarray | None,
+                  compiling: np.ndarray | None = None):
     """Flop, bytes and dtype (codes, labels) of the ops that can be units, and ``_Walk``'s result over
     the costed ones: (flops, bytes, dtype codes, dtype labels, unit_pos, op_parent_pos).
 
@@ -234,6 +257,8 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
     # Every formula reads a tensor's shape: an op without recorded shapes costs nothing.
     has_formula = np.zeros(n, dtype=bool)
     has_formula[is_op] = label_table(names, has_cost_formula, rows=is_op)[is_op] & (shapes[0][is_op] >= 0)
+    if compiling is not None:
+        has_formula &= ~compiling
     costed = np.zeros(n, dtype=bool)
     tried = np.zeros(n, dtype=bool)
     candidate = has_formula

@@ -70,6 +70,14 @@ def used_labels(labels: Labels, rows: np.ndarray) -> np.ndarray:
     return np.flatnonzero(marked[:-1])
 
 
+def label_endswith(labels: Labels, suffix: str) -> np.ndarray:
+    """Rows whose text ends with ``suffix``; a null reads as "" (``str.endswith`` once per unique text)."""
+    codes, texts = labels
+    hit = np.fromiter((isinstance(text, str) and text.endswith(suffix) for text in texts), dtype=bool,
+                      count=len(texts))
+    return np.append(hit, "".endswith(suffix))[codes]
+
+
 def label_startswith(labels: Labels, prefixes: str | tuple[str, ...]) -> np.ndarray:
     """Rows whose text starts with ``prefixes`` (one, or any of a tuple); a null reads as "".
 

@@ -25,6 +25,7 @@ CLASS_COLOURS = {
     "elementwise": "#59a14f",
     "memory": "#e15759",
     "communication": "#b07aa1",
+    "compile": "#edc948",
     "other": "#9c9c9c",
 }
 IDLE_COLOUR = "#d9d9d9"
