@@ -191,6 +191,17 @@ def test_one_slow_step_does_not_fail_the_median(tmp_path, base):
     assert run("check", outlier, "--baseline", base, "--max-time-regression", "5%").exit_code == 0
 
 
+def test_one_slow_step_does_not_fail_a_class_budget_either(tmp_path, base):
+    # the GEMM (contraction) 3 ms in one step of four: its mean per step would grow by 50 %
+    outlier = make_trace(tmp_path / "outlier.parquet", gemm_ns=[1_000_000, 1_000_000, 3_000_000, 1_000_000])
+    result = run("check", outlier, "--baseline", base, "--max-class-regression", "contraction=5%",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)["budgets"][0]
+    assert verdict["base"] == verdict["new"] == 1_000_000  # the median step's GEMM
+    assert verdict["new_basis"] == "median of 4 steps"
+
+
 def test_phase_class_and_energy_budgets(tmp_path, base, slower):
     # decode pass 0.3-2.0 ms holds both kernels: busy 1.2 ms -> 1.4 ms (+16.7 %)
     phase = run("check", slower, "--baseline", base, "--max-phase-regression", "decode=10%", "--format", "json")

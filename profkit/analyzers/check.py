@@ -11,8 +11,9 @@ What is compared, so that one slow outlier does not fail CI:
   the total otherwise;
 - a phase (``prefill``, ``decode``, a user phase...): the median over its passes
   of the busy time inside each pass (its wall time if no work was recorded);
-- a class: its time (``diff.class_table``: the report's class time) per step when both traces have steps,
-  in total otherwise;
+- a class: the median over steps of its time (``diff.class_table``'s rule: the report's class time)
+  inside each step when both traces have steps (the start-up step left out, as for the run), its
+  total otherwise;
 - energy: from telemetry samples, per device: the ``energy_j`` counter's rise,
   or the integral of ``power_w``; per step as a median when steps exist.
 
@@ -32,6 +33,8 @@ import pandas as pd
 from ..errors import UsageError
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER
+from .classify import classify_table
+from .columns import label_codes
 from .diff import class_table
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import startup_marks
@@ -145,12 +148,11 @@ def measure(events: pd.DataFrame, budget: Budget, *, per_step: bool, doc: dict |
             raise CheckInputError("class budgets are time budgets (energy is not split by class)")
         if budget.target not in CLASS_ORDER:
             raise CheckInputError(f"unknown class {budget.target!r} (classes: {', '.join(CLASS_ORDER)})")
-        table = class_table(events).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
-        total = float(table.get(budget.target, 0.0))
         if not per_step:
-            return Measurement(total, "total")
-        steps = len(step_windows(events, steady=False)[0])  # (the total holds every step's work)
-        return Measurement(total / steps, f"mean over {_count(steps, 'step', 'steps')}")
+            table = class_table(events).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
+            return Measurement(float(table.get(budget.target, 0.0)), "total")
+        values = _class_time_in_windows(events, budget.target, *step_windows(events))
+        return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
     if per_step:
         starts, ends = step_windows(events)
         values = _window_values(events, budget.metric, starts, ends, side)
@@ -181,6 +183,20 @@ def phase_windows(events: pd.DataFrame, name: str | None, steady: bool = False) 
         marks = marks[~startup_marks(marks)]
     starts = marks["start_ns"].to_numpy(np.int64)
     return starts, starts + marks["duration_ns"].to_numpy(np.int64)
+
+
+def _class_time_in_windows(events: pd.DataFrame, target: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The time of class ``target`` (the report's class time, as ``diff.class_table`` counts it) of the
+    rows of work that start inside each window; windows may overlap (one per rank)."""
+    rows = classify_table(events)
+    codes, labels = label_codes(rows["category"])
+    hit = rows["device_work"].to_numpy(bool) & np.append(labels == target, False)[codes]
+    start = rows["start_ns"].to_numpy(np.int64)[hit]
+    order = np.argsort(start, kind="stable")
+    start = start[order]
+    cumulative = np.r_[0, np.cumsum(rows["time_ns"].to_numpy(np.int64)[hit][order])]
+    inside = cumulative[np.searchsorted(start, ends, "left")] - cumulative[np.searchsorted(start, starts, "left")]
+    return inside.astype(np.float64)
 
 
 def _window_values(events: pd.DataFrame, metric: str, starts: np.ndarray, ends: np.ndarray, side: str) -> np.ndarray:
