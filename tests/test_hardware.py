@@ -103,7 +103,7 @@ def test_cpu_trace_ceilings_measured_or_fallback():
     assert fallback.primary.peak_flops_per_s["fp32"] == pytest.approx(0.2e12)
     assert "profkit calibrate" in fallback.notes[0]
     # an imported trace does not say which CPU ran it (no cpu_count): calibrating here would not help
-    imported = resolve_ceilings({}, gpu_trace=False, calibration={})
+    imported = resolve_ceilings({}, gpu_trace=False, calibration={"cpu:This CPU": {**entry, "name": "This CPU"}})
     assert imported.primary.peak_flops_per_s["fp32"] == pytest.approx(8 * 0.05e12)
     assert "does not say which CPU" in imported.notes[0] and "calibrate" not in imported.notes[0]
 

@@ -268,7 +268,7 @@ def resolve_ceilings(
 def _own_ceilings(device_name, gpu_trace, metadata, calibration) -> Ceilings:
     device_type = "gpu" if gpu_trace else "cpu"
     entry = calibration.get(calibration_key(device_type, device_name)) if device_name else None
-    if entry is None and not gpu_trace:
+    if entry is None and not gpu_trace and "cpu_count" in metadata:  # (recorded: not an imported trace)
         cpu_entries = [e for k, e in calibration.items() if k.startswith("cpu:")]
         if not device_name and len(cpu_entries) == 1:
             entry = cpu_entries[0]
