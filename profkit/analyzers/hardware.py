@@ -285,11 +285,11 @@ def _own_ceilings(device_name, gpu_trace, metadata, calibration) -> Ceilings:
     if measured is None:
         cores = _cores(metadata)
         fallback = spec_by_name("cpu-generic").scaled_to_cores(cores)
+        guess = f"CPU roofline is {'an' if str(cores).startswith('8') or cores in (11, 18) else 'a'} {cores}-core guess"
         if "cpu_count" in metadata:  # recorded by profkit: on a machine that can be calibrated
-            notes.append(f"CPU roofline is a {cores}-core guess, not a measurement: run `profkit calibrate` on "
-                         "the machine that recorded it")
+            notes.append(f"{guess}, not a measurement: run `profkit calibrate` on the machine that recorded it")
         else:  # an imported trace does not say which CPU ran it
-            notes.append(f"CPU roofline is a {cores}-core guess: the trace does not say which CPU ran it")
+            notes.append(f"{guess}: the trace does not say which CPU ran it")
         return Ceilings(fallback, None, None, False, device_name, tuple(notes))
     return Ceilings(measured, None, measured, False, device_name, tuple(notes))
 
