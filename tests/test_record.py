@@ -215,3 +215,36 @@ def test_a_program_running_torch_profiler_itself_is_told_why_the_trace_is_empty(
                        "import torch; torch.ones(4).sum()")
     assert "torch.profiler itself" not in proc.stderr
     assert not any("torch.profiler itself" in note for note in profkit.load(tmp_path / "u.parquet").metadata["notes"])
+
+
+POOL = textwrap.dedent(
+    """
+    import multiprocessing, sys, time
+    def work(i):
+        import torch  # the workers import torch, the parent does not
+        return float((torch.ones(8, 8) @ torch.ones(8, 8)).sum())
+    if __name__ == "__main__":
+        pool = multiprocessing.get_context(sys.argv[1]).Pool(2)
+        print(pool.map(work, range(4)))
+        if sys.argv[2] == "terminate":
+            time.sleep(1)
+            pool.terminate()  # SIGTERM to workers that may be ending already
+        else:
+            pool.close()
+        pool.join()
+    """
+)
+
+
+@pytest.mark.parametrize("start, ending", [("fork", "close"), ("spawn", "terminate")])
+def test_multiprocessing_pool_workers_each_write_a_trace(tmp_path, start, ending):
+    # fork: a pool worker ends with os._exit, after multiprocessing's finalizers but no atexit;
+    # terminate: the SIGTERM may reach a worker while it writes its trace on its way out.
+    script = _write(tmp_path, "pool.py", POOL)
+    out = tmp_path / "pool.parquet"
+    proc = run_profkit("record", "-o", str(out), "--", sys.executable, str(script), start, ending)
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(tmp_path.glob("pool*.parquet"))
+    assert len(written) == 2, proc.stderr  # one per worker: pool.parquet and pool.pid<PID>.parquet
+    for path in written:
+        assert profkit.load(path).ops["name"].eq("aten::mm").any()

@@ -74,11 +74,17 @@ class _ExitWatcher:
         self.error: str | None = None
         self._orig_excepthook = sys.excepthook
         self._orig_exit = sys.exit
+        self._pending_signal: int | None = None
 
     def install(self) -> None:
         sys.excepthook = self._excepthook
         sys.exit = self._exit
         atexit.register(self._atexit)
+        # A multiprocessing worker started by fork ends with os._exit: no atexit, only multiprocessing's
+        # own finalizers (a worker process clears those it inherited, so a parent's never runs there).
+        from multiprocessing import util as multiprocessing_util
+
+        multiprocessing_util.Finalize(None, self._atexit, exitpriority=0)
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM,):
                 if signal.getsignal(sig) in (signal.SIG_DFL, None):
@@ -98,6 +104,8 @@ class _ExitWatcher:
         self._orig_exit(code)
 
     def _atexit(self) -> None:
+        if self.session.finalized:  # (atexit and multiprocessing's finalizers both call this)
+            return
         code = 0 if self.exit_code is None else self.exit_code
         # At the program's normal end the trace is written while the process exits (detach.py);
         # the launcher waits for it. Signals and the API write in the process.
@@ -105,17 +113,33 @@ class _ExitWatcher:
         self.finalize(exit_code=code, partial=code != 0, error=self.error, writer=writer)
 
     def _on_signal(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        self.finalize(exit_code=_SIGNAL_EXIT_BASE + signum, partial=True, signal_name=name)
+        if self.session.finalizing:
+            # The program is ending already and this handler interrupted its trace being written (a
+            # multiprocessing pool's terminate() signals workers that are exiting): dying now would
+            # lose the trace, so the write finishes first and the signal is raised again after it.
+            self._pending_signal = signum
+            return
+        if not self.session.finalized:  # (after the trace was written the signal only ends the process)
+            name = signal.Signals(signum).name
+            self.finalize(exit_code=_SIGNAL_EXIT_BASE + signum, partial=True, signal_name=name)
+        self._die_of(signum)
+
+    @staticmethod
+    def _die_of(signum: int) -> None:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)  # die of the signal, as the program would have
 
     def finalize(self, writer=None, **status: Any) -> None:
+        written = None
         try:
             written = self.session.finalize(writer=writer, **status)
         except Exception as exc:  # a failed write must not mask the program's own exit
             sys.stderr.write(f"profkit: could not write trace {self.session.path}: {exc}\n")
-            return
+        self._record_written(written, status)
+        if self._pending_signal is not None:  # a signal that came while the trace was being written
+            self._die_of(self._pending_signal)
+
+    def _record_written(self, written, status: dict) -> None:
         if written is not None and self.run_dir is not None:
             record = {"path": str(written), "pid": os.getpid(), **{k: v for k, v in status.items() if k != "error"}}
             try:

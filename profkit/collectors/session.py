@@ -68,9 +68,15 @@ class RecordingSession:
     notes: list[str] = field(default_factory=list)
     written: Path | None = None
     stop_reason: str | None = None
+    finalizing: bool = False  # inside finalize (a signal handler can interrupt it on the same thread)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
+
+    @property
+    def finalized(self) -> bool:
+        """Whether finalize has run (or is running)."""
+        return self._finalized
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> "RecordingSession":
@@ -102,9 +108,12 @@ class RecordingSession:
         with self._lock:
             if self._finalized:
                 return self.written
-            self._finalized = True
-            stopped = self._stop(exit_code=exit_code, signal=signal_name, error=error, partial=bool(partial))
-            self.written = (writer or _write_here)(self.path, lambda: write_stopped(self.path, stopped))
+            self._finalized = self.finalizing = True
+            try:
+                stopped = self._stop(exit_code=exit_code, signal=signal_name, error=error, partial=bool(partial))
+                self.written = (writer or _write_here)(self.path, lambda: write_stopped(self.path, stopped))
+            finally:
+                self.finalizing = False
             return self.written
 
     def _stop(self, **status: Any) -> "_Stopped":
