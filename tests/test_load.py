@@ -32,3 +32,24 @@ def test_a_truncated_file_is_a_one_line_error_either_way(tmp_path, monkeypatch, 
     with pytest.raises(TraceFormatError, match="not a Parquet file or truncated") as info:
         load(bad)
     assert "\n" not in str(info.value)
+
+
+def test_traces_without_distinct_ranks_are_numbered_in_the_order_given(tmp_path):
+    # a pool's workers write .pid<PID> traces with no rank: read together, each is a rank of its own
+    # (merged as one rank, the two processes' timelines would overlap on one rank's line)
+    from profkit.cli.inputs import load_any
+    from profkit.report import build_report
+
+    first = _trace(tmp_path)
+    second = tmp_path / "second.parquet"
+    second.write_bytes(first.read_bytes())
+    traces = load_any([first, second])
+    assert [trace.rank for trace in traces] == [0, 1]
+    assert any("t.parquet as rank 0, second.parquet as rank 1" in n for n in traces[0].metadata["notes"])
+    document = build_report(traces)
+    assert document["run"]["ranks"] == [0, 1] and document["totals"]["rank_count"] == 2
+    alone = build_report(load_any([first]))["totals"]
+    assert document["totals"]["device_busy_ns"] == 2 * alone["device_busy_ns"] > 0
+    assert document["totals"]["device_span_ns"] == 2 * alone["device_span_ns"]
+    # traces that have distinct ranks keep them, without a note
+    assert [t.rank for t in load_any([first])] == [0] and not load_any([first])[0].metadata.get("notes")

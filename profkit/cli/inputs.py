@@ -29,4 +29,18 @@ def load_any(paths: Iterable[str | os.PathLike]) -> list[Trace]:
             traces.extend(load(path) for path in expand_paths([item]))
     if not traces:
         raise UsageError("no traces given")
+    return _distinct_ranks(traces)
+
+
+def _distinct_ranks(traces: list[Trace]) -> list[Trace]:
+    """Several traces are read as the ranks of one run; traces that share a rank (a pool's workers'
+    ``.pid<PID>`` traces, which have none) are numbered 0..n-1 in the order given, and say so, so
+    that their timelines are not merged into one rank's."""
+    ranks = [trace.rank for trace in traces]
+    if len(set(ranks)) == len(ranks):
+        return traces
+    names = ", ".join(f"{getattr(trace.path, 'name', '?')} as rank {i}" for i, trace in enumerate(traces))
+    note = f"the traces do not have distinct ranks: read in the order given, {names}"
+    for i, trace in enumerate(traces):
+        trace.metadata = {**trace.metadata, "rank": i, "notes": [*(trace.metadata.get("notes") or []), note]}
     return traces
