@@ -72,9 +72,10 @@ def totals_section(ctx: ReportContext) -> dict:
     return summary.totals(ctx.table, span=_span(ctx))
 
 
-def _render_top(title: str, display: Callable[[str], str] | None = None):
+def _render_top(title: str, display: Callable[[str], str] | None = None, time_header: str = "self time"):
     """A top-N table; ``display`` gives a name's one-line form (kernels: C++ names run to hundreds of
-    characters, and folded they filled screens), else names are folded onto several lines."""
+    characters, and folded they filled screens), else names are folded onto several lines. A kernel
+    has no child work: its ``self_time_ns`` is its time (``time_header``)."""
     def render(rows: list[dict], console) -> None:
         if not rows:
             return
@@ -85,7 +86,7 @@ def _render_top(title: str, display: Callable[[str], str] | None = None):
             width = max(30, min(90, console.width - 34))  # count, self time and share keep their room
             table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=width)
         table.add_column("count", justify="right")
-        table.add_column("self time", justify="right")
+        table.add_column(time_header, justify="right")
         table.add_column("share", justify="right")
         for row in rows:
             name = row["name"] if display is None else display(row["name"])
@@ -100,6 +101,6 @@ def top_ops_section(ctx: ReportContext) -> list[dict]:
     return summary.top_records(summary.top_op_columns(ctx.table, ctx.options.top))
 
 
-@section("top_kernels", order=81, render=_render_top("Top GPU kernels", tidy_kernel_name))
+@section("top_kernels", order=81, render=_render_top("Top GPU kernels", tidy_kernel_name, "time"))
 def top_kernels_section(ctx: ReportContext) -> list[dict]:
     return summary.top_records(summary.top_kernel_columns(ctx.table, ctx.options.top))
