@@ -100,7 +100,7 @@ def test_kernels_are_listed_by_time_and_ops_by_self_time(tmp_path):
     # a kernel has no child work: "self time" is for ops, whose children's time is taken out
     result = run("report", make_trace(tmp_path / "t.parquet"))
     lines = result.output.splitlines()
-    kernels = lines.index(next(line for line in lines if line.startswith("Top GPU kernels")))
+    kernels = lines.index(next(line for line in lines if line.strip() == "Top GPU kernels"))
     ops = lines.index(next(line for line in lines if line.startswith("Top ops by self time")))
     kernel_header = next(line for line in lines[kernels + 1:] if "name" in line)
     op_header = next(line for line in lines[ops + 1:] if "name" in line)
