@@ -69,6 +69,15 @@ def test_short_names_that_coincide_are_told_apart():
     assert [len(text) for text in cut] == [60, 60] and cut[0].endswith("cta_per_row_1") and cut[1].endswith("warp_per_row_1")
     narrow = short_kernel_names(names[2:4], width=40)  # cut the name, keep the tag
     assert all(len(text) <= 40 for text in narrow) and len(set(narrow)) == 2
+    # two hipBLASLt GEMMs (the MI300X sample) whose names differ in the middle, where the cut falls:
+    # cut around the difference instead, the macro tile shown
+    gemms = [f"Cijk_Alik_Bljk_B_BS_BH_Bias_HA_S_SAV_UserArgs_MT{tile}_MI16x16x1_SN_LDSB1_AFC1_AFEM1_AFEM1_ASEM1_"
+             "CLR1_CADS0_DTVA0_DTVB0_EPS0_FDSI0_GRPM1_GSU1_GSUAMB_GLS0_ISA942_IU1_K1_LBSPPA128_LBSPPB128_LBSPPM0_"
+             "LPA16_LPB16_LPM0_LRVW8_LWPMn1_MIAV1_MIWT4_4_MO40_NTn1_NTA0_NTB0_NTC0_NTD4_NEPBS16_NLCA1_NLCB1_ONLL1_"
+             "WSGRA0_WSGRB0_WS64_WG32_8_1" for tile in ("256x128x64", "128x224x64")]
+    apart = short_kernel_names(gemms, width=70)
+    assert len(set(apart)) == 2 and all(len(text) <= 70 for text in apart)
+    assert "MT256x128x64" in apart[0] and "MT128x224x64" in apart[1] and apart[0].startswith("Cijk_Alik_Bljk")
 
 
 def test_diff_markdown_keeps_names_literal():

@@ -8,6 +8,7 @@ short names that coincide in one table.
 
 from __future__ import annotations
 
+import os
 import re
 
 #: Report sections whose rows are named by kernel on a GPU trace (their diffs show the short names too;
@@ -71,7 +72,37 @@ def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
         text_of = dict(zip(distinct, fitted))
         for i in members:
             texts[i] = text_of[names[i]]
+    return _apart_once_cut(shorts, texts, width)
+
+
+def _apart_once_cut(shorts: list[str], texts: list[str], width: int) -> list[str]:
+    """Texts that came out the same only because the cut took what tells the names apart (two
+    hipBLASLt ``Cijk_…`` GEMMs whose names differ in their middle): those cut around where they differ."""
+    groups: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        groups.setdefault(text, []).append(i)
+    for members in groups.values():
+        distinct = list(dict.fromkeys(shorts[i] for i in members))
+        if len(distinct) < 2:
+            continue
+        differ = len(os.path.commonprefix(distinct))
+        fitted = {short: _fit_around(short, differ, width) for short in distinct}
+        if len(set(fitted.values())) == len(distinct):
+            for i in members:
+                texts[i] = fitted[shorts[i]]
     return texts
+
+
+def _fit_around(short: str, at: int, width: int) -> str:
+    """``short`` within ``width``: its start, then the part from a little before ``at`` (elided parts: …)."""
+    if len(short) <= width:
+        return short
+    head = width // 3
+    start = max(head, at - 6)  # (a few characters of context before the difference)
+    if start <= head:
+        return _fit(short, None, width)
+    middle = short[start:start + width - head - 2]
+    return short[:head] + "…" + middle + ("…" if start + len(middle) < len(short) else "")
 
 
 def _first_dtype(text: str) -> str | None:
