@@ -115,3 +115,12 @@ def test_kernels_are_listed_by_time_and_ops_by_self_time(tmp_path):
     op_header = next(line for line in lines[ops + 1:] if "name" in line)
     assert "time" in kernel_header and "self time" not in kernel_header
     assert "self time" in op_header
+
+
+def test_cpu_idle_covered_by_python_frames_says_so():
+    # on a CPU trace the ops are the "device": what covers their idle time is Python or annotations
+    from profkit.report.format import idle_cause_label
+
+    assert idle_cause_label("host_ops", "cpu") == "Python or annotations"
+    assert idle_cause_label("host_ops", "gpu") == "host ops"
+    assert idle_cause_label("no_host_activity", "cpu") == "no host activity"

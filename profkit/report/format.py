@@ -51,6 +51,14 @@ def idle_span_words(idle: dict) -> str:
     return "the span" if ranks == 1 else f"the {ranks} ranks' spans"
 
 
+def idle_cause_label(cause: str, device: str | None) -> str:
+    """A cause of idle time (idle.IDLE_CAUSES) in words. On a CPU trace the ops are the "device", so
+    the host activity that covers its idle time is Python frames and annotations, not ops."""
+    if cause == "host_ops" and device == "cpu":
+        return "Python or annotations"
+    return cause.replace("_", " ")
+
+
 def fmt_bytes(value: float | None) -> str:
     if value is None:
         return "–"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..format import fmt_ns, fmt_share, fmt_si, idle_span_words
+from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
 from . import charts, series, workload
 from .markup import esc
 from .tables import KERNEL_NAMES, fmt_field, kv_table, label, records_table, si
@@ -204,7 +204,8 @@ def timeline_panel(view: View) -> str | None:
         out.append(f"<h3>Device idle: {esc(fmt_ns(idle['idle_ns']))} "
                    f"({esc(fmt_share(_num(idle.get('idle_share'))))} of {esc(idle_span_words(idle))}), by cause</h3>")
         if causes:
-            items = [(str(c.get("cause")), float(c["time_ns"]), "#bab0ac") for c in causes]
+            items = [(idle_cause_label(str(c.get("cause")), idle.get("device")), float(c["time_ns"]), "#bab0ac")
+                     for c in causes]
             out.append(chart(charts.hbars(items, fmt_ns, "device idle time by cause")))
     return "".join(out) or None
 

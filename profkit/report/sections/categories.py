@@ -27,7 +27,7 @@ from ...analyzers.idle import idle_attribution
 from ...analyzers.roofline import aggregate_columns
 from ...analyzers.table import EventTable
 from ..context import ReportContext
-from ..format import fmt_ns, fmt_share, fmt_si, idle_span_words
+from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
 from ..kernel_names import short_kernel_names
 from ..registry import section
 from ._records import records as _records
@@ -192,7 +192,7 @@ def _render_roofline(data: dict, console) -> None:
             console.print("[dim]* fused kernel: classed by its dominant work[/dim]")
     idle = data["idle"]
     if idle["idle_ns"]:
-        causes = ", ".join(f"{c['cause'].replace('_', ' ')} {fmt_share(c['share_of_idle'])}"
+        causes = ", ".join(f"{idle_cause_label(c['cause'], idle['device'])} {fmt_share(c['share_of_idle'])}"
                            for c in idle["causes"] if c["time_ns"])
         console.print(f"{idle['device'].upper()} idle {fmt_ns(idle['idle_ns'])} "
                       f"({fmt_share(idle['idle_share'])} of {idle_span_words(idle)}): {causes}")
