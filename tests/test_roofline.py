@@ -210,3 +210,20 @@ def test_cause_names_as_the_single_patterns_read_them(name):
     assert bool(causes & 1) == bool(re.search(_SYNC_REFERENCE, name))
     assert bool(causes & 2) == bool(re.search(r"(?i)dataloader|data_loader|_next_data|__next__", name))
     assert bool(causes & 4) == bool(re.search(r"(?i)launch", name))
+
+
+def test_a_trace_without_shapes_says_why_its_flop_is_unknown(tmp_path):
+    import profkit
+    from profkit.report import build_report
+    from profkit.trace import build_events, write_trace
+    from synthetic_traces import make_trace
+    from test_trace_io import _raw
+
+    raw = _raw([("cpu_op", "aten::mm", 0, 5, 1, 1, None), ("cpu_op", "aten::add", 6, 9, 1, 1, None)])
+    bare = write_trace(tmp_path / "bare.parquet", build_events(raw), {"command": ["x"]})
+    document = build_report([profkit.load(bare)])
+    assert any("no op recorded its input shapes" in note for note in document["roofline"]["notes"])
+    assert all(row["flops"] == 0 for row in document["categories"])
+    # one op with shapes is enough for the flop to mean something: no such note
+    shaped = build_report([profkit.load(make_trace(tmp_path / "shaped.parquet"))])
+    assert shaped["roofline"]["notes"] == [] and any(row["flops"] > 0 for row in shaped["categories"])

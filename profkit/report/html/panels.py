@@ -161,6 +161,7 @@ def roofline_panel(view: View) -> str | None:
         roofs = [f"ceilings: {r.label} ({'measured' if r.measured else 'datasheet'})" for r in data.roofs]
         out.append(legend([(c, col) for c, col in charts.CLASS_COLOURS.items() if c in present]))
         out.append(chart(charts.roofline(data.points, data.roofs), caption) + notes(roofs + data.notes + extra))
+    out.append(notes([f"note: {n}" for n in section.get("notes") or []]))  # (no shapes: no points to draw)
     top = [r for r in section.get("top") or [] if isinstance(r, dict)]
     if top:
         columns = [c for c in _TOP_COLUMNS if any(c in r for r in top)]

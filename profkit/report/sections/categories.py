@@ -21,11 +21,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers.classify import classify_table, is_gpu_trace
-from ...analyzers.columns import descending_order, label_codes
+from ...analyzers.columns import descending_order, is_kind, label_codes
 from ...analyzers.hardware import Ceilings, resolve_ceilings
 from ...analyzers.idle import idle_attribution
 from ...analyzers.roofline import aggregate_columns
 from ...analyzers.table import EventTable
+from ...trace.schema import Kind
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
 from ..kernel_names import short_kernel_names
@@ -95,7 +96,17 @@ def roofline_section(ctx: ReportContext) -> dict:
         "ridge_point_flop_per_byte": ridge,
         "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS, at=listed)],
         "idle": idle_attribution(ctx.table),
+        "notes": _shape_notes(ctx.table),
     }
+
+
+def _shape_notes(events) -> list[str]:
+    """Why every flop and bound reads unknown, when that is why: no op recorded its input shapes."""
+    ops = is_kind(events, Kind.CPU_OP.value)
+    if not ops.any() or "input_shapes" not in events or (label_codes(events["input_shapes"])[0][ops] >= 0).any():
+        return []
+    return ["no op recorded its input shapes (profkit record --no-shapes, or torch.profiler without "
+            "record_shapes=True): flop, bytes and bounds are unknown"]
 
 
 _TOP_COLUMNS = ("name", "category", "count", "time_ns", "time_share", "flops", "bytes", "arithmetic_intensity",
@@ -171,7 +182,7 @@ def _render_roofline(data: dict, console) -> None:
                          f"{fmt_si(spec['memory_bytes_per_s'], 'B/s')}")
     if parts:
         console.print("roofline · " + escape(" · ".join(parts)))
-    for note in hardware.get("notes", []):
+    for note in [*hardware.get("notes", []), *data.get("notes", [])]:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
     if data["top"]:
         what = "GPU kernels" if data["device"] == "gpu" else "CPU ops (units of work)"
