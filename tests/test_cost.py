@@ -278,3 +278,38 @@ def test_kernels_share_their_op_cost_by_duration():
     # on a GPU trace the class time is device time only
     assert rows.loc[rows["device_work"], "time_ns"].sum() == 30 + 10 + 10 + 10
     assert rows.loc[rows["kind"] == "cpu_op", "time_ns"].sum() == 0
+
+
+def test_recurrent_layers_cost_their_gate_products(tmp_path):
+    # Every 2-D weight (W_ih, W_hh per layer and direction, gates stacked in rows) multiplies one vector
+    # per token: 2 · tokens · Σ rows·cols. Recorded by torch.profiler, imported as any user's trace.
+    torch = pytest.importorskip("torch")
+    from torch.profiler import ProfilerActivity, profile
+
+    import profkit
+    from profkit.collectors.kineto_json import read_kineto
+    from profkit.trace.io import write_trace
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(16, 32, num_layers=2, bidirectional=True, batch_first=True)
+    gru = torch.nn.GRU(16, 24)
+    x = torch.randn(3, 7, 16)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        lstm(x)[0].sum().backward()
+        gru(torch.randn(5, 2, 16))
+        lstm(torch.nn.utils.rnn.pack_padded_sequence(x, [7, 5, 2], batch_first=True))
+    prof.export_chrome_trace(str(tmp_path / "rnn.json"))
+    imported = read_kineto(tmp_path / "rnn.json", progress=False)
+    trace = profkit.load(write_trace(tmp_path / "rnn.parquet", imported.table, imported.metadata))
+    rows = classify_events(trace.events, trace.metadata)
+    flops = rows[rows["flops"] > 0].groupby("name", observed=True)["flops"].apply(list).to_dict()
+
+    layer1, layer2 = 4 * 32 * 16 + 4 * 32 * 32, 4 * 32 * 64 + 4 * 32 * 32  # LSTM: 4 gates, H 32, both directions
+    assert flops["aten::lstm"] == [2 * 21 * 2 * (layer1 + layer2),  # 3 × 7 tokens
+                                   2 * 14 * 2 * (layer1 + layer2)]  # packed: 7 + 5 + 2 tokens
+    assert flops["aten::gru"] == [2 * 10 * (3 * 24 * 16 + 3 * 24 * 24)]  # 3 gates, 5 × 2 tokens
+    # CPU backward runs one mkldnn_rnn_layer_backward per layer and direction: 2 products per forward one
+    if "aten::mkldnn_rnn_layer_backward" in flops:
+        assert sorted(flops["aten::mkldnn_rnn_layer_backward"]) == sorted(
+            [2 * 2 * 21 * (4 * 32 * 16 + 4 * 32 * 32)] * 2 + [2 * 2 * 21 * (4 * 32 * 64 + 4 * 32 * 32)] * 2)
+    assert set(rows.loc[rows["name"].isin(["aten::lstm", "aten::gru"]), "category"]) == {"contraction"}

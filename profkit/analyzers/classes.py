@@ -294,6 +294,12 @@ exact(
     "aten::_flash_attention_backward", "aten::_efficient_attention_forward", "aten::_efficient_attention_backward",
     fused=True,
 )
+exact(  # recurrent layers: gate GEMMs with their element-wise gate math fused in
+    C,
+    "aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu", "aten::_cudnn_rnn", "aten::_cudnn_rnn_backward",
+    "aten::miopen_rnn", "aten::miopen_rnn_backward", "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward",
+    fused=True,
+)
 exact(
     N,
     "aten::softmax", "aten::_softmax", "aten::log_softmax", "aten::_log_softmax", "aten::_softmax_backward_data",

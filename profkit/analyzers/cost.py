@@ -100,11 +100,12 @@ class OpInputs:
     A plain class with slots, not a frozen dataclass: one is built per unique signature, and the
     tensors are listed once here rather than by every formula that reads them."""
 
-    __slots__ = ("args", "tensors")
+    __slots__ = ("args", "tensors", "shapes")
 
-    def __init__(self, args: tuple[Tensor | None, ...]):
+    def __init__(self, args: tuple[Tensor | None, ...], shapes: list | None = None):
         self.args = args
         self.tensors: list[Tensor] = [a for a in args if a is not None]
+        self.shapes = shapes  # the parsed Input Dims as recorded: a TensorList argument's shapes are here
 
     def __getitem__(self, index: int) -> Tensor | None:
         return self.args[index] if -len(self.args) <= index < len(self.args) else None
@@ -174,7 +175,7 @@ def inputs_of(shapes, infos: list[tuple[str, int] | None] | None) -> OpInputs:
         Tensor(tuple(shape), *info)
         if info is not None and isinstance(shape, list) and all(map(isinstance, shape, _INT)) else None
         for shape, info in zip(shapes, infos)
-    ]))
+    ]), shapes)
 
 
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
@@ -504,6 +505,58 @@ def _sdpa_backward(name: str, x: OpInputs) -> Cost:
     outputs = [(t.shape, t.itemsize) for t in (q, k, v)]
     return Cost(sdpa_backward_flops(b, h, s_q, s_k, d_q, d_v), _io(x.tensors, outputs))
 
+
+# ---------------------------------------------------------------- recurrent layers
+
+
+def rnn_flops(tokens: int, weights: Iterable[Sequence[int]]) -> float:
+    """Every 2-D weight of an RNN/LSTM/GRU (W_ih and W_hh of each layer and direction, its gates stacked
+    in its rows) multiplies one vector per token: 2 · tokens · Σ rows·cols. The gates' element-wise
+    math is left out, as torch.utils.flop_counter leaves it out of attention."""
+    return 2.0 * tokens * sum(math.prod(w) for w in weights if len(w) == 2)
+
+
+def _weight_list(x: OpInputs) -> list[tuple[int, ...]]:
+    """The recorded shapes of the op's weights argument: the TensorList whose shapes are all 1-D or 2-D
+    (weights and biases), at least one 2-D (hx is a list of 3-D states for an LSTM)."""
+    for arg in x.shapes or ():
+        if (isinstance(arg, list) and arg and all(isinstance(w, list) and 1 <= len(w) <= 2 for w in arg)
+                and any(len(w) == 2 for w in arg) and all(isinstance(d, int) for w in arg for d in w)):
+            return [tuple(w) for w in arg]
+    raise ValueError("no weight list")
+
+
+def _tokens(data: Tensor) -> int:
+    """Vectors the layer reads: [T, B, I], [B, T, I] or packed [ΣT, I] all hold numel / I of them."""
+    return math.prod(data.shape[:-1])
+
+
+@formula("aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu", "aten::_cudnn_rnn", "aten::miopen_rnn")
+def _rnn(name: str, x: OpInputs) -> Cost:
+    data, weights = _need(x[0]), _weight_list(x)
+    hidden = weights[-1][-1] if len(weights[-1]) == 2 else weights[-2][-1]  # (the last W_hh: [gates·H, H])
+    read = data.nbytes + sum(math.prod(w) for w in weights) * data.itemsize
+    return Cost(rnn_flops(_tokens(data), weights), float(read + _tokens(data) * hidden * data.itemsize))
+
+
+@formula("aten::mkldnn_rnn_layer")
+def _rnn_layer(name: str, x: OpInputs) -> Cost:
+    # (input, w_ih, w_hh, b_ih, b_hh, hx, cx, ...): one layer in one direction (inside aten::lstm on CPU)
+    data, w_ih, w_hh = _need(x[0]), _need(x[1]), _need(x[2])
+    return Cost(rnn_flops(_tokens(data), (w_ih.shape, w_hh.shape)),
+                _io([data, w_ih, w_hh], [((_tokens(data), w_hh.shape[-1]), data.itemsize)]))
+
+
+@formula("aten::_cudnn_rnn_backward", "aten::miopen_rnn_backward", "aten::mkldnn_rnn_layer_backward")
+def _rnn_backward(name: str, x: OpInputs) -> Cost:
+    # grad input and grad weights: two products per forward one; the inputs (activations, weights,
+    # gradients) read once, grad input and grad weights written
+    data = _need(x[0])
+    weights = [t.shape for t in (x[1], x[2]) if t is not None] if name == "aten::mkldnn_rnn_layer_backward" \
+        else _weight_list(x)
+    flops = 2 * rnn_flops(_tokens(data), weights)
+    written = data.nbytes + sum(math.prod(w) for w in weights) * data.itemsize
+    return Cost(flops, float(sum(t.nbytes for t in x.tensors) + written))
 
 # ---------------------------------------------------------------- normalizations and reductions
 
