@@ -227,3 +227,46 @@ def test_a_trace_without_shapes_says_why_its_flop_is_unknown(tmp_path):
     # one op with shapes is enough for the flop to mean something: no such note
     shaped = build_report([profkit.load(make_trace(tmp_path / "shaped.parquet"))])
     assert shaped["roofline"]["notes"] == [] and any(row["flops"] > 0 for row in shaped["categories"])
+
+
+def _copies_trace(device: str) -> "pd.DataFrame":
+    import pandas as pd
+
+    from profkit.trace.build import build_events
+
+    mib64 = 64 << 20
+    raw = pd.DataFrame([
+        # 64 MiB in 5 ms each: 13.4 GB/s
+        dict(kind="memcpy", name="Memcpy HtoD (Pageable -> Device)", start_ns=0, duration_ns=5_000_000, bytes=mib64),
+        dict(kind="memcpy", name="Memcpy DtoD (Device -> Device)", start_ns=6_000_000, duration_ns=5_000_000,
+             bytes=mib64),
+    ])
+    raw["device_type"], raw["device_index"], raw["stream"], raw["process_id"] = "gpu", 0, 7, 1
+    raw["device_index"] = raw["device_index"].astype("int16")
+    return build_events(raw).to_pandas(), {"devices": [{"index": 0, "type": "gpu", "name": device}]}
+
+
+def test_a_host_copy_is_measured_against_the_host_link():
+    # A100: PCIe 4.0 x16, 31.5 GB/s each way. 13.4 GB/s is 42.6 % of it (memory-bound on the link), but
+    # 0.9 % of the 1.555 TB/s of HBM, which called every pageable copy latency-bound.
+    from profkit.analyzers import classify_events
+    from profkit.analyzers.roofline import aggregate_classes
+    from profkit.analyzers.hardware import resolve_ceilings
+
+    events, metadata = _copies_trace("NVIDIA A100-SXM4-40GB")
+    rows = classify_events(events, metadata).set_index("name")
+    rate = (64 << 20) / 5e-3
+    host, device = rows.loc["Memcpy HtoD (Pageable -> Device)"], rows.loc["Memcpy DtoD (Device -> Device)"]
+    assert host["bandwidth_fraction"] == pytest.approx(rate / 31.5e9) and host["bound"] == "memory"
+    assert device["bandwidth_fraction"] == pytest.approx(rate / 1.555e12) and device["bound"] == "latency"
+    assert host["roofline_ns"] == pytest.approx((64 << 20) / 31.5e9 * 1e9)
+    # the memory class holds both: its bandwidth share weighs each copy's time by its own roof
+    ceilings = resolve_ceilings(metadata, gpu_trace=True)
+    memory = aggregate_classes(classify_events(events, metadata), ceilings).set_index("category").loc["memory"]
+    expected = 2 * (64 << 20) / (5e-3 * 31.5e9 + 5e-3 * 1.555e12)
+    assert memory["bandwidth_fraction"] == pytest.approx(expected)
+    # a device whose host link the table does not give: the copy's bound is unknown, not latency
+    events, metadata = _copies_trace("NVIDIA B200")
+    rows = classify_events(events, metadata).set_index("name")
+    assert rows.loc["Memcpy HtoD (Pageable -> Device)", "bound"] == "unknown"
+    assert rows.loc["Memcpy DtoD (Device -> Device)", "bound"] == "latency"

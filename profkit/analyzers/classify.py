@@ -25,6 +25,7 @@ unique name; the tree walks are vectorized, one step per nesting level.
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Any, Mapping
 
@@ -87,7 +88,8 @@ def classify_table(
         ceilings = resolve_ceilings(metadata, gpu_trace=gpu, requested=hardware)
     columns = _attribute(events, gpu)
     matrix = columns["category"].codes == _CONTRACTION
-    bounds = bound_arrays(columns["flops"], columns["bytes"], columns["span_ns"], matrix, columns["dtype"], ceilings)
+    bounds = bound_arrays(columns["flops"], columns["bytes"], columns["span_ns"], matrix, columns["dtype"], ceilings,
+                          host_copy=columns.pop("host_copy"))
     columns.update(bounds)
     return EventTable(columns, len(columns["event_id"]), lambda: pd.DataFrame(_pandas_columns(columns)))
 
@@ -223,7 +225,25 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
         "device_work": device_work[keep],
         "time_ns": time_ns[keep],
         "span_ns": span_ns[keep],
+        "host_copy": _host_copies(kind_codes, kind_labels, name_codes, name_labels)[keep],
     }
+
+
+#: A copy between host and device memory: it runs at the host link's speed (PCIe), not the GPU memory's.
+_HOST_COPY = re.compile(r"HtoD|DtoH|HostToDevice|DeviceToHost", re.IGNORECASE)
+
+
+def _host_copies(kind_codes: np.ndarray, kind_labels: np.ndarray, name_codes: np.ndarray,
+                 name_labels: np.ndarray) -> np.ndarray:
+    """Rows that copy between host and device ("Memcpy HtoD (Pageable -> Device)", "Memcpy DtoH ...";
+    ROCm's "CopyHostToDevice"): one test per memcpy name."""
+    memcpy = (kind_labels == Kind.MEMCPY.value)[kind_codes]
+    if not memcpy.any():
+        return memcpy
+    host = np.zeros(len(name_labels) + 1, dtype=bool)  # (code -1, a null name, reads the last: False)
+    for code in np.unique(name_codes[memcpy]).tolist():
+        host[code] = code >= 0 and bool(_HOST_COPY.search(str(name_labels[code])))
+    return memcpy & host[name_codes]
 
 
 def _compile_rows(name_codes: np.ndarray, name_labels: np.ndarray, parent_pos: np.ndarray) -> np.ndarray | None:

@@ -43,6 +43,7 @@ class HardwareSpec:
     memory_bytes_per_s: float
     source: str
     tdp_w: float | None = None
+    host_link_bytes_per_s: float | None = None  # copies to/from host memory, one direction (None: unknown)
     aliases: tuple[str, ...] = ()
     match: tuple[str, ...] = ()
     measured: bool = False
@@ -82,6 +83,7 @@ class HardwareSpec:
             "measured": self.measured,
             "peak_flops_per_s": dict(self.peak_flops_per_s),
             "memory_bytes_per_s": self.memory_bytes_per_s,
+            "host_link_bytes_per_s": self.host_link_bytes_per_s,
             "tdp_w": self.tdp_w,
             "source": self.source,
             "unconfirmed": self.unconfirmed,
@@ -123,7 +125,11 @@ class Ceilings:
 def specs() -> tuple[HardwareSpec, ...]:
     """Every datasheet row, in matching order."""
     text = resources.files("profkit.analyzers").joinpath("data/hardware.json").read_text(encoding="utf-8")
-    return tuple(_spec_from_row(row) for row in json.loads(text)["devices"])
+    table = json.loads(text)
+    links = {key: float(link["gb_per_s"]) * 1e9 for key, link in table.get("host_links", {}).items()
+             if isinstance(link, dict)}
+    return tuple(replace(_spec_from_row(row), host_link_bytes_per_s=links.get(row.get("host_link")))
+                 for row in table["devices"])
 
 
 def _spec_from_row(row: dict[str, Any], *, measured: bool = False) -> HardwareSpec:

@@ -61,6 +61,15 @@ def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series | Coded, mat
     return per_dtype[codes, matrix.astype(int)]
 
 
+def row_bandwidth(spec: HardwareSpec | None, host_copy: np.ndarray | None, n: int) -> np.ndarray | float:
+    """The bandwidth roof of each row: the device memory's, the host link's for host<->device copies."""
+    memory = spec.memory_bytes_per_s if spec else np.nan
+    if host_copy is None or not np.any(host_copy):
+        return memory
+    host_link = spec.host_link_bytes_per_s if spec and spec.host_link_bytes_per_s else np.nan
+    return np.where(np.asarray(host_copy, dtype=bool), host_link, memory)
+
+
 def classify_bound(
     intensity: np.ndarray, ridge: np.ndarray, efficiency: np.ndarray, has_cost: np.ndarray, *, latency: bool = True
 ) -> np.ndarray:
@@ -92,15 +101,18 @@ def bounds(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
     return pd.DataFrame(columns, index=rows.index)
 
 
-def bound_arrays(flops, nbytes, span_ns, matrix: np.ndarray, dtype, ceilings: Ceilings) -> dict[str, Any]:
+def bound_arrays(flops, nbytes, span_ns, matrix: np.ndarray, dtype, ceilings: Ceilings,
+                 host_copy: np.ndarray | None = None) -> dict[str, Any]:
     """``bounds`` from the columns it reads (``matrix``: the contraction rows); the bound
-    as ``Coded`` codes into ``Bound``."""
+    as ``Coded`` codes into ``Bound``. ``host_copy``: rows that copy between host and device memory,
+    whose bandwidth roof is the host link's (``peak_bytes_per_s``; NaN, so unknown, where the device's
+    host link is not known)."""
     spec = ceilings.primary
     flops = np.asarray(flops, dtype=float)
     nbytes = np.asarray(nbytes, dtype=float)
     span_s = np.asarray(span_ns, dtype=float) / 1e9
     peak = _peaks(spec, dtype, matrix)
-    bandwidth = spec.memory_bytes_per_s if spec else np.nan
+    bandwidth = row_bandwidth(spec, host_copy, len(flops))
     has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         intensity = np.where(nbytes > 0, flops / nbytes, np.where(flops > 0, np.inf, np.nan))
@@ -120,6 +132,7 @@ def bound_arrays(flops, nbytes, span_ns, matrix: np.ndarray, dtype, ceilings: Ce
         "achieved_flops_per_s": achieved_flops,
         "achieved_bytes_per_s": achieved_bytes,
         "peak_flops_per_s": peak,
+        "peak_bytes_per_s": np.broadcast_to(bandwidth, len(flops)).astype(float),
         "flop_fraction": np.where(has_cost, flop_fraction, np.nan),
         "bandwidth_fraction": np.where(has_cost, bandwidth_fraction, np.nan),
         "roofline_ns": np.where(has_cost, roofline_ns, np.nan),
@@ -197,6 +210,8 @@ def _aggregate(work: _Work, ceilings: Ceilings, by: Sequence[str], share_within:
         "costed_time_ns": float_sums(work.costed_time_ns[None, :], ids, n)[0][0],
         "peak_flop_ns": float_sums(work.peak_flop_ns[None, :], ids, n)[0][0],
         "measured_peak_flop_ns": float_sums(work.measured_peak_flop_ns[None, :], ids, n)[0][0],
+        "peak_byte_ns": float_sums(work.peak_byte_ns[None, :], ids, n)[0][0],
+        "measured_peak_byte_ns": float_sums(work.measured_peak_byte_ns[None, :], ids, n)[0][0],
         "fused_time_ns": int_sums(work.fused_time_ns, ids, n),
         "roofline_ns": main[2],
         **{f"{b.value}_ns": int_sums(work.time_ns * (work.bound == i), ids, n) for i, b in enumerate(Bound)},
@@ -224,13 +239,14 @@ def _aggregate(work: _Work, ceilings: Ceilings, by: Sequence[str], share_within:
         out["achieved_flops_per_s"] = flops / costed_s
         out["achieved_bytes_per_s"] = nbytes / costed_s
         out["flop_fraction"] = flops / (np.where(peak_flop_ns > 0, peak_flop_ns, np.nan) / 1e9)
-        bandwidth = spec.memory_bytes_per_s if spec else np.nan
-        out["bandwidth_fraction"] = nbytes / (costed_s * bandwidth)
-        ridge = (peak_flop_ns / costed_ns) / bandwidth
+        peak_byte_ns = np.where(sums["peak_byte_ns"] > 0, sums["peak_byte_ns"], np.nan) if spec else np.nan
+        out["bandwidth_fraction"] = nbytes / (peak_byte_ns / 1e9)
+        ridge = peak_flop_ns / peak_byte_ns  # (the time-weighted flop roof over the time-weighted bandwidth roof)
         if measured is not None:
             measured_flop_ns = sums["measured_peak_flop_ns"]
             out["flop_fraction_measured"] = flops / (np.where(measured_flop_ns > 0, measured_flop_ns, np.nan) / 1e9)
-            out["bandwidth_fraction_measured"] = nbytes / (costed_s * measured.memory_bytes_per_s)
+            measured_byte_ns = sums["measured_peak_byte_ns"]
+            out["bandwidth_fraction_measured"] = nbytes / (np.where(measured_byte_ns > 0, measured_byte_ns, np.nan) / 1e9)
         else:
             out["flop_fraction_measured"] = np.full(n, np.nan)
             out["bandwidth_fraction_measured"] = np.full(n, np.nan)
@@ -243,7 +259,7 @@ def _aggregate(work: _Work, ceilings: Ceilings, by: Sequence[str], share_within:
         for name in ("flop_fraction", "bandwidth_fraction"):
             out[name] = np.full(n, np.nan)
     out["mue"] = np.where(out["bound"] == Bound.MEMORY.value, out["bandwidth_fraction"], np.nan)
-    del sums["peak_flop_ns"], sums["measured_peak_flop_ns"]
+    del sums["peak_flop_ns"], sums["measured_peak_flop_ns"], sums["peak_byte_ns"], sums["measured_peak_byte_ns"]
     return {**groups, **sums, **out}
 
 
@@ -322,6 +338,19 @@ class _Work:
         peak = np.where(np.isnan(peak), 0.0, peak)
         self.costed_time_ns = np.where(costed, span, 0.0)
         self.peak_flop_ns = np.where(costed, span * peak, 0.0)  # flop the roof allows in that time, x1e9
+        # Bytes the bandwidth roof allows in that time (x1e9): a row's roof is the device memory's, or the
+        # host link's for a host<->device copy (classify's peak_bytes_per_s).
+        spec = ceilings.primary
+        memory = spec.memory_bytes_per_s if spec else np.nan
+        has_roof = "peak_bytes_per_s" in (rows.columns if isinstance(rows, pd.DataFrame) else rows)
+        roof = self._kept(float_values(rows["peak_bytes_per_s"])) if has_roof else np.full(self.n, memory)
+        self.peak_byte_ns = np.where(costed, span * roof, 0.0)
+        if measured is not None and not ceilings.what_if:  # (calibrate measures no host link: the datasheet's)
+            measured_roof = np.where(roof == memory, measured.memory_bytes_per_s, roof) if has_roof \
+                else np.full(self.n, measured.memory_bytes_per_s)
+            self.measured_peak_byte_ns = np.where(costed, span * measured_roof, 0.0)
+        else:
+            self.measured_peak_byte_ns = np.zeros(self.n)
         if measured is not None and not ceilings.what_if:
             matrix = self.values("category") == OpClass.CONTRACTION.value
             peaks = _peaks(measured, self.values("dtype").astype(object), matrix)

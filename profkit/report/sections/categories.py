@@ -178,8 +178,10 @@ def _render_roofline(data: dict, console) -> None:
     parts = []
     for label, spec in (("datasheet", sheet), ("measured", measured)):
         if spec:
+            link = spec.get("host_link_bytes_per_s")
             parts.append(f"{label} {spec['name']}: {_peaks_text(spec['peak_flops_per_s'])}, "
-                         f"{fmt_si(spec['memory_bytes_per_s'], 'B/s')}")
+                         f"{fmt_si(spec['memory_bytes_per_s'], 'B/s')}"
+                         + (f", host link {fmt_si(link, 'B/s')} each way" if link else ""))
     if parts:
         console.print("roofline · " + escape(" · ".join(parts)))
     for note in [*hardware.get("notes", []), *data.get("notes", [])]:
