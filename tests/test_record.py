@@ -115,6 +115,7 @@ def test_record_module_with_step_limits(tmp_path):
     assert sorted(json.loads(x)["step"] for x in steps["extra"]) == [3, 4, 5]
     assert trace.metadata["stop_reason"]
     assert len(trace.events[trace.events["name"] == "aten::addmm"]) == 6
+    assert f"profkit: wrote {out}" in proc.stderr  # written at the limit, still listed at the end
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ class _ExitWatcher:
         self._orig_excepthook = sys.excepthook
         self._orig_exit = sys.exit
         self._pending_signal: int | None = None
+        self._recorded = False  # finalize ran: the trace is written, or being written
 
     def install(self) -> None:
         sys.excepthook = self._excepthook
@@ -104,7 +105,7 @@ class _ExitWatcher:
         self._orig_exit(code)
 
     def _atexit(self) -> None:
-        if self.session.finalized:  # (atexit and multiprocessing's finalizers both call this)
+        if self._recorded:  # (atexit and multiprocessing's finalizers both call this)
             return
         code = 0 if self.exit_code is None else self.exit_code
         # At the program's normal end the trace is written while the process exits (detach.py);
@@ -119,7 +120,7 @@ class _ExitWatcher:
             # lose the trace, so the write finishes first and the signal is raised again after it.
             self._pending_signal = signum
             return
-        if not self.session.finalized:  # (after the trace was written the signal only ends the process)
+        if not self._recorded:  # (after the trace was written the signal only ends the process)
             name = signal.Signals(signum).name
             self.finalize(exit_code=_SIGNAL_EXIT_BASE + signum, partial=True, signal_name=name)
         self._die_of(signum)
@@ -130,6 +131,9 @@ class _ExitWatcher:
         os.kill(os.getpid(), signum)  # die of the signal, as the program would have
 
     def finalize(self, writer=None, **status: Any) -> None:
+        """Finalize the session (a no-op returning its trace once it is written: the --steps limit
+        writes it early) and tell the launcher which trace this process wrote."""
+        self._recorded = True
         written = None
         try:
             written = self.session.finalize(writer=writer, **status)

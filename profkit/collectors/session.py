@@ -73,11 +73,6 @@ class RecordingSession:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
 
-    @property
-    def finalized(self) -> bool:
-        """Whether finalize has run (or is running)."""
-        return self._finalized
-
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> "RecordingSession":
         check_writable(self.path)
