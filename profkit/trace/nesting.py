@@ -95,9 +95,9 @@ def _nest_open(start_ns: np.ndarray, end_ns: np.ndarray) -> tuple[np.ndarray, np
     bound = np.arange(n)  # exclusive: the parent is below it; each level skips a block of closed events
     for k in range(len(levels) - 1, -1, -1):
         block = bound - 2 ** k
-        fits = np.flatnonzero(block >= 0)
-        closed = levels[k][block[fits]] < open_rank[fits]
-        bound[fits[closed]] = block[fits[closed]]
+        # (whole-array steps: a block before the start reads entry 0 and is masked off)
+        closed = (block >= 0) & (levels[k].take(np.maximum(block, 0)) < open_rank)
+        bound = np.where(closed, block, bound)
     parent = bound - 1
     depth, jump = (parent >= 0).astype(np.int64), parent.copy()  # depth: edges from each event to ``jump``
     while True:
