@@ -343,6 +343,45 @@ def imported_chrome_trace_matches_recording(ctx):
 
 
 @check
+def host_link_copies_and_rnn_flop(ctx):
+    """Copies from host memory are bound by the host link (PCIe), not HBM: a pinned 256 MiB copy must
+    reach a good share of it and read memory-bound; every copy must carry its bytes. And a cuDNN
+    LSTM's flop must equal the hand count, 2 · tokens · Σ rows·cols of its weights."""
+    import profkit
+    from profkit.analyzers import classify_events
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_workloads import LSTM
+
+    out = ctx["traces"] / "copies_workload.parquet"
+    record(out, WORKLOADS, "--mode", "copies")
+    trace = profkit.load(out)
+    copies = trace.events[trace.events["kind"] == "memcpy"]
+    rows = classify_events(trace.events, trace.metadata)
+    pinned = rows[rows["name"].astype(str).str.contains("Pinned -> Device")]
+    pageable = rows[rows["name"].astype(str).str.contains("Pageable -> Device")]
+    lstm = rows[(rows["name"] == "aten::lstm") & (rows["flops"] > 0)]
+    gates, hidden, inputs = 4, LSTM["hidden"], LSTM["input"]
+    per_direction = [gates * hidden * inputs + gates * hidden * hidden] + \
+        [gates * hidden * 2 * hidden + gates * hidden * hidden] * (LSTM["layers"] - 1)
+    expected = 2 * LSTM["batch"] * LSTM["seq"] * 2 * sum(per_direction)  # 2 directions
+    figures = {
+        "copies": len(copies), "copies_with_bytes": int((copies["bytes"].fillna(-1) > 0).sum()),
+        "pinned_link_share": float(pinned["bandwidth_fraction"].median()) if len(pinned) else None,
+        "pinned_bound": sorted(set(pinned["bound"].astype(str))),
+        "pageable_link_share": float(pageable["bandwidth_fraction"].median()) if len(pageable) else None,
+        "host_link_bytes_per_s": report_json(out)["roofline"]["hardware"]["datasheet"].get("host_link_bytes_per_s"),
+        "lstm_flops": sorted(set(lstm["flops"].tolist())), "lstm_flops_expected": expected,
+    }
+    ok = (figures["copies"] >= 10 and figures["copies_with_bytes"] == figures["copies"]
+          and figures["pinned_link_share"] is not None and 0.3 < figures["pinned_link_share"] <= 1.1
+          and figures["pinned_bound"] == ["memory"] and figures["lstm_flops"] == [expected])
+    return ok, (f"{figures['copies_with_bytes']}/{figures['copies']} copies with bytes, pinned "
+                f"{figures['pinned_link_share']} of the host link ({figures['pinned_bound']}), pageable "
+                f"{figures['pageable_link_share']}; LSTM flop {figures['lstm_flops']} vs {expected}"), figures
+
+
+@check
 def telemetry_sampler_cost(ctx):
     """The sampler's own CPU cost with real NVML calls (docs/telemetry.md): < 1 % of one core."""
     sys.path.insert(0, str(REPO / "benchmarks"))

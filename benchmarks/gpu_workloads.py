@@ -6,6 +6,8 @@ rise under load, more for the compute-bound phase (Splitwise's finding), and the
 and integrated power must agree over the whole run.
 --mode gpm: a large device-to-device copy phase, then a large bf16 matmul phase, each marked
 with profkit.phase so the check can read GPM metrics per phase.
+--mode copies: 256 MiB host-to-device copies from pinned and from pageable memory (the host link's
+roofline), then a cuDNN LSTM forward (the recurrent-layer flop count), each in its own phase.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ import torch
 import profkit
 
 
+#: The LSTM of --mode copies (gpu_check.py counts its flop by hand from these).
+LSTM = {"input": 256, "hidden": 512, "layers": 2, "batch": 16, "seq": 64}
+
+
 def busy_for(seconds: float, work) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -28,7 +34,7 @@ def busy_for(seconds: float, work) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["power", "gpm"], required=True)
+    parser.add_argument("--mode", choices=["power", "gpm", "copies"], required=True)
     args = parser.parse_args()
     device = torch.device("cuda")
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
@@ -44,6 +50,22 @@ def main() -> None:
         torch.cuda.synchronize()
         with profkit.phase("gemv"):
             busy_for(3, lambda: tokens @ weights)
+    elif args.mode == "copies":
+        host = torch.empty(256 * 1024**2, dtype=torch.uint8)
+        pinned = host.pin_memory()
+        target = torch.empty_like(host, device=device)
+        for label, source in (("pinned", pinned), ("pageable", host)):
+            with profkit.phase(label):
+                for _ in range(5):
+                    target.copy_(source, non_blocking=label == "pinned")
+                torch.cuda.synchronize()
+        lstm = torch.nn.LSTM(LSTM["input"], LSTM["hidden"], num_layers=LSTM["layers"], batch_first=True,
+                             bidirectional=True).to(device)
+        x = torch.randn(LSTM["batch"], LSTM["seq"], LSTM["input"], device=device)
+        with torch.no_grad(), profkit.phase("lstm"):
+            for _ in range(3):
+                lstm(x)
+            torch.cuda.synchronize()
     else:
         src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)
         dst = torch.empty_like(src)
