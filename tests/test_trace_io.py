@@ -37,7 +37,11 @@ def test_nesting_depth_and_parent():
     assert parent.tolist() == [-1, 0, 1, 0, -1]
 
 
-def test_a_range_that_outlives_the_frame_it_opened_in_holds_what_runs_inside_it():
+@pytest.mark.parametrize("walk_rows", [1 << 20, 2])  # 2: every thread too big for _nest_open's tables
+def test_a_range_that_outlives_the_frame_it_opened_in_holds_what_runs_inside_it(monkeypatch, walk_rows):
+    from profkit.trace import nesting
+
+    monkeypatch.setattr(nesting, "_OPEN_WALK_ROWS", walk_rows)
     # with_stack traces: record_function's range opens inside its __enter__ frame and outlives it.
     # wrapper[0,100) > __enter__[10,30) > range[20,80); the step body[40,70) and its op[50,60) run
     # after __enter__ returned, inside the range; __exit__[75,90) holds the range's end.
@@ -56,9 +60,10 @@ def test_a_range_that_outlives_the_frame_it_opened_in_holds_what_runs_inside_it(
 
 
 def test_overlapping_ranges_rule_equals_the_stack_rule_on_well_nested_events():
-    # _nest_open (latest earlier event still open) and the depth arithmetic agree wherever events
-    # nest properly, zero-length events and identical intervals included.
-    from profkit.trace.nesting import _nest_open
+    # _nest_open (latest earlier event still open) and the call-stack arithmetic (_nest_stack, for
+    # threads too big for _nest_open's tables) agree wherever events nest properly, zero-length
+    # events and identical intervals included; and _nest_stack hands overlapping ranges to _nest_open.
+    from profkit.trace.nesting import _nest_open, _nest_stack
 
     rng = np.random.default_rng(7)
     intervals = []
@@ -82,9 +87,12 @@ def test_overlapping_ranges_rule_equals_the_stack_rule_on_well_nested_events():
     order = np.lexsort((-end, start))
     start, end = start[order], end[order]
     assert (end == start).any() and len(start) > 1000
-    depth, parent = nest(start, end, np.zeros(len(start)))
+    depth, parent = _nest_stack(start, end)
     open_depth, open_parent = _nest_open(start, end)
     assert (open_parent == parent).all() and (open_depth == depth).all()
+    # wrapper[0,100) > __enter__[10,30) > range[20,80) > body[40,70): the body's parent is the range
+    start, end = np.array([0, 10, 20, 40]), np.array([100, 30, 80, 70])
+    assert _nest_stack(start, end)[1].tolist() == _nest_open(start, end)[1].tolist() == [-1, 0, 1, 2]
 
 
 def test_kernel_linked_to_op_through_runtime_call(tmp_path):

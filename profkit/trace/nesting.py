@@ -1,30 +1,35 @@
 """Who encloses whom on a host thread, computed without a per-event loop.
 
-Host events on one thread are mostly well nested (a call stack). Sorted by
-(start asc, end desc), an event's depth is the number of earlier events that
-are still open at its start; its parent is the closest earlier event one level
-up. Both come from sorted-array arithmetic per thread (a loop over threads,
-not events).
+An event's parent is the latest earlier event (sorted by start, the longer
+first) still open when it starts: a call stack that drops closed frames
+lazily. On a well-nested thread (a call stack) that is the innermost
+enclosing event. Not every thread is well nested: a ``record_function``
+range (ProfilerStep#N, Optimizer.step#…, any user range) opens inside the
+Python frame of its ``__enter__`` and closes inside its ``__exit__``, so in a
+trace recorded with ``with_stack`` it outlives the frame it began in, and the
+rule puts the work between ``__enter__`` and ``__exit__`` inside the range.
 
-Not always well nested: a ``record_function`` range (ProfilerStep#N,
-Optimizer.step#…, any user range) opens inside the Python frame of its
-``__enter__`` and closes inside its ``__exit__``, so in a trace recorded with
-``with_stack`` it outlives the frame it began in. A thread with such a range
-takes ``_nest_open``: each event's parent is the latest earlier event still
-open at its start (a call stack that drops closed frames lazily), so the
-work between ``__enter__`` and ``__exit__`` sits inside the range.
+``_nest_open`` finds it for all of a thread's events at once (binary lifting
+over range maxima: log2(n) int32 arrays of n). A thread of more than
+``_OPEN_WALK_ROWS`` events takes ``_nest_stack`` instead, arithmetic that
+needs no such tables but holds only where events nest, and ``_nest_open``
+only when a child outlives its parent. The two agree on well-nested threads
+(tests/test_trace_io.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: Threads up to this many events take ``_nest_open`` directly (its tables: ~4 bytes x 20 per event).
+_OPEN_WALK_ROWS = 1 << 20
+
 
 def nest(start_ns: np.ndarray, end_ns: np.ndarray, thread_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (depth, parent_index) for intervals grouped by ``thread_key``.
 
-    ``parent_index`` is the row index (into the inputs) of the innermost
-    enclosing interval, or -1. Inputs are parallel 1-d arrays.
+    ``parent_index`` is the row index (into the inputs) of the parent interval
+    (see the module docstring), or -1. Inputs are parallel 1-d arrays.
     """
     n = len(start_ns)
     depth = np.zeros(n, dtype=np.int64)
@@ -33,41 +38,45 @@ def nest(start_ns: np.ndarray, end_ns: np.ndarray, thread_key: np.ndarray) -> tu
         return depth, parent
     start_ns = np.asarray(start_ns, dtype=np.int64)
     end_ns = np.maximum(np.asarray(end_ns, dtype=np.int64), start_ns)
-    # Stack order: thread, then start ascending, then the longer (enclosing) event first.
+    # Order: thread, then start ascending, then the longer (enclosing) event first.
     order = np.lexsort((-end_ns, start_ns, thread_key))
     s, e, t = start_ns[order], end_ns[order], np.asarray(thread_key)[order]
     bounds = np.flatnonzero(np.r_[True, t[1:] != t[:-1], True])
     depth_sorted = np.empty(n, dtype=np.int64)
+    parent_sorted = np.empty(n, dtype=np.int64)
     for lo, hi in zip(bounds[:-1], bounds[1:]):  # per thread, vectorized inside
         ts, te = s[lo:hi], e[lo:hi]
-        position = np.arange(hi - lo)
-        ends_sorted = np.sort(te)
-        closed = np.searchsorted(ends_sorted, ts, side="right")
-        # Zero-length events that start exactly here are not closed before us.
-        zero = ts[te == ts]
-        if len(zero):
-            zero.sort()
-            closed -= np.searchsorted(zero, ts, side="right") - np.searchsorted(zero, ts, side="left")
-        depth_sorted[lo:hi] = np.maximum(position - closed, 0)
-    # Parent: the latest earlier event at depth - 1. Rows are grouped by thread and an event
-    # of depth d > 0 has its enclosing event earlier in the same thread, so the latest earlier
-    # depth-(d-1) row overall is that parent: one searchsorted per depth level.
-    parent_sorted = np.full(n, -1, dtype=np.int64)
-    positions = np.arange(n)
-    for level in range(1, int(depth_sorted.max(initial=0)) + 1):
-        candidates = positions[depth_sorted == level - 1]
-        queries = positions[depth_sorted == level]
-        found = np.searchsorted(candidates, queries) - 1
-        parent_sorted[queries] = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
-    # A child that outlives its parent: that thread's ranges overlap (see the module docstring).
-    has_parent = np.flatnonzero(parent_sorted >= 0)
-    outlived = has_parent[e[has_parent] > e[parent_sorted[has_parent]]]
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        if len(outlived) and np.searchsorted(outlived, lo) < np.searchsorted(outlived, hi):
-            depth_sorted[lo:hi], parent_sorted[lo:hi] = _nest_open(s[lo:hi], e[lo:hi])
-            parent_sorted[lo:hi] += np.where(parent_sorted[lo:hi] >= 0, lo, 0)
+        thread_depth, thread_parent = (_nest_open if hi - lo <= _OPEN_WALK_ROWS else _nest_stack)(ts, te)
+        depth_sorted[lo:hi] = thread_depth
+        parent_sorted[lo:hi] = np.where(thread_parent >= 0, thread_parent + lo, -1)
     depth[order] = depth_sorted
     parent[order] = np.where(parent_sorted >= 0, order[np.maximum(parent_sorted, 0)], -1)
+    return depth, parent
+
+
+def _nest_stack(start_ns: np.ndarray, end_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_nest_open``'s (depth, parent) of one sorted thread by call-stack arithmetic: depth = the
+    earlier events still open at an event's start, parent = the latest earlier event one level up.
+    Exact where events nest; where a child outlives its parent, ``_nest_open`` after all."""
+    n = len(start_ns)
+    position = np.arange(n)
+    closed = np.searchsorted(np.sort(end_ns), start_ns, side="right")
+    # Zero-length events that start exactly here are not closed before us.
+    zero = start_ns[end_ns == start_ns]
+    if len(zero):
+        zero.sort()
+        closed -= np.searchsorted(zero, start_ns, side="right") - np.searchsorted(zero, start_ns, side="left")
+    depth = np.maximum(position - closed, 0)
+    # The latest earlier depth-(d-1) event is the parent of a depth-d one: one searchsorted per level.
+    parent = np.full(n, -1, dtype=np.int64)
+    for level in range(1, int(depth.max(initial=0)) + 1):
+        candidates = position[depth == level - 1]
+        queries = position[depth == level]
+        found = np.searchsorted(candidates, queries) - 1
+        parent[queries] = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
+    has_parent = parent >= 0
+    if (end_ns[has_parent] > end_ns[parent[has_parent]]).any():  # overlapping ranges: not a call stack
+        return _nest_open(start_ns, end_ns)
     return depth, parent
 
 
