@@ -88,3 +88,27 @@ def test_time_window_keeps_only_events_inside(tmp_path):
     names = set(trace.ops["name"].astype(str))
     assert "aten::tanh" in names and "aten::relu" not in names
     assert (trace.events["start_ns"] >= session._start_ns + 300_000_000).all()
+
+
+def test_a_second_recording_in_one_process_records_nothing_and_breaks_nothing(tmp_path, capsys):
+    # One profiler runs at a time: a nested profkit.record (or one under `profkit record`) or one
+    # inside the program's own torch.profiler would end the running session and empty its trace.
+    import torch
+    from torch.profiler import profile
+
+    model = torch.nn.Linear(16, 16)
+    with profkit.record(tmp_path / "outer.parquet"):
+        with profkit.record(tmp_path / "inner.parquet") as inner:
+            model(torch.randn(4, 16))
+    assert inner is None and not (tmp_path / "inner.parquet").exists()
+    assert "already being recorded to" in capsys.readouterr().err
+    assert profkit.load(tmp_path / "outer.parquet").ops["name"].eq("aten::linear").any()
+    with profile() as theirs:
+        with profkit.record(tmp_path / "theirs.parquet"):
+            model(torch.randn(4, 16))
+    assert not (tmp_path / "theirs.parquet").exists()
+    assert "torch.profiler is already running" in capsys.readouterr().err
+    assert any(event.name == "aten::linear" for event in theirs.events())  # their profiler kept its events
+    with profkit.record(tmp_path / "after.parquet"):  # and once those ended, recording works again
+        model(torch.randn(4, 16))
+    assert profkit.load(tmp_path / "after.parquet").ops["name"].eq("aten::linear").any()

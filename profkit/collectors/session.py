@@ -76,6 +76,7 @@ class RecordingSession:
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> "RecordingSession":
         check_writable(self.path)
+        _ACTIVE["session"] = self
         self._start_ns = time.time_ns()
         self._start_profiler()
         self._start_telemetry()
@@ -254,6 +255,22 @@ def _uninstall_phase_detection() -> None:
     phase_detect.uninstall()
 
 
+def _already_profiling() -> str | None:
+    """Why this process cannot start a recording now (None: it can)."""
+    active = _ACTIVE.get("session")
+    if active is not None and not active._finalized:
+        return f"this process is already being recorded to {active.path}"
+    from torch.autograd import profiler as autograd_profiler
+
+    if getattr(autograd_profiler, "_is_profiler_enabled", False):
+        return "torch.profiler is already running in this process (one profiler runs at a time)"
+    return None
+
+
+#: The recording this process runs, if any (profkit record's, or profkit.record's).
+_ACTIVE: dict[str, RecordingSession] = {}
+
+
 @contextlib.contextmanager
 def record(path: str | os.PathLike = "profkit-trace.parquet", **options: Any) -> Iterator[RecordingSession]:
     """Record the enclosed code into ``path``: ``with profkit.record("t.parquet"): train()``.
@@ -262,6 +279,11 @@ def record(path: str | os.PathLike = "profkit-trace.parquet", **options: Any) ->
     record_shapes, telemetry, telemetry_interval_ms). An exception leaves a
     trace marked partial and propagates.
     """
+    busy = _already_profiling()
+    if busy:  # one profiler at a time: starting ours would end the running one's session
+        sys.stderr.write(f"profkit: warning: {busy}; profkit.record({str(path)!r}) records nothing\n")
+        yield None
+        return
     session = RecordingSession(Path(path), RecordOptions(**options)).start()
     try:
         yield session
