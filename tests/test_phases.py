@@ -574,3 +574,25 @@ def test_linking_user_generations_leaves_the_callers_table_alone():
     linked = _link_generations(windows)
     assert linked["generation"].tolist() == [-1.0, -1.0, -1.0]  # the call's id, taken by its passes
     assert windows["generation"].isna().all()
+
+
+def test_tokens_per_step_count_every_micro_batch_of_gradient_accumulation(tmp_path):
+    # 4 micro-batches of [8, 16] ids per optimizer step, each through the token table and a position
+    # table: 4 x 8 x 16 = 512 tokens and 32 samples a step (the position lookups are not counted again)
+    import profkit
+
+    import torch
+
+    emb, pos, head = torch.nn.Embedding(100, 32), torch.nn.Embedding(16, 32), torch.nn.Linear(32, 100)
+    opt = torch.optim.SGD([*emb.parameters(), *pos.parameters(), *head.parameters()], lr=0.1)
+    with profkit.record(tmp_path / "accum.parquet", telemetry=False):
+        for _ in range(3):
+            for _ in range(4):
+                ids = torch.randint(0, 100, (8, 16))
+                hidden = emb(ids) + pos(torch.arange(16).expand(8, 16))
+                torch.nn.functional.cross_entropy(head(hidden).view(-1, 100), ids.view(-1)).backward()
+            opt.step()
+            opt.zero_grad()
+    trace = profkit.load(tmp_path / "accum.parquet")
+    result = _analyze(trace.events)
+    assert result.steps["tokens"].tolist() == [512.0] * 3 and result.steps["samples"].tolist() == [32.0] * 3

@@ -9,6 +9,7 @@ The per-step sums are numpy over the classified table's columns, equal to what p
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,9 @@ def _busy_in_windows(rows, steps: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _step_batches(events, steps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Samples and tokens per step from its first embedding lookup ([batch, seq] ids), when there is one."""
+    """Samples and tokens per step from its token-embedding lookups ([batch, seq] ids): every lookup
+    in the step of the table its first lookup reads, summed (gradient accumulation looks up once per
+    micro-batch; a position embedding reads another table and is not counted again)."""
     samples = np.full(len(steps["start_ns"]), np.nan)
     tokens = np.full(len(steps["start_ns"]), np.nan)
     name_codes, name_labels = label_codes(events["name"])
@@ -118,13 +121,39 @@ def _step_batches(events, steps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.
     inside = pos >= 0
     ops, start, pos = ops[inside], start[inside], pos[inside]
     order = np.lexsort((start, pos))  # per window by start, ties in row order (lexsort is stable)
-    windows, first = np.unique(pos[order], return_index=True)
+    ops, pos = ops[order], pos[order]
     shape_codes, shape_labels = label_codes(events["input_shapes"])
-    for window, row in zip(windows.tolist(), ops[order][first].tolist()):
-        shape = _token_shape("aten::embedding", shape_labels[shape_codes[row]] if shape_codes[row] >= 0 else None)
-        if shape:
-            samples[window], tokens[window] = shape[0], shape[0] * shape[1]
+    codes = shape_codes[ops]
+    # Each distinct shapes text read once: (table id, batch, tokens); table -1: no [batch, seq] lookup.
+    table, batch, count = np.full(len(ops), -1), np.zeros(len(ops)), np.zeros(len(ops))
+    tables: dict[tuple, int] = {}
+    for code in np.unique(codes[codes >= 0]).tolist():
+        text = shape_labels[code]
+        shape, weight = _token_shape("aten::embedding", text), _table_shape(text)
+        if shape and weight:
+            at = codes == code
+            table[at] = tables.setdefault(weight, len(tables))
+            batch[at], count[at] = shape[0], shape[0] * shape[1]
+    read = table >= 0
+    ops_pos, table, batch, count = pos[read], table[read], batch[read], count[read]
+    if not len(ops_pos):
+        return samples, tokens
+    windows, first = np.unique(ops_pos, return_index=True)
+    first_table = np.full(len(samples), -1)
+    first_table[windows] = table[first]
+    same = table == first_table[ops_pos]
+    samples[windows] = np.bincount(ops_pos[same], weights=batch[same], minlength=len(samples))[windows]
+    tokens[windows] = np.bincount(ops_pos[same], weights=count[same], minlength=len(samples))[windows]
     return samples, tokens
+
+
+def _table_shape(shapes_text) -> tuple[int, int] | None:
+    """The embedding table's [rows, dim] of an aten::embedding call's recorded shapes."""
+    try:
+        weight = json.loads(shapes_text)[0]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+    return tuple(weight) if isinstance(weight, list) and len(weight) == 2 else None
 
 
 def _dominant_dtype(rows, work: np.ndarray) -> str | None:
