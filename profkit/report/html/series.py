@@ -51,8 +51,6 @@ TIMELINE_METRICS: tuple[Metric, ...] = (
     Metric("temperature_c", "temperature", "°C"),
     Metric("cpu_time_s", "CPU cores busy", "cores", rate=True),
     Metric("rss_bytes", "resident memory (RSS)", "bytes"),
-    Metric("torch_allocated_bytes", "allocated by torch", "bytes"),  # imported profile_memory traces
-    Metric("torch_reserved_bytes", "reserved by torch's allocator", "bytes"),
 )
 
 #: Phase names that are training steps; inference passes; in the order the panels show them.
