@@ -393,26 +393,3 @@ def test_torch_profiler_with_stack_trace_splits_its_steps(tmp_path):
     training = build_report([trace])["training"]
     assert training["steps"] == 3 and training["steps_summarized"] == 2  # step 1 holds the start-up
     assert training["optimizer_ns"] > 0 and training["forward_ns"] > 0 and training["backward_ns"] > 0
-
-
-def test_allocator_readings_become_memory_samples(tmp_path):
-    # profile_memory=True: one "[memory]" instant per (de)allocation with the allocator's totals after it
-    def reading(ts, device_type, device_id, allocated, reserved):
-        return {"ph": "i", "cat": "cpu_instant_event", "s": "t", "name": "[memory]", "pid": 1, "tid": 1, "ts": ts,
-                "args": {"Total Reserved": reserved, "Total Allocated": allocated, "Bytes": 8, "Device Id": device_id,
-                         "Device Type": device_type, "Addr": 1}}
-    events = [{"ph": "X", "cat": "cpu_op", "name": "aten::empty", "pid": 1, "tid": 1, "ts": 0, "dur": 10},
-              reading(1, 0, -1, 4096, 0), reading(2, 0, -1, 1024, 0),
-              reading(3, 1, 0, 2 << 20, 4 << 20), reading(4, 1, 0, 6 << 20, 8 << 20), reading(5, 1, 0, 1 << 20, 8 << 20),
-              {"ph": "i", "cat": "cpu_instant_event", "name": "other instant", "pid": 1, "tid": 1, "ts": 6}]
-    trace = _import(_write(tmp_path, {"traceEvents": events}), tmp_path)
-    samples = trace.samples
-    gpu = samples[samples["device_type"] == "gpu"]
-    assert samples.loc[samples["device_type"] == "cpu", "value"].tolist() == [4096, 1024]
-    assert set(gpu["device_index"]) == {0}
-    assert gpu.loc[gpu["name"] == "torch_allocated_bytes", "value"].tolist() == [2 << 20, 6 << 20, 1 << 20]
-    assert gpu.loc[gpu["name"] == "torch_reserved_bytes", "value"].max() == 8 << 20
-    assert "skipped 1 instant events" in trace.metadata["notes"]  # the memory readings are no longer skipped
-    energy = build_report([trace])["energy"]
-    assert (energy["gpu_allocated_high_water_bytes"], energy["gpu_reserved_high_water_bytes"],
-            energy["cpu_allocated_high_water_bytes"]) == (6 << 20, 8 << 20, 4096)

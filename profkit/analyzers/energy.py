@@ -302,9 +302,7 @@ def device_summaries(samples: pd.DataFrame, tracks: list[EnergyTrack]) -> list[d
         }
         for name, label in (("memory_used_bytes", "memory_high_water_bytes"),
                             ("process_memory_bytes", "process_memory_high_water_bytes"),
-                            ("rss_bytes", "rss_high_water_bytes"),
-                            ("torch_allocated_bytes", "allocated_high_water_bytes"),
-                            ("torch_reserved_bytes", "reserved_high_water_bytes")):
+                            ("rss_bytes", "rss_high_water_bytes")):
             values = device.loc[device["name"] == name, "value"]
             if len(values):
                 entry[label] = float(values.max())

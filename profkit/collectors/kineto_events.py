@@ -20,7 +20,6 @@ import json
 import re
 from itertools import compress
 from collections import Counter
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -164,7 +163,6 @@ class Collected:
     counters: list[dict]
     meta_events: list[dict]
     skipped: Counter
-    memory: list[tuple] = dataclasses.field(default_factory=list)  # (ts_us, device type, device id, allocated, reserved)
 
 
 NUMBER_FIELDS = ("ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream", "bytes")
@@ -179,7 +177,6 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
     flows: list[tuple] = []
     counters: list[dict] = []
     meta_events: list[dict] = []
-    memory: list[tuple] = []
     skipped: Counter = Counter()
     seen_any = False
     for chunk in chunks:
@@ -192,7 +189,7 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
         spans = [event for event, ph in zip(chunk, phases) if ph == "X"]
         if len(spans) < len(chunk):
             _sort_out([event for event, ph in zip(chunk, phases) if ph != "X"], flows, counters, meta_events,
-                      skipped, memory)
+                      skipped)
         if spans:
             try:
                 batches.append(_span_columns(spans, skipped))
@@ -207,20 +204,15 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
         chunks = [b.pop(field) for b in batches]
         columns[field] = pa.chunked_array(chunks) if field == "cat" else pa.concat_arrays(chunks)
         del chunks
-    return Collected(columns, flows, counters, meta_events, skipped, memory)
+    return Collected(columns, flows, counters, meta_events, skipped)
 
 
 def _sort_out(events: list[dict], flows: list[tuple], counters: list[dict], meta_events: list[dict],
-              skipped: Counter, memory: list[tuple]) -> None:
-    """Non-span events: flow arrows as tuples, counters, metadata and allocator readings kept, the rest
-    counted."""
+              skipped: Counter) -> None:
+    """Non-span events: flow arrows as tuples, counters and metadata kept, the rest counted."""
     for event in events:
         ph = event.get("ph")
-        if ph in ("i", "I") and event.get("name") == "[memory]":  # profile_memory=True: one per (de)allocation
-            args = event.get("args") or _EMPTY
-            memory.append((event.get("ts"), args.get("Device Type"), args.get("Device Id"),
-                           args.get("Total Allocated"), args.get("Total Reserved")))
-        elif ph in ("s", "f", "t"):
+        if ph in ("s", "f", "t"):
             if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
                 flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
         elif ph == "C":

@@ -515,33 +515,9 @@ def _marks(spans: pa.Table, rows: np.ndarray, name: str, extras: list[dict]) -> 
     return marks
 
 
-#: c10::DeviceType of a "[memory]" reading -> profkit's device type (others are not kept).
-_ALLOCATOR_DEVICES = {0: "cpu", 1: "gpu"}
-
-
-def _allocator_rows(collected: Collected) -> list[tuple]:
-    """The allocator's totals after each (de)allocation ("[memory]" instants of profile_memory=True)
-    as samples: ``torch_allocated_bytes``, and on a GPU ``torch_reserved_bytes`` (the caching
-    allocator's pool): (metric, ts_us, value, device index; -1 for the CPU)."""
-    rows = []
-    for ts, device_type, device_id, allocated, reserved in collected.memory:  # a few per op at most
-        kind = _ALLOCATOR_DEVICES.get(device_type)
-        if kind is None or not isinstance(ts, (int, float)):
-            continue
-        index = int(device_id) if kind == "gpu" and isinstance(device_id, int) and device_id >= 0 else -1
-        if kind == "gpu" and index < 0:
-            continue
-        if isinstance(allocated, (int, float)):
-            rows.append(("torch_allocated_bytes", float(ts), float(allocated), index))
-        if kind == "gpu" and isinstance(reserved, (int, float)):
-            rows.append(("torch_reserved_bytes", float(ts), float(reserved), index))
-    return rows
-
-
 def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | None:
-    """Counter events ("ph": "C") as telemetry samples, one row per counter argument, and the
-    allocator's readings (``_allocator_rows``)."""
-    if not collected.counters and not collected.memory:
+    """Counter events ("ph": "C") as telemetry samples: one row per counter argument."""
+    if not collected.counters:
         return None
     gpu_pids = {}
     for event in collected.meta_events:
@@ -557,7 +533,6 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
                 continue
             metric = event.get("name") if key == "value" or len(args) == 1 else f"{event.get('name')} {key}"
             rows.append((str(metric), float(event["ts"]), float(value), gpu_pids.get(event.get("pid"), -1)))
-    rows += _allocator_rows(collected)
     if not rows:
         return None
     names, ts, values, gpus = zip(*rows)

@@ -120,19 +120,14 @@ def _per_token(phases: list[dict], names: tuple[str, ...]) -> float | None:
 
 
 def _high_water(summaries: list[dict]) -> dict[str, Any]:
-    def most(key: str, device_type: str | None = None) -> float | None:
-        values = [d[key] for d in summaries
-                  if d.get(key) is not None and device_type in (None, d.get("device_type"))]
+    def most(key: str) -> float | None:
+        values = [d[key] for d in summaries if d.get(key) is not None]
         return max(values) if values else None
 
     return {
         "memory_high_water_bytes": most("memory_high_water_bytes"),
         "process_memory_high_water_bytes": most("process_memory_high_water_bytes"),
         "rss_high_water_bytes": most("rss_high_water_bytes"),
-        # torch's allocator: an imported profile_memory=True trace's "[memory]" readings
-        "gpu_allocated_high_water_bytes": most("allocated_high_water_bytes", "gpu"),
-        "gpu_reserved_high_water_bytes": most("reserved_high_water_bytes", "gpu"),
-        "cpu_allocated_high_water_bytes": most("allocated_high_water_bytes", "cpu"),
     }
 
 
@@ -200,10 +195,7 @@ def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]
 def render(data: dict[str, Any], console) -> None:
     if data.get("total_j") is None:
         memory = [f"{label} high-water {fmt_bytes(data[key])}" for key, label in (
-            ("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS"),
-            ("gpu_allocated_high_water_bytes", "GPU allocated by torch"),
-            ("gpu_reserved_high_water_bytes", "GPU reserved by torch"),
-            ("cpu_allocated_high_water_bytes", "CPU allocated by torch")) if data.get(key)]
+            ("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS")) if data.get(key)]
         console.print(f"[bold]energy[/bold]: not measured — {escape(str(data.get('reason')))}"
                       + (f" ({', '.join(memory)})" if memory else ""))
         return
