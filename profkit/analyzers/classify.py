@@ -240,10 +240,8 @@ def _host_copies(kind_codes: np.ndarray, kind_labels: np.ndarray, name_codes: np
     memcpy = (kind_labels == Kind.MEMCPY.value)[kind_codes]
     if not memcpy.any():
         return memcpy
-    host = np.zeros(len(name_labels) + 1, dtype=bool)  # (code -1, a null name, reads the last: False)
-    for code in np.unique(name_codes[memcpy]).tolist():
-        host[code] = code >= 0 and bool(_HOST_COPY.search(str(name_labels[code])))
-    return memcpy & host[name_codes]
+    host = label_table((name_codes, name_labels), lambda name: bool(_HOST_COPY.search(str(name))), rows=memcpy)
+    return memcpy & host
 
 
 def _compile_rows(name_codes: np.ndarray, name_labels: np.ndarray, parent_pos: np.ndarray) -> np.ndarray | None:

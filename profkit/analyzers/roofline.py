@@ -61,7 +61,7 @@ def _peaks(spec: HardwareSpec | None, dtype: np.ndarray | pd.Series | Coded, mat
     return per_dtype[codes, matrix.astype(int)]
 
 
-def row_bandwidth(spec: HardwareSpec | None, host_copy: np.ndarray | None, n: int) -> np.ndarray | float:
+def row_bandwidth(spec: HardwareSpec | None, host_copy: np.ndarray | None) -> np.ndarray | float:
     """The bandwidth roof of each row: the device memory's, the host link's for host<->device copies."""
     memory = spec.memory_bytes_per_s if spec else np.nan
     if host_copy is None or not np.any(host_copy):
@@ -112,7 +112,7 @@ def bound_arrays(flops, nbytes, span_ns, matrix: np.ndarray, dtype, ceilings: Ce
     nbytes = np.asarray(nbytes, dtype=float)
     span_s = np.asarray(span_ns, dtype=float) / 1e9
     peak = _peaks(spec, dtype, matrix)
-    bandwidth = row_bandwidth(spec, host_copy, len(flops))
+    bandwidth = row_bandwidth(spec, host_copy)
     has_cost = (span_s > 0) & ((flops > 0) | (nbytes > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         intensity = np.where(nbytes > 0, flops / nbytes, np.where(flops > 0, np.inf, np.nan))
@@ -345,18 +345,16 @@ class _Work:
         has_roof = "peak_bytes_per_s" in (rows.columns if isinstance(rows, pd.DataFrame) else rows)
         roof = self._kept(float_values(rows["peak_bytes_per_s"])) if has_roof else np.full(self.n, memory)
         self.peak_byte_ns = np.where(costed, span * roof, 0.0)
-        if measured is not None and not ceilings.what_if:  # (calibrate measures no host link: the datasheet's)
-            measured_roof = np.where(roof == memory, measured.memory_bytes_per_s, roof) if has_roof \
-                else np.full(self.n, measured.memory_bytes_per_s)
-            self.measured_peak_byte_ns = np.where(costed, span * measured_roof, 0.0)
-        else:
-            self.measured_peak_byte_ns = np.zeros(self.n)
         if measured is not None and not ceilings.what_if:
             matrix = self.values("category") == OpClass.CONTRACTION.value
             peaks = _peaks(measured, self.values("dtype").astype(object), matrix)
             self.measured_peak_flop_ns = np.where(costed, span * peaks, 0.0)
+            # (calibrate measures no host link: a host copy keeps the datasheet's)
+            measured_roof = np.where(roof == memory, measured.memory_bytes_per_s, roof)
+            self.measured_peak_byte_ns = np.where(costed, span * measured_roof, 0.0)
         else:
             self.measured_peak_flop_ns = np.zeros(self.n)
+            self.measured_peak_byte_ns = np.zeros(self.n)
         self.fused_time_ns = np.where(self.values("fused").astype(bool), self.time_ns, 0)
         codes, labels = label_codes(rows["bound"])  # codes into Bound (-1: none of them)
         to_bound = np.array([_BOUND_CODE.get(label, -1) for label in labels] + [-1], dtype=np.int64)
