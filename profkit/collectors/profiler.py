@@ -45,17 +45,18 @@ class KinetoProfiler:
         if self._profile is None:
             return None
         profile, self._profile = self._profile, None
-        self.displaced = not _profiler_enabled()
+        self.displaced = not profiler_enabled(unknown=True)
         with quiet_profiler():  # (torch warns "no active profiling session" when displaced)
             profile.__exit__(None, None, None)
         return profile.kineto_results
 
 
-def _profiler_enabled() -> bool:
-    """Whether a profiler session is on (torch's own flag; True where this torch lacks it)."""
+def profiler_enabled(*, unknown: bool) -> bool:
+    """Whether a profiler session is on in this process (torch's own flag; ``unknown`` where this torch
+    lacks it)."""
     from torch.autograd import profiler as autograd_profiler
 
-    return bool(getattr(autograd_profiler, "_is_profiler_enabled", True))
+    return bool(getattr(autograd_profiler, "_is_profiler_enabled", unknown))
 
 
 def _keep_cupti_for_cuda_graphs() -> None:

@@ -21,7 +21,7 @@ from ..trace.kinds import TRAIN_STEP_PHASE
 from . import marks
 from .metadata import run_metadata
 from .paths import check_writable
-from .profiler import KinetoProfiler
+from .profiler import KinetoProfiler, profiler_enabled
 from .steps import StepHook
 from .telemetry.collector import DEFAULT_INTERVAL_MS
 
@@ -260,9 +260,7 @@ def _already_profiling() -> str | None:
     active = _ACTIVE.get("session")
     if active is not None and not active._finalized:
         return f"this process is already being recorded to {active.path}"
-    from torch.autograd import profiler as autograd_profiler
-
-    if getattr(autograd_profiler, "_is_profiler_enabled", False):
+    if profiler_enabled(unknown=False):
         return "torch.profiler is already running in this process (one profiler runs at a time)"
     return None
 

@@ -86,8 +86,9 @@ def _nest_open(start_ns: np.ndarray, end_ns: np.ndarray) -> tuple[np.ndarray, np
 
     "Open" is as in ``nest``: an earlier event that ends after i starts, or a zero-length one that
     starts where i starts. Found for all events at once by binary lifting over a sparse table of
-    range maxima (log2 n levels of int32 ranks: ~80 MB for a million events on one thread, and only
-    on threads whose ranges overlap); depth by pointer jumping (log2 of the deepest nesting steps).
+    range maxima (log2 n levels of int32 ranks: ~80 MB for a million events on one thread, which is
+    why ``nest`` takes it for bigger threads only where ranges overlap); depth by pointer jumping (log2
+    of the deepest nesting steps).
     """
     n = len(start_ns)
     base = start_ns.min()
