@@ -488,8 +488,7 @@ def _optimizer_steps(spans: pa.Table, kind: np.ndarray, annotation: np.ndarray, 
     reach = np.maximum.accumulate(end[rows])  # a range inside an earlier one ends before that one's end
     outermost[1:] = start[rows[1:]] >= reach[:-1]
     rows = rows[outermost]
-    host = kind != _CODE[Kind.PHASE.value]
-    host &= ~np.isin(kind, _GPU_CODES)
+    host = ~np.isin(kind, _GPU_CODES)  # (no phase marks here: _step_phases returned on those)
     step_end = end[rows]
     step_start = np.concatenate([[start[host].min()], step_end[:-1]])
     marks = _marks(spans, rows, TRAIN_STEP_PHASE,

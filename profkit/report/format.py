@@ -114,7 +114,7 @@ FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
     (lambda k: k.endswith("_ns"), fmt_ns),
     (lambda k: k.endswith("_ms"), lambda v: fmt_ns(v * 1e6)),
-    (lambda k: is_share(k), fmt_share),
+    (is_share, fmt_share),
     (lambda k: k.endswith("_pct"), lambda v: f"{v:.1f} %"),
     (lambda k: k.endswith("flops_per_s") or k.endswith("flop_per_s"), lambda v: fmt_si(v, "flop/s")),
     (lambda k: k.endswith("bytes_per_s"), lambda v: fmt_si(v, "B/s")),
