@@ -35,7 +35,7 @@ import pandas as pd
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
 from .columns import (float_values, id_values, int_values, is_kind, label_codes, label_endswith, label_table,
-                      text_column, used_labels)
+                      labels_in, text_column, used_labels)
 from .columns import positions as _positions
 from .cost import cost_codes, has_cost_formula
 from .hardware import Ceilings, resolve_ceilings
@@ -145,7 +145,7 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     parent_pos = _positions(index, events["parent_id"])
     # Per label, then per row through the codes (no null codes here: a lookup, not np.isin's sort or table).
     is_op = (kind_labels == Kind.CPU_OP.value)[kind_codes]
-    is_device = np.isin(kind_labels, DEVICE_KINDS)[kind_codes]
+    is_device = labels_in(kind_labels, DEVICE_KINDS)[kind_codes]
     is_kernel = (kind_labels == Kind.KERNEL.value)[kind_codes]
     wanted = is_op | is_device
 

@@ -205,7 +205,9 @@ def _ranks(rows: pd.DataFrame) -> np.ndarray:
 
 def _mark_windows(events: pd.DataFrame) -> Columns:
     at = np.flatnonzero(is_kind(events, Kind.PHASE.value))
-    parsed = _parse_extras(texts_at(events["extra"], at)) if len(at) else []
+    if not len(at):  # (most imported traces: no column need be read)
+        return _frame(start_ns=[])
+    parsed = _parse_extras(texts_at(events["extra"], at))
     start = events["start_ns"].to_numpy(np.int64)[at]
     name_codes, name_labels = label_codes(events["name"])
     return _frame(

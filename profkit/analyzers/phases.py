@@ -103,6 +103,9 @@ class _Anchors:
     device: np.ndarray  # kernel/memcpy/memset rows
 
 
+_NO_ANCHORS = _Anchors(*(np.zeros(0, dtype=dtype) for dtype in (np.int64, np.int64, np.int64, np.int64, bool)))
+
+
 def _anchors(events: pd.DataFrame, rows: pd.DataFrame) -> _Anchors:
     index = events["event_id"].to_numpy(np.int64)
     names = label_codes(events["name"])
@@ -237,7 +240,8 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     """All phase figures of a trace. ``rows`` is ``classify_events(events, ...)``; ``tracks`` energy tracks."""
     windows = _window_dict(window_columns(events) if windows is None else windows)
     notes: list[str] = []
-    anchors = _anchors(events, rows)
+    # Without windows (most imported traces) no row is placed anywhere: skip reading every row's anchor.
+    anchors = _anchors(events, rows) if len(windows["start_ns"]) else _NO_ANCHORS
     windows["effective_end_ns"] = _effective_ends(windows, anchors)
     windows = _label_training_steps(windows, anchors)
     steady = _without_startup_step(windows)  # the phase tables' windows; the steps table lists every step
