@@ -218,6 +218,32 @@ def test_phase_class_and_energy_budgets(tmp_path, base, slower):
     assert run("check", hungrier, "--baseline", base, "--max-energy-regression", "25%").exit_code == 0
 
 
+def test_a_phase_the_report_finds_is_a_phase_a_budget_can_name(tmp_path):
+    # No decode marks: the decode passes are vLLM's step annotations (0.9-1.3 ms of each step), which the
+    # report finds; check once said "no phase 'decode'". Each pass's host range ends before the relu
+    # kernel it launched (1.6-1.8 ms): as in the report, the pass lasts until that work ends, 0.9-1.8 ms,
+    # and holds the GEMM's tail (0.4-1.4 ms, or 1.6 ms when 20 % slower) and the relu: 0.7 -> 0.9 ms.
+    base = make_trace(tmp_path / "base.parquet", decode_from="vllm")
+    slower = make_trace(tmp_path / "slower.parquet", decode_from="vllm", gemm_ns=1_200_000)
+    report = json.loads(run("report", base, "--format", "json").stdout)
+    assert [p["count"] for p in report["phases"] if p["phase"] == "decode"] == [4]
+    result = run("check", slower, "--baseline", base, "--max-phase-regression", "decode=20%", "--format", "json")
+    verdict = json.loads(result.stdout)["budgets"][0]
+    assert (verdict["base"], verdict["new"]) == (700_000, 900_000)
+    assert verdict["base_basis"] == "median of 4 decode passes" and result.exit_code == 1
+
+
+def test_class_budgets_classify_each_trace_once(base, slower, monkeypatch):
+    import profkit.analyzers.check as check_module
+
+    calls = []
+    classify = check_module.classify_table
+    monkeypatch.setattr(check_module, "classify_table", lambda events: calls.append(1) or classify(events))
+    budgets = [Budget("time", 0.1, "class", name) for name in ("contraction", "elementwise", "memory", "other")]
+    verdicts = check(profkit.load(base).events, profkit.load(slower).events, budgets)
+    assert [round(v.change, 3) for v in verdicts[:2]] == [0.2, 0.0] and len(calls) == 2
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -10,7 +10,8 @@ What is compared, so that one slow outlier does not fail CI:
   (``step`` / ``train_step`` phases, or ProfilerStep#N in imported traces);
   the total otherwise;
 - a phase (``prefill``, ``decode``, a user phase...): the median over its passes
-  of the busy time inside each pass (its wall time if no work was recorded);
+  of the busy time inside each pass (its wall time if no work was recorded). Passes and steps are
+  the report's windows (``phases.counted_windows``), each ending where its device work ends;
 - a class: the median over steps of its time (``diff.class_table``'s rule: the report's class time)
   inside each step when both traces have steps (the start-up step left out, as for the run), its
   total otherwise;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -35,9 +37,11 @@ from ..trace.schema import Kind
 from .classes import CLASS_ORDER
 from .classify import classify_table
 from .columns import label_codes
-from .diff import class_table
+from .diff import classified_class_table
 from .intervals import merge_intervals, overlap_ns
-from .phase_windows import startup_marks
+from .phase_windows import startup_left_out, startup_steps, window_columns
+from .phases import counted_windows
+from .table import EventTable
 from .summary import DEVICE_WORK_KINDS, has_gpu_work
 
 #: Phase names that mark one training/inference step each.
@@ -124,71 +128,99 @@ def check(
     base_doc: dict | None = None, new_doc: dict | None = None,
 ) -> list[Verdict]:
     """One verdict per budget; raises CheckInputError when a budget cannot be measured on both."""
-    per_step = bool(len(step_windows(base_events)[0]) and len(step_windows(new_events)[0]))
-    verdicts = []
-    for budget in budgets:
-        base = measure(base_events, budget, per_step=per_step, doc=base_doc, side="baseline")
-        new = measure(new_events, budget, per_step=per_step, doc=new_doc, side="trace")
-        verdicts.append(Verdict(budget, base, new))
-    return verdicts
+    base, new = CheckedTrace(base_events, base_doc, "baseline"), CheckedTrace(new_events, new_doc, "trace")
+    per_step = bool(len(base.step_windows()[0]) and len(new.step_windows()[0]))
+    return [Verdict(budget, base.measure(budget, per_step=per_step), new.measure(budget, per_step=per_step))
+            for budget in budgets]
 
 
 def measure(events: pd.DataFrame, budget: Budget, *, per_step: bool, doc: dict | None = None,
             side: str = "trace") -> Measurement:
     """The figure ``budget`` compares, on one trace."""
-    if budget.scope == "phase":
-        starts, ends = phase_windows(events, budget.target)
-        if not len(starts):
-            names = ", ".join(sorted(set(events.loc[events["kind"] == Kind.PHASE.value, "name"].astype(str))))
-            raise CheckInputError(f"the {side} has no phase {budget.target!r} (phases: {names or 'none'})")
-        values = _window_values(events, budget.metric, starts, ends, side)
-        return Measurement(float(np.median(values)), f"median of {_count(len(values), budget.target + ' pass', budget.target + ' passes')}")
-    if budget.scope == "class":
-        if budget.metric != "time":
-            raise CheckInputError("class budgets are time budgets (energy is not split by class)")
-        if budget.target not in CLASS_ORDER:
-            raise CheckInputError(f"unknown class {budget.target!r} (classes: {', '.join(CLASS_ORDER)})")
-        if not per_step:
-            table = class_table(events).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
-            return Measurement(float(table.get(budget.target, 0.0)), "total")
-        values = _class_time_in_windows(events, budget.target, *step_windows(events))
-        return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
-    if per_step:
-        starts, ends = step_windows(events)
-        values = _window_values(events, budget.metric, starts, ends, side)
-        return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
-    if budget.metric == "time":
-        return Measurement(float(_busy_in(events, np.array([np.iinfo(np.int64).min // 2]),
-                                          np.array([np.iinfo(np.int64).max // 2]))[0]), "total")
-    return Measurement(total_energy_j(events, doc, side), "total")
+    return CheckedTrace(events, doc, side).measure(budget, per_step=per_step)
+
+
+def step_windows(events: pd.DataFrame, steady: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of a trace's training/inference steps (``CheckedTrace.step_windows``)."""
+    return CheckedTrace(events).step_windows(steady)
+
+
+class CheckedTrace:
+    """One side of a check, and what its budgets read of it, each worked out once however many budgets
+    read it: the classified rows (class budgets; where each window's device work ends) and the phase
+    windows as the report counts them (``phases.counted_windows``: marks, ProfilerStep#N, serving-engine
+    steps, detected prefill/decode passes), so a phase the report shows is a phase a budget can name."""
+
+    def __init__(self, events: pd.DataFrame, doc: dict | None = None, side: str = "trace"):
+        self.events, self.doc, self.side = events, doc, side
+
+    @cached_property
+    def rows(self) -> EventTable:
+        return classify_table(self.events)
+
+    @cached_property
+    def windows(self) -> dict[str, np.ndarray]:
+        found = window_columns(self.events)
+        if not len(found["start_ns"]):  # (no windows: nothing to classify for)
+            return {**found, "effective_end_ns": found["end_ns"]}
+        return counted_windows(self.events, self.rows, found)
+
+    def phase_windows(self, name: str, steady: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) of the windows of phase ``name``, each ending where the device work launched
+        inside it ends; ``steady``: without the step that began with the recording
+        (``phase_windows.startup_steps``: its start-up is no step's time)."""
+        windows = self.windows
+        at = np.flatnonzero(np.asarray(windows["phase"], dtype=object) == name)
+        if steady:
+            at = at[~startup_left_out(startup_steps(windows["step"][at], windows["source"][at]))]
+        return (np.asarray(windows["start_ns"], np.int64)[at], np.asarray(windows["effective_end_ns"], np.int64)[at])
+
+    def step_windows(self, steady: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) of the steps, from the first step phase name present (STEP_PHASES)."""
+        for name in STEP_PHASES:
+            starts, ends = self.phase_windows(name, steady=steady)
+            if len(starts):
+                return starts, ends
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+
+    def measure(self, budget: Budget, *, per_step: bool) -> Measurement:
+        """The figure ``budget`` compares, on this trace."""
+        events, side = self.events, self.side
+        if budget.scope == "phase":
+            starts, ends = self.phase_windows(budget.target)
+            if not len(starts):
+                names = ", ".join(sorted({str(p) for p in self.windows["phase"] if isinstance(p, str)}))
+                raise CheckInputError(f"the {side} has no phase {budget.target!r} (phases: {names or 'none'})")
+            values = _window_values(events, budget.metric, starts, ends, side)
+            return Measurement(float(np.median(values)),
+                               f"median of {_count(len(values), budget.target + ' pass', budget.target + ' passes')}")
+        if budget.scope == "class":
+            if budget.metric != "time":
+                raise CheckInputError("class budgets are time budgets (energy is not split by class)")
+            if budget.target not in CLASS_ORDER:
+                raise CheckInputError(f"unknown class {budget.target!r} (classes: {', '.join(CLASS_ORDER)})")
+            if not per_step:
+                table = classified_class_table(self.rows).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
+                return Measurement(float(table.get(budget.target, 0.0)), "total")
+            values = _class_time_in_windows(self.rows, budget.target, *self.step_windows())
+            return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
+        if per_step:
+            starts, ends = self.step_windows()
+            values = _window_values(events, budget.metric, starts, ends, side)
+            return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
+        if budget.metric == "time":
+            return Measurement(float(_busy_in(events, np.array([np.iinfo(np.int64).min // 2]),
+                                              np.array([np.iinfo(np.int64).max // 2]))[0]), "total")
+        return Measurement(total_energy_j(events, self.doc, side), "total")
 
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def step_windows(events: pd.DataFrame, steady: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of the step marks, from the first step phase name present; ``steady``: without the
-    step that began with the recording (``phase_windows.startup_marks``: its start-up is no step's time)."""
-    for name in STEP_PHASES:
-        starts, ends = phase_windows(events, name, steady=steady)
-        if len(starts):
-            return starts, ends
-    return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
-
-
-def phase_windows(events: pd.DataFrame, name: str | None, steady: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    marks = events[(events["kind"] == Kind.PHASE.value) & (events["name"].astype(str) == name)]
-    if steady:
-        marks = marks[~startup_marks(marks)]
-    starts = marks["start_ns"].to_numpy(np.int64)
-    return starts, starts + marks["duration_ns"].to_numpy(np.int64)
-
-
-def _class_time_in_windows(events: pd.DataFrame, target: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _class_time_in_windows(rows: EventTable, target: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """The time of class ``target`` (the report's class time, as ``diff.class_table`` counts it) of the
-    rows of work that start inside each window; windows may overlap (one per rank)."""
-    rows = classify_table(events)
+    classified ``rows`` of work that start inside each window; windows may overlap (one per rank)."""
     codes, labels = label_codes(rows["category"])
     hit = rows["device_work"].to_numpy(bool) & np.append(labels == target, False)[codes]
     start = rows["start_ns"].to_numpy(np.int64)[hit]

@@ -89,11 +89,16 @@ def class_table(events: pd.DataFrame) -> pd.DataFrame:
     budgets: a diff's class table once took a kernel's launching op's class, not its unit's, and
     disagreed with the report's on the same traces."""
     from .classify import classify_table
-    from .columns import label_codes
 
     if not len(events):
         return pd.DataFrame({"class": [], "count": [], "time_ns": []})
-    rows = classify_table(events)
+    return classified_class_table(classify_table(events))
+
+
+def classified_class_table(rows) -> pd.DataFrame:
+    """``class_table`` of a trace classified already (``classify.classify_table``)."""
+    from .columns import label_codes
+
     work = rows["device_work"].to_numpy(bool)
     codes, labels = label_codes(rows["category"])
     codes = codes[work]

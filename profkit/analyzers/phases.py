@@ -238,12 +238,8 @@ class PhaseAnalysis:
 def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings, tracks: list | None = None,
                    windows: pd.DataFrame | None = None) -> PhaseAnalysis:
     """All phase figures of a trace. ``rows`` is ``classify_events(events, ...)``; ``tracks`` energy tracks."""
-    windows = _window_dict(window_columns(events) if windows is None else windows)
+    windows, anchors = _counted_windows(events, rows, windows)
     notes: list[str] = []
-    # Without windows (most imported traces) no row is placed anywhere: skip reading every row's anchor.
-    anchors = _anchors(events, rows) if len(windows["start_ns"]) else _NO_ANCHORS
-    windows["effective_end_ns"] = _effective_ends(windows, anchors)
-    windows = _label_training_steps(windows, anchors)
     steady = _without_startup_step(windows)  # the phase tables' windows; the steps table lists every step
     labelled = _label_rows(anchors, steady)
     phases, classes = _phase_table(steady, rows, labelled, ceilings, tracks)
@@ -254,6 +250,22 @@ def analyze_phases(events: pd.DataFrame, rows: pd.DataFrame, ceilings: Ceilings,
     if ceilings.primary is None:
         notes.append("no roofline for this device: phase bounds are unknown (pass --hardware NAME)")
     return PhaseAnalysis(windows, phases, classes, generations, inference, steps, training, notes)
+
+
+def counted_windows(events: pd.DataFrame, rows: pd.DataFrame, windows: pd.DataFrame | None = None) -> Windows:
+    """The phase windows as the phase analysis counts them (the start-up step still in): phase marks,
+    ProfilerStep#N, serving-engine steps and detected passes (``window_columns``), each with its
+    ``effective_end_ns``, and ProfilerStep windows that ran a backward pass labelled ``train_step``.
+    ``rows`` is ``classify_events(events, ...)``; what ``profkit check`` budgets a phase by."""
+    return _counted_windows(events, rows, windows)[0]
+
+
+def _counted_windows(events: pd.DataFrame, rows: pd.DataFrame, windows: pd.DataFrame | None) -> tuple[Windows, _Anchors]:
+    windows = _window_dict(window_columns(events) if windows is None else windows)
+    # Without windows (most imported traces) no row is placed anywhere: skip reading every row's anchor.
+    anchors = _anchors(events, rows) if len(windows["start_ns"]) else _NO_ANCHORS
+    windows["effective_end_ns"] = _effective_ends(windows, anchors)
+    return _label_training_steps(windows, anchors), anchors
 
 
 def _without_startup_step(windows: Windows) -> Windows:
