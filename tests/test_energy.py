@@ -363,3 +363,16 @@ def test_section_cpu_only_run_with_rapl(tmp_path):
     assert report["total_j"] == pytest.approx(40.0)  # (30 + 10) W x 1 s
     assert report["avg_power_w"] == pytest.approx(40.0)
     assert report["rss_high_water_bytes"] == 2.0**30
+
+
+def test_section_splits_energy_over_the_phases_the_report_finds(tmp_path):
+    # No phase marks: the decode passes are vLLM's step annotations, found by the report's engine rule.
+    # The energy section once read marks only and listed no phase, while the Phases table gave decode
+    # its joules. Each pass runs 0.9-1.8 ms of its step (until its kernel ends) at 300 W: 0.27 J.
+    from synthetic_traces import make_trace
+
+    document = build_report([load(make_trace(tmp_path / "vllm.parquet", decode_from="vllm"))])
+    (decode,) = document["energy"]["phases"]
+    (row,) = [p for p in document["phases"] if p["phase"] == "decode"]
+    assert (decode["phase"], decode["count"], decode["time_ns"]) == ("decode", 4, 4 * 900_000)
+    assert decode["energy_j"] == pytest.approx(4 * 0.9e-3 * 300) == row["energy_j"]

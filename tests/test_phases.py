@@ -281,7 +281,7 @@ def test_the_step_that_began_with_the_recording_is_left_out_of_the_figures():
     (row,) = result.phases[result.phases["phase"] == "train_step"].to_dict("records")
     assert (row["count"], row["time_ns"]) == (1, 100 * MS)
     # energy per step leaves it out too
-    assert energy.step_windows(events)["start_ns"].tolist() == [T0 + 1000 * MS]
+    assert energy.step_windows(result.window_columns)["start_ns"].tolist() == [T0 + 1000 * MS]
 
 
 def test_a_lone_startup_step_is_still_summarized():

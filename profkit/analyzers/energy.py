@@ -441,34 +441,39 @@ def attribute_classes(tracks: list[EnergyTrack], work: pd.DataFrame) -> pd.DataF
 # ---------------------------------------------------------------- windows from the trace
 
 
-def step_windows(events: pd.DataFrame) -> pd.DataFrame:
-    """Training steps: ``train_step`` phase marks, else ProfilerStep#N annotations; the step that began
-    with the recording (``phase_windows.startup_steps``) left out when other steps exist."""
-    from .phase_windows import startup_marks
+def step_windows(windows: Mapping[str, Any]) -> pd.DataFrame:
+    """Training steps among the report's phase windows (``phases.counted_windows``: marks, else
+    ProfilerStep#N): the ``train_step`` windows, else the ``step`` ones, without the step that began
+    with the recording (``phase_windows.startup_steps``) when other steps exist."""
+    from .phase_windows import startup_left_out, startup_steps
 
-    phases = events[(events["kind"] == Kind.PHASE.value) & events["name"].astype(str).isin(STEP_PHASES)]
-    phases = phases[~startup_marks(phases)]
-    if phases.empty:
-        names = events["name"].astype(str)
-        phases = events[(events["kind"] == Kind.ANNOTATION.value) & names.str.match(r"ProfilerStep#\d+$")]
-    return _windows(phases, label=STEP_PHASE)
-
-
-def phase_windows(events: pd.DataFrame) -> pd.DataFrame:
-    """Every phase mark other than training steps, labelled by its name."""
-    phases = events[(events["kind"] == Kind.PHASE.value) & ~events["name"].astype(str).isin(STEP_PHASES)]
-    return _windows(phases)
+    phase = np.asarray(windows["phase"], dtype=object)
+    at = np.zeros(0, dtype=np.int64)
+    for name in STEP_PHASES:
+        at = np.flatnonzero(phase == name)
+        if len(at):
+            break
+    at = at[~startup_left_out(startup_steps(np.asarray(windows["step"])[at], np.asarray(windows["source"])[at]))]
+    return _windows(windows, at, label=STEP_PHASE)
 
 
-def _windows(rows: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
-    start = rows["start_ns"].to_numpy(np.int64)
-    tokens = rows["token_count"] if "token_count" in rows else pd.Series(pd.NA, index=rows.index)
+def phase_windows(windows: Mapping[str, Any]) -> pd.DataFrame:
+    """Every phase window of the report's (``phases.counted_windows``) other than training steps,
+    labelled by its phase: marks, serving-engine steps, detected prefill/decode passes."""
+    phase = np.asarray(windows["phase"], dtype=object)
+    named = np.fromiter((isinstance(p, str) and p not in STEP_PHASES for p in phase.tolist()), dtype=bool,
+                        count=len(phase))
+    return _windows(windows, np.flatnonzero(named))
+
+
+def _windows(windows: Mapping[str, Any], at: np.ndarray, label: str | None = None) -> pd.DataFrame:
+    """The windows at positions ``at``, each ending where the device work launched inside it ends."""
     return pd.DataFrame({
-        "label": label if label is not None else rows["name"].astype(str).to_numpy(),
-        "rank": rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), np.int64),
-        "start_ns": start,
-        "end_ns": start + rows["duration_ns"].fillna(0).to_numpy(np.int64),
-        "tokens": pd.to_numeric(tokens, errors="coerce").to_numpy(np.float64),
+        "label": label if label is not None else np.asarray(windows["phase"], dtype=object)[at],
+        "rank": np.asarray(windows["rank"], dtype=np.int64)[at],
+        "start_ns": np.asarray(windows["start_ns"], dtype=np.int64)[at],
+        "end_ns": np.asarray(windows["effective_end_ns"], dtype=np.int64)[at],
+        "tokens": np.asarray(windows["tokens"], dtype=np.float64)[at],
     })
 
 

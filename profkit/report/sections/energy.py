@@ -25,6 +25,7 @@ from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si
 from ..registry import section
 
 from .categories import classified
+from .phases import analysis
 
 UNCERTAINTY_TEXT = (
     "energy in windows is interpolated between readings ~{refresh:.0f} ms apart (counter updates, or power samples): "
@@ -148,7 +149,7 @@ def _label_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _steps(ctx: ReportContext, tracks) -> dict[str, Any] | None:
-    windows = energy.step_windows(ctx.events)
+    windows = energy.step_windows(analysis(ctx).window_columns)
     table = energy.attribute_windows(tracks, windows)
     if table.empty:
         return None
@@ -164,7 +165,7 @@ def _steps(ctx: ReportContext, tracks) -> dict[str, Any] | None:
 
 
 def _phases(ctx: ReportContext, tracks) -> list[dict[str, Any]]:
-    return _label_rows(energy.attribute_windows(tracks, energy.phase_windows(ctx.events)))
+    return _label_rows(energy.attribute_windows(tracks, energy.phase_windows(analysis(ctx).window_columns)))
 
 
 def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]:

@@ -23,6 +23,7 @@ from ..context import ReportContext
 from ..format import fmt_ns, fmt_si
 from ..registry import section
 from .energy import classified_of, samples_of
+from .phases import analysis
 
 GPU_WORK = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
 
@@ -79,7 +80,8 @@ def memory_traffic_section(ctx: ReportContext) -> dict[str, Any]:
         ideal += traffic.ideal_bytes_in(mine, np.array([first]), np.array([last]))
     gpm = source == "gpm"
     total_measured = sum(measured) if measured and gpm else None
-    windows = pd.concat([energy.step_windows(ctx.events), energy.phase_windows(ctx.events)], ignore_index=True)
+    counted = analysis(ctx).window_columns
+    windows = pd.concat([energy.step_windows(counted), energy.phase_windows(counted)], ignore_index=True)
     result: dict[str, Any] = {
         "source": source,
         "measured_bytes": total_measured,
