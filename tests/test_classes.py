@@ -49,7 +49,7 @@ CASES = [
     ("aten::native_layer_norm_backward", N, False), ("aten::sum", N, False), ("aten::gelu", E, False),
     ("aten::native_dropout", E, False), ("aten::add_", E, False), ("aten::copy_", M, False), ("aten::view", M, False),
     ("aten::empty_strided", M, False), ("c10d::allreduce_", X, False), ("record_param_comms", X, False),
-    ("aten::_foreach_mul_", E, False), ("aten::max_pool2d_with_indices", O, False), ("aten::topk", O, False),
+    ("aten::_foreach_mul_", E, False), ("aten::max_pool2d_with_indices", N, False), ("aten::topk", O, False),
     # derived: backward nodes take the forward op's class, in-place ops the out-of-place one's
     ("autograd::engine::evaluate_function: AddmmBackward0", C, False), ("SoftmaxBackward0", N, False),
     ("autograd::engine::evaluate_function: GeluBackward0", E, False), ("TBackward0", M, False),

@@ -145,7 +145,7 @@ def test_every_costed_op_has_a_class():
 def test_costs_table_parses_each_unique_key_once(monkeypatch):
     calls, texts = [], []
     real_inputs, real_parse = cost.inputs_of, cost._parse_texts
-    monkeypatch.setattr(cost, "inputs_of", lambda s, d: calls.append(s) or real_inputs(s, d))
+    monkeypatch.setattr(cost, "inputs_of", lambda s, d, v=None: calls.append(s) or real_inputs(s, d, v))
     monkeypatch.setattr(cost, "_parse_texts", lambda labels, codes: texts.extend(labels[c] for c in codes if c >= 0)
                         or real_parse(labels, codes))
     ops = pd.DataFrame(
@@ -222,7 +222,7 @@ def test_ops_below_a_unit_are_not_costed(monkeypatch):
     # The linear is the unit: the addmm and copy_ inside it are never parsed; they take its dtype.
     parsed = []
     real = cost.inputs_of
-    monkeypatch.setattr(cost, "inputs_of", lambda s, d: parsed.append(s) or real(s, d))
+    monkeypatch.setattr(cost, "inputs_of", lambda s, d, v=None: parsed.append(s) or real(s, d, v))
     events = _events(
         [
             ("cpu_op", "aten::linear", 0, 100, LINEAR[0], '["c10::BFloat16","c10::BFloat16","c10::BFloat16"]', 1, None),
@@ -313,3 +313,130 @@ def test_recurrent_layers_cost_their_gate_products(tmp_path):
         assert sorted(flops["aten::mkldnn_rnn_layer_backward"]) == sorted(
             [2 * 2 * 21 * (4 * 32 * 16 + 4 * 32 * 32)] * 2 + [2 * 2 * 21 * (4 * 32 * 64 + 4 * 32 * 32)] * 2)
     assert set(rows.loc[rows["name"].isin(["aten::lstm", "aten::gru"]), "category"]) == {"contraction"}
+
+
+# ------------------------------------------------------------------ argument values: convolutions, pooling
+
+_CONV_CASES = [  # (module, input shape): strides, paddings, dilations, groups, transposed with output padding
+    (lambda t: t.nn.Conv2d(3, 8, 3, stride=2, padding=1), (2, 3, 16, 16)),
+    (lambda t: t.nn.Conv2d(4, 8, 3, stride=(2, 1), padding=(0, 2), dilation=2, groups=2), (1, 4, 15, 11)),
+    (lambda t: t.nn.Conv1d(3, 6, 5, stride=3), (2, 3, 40)),
+    (lambda t: t.nn.Conv3d(2, 4, 3, stride=2, padding=1), (1, 2, 9, 9, 9)),
+    (lambda t: t.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1), (2, 8, 5, 7)),
+]
+
+
+def _recorded(tmp_path, torch, model, x, *, imported: bool):
+    """``model(x)`` recorded by torch.profiler and imported, or by profkit's own collector; classified."""
+    import profkit
+    from profkit.collectors.kineto_json import read_kineto
+    from profkit.trace.io import write_trace
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    if imported:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            model(x)
+        prof.export_chrome_trace(str(tmp_path / "trace.json"))
+        found = read_kineto(tmp_path / "trace.json", progress=False)
+        path = write_trace(tmp_path / "trace.parquet", found.table, found.metadata)
+    else:
+        with profkit.record(tmp_path / "trace.parquet", telemetry=False) as session:
+            model(x)
+        path = session.path
+    trace = profkit.load(path)
+    return classify_events(trace.events, trace.metadata)
+
+
+@pytest.mark.parametrize("imported", [True, False], ids=["imported", "recorded"])
+def test_convolutions_cost_what_torch_counts_from_their_recorded_strides(tmp_path, imported):
+    # A strided, dilated, grouped or transposed convolution's output size comes from its recorded
+    # arguments; its flop must equal torch.utils.flop_counter's, and its bytes read the input, weight
+    # and bias once and write the output (whose real shape torch gives) once.
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for i, (make, shape) in enumerate(_CONV_CASES):
+        torch.manual_seed(0)
+        conv, x = make(torch), torch.randn(*shape)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            out = conv(x)
+        rows = _recorded(tmp_path / str(i), torch, conv, x, imported=imported)
+        (unit,) = rows[rows["flops"] > 0].itertuples()
+        expected_bytes = 4 * (x.numel() + sum(p.numel() for p in conv.parameters()) + out.numel())
+        assert (unit.flops, unit.bytes) == (counter.get_total_flops(), expected_bytes), (unit.name, shape)
+
+
+@pytest.mark.parametrize("imported", [True, False], ids=["imported", "recorded"])
+def test_pooling_costs_its_windows(tmp_path, imported):
+    # Max pooling compares (0 flop) and reads the input, writes the output; average pooling adds each
+    # window and divides (kernel-size flop per output). Output shapes are torch's own.
+    torch = pytest.importorskip("torch")
+    cases = [(torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 4, 10, 9), 0),
+             (torch.nn.AvgPool2d((2, 3)), (1, 3, 8, 9), 6),
+             (torch.nn.MaxPool1d(2), (2, 3, 11), 0),
+             (torch.nn.AdaptiveAvgPool2d((2, 3)), (2, 4, 8, 9), None)]
+    for i, (pool, shape, flop_per_output) in enumerate(cases):
+        x = torch.randn(*shape)
+        out = pool(x)
+        rows = _recorded(tmp_path / str(i), torch, pool, x, imported=imported)
+        (unit,) = rows[rows["bytes"] > 0].itertuples()
+        # adaptive: the windows tile the input: one add per input element, one divide per output
+        flops = x.numel() + out.numel() if flop_per_output is None else flop_per_output * out.numel()
+        assert (unit.flops, unit.bytes) == (flops, 4 * (x.numel() + out.numel())), (unit.name, shape)
+        assert unit.category == "normalization" and unit.bound in ("memory", "latency")
+
+
+def test_max_pool_backward_routes_gradients_without_flop():
+    # (grad_output [1,2,4,4], self [1,2,8,8], ..., indices [1,2,4,4] int64): reads 32·4 + 128·4 + 32·8,
+    # writes grad input 128·4: 1408 bytes
+    got = cost_of("aten::max_pool2d_with_indices_backward", [[1, 2, 4, 4], [1, 2, 8, 8], [], [], [], [], [],
+                                                             [1, 2, 4, 4]], [F32, F32, "ScalarList", "ScalarList",
+                                                                             "ScalarList", "ScalarList", "Scalar",
+                                                                             "long int"])
+    assert (got.flops, got.bytes) == (0, 1408)
+
+
+def test_without_recorded_values_a_convolution_keeps_its_input_size_and_a_pool_costs_nothing():
+    # Older traces (no "Concrete Inputs"): the documented stride-1 "same" assumption; a pool's window is
+    # unknown, so it is not costed rather than costed wrong.
+    assert cost_of("aten::conv2d", [[1, 3, 8, 8], [4, 3, 3, 3]], [F32, F32]).flops == 13824
+    assert cost_of("aten::max_pool2d", [[1, 3, 8, 8], [], [], [], [], []], [F32] + ["ScalarList"] * 4 + ["Scalar"]) \
+        == cost.ZERO
+
+
+def test_argument_values_parse_torch_profilers_texts():
+    assert cost.argument_values(["", "[2, 2]", "1", "False", "[True, False]", "0.5", "same"]) == \
+        [None, [2, 2], 1, False, [True, False], 0.5, "same"]
+    assert cost.argument_values(None) is None
+
+
+def test_every_formula_reading_values_is_kept_by_the_recorder():
+    from profkit.trace.kinds import ARGUMENT_VALUE_OPS
+
+    assert cost.value_op_names() and all(ARGUMENT_VALUE_OPS.match(name) for name in cost.value_op_names())
+
+
+@pytest.mark.parametrize("imported", [True, False], ids=["imported", "recorded"])
+def test_convolution_backward_costs_what_torch_counts(tmp_path, imported):
+    # Grad input and grad weight each cost a forward, only those computed (the first layer's input needs
+    # no gradient: output_mask), a transposed convolution's over its input size. torch's counter takes
+    # a grouped convolution's grad weight as ungrouped (groups × a forward): there, a forward each.
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for i, (make, shape) in enumerate(_CONV_CASES):
+        for input_grad in (True, False):
+            torch.manual_seed(0)
+            conv, x = make(torch), torch.randn(*shape, requires_grad=input_grad)
+            with FlopCounterMode(display=False) as forward:
+                out = conv(x)
+            grad = torch.ones_like(out)
+            with FlopCounterMode(display=False) as backward:
+                out.backward(grad, retain_graph=True)
+            rows = _recorded(tmp_path / f"{i}{input_grad}", torch, lambda _: out.backward(grad, retain_graph=True),
+                             x, imported=imported)
+            (unit,) = rows[(rows["name"] == "aten::convolution_backward") & (rows["flops"] > 0)].itertuples()
+            expected = backward.get_total_flops() if conv.groups == 1 else (1 + input_grad) * forward.get_total_flops()
+            assert unit.flops == expected, (shape, input_grad)

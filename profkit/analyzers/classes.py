@@ -369,7 +369,8 @@ op_pattern(r"^aten::_fused_(?:adam|adamw|sgd)", E, "aten::_fused_adamw_")
 op_pattern(r"attention", C, "aten::_scaled_dot_product_fused_attention_overrideable", fused=True)
 op_pattern(r"^aten::\w*(?:conv(?:olution)?\w*)$", C, "aten::_convolution_double_backward")
 op_pattern(r"^aten::\w*(?:softmax|_norm)\w*$", N, "aten::_weight_norm_interface")
-op_pattern(r"^aten::\w*pool\w*$", O, "aten::max_pool2d_with_indices")
+# Pooling reduces each window (a max, or a sum then a divide): a reduction, as aten::amax or aten::mean are.
+op_pattern(r"^aten::\w*pool\w*$", N, "aten::max_pool2d_with_indices")
 
 # ---------------------------------------------------------------- tier 3: kernel-name patterns
 # Collectives first: an NCCL kernel is never anything else.
@@ -413,7 +414,7 @@ kernel_pattern(
     N,
     "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>(int, float, float const*)",
 )
-kernel_pattern(r"(?i)pool", O, "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int)")
+kernel_pattern(r"(?i)pool", N, "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int)")
 kernel_pattern(
     r"(?i)elementwise|multi_tensor_apply|dropout|Functor|_kernel_cuda|philox",
     E,

@@ -35,9 +35,9 @@ import pandas as pd
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
 from .columns import (float_values, id_values, int_values, is_kind, label_codes, label_endswith, label_table,
-                      labels_in, text_column, used_labels)
+                      labels_in, text_column, texts_at, used_labels)
 from .columns import positions as _positions
-from .cost import cost_codes, has_cost_formula
+from .cost import cost_codes, has_cost_formula, reads_values, value_codes
 from .hardware import Ceilings, resolve_ceilings
 from .phase_windows import _ancestor_value
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
@@ -287,7 +287,8 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
             return flops, nbytes, dtype, np.array(dtype_labels, dtype=object), unit_pos, walk.op_parent
         name_codes, name_labels = names
         flops[todo], nbytes[todo], codes, labels = cost_codes(
-            (name_codes[todo], name_labels), (shapes[0][todo], shapes[1]), (dtypes[0][todo], dtypes[1]))
+            (name_codes[todo], name_labels), (shapes[0][todo], shapes[1]), (dtypes[0][todo], dtypes[1]),
+            _argument_values(events, names, todo))
         recode = np.array([_code_of(dtype_labels, label) for label in labels.tolist()] + [-1], dtype=np.int64)
         dtype[todo] = recode[codes]  # code -1 reads the trailing -1
         tried[todo] = True
@@ -295,6 +296,22 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
         if costed[todo].all():  # the candidates stand: the walk over them is the walk over the units
             return flops, nbytes, dtype, np.array(dtype_labels, dtype=object), unit_pos, walk.op_parent
         candidate = costed | (has_formula & ~tried)
+
+
+def _argument_values(events, names, todo: np.ndarray) -> tuple[np.ndarray, list] | None:
+    """``cost.value_codes`` of the ``todo`` rows whose formula reads argument values (their ``extra``
+    texts only: a trace's extras are mostly distinct, never factorized whole); None when there are none."""
+    if "extra" not in events:
+        return None
+    name_codes = names[0]
+    wanted = np.zeros(len(name_codes), dtype=bool)
+    wanted[todo] = True
+    reads = label_table(names, reads_values, rows=wanted)[todo]
+    if not reads.any():
+        return None
+    codes = np.full(len(todo), -1, dtype=np.int64)
+    codes[reads], lists = value_codes(texts_at(events["extra"], todo[reads]))
+    return codes, lists
 
 
 def _code_of(labels: list[str], label: str) -> int:

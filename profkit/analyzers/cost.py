@@ -11,9 +11,12 @@ written here as pure functions of shapes so no torch is needed.
 
 Only input shapes are recorded, so outputs are inferred: a matmul's from its
 operands, a pointwise op's by broadcasting its tensor inputs, an in-place op's
-is its first input. What cannot be known from shapes alone is documented at
-each formula (a reduction's output is taken as negligible; a convolution's
-output spatial size as its input's, i.e. stride 1 and "same" padding).
+is its first input. Convolutions and pooling also read their arguments' values
+(strides, paddings, kernel sizes: torch.profiler's "Concrete Inputs", in the
+trace's ``extra``) to size their outputs. What cannot be known is documented at
+each formula (a reduction's output is taken as negligible; a convolution
+recorded without its stride has its input's spatial size, i.e. stride 1 and
+"same" padding).
 
 Parse, then compute: ``parse_inputs`` turns the JSON text into an ``OpInputs``
 of ``Tensor``s once per unique (name, shapes, dtypes); each formula is a small
@@ -100,12 +103,22 @@ class OpInputs:
     A plain class with slots, not a frozen dataclass: one is built per unique signature, and the
     tensors are listed once here rather than by every formula that reads them."""
 
-    __slots__ = ("args", "tensors", "shapes")
+    __slots__ = ("args", "tensors", "shapes", "concrete")
 
-    def __init__(self, args: tuple[Tensor | None, ...], shapes: list | None = None):
+    def __init__(self, args: tuple[Tensor | None, ...], shapes: list | None = None, concrete: list | None = None):
         self.args = args
         self.tensors: list[Tensor] = [a for a in args if a is not None]
         self.shapes = shapes  # the parsed Input Dims as recorded: a TensorList argument's shapes are here
+        # The values of the non-tensor arguments (stride, padding, kernel size...) where torch.profiler
+        # recorded them ("Concrete Inputs"), parsed: None for a tensor or an argument it left out.
+        self.concrete = concrete
+
+    def value(self, index: int):
+        """The recorded value of argument ``index`` (None: not recorded)."""
+        concrete = self.concrete
+        if concrete is None or index is None or not -len(concrete) <= index < len(concrete):
+            return None
+        return concrete[index]
 
     def __getitem__(self, index: int) -> Tensor | None:
         return self.args[index] if -len(self.args) <= index < len(self.args) else None
@@ -164,18 +177,71 @@ def dtype_infos(dtypes) -> list[tuple[str, int] | None] | None:
     return [_DTYPES.get(spelling) if isinstance(spelling, str) else None for spelling in dtypes]
 
 
-def inputs_of(shapes, infos: list[tuple[str, int] | None] | None) -> OpInputs:
+def inputs_of(shapes, infos: list[tuple[str, int] | None] | None, concrete: list | None = None) -> OpInputs:
     """The ``OpInputs`` of a parsed Input Dims list and ``dtype_infos``: a Tensor where the dtype is a
-    tensor dtype and the shape a list of ints."""
+    tensor dtype and the shape a list of ints; ``concrete``: the arguments' parsed values."""
     if not isinstance(shapes, list) or infos is None:
-        return OpInputs(())
+        return OpInputs((), concrete=concrete)
     if len(shapes) < len(infos):  # (an arg without a shape is no tensor)
         shapes = shapes + [None] * (len(infos) - len(shapes))
     return OpInputs(tuple([
         Tensor(tuple(shape), *info)
         if info is not None and isinstance(shape, list) and all(map(isinstance, shape, _INT)) else None
         for shape, info in zip(shapes, infos)
-    ]), shapes)
+    ]), shapes, concrete)
+
+
+def argument_values(recorded) -> list | None:
+    """torch.profiler's "Concrete Inputs" (one text per argument: "" for a tensor or a value it did not
+    record, "[2, 2]", "1", "False") parsed: lists of numbers and booleans, numbers, booleans, else the
+    text; None for "" (None when ``recorded`` is no list)."""
+    if not isinstance(recorded, list):
+        return None
+    return [_argument_value(text) for text in recorded]
+
+
+_WORDS = {"True": True, "False": False, "None": None, "": None}
+
+
+def _argument_value(text):
+    if not isinstance(text, str):
+        return text
+    if text in _WORDS:
+        return _WORDS[text]
+    if text[:1] == "[" and text[-1:] == "]":
+        items = [item.strip() for item in text[1:-1].split(",") if item.strip()]
+        values = [_argument_value(item) for item in items]
+        return values if all(isinstance(v, (int, float)) for v in values) else text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def value_codes(extras: np.ndarray) -> tuple[np.ndarray, list[list | None]]:
+    """(code per row, -1 for none; the parsed argument values of each code) from rows' ``extra`` JSON
+    texts, whose ``concrete_inputs`` list holds them (``kineto_events.ARG_KEYS``; profkit record writes
+    it for the ops that ``reads_values``). Each distinct text is parsed once, each distinct list kept once."""
+    codes, texts = pd.factorize(pd.Series(extras, dtype=object), use_na_sentinel=True)
+    parsed = _parse_texts(np.asarray(texts, dtype=object), list(range(len(texts))))
+    lists: list[list | None] = []
+    seen: dict[tuple, int] = {}
+    text_code = np.full(len(texts) + 1, -1, dtype=np.int64)
+    for i in range(len(texts)):
+        document = parsed.get(i)
+        values = argument_values(document.get("concrete_inputs")) if isinstance(document, dict) else None
+        if values is None:
+            continue
+        key = tuple(repr(v) for v in values)
+        if key not in seen:
+            seen[key] = len(lists)
+            lists.append(values)
+        text_code[i] = seen[key]
+    return text_code[codes], lists
 
 
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
@@ -193,16 +259,21 @@ def _json_loads(text: str):
 
 Formula = Callable[[str, OpInputs], Cost]
 _FORMULAS: dict[str, Formula] = {}
+_READS_VALUES: set[str] = set()  # ops whose formula reads argument values (OpInputs.concrete)
 
 
-def formula(*names: str) -> Callable[[Formula], Formula]:
-    """Register ``fn(name, inputs) -> Cost`` for these op names (refuses duplicates)."""
+def formula(*names: str, reads_values: bool = False) -> Callable[[Formula], Formula]:
+    """Register ``fn(name, inputs) -> Cost`` for these op names (refuses duplicates). ``reads_values``:
+    the formula also reads the recorded values of non-tensor arguments (strides, kernel sizes), so
+    calls with equal shapes but other values are costed apart."""
 
     def register(fn: Formula) -> Formula:
         for name in names:
             if name in _FORMULAS:
                 raise ValueError(f"cost formula for {name!r} registered twice")
             _FORMULAS[name] = fn
+            if reads_values:
+                _READS_VALUES.add(name)
         return fn
 
     return register
@@ -210,6 +281,17 @@ def formula(*names: str) -> Callable[[Formula], Formula]:
 
 def has_cost_formula(name: str) -> bool:
     return name in _FORMULAS
+
+
+def reads_values(name: str) -> bool:
+    """Whether the cost formula of op ``name`` reads its arguments' recorded values."""
+    return name in _READS_VALUES
+
+
+def value_op_names() -> frozenset[str]:
+    """The ops whose formula reads argument values (all of them matched by ``kinds.ARGUMENT_VALUE_OPS``,
+    the ops whose values profkit record keeps)."""
+    return frozenset(_READS_VALUES)
 
 
 def costed_names() -> list[str]:
@@ -248,8 +330,12 @@ def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarr
     return flops, nbytes, np.append(labels, None)[codes]  # code -1: no dtype (None)
 
 
-def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``cost_arrays`` with the compute dtype as codes (-1: none) into its labels (an object array)."""
+def cost_codes(names: Labels, shapes: Labels, dtypes: Labels,
+               values: tuple[np.ndarray, list] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``cost_arrays`` with the compute dtype as codes (-1: none) into its labels (an object array).
+
+    ``values``: ``value_codes`` of the rows (their arguments' recorded values), read by the formulas
+    that ``reads_values``; a signature is then (name, shapes, dtypes, values)."""
     (name_codes, name_labels), (shape_codes, shape_labels), (dtype_codes, dtype_labels) = names, shapes, dtypes
     n = len(name_codes)
     flops, nbytes = np.zeros(n), np.zeros(n)
@@ -261,6 +347,11 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.
     key = name_codes[rows] * (len(shape_labels) + 1) + (shape_codes[rows] + 1)
     key = key * (len(dtype_labels) + 1) + (dtype_codes[rows] + 1)
+    row_values = np.full(n, -1, dtype=np.int64) if values is None else values[0]
+    value_lists = [] if values is None else values[1]
+    if values is not None and (row_values[rows] >= 0).any():  # dense ids first: the product stays small
+        key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        key = key * (len(value_lists) + 1) + (row_values[rows] + 1)
     unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
     unique_dtype = np.full(len(unique), -1, dtype=np.int64)
@@ -270,12 +361,13 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarra
     shape_list, dtype_list = shape_codes[firsts].tolist(), dtype_codes[firsts].tolist()
     parsed_shapes = _parse_texts(shape_labels, shape_list)
     infos = {code: dtype_infos(value) for code, value in _parse_texts(dtype_labels, dtype_list).items()}
-    shared: dict[tuple[int, int], OpInputs] = {}
-    for i, (name_code, shape_code, dtype_code) in enumerate(zip(name_codes[firsts].tolist(), shape_list,
-                                                                dtype_list)):
-        inputs = shared.get((shape_code, dtype_code))
+    shared: dict[tuple[int, int, int], OpInputs] = {}
+    for i, (name_code, shape_code, dtype_code, value_code) in enumerate(zip(
+            name_codes[firsts].tolist(), shape_list, dtype_list, row_values[firsts].tolist())):
+        inputs = shared.get((shape_code, dtype_code, value_code))
         if inputs is None:
-            inputs = shared[shape_code, dtype_code] = inputs_of(parsed_shapes[shape_code], infos[dtype_code])
+            inputs = shared[shape_code, dtype_code, value_code] = inputs_of(
+                parsed_shapes[shape_code], infos[dtype_code], value_lists[value_code] if value_code >= 0 else None)
         cost = op_cost(name_labels[name_code], inputs)
         found = inputs.dtype
         unique_flops[i], unique_bytes[i] = cost.flops, cost.bytes
@@ -423,26 +515,188 @@ def conv_flops(x_shape: Sequence[int], w_shape: Sequence[int], out_spatial: Sequ
     return 2.0 * batch * c_out * math.prod(out_spatial) * c_in_per_group * math.prod(w_shape[2:])
 
 
-@formula(
-    "aten::convolution", "aten::_convolution", "aten::conv1d", "aten::conv2d", "aten::conv3d",
-    "aten::cudnn_convolution", "aten::mkldnn_convolution", "aten::miopen_convolution",
-)
+class ConvArgs(NamedTuple):
+    """Where an op's convolution arguments sit among its positional arguments (None: the op has none)."""
+
+    stride: int | None
+    padding: int | None
+    dilation: int | None
+    transposed: int | bool  # an argument's position, or the op's own kind (True: always transposed)
+    output_padding: int | None
+    groups: int | None
+
+
+#: Positions of the convolution arguments of each op (the aten schemas; cudnn's has no bias).
+_CONV_ARGS = {
+    **dict.fromkeys(("aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::_convolution_mode"),
+                    ConvArgs(3, 4, 5, False, None, 6)),
+    **dict.fromkeys(("aten::convolution", "aten::_convolution"), ConvArgs(3, 4, 5, 6, 7, 8)),
+    **dict.fromkeys(("aten::mkldnn_convolution", "aten::miopen_convolution"), ConvArgs(4, 3, 5, False, None, 6)),
+    "aten::cudnn_convolution": ConvArgs(3, 2, 4, False, None, 5),
+    **dict.fromkeys(("aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"),
+                    ConvArgs(3, 4, 7, True, 5, 6)),
+}
+
+
+def _per_dim(value, dims: int, default: int) -> list[int]:
+    """A recorded int list (one value stands for every spatial dim) as ``dims`` ints; ``default``
+    where it was not recorded (or is a padding mode such as "same")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(type(v) is int for v in value):
+        return [default] * dims
+    return value * dims if len(value) == 1 else list(value[:dims]) + [value[-1]] * (dims - len(value))
+
+
+def conv_output_spatial(inp: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                        dilation: Sequence[int], transposed: bool = False,
+                        output_padding: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The output's spatial size, as torch computes it for a direct or a transposed convolution."""
+    output_padding = output_padding or [0] * len(inp)
+    if transposed:
+        return tuple((i - 1) * s - 2 * p + d * (k - 1) + o + 1
+                     for i, k, s, p, d, o in zip(inp, kernel, stride, padding, dilation, output_padding))
+    return tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in zip(inp, kernel, stride, padding, dilation))
+
+
+@formula(*_CONV_ARGS, reads_values=True)
 def _conv(name: str, x: OpInputs) -> Cost:
-    # Stride, padding and dilation are not recorded as shapes: the output is taken
-    # to have the input's spatial size (stride 1, "same" padding). Transposed
-    # convolutions are counted as if direct.
+    # The output's size comes from the recorded stride, padding and dilation ("Concrete Inputs");
+    # where they were not recorded (older traces, or a padding mode such as "same"), it is taken to be
+    # the input's (stride 1, "same" padding). A transposed convolution's flop are those of the direct
+    # one whose gradient it is (torch.utils.flop_counter's count: they do not depend on its output).
     inp, weight = _need(x[0]), _need(x[1])
-    out_spatial = inp.shape[2:]
-    out = (inp.shape[0], weight.shape[0], *out_spatial)
-    return Cost(conv_flops(inp.shape, weight.shape, out_spatial), _io(x.tensors, [(out, inp.itemsize)]))
+    where = _CONV_ARGS[name]
+    spatial, kernel = inp.shape[2:], weight.shape[2:]
+    transposed = where.transposed if isinstance(where.transposed, bool) else bool(x.value(where.transposed))
+    groups = x.value(where.groups) if where.groups is not None else None
+    groups = groups if type(groups) is int and groups > 0 else 1
+    # (a padding mode, "same" or "valid", is recorded as nothing: as if unrecorded)
+    if isinstance(x.value(where.stride), list) and isinstance(x.value(where.padding), list):
+        dims = len(spatial)
+        out_spatial = conv_output_spatial(
+            spatial, kernel, _per_dim(x.value(where.stride), dims, 1), _per_dim(x.value(where.padding), dims, 0),
+            _per_dim(x.value(where.dilation), dims, 1), transposed,
+            _per_dim(x.value(where.output_padding), dims, 0) if where.output_padding is not None else None)
+    else:
+        out_spatial = tuple(spatial)
+    channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    out = (inp.shape[0], channels, *out_spatial)
+    flops = conv_flops(inp.shape, weight.shape, spatial if transposed else out_spatial)
+    return Cost(flops, _io(x.tensors, [(out, inp.itemsize)]))
 
 
-@formula("aten::convolution_backward")
+@formula("aten::convolution_backward", reads_values=True)
 def _conv_backward(name: str, x: OpInputs) -> Cost:
-    # grad_output gives the real output size; grad input + grad weight = 2 × forward.
+    # (grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed, output_padding,
+    # groups, output_mask): grad_output gives the real output size. Grad input and grad weight each cost
+    # a forward (a transposed convolution's: over its input's size); output_mask, where recorded, says
+    # which of them were computed (the first layer's input needs no gradient).
     grad_out, inp, weight = _need(x[0]), _need(x[1]), _need(x[2])
-    flops = 2 * conv_flops(inp.shape, weight.shape, grad_out.shape[2:])
-    return Cost(flops, _io([grad_out, inp, weight], [(inp.shape, inp.itemsize), (weight.shape, weight.itemsize)]))
+    transposed = x.value(7) is True
+    forward = conv_flops(inp.shape, weight.shape, (inp if transposed else grad_out).shape[2:])
+    mask = x.value(10)
+    grad_input, grad_weight = (mask[0], mask[1]) if isinstance(mask, list) and len(mask) >= 2 else (True, True)
+    written = [(inp.shape, inp.itemsize)] * bool(grad_input) + [(weight.shape, weight.itemsize)] * bool(grad_weight)
+    return Cost(forward * (bool(grad_input) + bool(grad_weight)), _io([grad_out, inp, weight], written))
+
+
+# ---------------------------------------------------------------- pooling
+
+
+class PoolArgs(NamedTuple):
+    """Where a pooling op's window arguments sit (the aten schemas), and what it computes."""
+
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int | None
+    ceil_mode: int
+    average: bool  # average (a sum and a divide per window) or max (comparisons: no flop)
+    indices: bool  # also writes the argmax of each window (int64)
+    dims: int  # spatial dims (1d, 2d, 3d)
+
+
+_POOL_ARGS = {
+    **{f"aten::max_pool{d}d": PoolArgs(1, 2, 3, 4, 5, False, False, d) for d in (1, 2, 3)},
+    **{f"aten::max_pool{d}d_with_indices": PoolArgs(1, 2, 3, 4, 5, False, True, d) for d in (1, 2, 3)},
+    **{f"aten::avg_pool{d}d": PoolArgs(1, 2, 3, None, 4, True, False, d) for d in (1, 2, 3)},
+}
+
+
+def pool_output_spatial(inp: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                        dilation: Sequence[int], ceil_mode: bool) -> tuple[int, ...]:
+    """The output's spatial size, as torch's pooling_output_shape computes it (with ceil_mode, a last
+    window must start inside the input or its left padding)."""
+    out = []
+    for i, k, s, p, d in zip(inp, kernel, stride, padding, dilation):
+        span = i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+        size = span // s + 1
+        if ceil_mode and (size - 1) * s >= i + p:
+            size -= 1
+        out.append(size)
+    return tuple(out)
+
+
+@formula(*_POOL_ARGS, reads_values=True)
+def _pool(name: str, x: OpInputs) -> Cost:
+    # A max compares (0 flop, as min/max in the paper's count); an average adds the window and divides:
+    # kernel-size flop per output element. The output's size needs the recorded kernel, stride and
+    # padding: without them the op is not costed (its window is unknown).
+    inp = _need(x[0])
+    where = _POOL_ARGS[name]
+    kernel, dims = x.value(where.kernel), where.dims
+    if not isinstance(kernel, list) or len(inp.shape) < dims:
+        raise ValueError("kernel size not recorded")
+    spatial = inp.shape[-dims:]
+    kernel = _per_dim(kernel, dims, 1)
+    stride = _per_dim(x.value(where.stride), dims, 0)
+    stride = kernel if not all(stride) else stride  # (an empty stride is the kernel's)
+    out_spatial = pool_output_spatial(spatial, kernel, stride, _per_dim(x.value(where.padding), dims, 0),
+                                      _per_dim(x.value(where.dilation), dims, 1), bool(x.value(where.ceil_mode)))
+    out = (*inp.shape[:-dims], *out_spatial)
+    outputs = [(out, inp.itemsize)] + ([(out, 8)] if where.indices else [])
+    flops = float(math.prod(out) * math.prod(kernel)) if where.average else 0.0
+    return Cost(flops, _io([inp], outputs))
+
+
+_ADAPTIVE_POOLS = {
+    **{f"aten::adaptive_avg_pool{d}d": (True, False) for d in (1, 2, 3)},
+    **{f"aten::_adaptive_avg_pool{d}d": (True, False) for d in (2, 3)},
+    **{f"aten::adaptive_max_pool{d}d": (False, True) for d in (1, 2, 3)},
+}
+
+
+@formula(*_ADAPTIVE_POOLS, reads_values=True)
+def _adaptive_pool(name: str, x: OpInputs) -> Cost:
+    # (self, output_size): the windows tile the input, so an average reads and adds every input element
+    # once and divides once per output (input + output flop); a max compares only.
+    inp, size = _need(x[0]), x.value(1)
+    if not isinstance(size, list) or not all(type(v) is int for v in size):
+        raise ValueError("output size not recorded")
+    out = (*inp.shape[: len(inp.shape) - len(size)], *size)
+    average, indices = _ADAPTIVE_POOLS[name]
+    outputs = [(out, inp.itemsize)] + ([(out, 8)] if indices else [])
+    flops = float(inp.numel + math.prod(out)) if average else 0.0
+    return Cost(flops, _io([inp], outputs))
+
+
+@formula("aten::max_pool2d_with_indices_backward", "aten::max_pool3d_with_indices_backward",
+         "aten::adaptive_max_pool2d_backward", "aten::adaptive_max_pool3d_backward")
+def _max_pool_backward(name: str, x: OpInputs) -> Cost:
+    # (grad_output, self, ..., indices): each output gradient is routed to its argmax (no flop);
+    # grad input has the input's shape.
+    grad_out, inp = _need(x[0]), _need(x[1])
+    return Cost(0.0, _io(x.tensors, [(inp.shape, grad_out.itemsize)]))
+
+
+@formula("aten::avg_pool2d_backward", "aten::avg_pool3d_backward", "aten::_adaptive_avg_pool2d_backward",
+         "aten::_adaptive_avg_pool3d_backward")
+def _avg_pool_backward(name: str, x: OpInputs) -> Cost:
+    # (grad_output, self, ...): each output gradient is divided and spread over its window; the windows
+    # are taken to tile the input (one add per input element, one divide per output element).
+    grad_out, inp = _need(x[0]), _need(x[1])
+    return Cost(float(inp.numel + grad_out.numel), _io(x.tensors, [(inp.shape, grad_out.itemsize)]))
 
 
 def sdpa_flops(b: int, h_q: int, s_q: int, s_k: int, d_q: int, d_v: int) -> float:

@@ -17,6 +17,7 @@ shapes are most of the extraction cost).
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from ..trace.arrow_buffers import dictionary, from_numpy
+from ..trace.kinds import ARGUMENT_VALUE_OPS
 from ..trace.schema import GPU_KINDS, Kind
 
 #: The profiler's activity type -> trace kind.
@@ -118,15 +120,44 @@ def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | Non
     columns["bytes"][rows.copies] = [_metadata_int(activities[i].metadata_json(), _BYTES) for i in rows.copies]
     if with_shapes:
         shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
-        parsed: dict[str, tuple[str | None, str | None]] = {}
-        for i in _shape_rows(columns["name"], rows.ops):
+        names, parsed = columns["name"], {}
+        # The argument values ("Concrete Inputs": strides, paddings, kernel sizes) of convolutions and
+        # pooling, whose cost reads them, as an imported trace has them: {"concrete_inputs": [...]} in extra.
+        keeps_values: dict[str, bool] = {}
+        extra: list | None = None
+        for i in _shape_rows(names, rows.ops):
+            metadata = activities[i].metadata_json()
             # Calls with equal inputs share a signature: each distinct one is parsed once.
-            signature = _input_signature(activities[i].metadata_json())
+            signature = _input_signature(metadata)
             found = parsed.get(signature)
             if found is None:
                 found = parsed[signature] = _shapes_and_dtypes(signature)
             shapes[i], dtypes[i] = found
+            keep = keeps_values.get(names[i])
+            if keep is None:
+                keep = keeps_values[names[i]] = ARGUMENT_VALUE_OPS.match(names[i]) is not None
+            if keep and (values := _concrete_inputs(metadata)) is not None:
+                extra = extra or [None] * len(names)
+                extra[i] = '{"concrete_inputs":' + values + "}"
+        if extra is not None:
+            columns["extra"] = extra
     return _finish(columns, rows.gpu, process_id)
+
+
+_CONCRETE = '"Concrete Inputs": '
+_LIST_DECODER = json.JSONDecoder()
+
+
+def _concrete_inputs(metadata: str) -> str | None:
+    """The "Concrete Inputs" list of an op's Kineto metadata, as compact JSON (None: not recorded)."""
+    at = metadata.find(_CONCRETE)
+    if at < 0:
+        return None
+    try:
+        values, _ = _LIST_DECODER.raw_decode(metadata, at + len(_CONCRETE))
+    except ValueError:
+        return None
+    return json.dumps(values, separators=(",", ":")) if isinstance(values, list) else None
 
 
 def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:

@@ -8,6 +8,7 @@ does not import pyarrow.
 from __future__ import annotations
 
 import enum
+import re
 
 
 class Kind(str, enum.Enum):
@@ -36,3 +37,9 @@ GPU_KINDS = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value, 
 HOST_NESTED_KINDS = frozenset(
     {Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value, Kind.PYTHON_FUNCTION.value}
 )
+
+#: Operators whose argument values (torch.profiler's "Concrete Inputs": strides, paddings, kernel sizes)
+#: a trace keeps, in ``extra`` as ``{"concrete_inputs": [...]}``: convolutions and pooling, whose output
+#: size (so flop and bytes) depends on them. An imported trace keeps every op's; profkit record these
+#: only (reading them costs a parse per op). Every cost formula that reads values covers ops matched here.
+ARGUMENT_VALUE_OPS = re.compile(r"^aten::\w*(?:conv|pool)\w*$")
