@@ -440,3 +440,22 @@ def test_convolution_backward_costs_what_torch_counts(tmp_path, imported):
             (unit,) = rows[(rows["name"] == "aten::convolution_backward") & (rows["flops"] > 0)].itertuples()
             expected = backward.get_total_flops() if conv.groups == 1 else (1 + input_grad) * forward.get_total_flops()
             assert unit.flops == expected, (shape, input_grad)
+
+
+@pytest.mark.parametrize("imported", [True, False], ids=["imported", "recorded"])
+def test_under_autocast_the_op_that_computes_is_the_unit(tmp_path, imported):
+    # autocast records aten::linear on the fp32 inputs, then inside it the casts and aten::linear again on
+    # bf16 ones. The unit is the inner call: bf16 flop and bytes; the casts are memory work of their own.
+    torch = pytest.importorskip("torch")
+    linear, x = torch.nn.Linear(64, 32), torch.randn(16, 64)
+
+    def run(inputs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return linear(inputs)
+
+    rows = _recorded(tmp_path, torch, run, x, imported=imported)
+    (unit,) = rows[(rows["name"] == "aten::linear") & (rows["flops"] > 0)].itertuples()
+    assert (unit.flops, unit.dtype) == (2 * 16 * 64 * 32, "bf16")
+    assert unit.bytes == 2 * (16 * 64 + 32 * 64 + 32 + 16 * 32)  # every operand and the output in bf16
+    casts = rows[rows["name"] == "aten::_to_copy"]
+    assert len(casts) == 3 and set(casts["category"]) == {"memory"} and (casts["bytes"] > 0).all()

@@ -277,6 +277,7 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
     has_formula[is_op] = label_table(names, has_cost_formula, rows=is_op)[is_op] & (shapes[0][is_op] >= 0)
     if compiling is not None:
         has_formula &= ~compiling
+    has_formula &= ~_redispatched(walk.op_parent, names[0])
     costed = np.zeros(n, dtype=bool)
     tried = np.zeros(n, dtype=bool)
     candidate = has_formula
@@ -296,6 +297,18 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
         if costed[todo].all():  # the candidates stand: the walk over them is the walk over the units
             return flops, nbytes, dtype, np.array(dtype_labels, dtype=object), unit_pos, walk.op_parent
         candidate = costed | (has_formula & ~tried)
+
+
+def _redispatched(op_parent: np.ndarray, name_codes: np.ndarray) -> np.ndarray:
+    """The ops that call themselves: an op with an op of its own name just below it is a dispatch
+    wrapper, autocast's above all (``aten::linear`` on fp32 inputs: ``aten::to`` casts, then
+    ``aten::linear`` on bf16 ones). The inner call computes, in the dtype it was given: it is the
+    unit, and the casts around it count as the copies they are."""
+    inner = np.flatnonzero(op_parent >= 0)
+    inner = inner[name_codes[inner] == name_codes[op_parent[inner]]]
+    wrapper = np.zeros(len(op_parent), dtype=bool)
+    wrapper[op_parent[inner]] = True
+    return wrapper
 
 
 def _argument_values(events, names, todo: np.ndarray) -> tuple[np.ndarray, list] | None:
