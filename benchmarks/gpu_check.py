@@ -382,6 +382,47 @@ def host_link_copies_and_rnn_flop(ctx):
 
 
 @check
+def cnn_convolution_flop_under_autocast(ctx):
+    """cuDNN convolutions sized from their recorded strides: the trace's convolution flop (forward and
+    backward, 3 steps) must equal torch.utils.flop_counter's for the same model, and under bf16
+    autocast the convolution units must compute in bf16 (the wrapper's inner call is the unit)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import profkit
+    from profkit.analyzers import classify_events
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_workloads import CNN_INPUT, cnn
+
+    out = ctx["traces"] / "cnn_workload.parquet"
+    record(out, WORKLOADS, "--mode", "cnn")
+    model, x = cnn().cuda(), torch.randn(*CNN_INPUT, device="cuda")
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(x).float().square().mean()
+        loss.backward()
+    per_step = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()
+                if "convolution" in str(op)}
+    trace = profkit.load(out)
+    rows = classify_events(trace.events, trace.metadata)
+    units = rows[(rows["flops"] > 0) & rows["name"].astype(str).str.contains("conv")]
+    forward = units[~units["name"].astype(str).str.contains("backward")]
+    figures = {
+        "trace_conv_flops": float(units["flops"].sum()), "torch_conv_flops_3_steps": 3 * sum(per_step.values()),
+        "torch_per_op": per_step, "forward_units": sorted(set(forward["name"].astype(str))),
+        "forward_dtypes": sorted(set(forward["dtype"].astype(str))),
+        "pool_units": sorted(set(rows.loc[(rows["bytes"] > 0) & rows["name"].astype(str).str.contains("pool"),
+                                          "name"].astype(str))),
+    }
+    ok = (figures["trace_conv_flops"] == figures["torch_conv_flops_3_steps"] and figures["forward_dtypes"] == ["bf16"]
+          and len(figures["pool_units"]) >= 3)
+    return ok, (f"conv flop {figures['trace_conv_flops']:.4g} vs torch {figures['torch_conv_flops_3_steps']:.4g}; "
+                f"forward units {figures['forward_units']} in {figures['forward_dtypes']}; "
+                f"pools costed: {figures['pool_units']}"), figures
+
+
+@check
 def telemetry_sampler_cost(ctx):
     """The sampler's own CPU cost with real NVML calls (docs/telemetry.md): < 1 % of one core."""
     sys.path.insert(0, str(REPO / "benchmarks"))

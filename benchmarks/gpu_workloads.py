@@ -8,6 +8,9 @@ and integrated power must agree over the whole run.
 with profkit.phase so the check can read GPM metrics per phase.
 --mode copies: 256 MiB host-to-device copies from pinned and from pageable memory (the host link's
 roofline), then a cuDNN LSTM forward (the recurrent-layer flop count), each in its own phase.
+--mode cnn: a small CNN (strided, dilated and transposed convolutions, max and average pooling)
+trained 3 steps under bf16 autocast: cuDNN's convolution ops sized from their recorded strides, and
+the autocast wrapper's inner call as the unit (gpu_check.py compares with torch's flop counter).
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ import profkit
 
 #: The LSTM of --mode copies (gpu_check.py counts its flop by hand from these).
 LSTM = {"input": 256, "hidden": 512, "layers": 2, "batch": 16, "seq": 64}
+#: The input of --mode cnn's model (gpu_check.py rebuilds the model to count its flop).
+CNN_INPUT = (16, 3, 64, 64)
+
+
+def cnn(torch_module=torch):
+    """The model of --mode cnn (seeded: the check builds the same one)."""
+    nn = torch_module.nn
+    torch_module.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1),
+        nn.Conv2d(32, 64, 3, stride=2, padding=2, dilation=2), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 2, stride=2), nn.AvgPool2d(2), nn.Conv2d(32, 16, 1), nn.AdaptiveAvgPool2d(1),
+    )
 
 
 def busy_for(seconds: float, work) -> None:
@@ -34,7 +50,7 @@ def busy_for(seconds: float, work) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["power", "gpm", "copies"], required=True)
+    parser.add_argument("--mode", choices=["power", "gpm", "copies", "cnn"], required=True)
     args = parser.parse_args()
     device = torch.device("cuda")
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
@@ -66,6 +82,13 @@ def main() -> None:
             for _ in range(3):
                 lstm(x)
             torch.cuda.synchronize()
+    elif args.mode == "cnn":
+        model, x = cnn().to(device), torch.randn(*CNN_INPUT, device=device)
+        for _ in range(3):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(x).float().square().mean()
+            loss.backward()
+        torch.cuda.synchronize()
     else:
         src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)
         dst = torch.empty_like(src)
