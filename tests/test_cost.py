@@ -69,6 +69,8 @@ HAND_COUNTS = [
     ("aten::copy_", [[10], [10], []], [BF16, F32, "Scalar"], 0, 60),
     # fill: writes only
     ("aten::fill_", [[10], []], [F32, "Scalar"], 0, 40),
+    # fast-path attention's QKV bias [2,5,24] + [24], q scaled: 240 + 80 = 320 flop; bytes (240+24+240)·4 = 2016
+    ("aten::_transform_bias_rescale_qkv", [[2, 5, 24], [24], []], [F32, F32, "Scalar"], 320, 2016),
     # embedding [100,16] with 6 indices (int64): reads 6·8 + 6 rows of 16·4, writes 6 rows: 48 + 2·6·64 = 816
     ("aten::embedding", [[100, 16], [2, 3]], [F32, "long int"], 0, 816),
 ]

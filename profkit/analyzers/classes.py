@@ -331,6 +331,7 @@ exact(
     "aten::feature_dropout", "aten::_fused_dropout", "aten::_masked_scale", "aten::bernoulli", "aten::bernoulli_",
     "aten::uniform_", "aten::normal_", "aten::rand", "aten::randn", "aten::randint", "aten::rand_like",
     "aten::randn_like", "torch::autograd::AccumulateGrad",
+    "aten::_transform_bias_rescale_qkv",  # nn.MultiheadAttention's inference fast path: QKV bias and scale
 )
 exact(
     M,

@@ -931,6 +931,14 @@ def _pointwise(name: str, x: OpInputs) -> Cost:
     return Cost(flops, _io(tensors, [(shape, itemsize)]))
 
 
+@formula("aten::_transform_bias_rescale_qkv")
+def _bias_rescale_qkv(name: str, x: OpInputs) -> Cost:
+    # (qkv [B, T, 3E], qkv_bias [3E], num_heads): the bias added to all three, q also scaled (4/3 flop per
+    # element); written back as q, k, v of [B, heads, T, E/heads] (the same elements).
+    qkv, bias = _need(x[0]), _need(x[1])
+    return Cost(qkv.numel * 4 / 3, _io([qkv, bias], [(qkv.shape, qkv.itemsize)]))
+
+
 @formula("aten::mse_loss")
 def _mse_loss(name: str, x: OpInputs) -> Cost:
     a = _need(x[0])  # subtract, square, sum: 3 per element; the (mean) output is one value
