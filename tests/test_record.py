@@ -173,6 +173,8 @@ def test_torchrun_two_ranks(tmp_path):
     report = json.loads(run_profkit("report", str(files[0]), str(files[1]), "--format", "json").stdout)
     assert report["run"]["ranks"] == [0, 1]
     assert report["totals"]["op_count"] == sum(len(profkit.load(f).ops) for f in files)
+    # the -o path given to record stands for the rank files it wrote
+    assert json.loads(run_profkit("report", str(out), "--format", "json").stdout) == report
 
 
 def test_unwritable_output_fails_before_program_runs(tmp_path):

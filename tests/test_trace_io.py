@@ -204,3 +204,18 @@ def test_nullable_ints_from_buffers_match_pyarrow_for_sliced_arrays(arrow_type):
         assert got.isna().tolist() == [v is None for v in array.to_pylist()]
         assert got.to_numpy(dtype=object, na_value=None).tolist() == array.to_pylist()
         assert got._data[got.isna()].tolist() == [0] * array.null_count  # nulls hold 0, as fill_null(0) gave
+
+
+def test_the_output_path_of_a_distributed_recording_stands_for_its_rank_files(tmp_path):
+    # profkit record -o run.parquet -- torchrun ... writes run.rank<R>.parquet: `profkit report
+    # run.parquet` (or run) reads them, in rank order (10 after 2), and nothing else of the folder.
+    from profkit.trace.io import expand_paths
+
+    for name in ("run.rank0.parquet", "run.rank2.parquet", "run.rank10.parquet", "run.rankx.parquet",
+                 "run.pid7.parquet", "other.rank0.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    expected = [tmp_path / f"run.rank{r}.parquet" for r in (0, 2, 10)]
+    assert expand_paths([tmp_path / "run.parquet"]) == expected == expand_paths([tmp_path / "run"])
+    assert expand_paths([tmp_path / "missing.parquet"]) == [tmp_path / "missing.parquet"]  # (load says no such file)
+    (tmp_path / "run.parquet").write_bytes(b"")
+    assert expand_paths([tmp_path / "run.parquet"]) == [tmp_path / "run.parquet"]  # a file that exists is itself

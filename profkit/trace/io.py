@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -266,7 +268,8 @@ def _nullable_from_buffers(array: pa.Array, dtype) -> Any:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given; a folder stands for the *.parquet files in it."""
+    """Files as given; a folder stands for the *.parquet files in it; the ``-o`` path of a distributed
+    recording, which wrote ``<stem>.rank<R>.parquet`` instead, for those rank files (in rank order)."""
     found: list[Path] = []
     for item in paths:
         item = Path(item)
@@ -276,8 +279,18 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
                 raise TraceFormatError(f"{item}: folder holds no .parquet traces")
             found.extend(inside)
         else:
-            found.append(item)
+            found.extend(rank_files(item) if not item.exists() else [item])
     return found
+
+
+def rank_files(path: Path) -> list[Path]:
+    """The rank traces ``profkit record -o PATH -- torchrun ...`` wrote for ``path``
+    (``<stem>.rank<R>.parquet``, rank order), or ``[path]`` itself when there are none."""
+    stem = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.name
+    pattern = re.compile(re.escape(stem) + r"\.rank(\d+)\.parquet")
+    ranks = sorted((int(m.group(1)), p) for p in path.parent.glob(f"{glob.escape(stem)}.rank*.parquet")
+                   if (m := pattern.fullmatch(p.name)))
+    return [p for _, p in ranks] or [path]
 
 
 def _read_schema(path: Path) -> pa.Schema:
