@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 
 from ..trace.schema import Kind
-from .columns import is_kind
+from .columns import float_values, int_values, is_kind, label_codes, texts_at
 from .intervals import merge_intervals, overlap_ns
-from .table import frame_of
 
 #: Counters refresh every ~20-100 ms (REFERENCE §4): attribute to windows of at least this.
 MIN_WINDOW_NS = 100_000_000
@@ -202,22 +201,23 @@ def samples_of(events: pd.DataFrame) -> pd.DataFrame:
                              "device_type": np.zeros(0, object), "device_index": np.zeros(0, np.int64),
                              "start_ns": np.zeros(0, np.int64), "duration_ns": np.zeros(0, np.int64),
                              "value": np.zeros(0), "extra": np.zeros(0, object)})
-    columns = ("name", "device_type", "device_index", "start_ns", "duration_ns", "value", "extra")
-    events = frame_of(events)
-    rows = {name: events[name].iloc[at] for name in columns}
-    out = pd.DataFrame(
-        {
-            "rank": events["rank"].to_numpy(np.int64)[at] if "rank" in events else np.zeros(len(at), np.int64),
-            "name": rows["name"].astype(str).to_numpy(),
-            "device_type": rows["device_type"].astype(str).to_numpy(),
-            "device_index": rows["device_index"].fillna(-1).to_numpy(np.int64),
-            "start_ns": rows["start_ns"].to_numpy(np.int64),
-            "duration_ns": rows["duration_ns"].fillna(0).to_numpy(np.int64),
-            "value": rows["value"].to_numpy(np.float64),
-            "extra": rows["extra"].astype(object).to_numpy(),
-        }
-    )
-    return out[np.isfinite(out["value"].to_numpy())]
+    value = float_values(events["value"])[at]
+    at = at[np.isfinite(value)]  # (each column read at the sample rows only: no DataFrame of the events)
+
+    def text(name: str) -> np.ndarray:
+        codes, labels = label_codes(events[name])
+        return np.append(np.asarray(labels, dtype=object).astype(str), "nan")[codes[at]].astype(object)
+
+    return pd.DataFrame({
+        "rank": int_values(events["rank"])[at] if "rank" in events else np.zeros(len(at), np.int64),
+        "name": text("name"),
+        "device_type": text("device_type"),
+        "device_index": int_values(events["device_index"], fill=-1)[at],
+        "start_ns": int_values(events["start_ns"])[at],
+        "duration_ns": int_values(events["duration_ns"], fill=0)[at],
+        "value": float_values(events["value"])[at],
+        "extra": np.asarray(texts_at(events["extra"], at), dtype=object),
+    })
 
 
 def parse_extras(extra: pd.Series) -> dict[Any, dict]:

@@ -10,7 +10,7 @@ are null and ``reason`` says why in one line. See docs/telemetry.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers import energy
-from ...analyzers.columns import is_kind
+from ...analyzers.columns import float_values, int_values, is_kind, label_codes, positions
 from ...trace.kinds import Kind
 from ..context import ReportContext
 from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si
@@ -50,9 +50,32 @@ def samples_of(ctx: ReportContext) -> pd.DataFrame | None:
     return ctx.cached("telemetry_samples", compute)
 
 
-def classified_of(ctx: ReportContext) -> pd.DataFrame:
-    """classify_events over the report's events, shared with the categories section (computed once)."""
-    return classified(ctx).frame
+def work_rows(ctx: ReportContext, select: Callable[[Any], np.ndarray]) -> pd.DataFrame:
+    """The classified rows ``select(rows)`` picks (a mask over the classified table), in plain columns:
+    rank, kind, device_index (the event's), category, start_ns, end_ns, bytes, flops. Read column by
+    column from the classified table and the events: no DataFrame of either is built (on a recorded
+    trace with telemetry, building them was a fifth of the report)."""
+    rows = classified(ctx)
+    at = np.flatnonzero(select(rows))
+    events = ctx.table
+    event_pos = positions(events["event_id"].to_numpy(np.int64), rows["event_id"])[at]
+    device_index = int_values(events["device_index"], fill=-1)
+    start = int_values(rows["start_ns"])[at]
+
+    def text(name: str) -> pd.Series:  # (object: no per-row conversion to pandas' string type)
+        codes, labels = label_codes(rows[name])
+        return pd.Series(np.append(np.asarray(labels, dtype=object), None)[codes[at]], dtype=object)
+
+    return pd.DataFrame({
+        "rank": int_values(rows["rank"])[at] if "rank" in rows else np.zeros(len(at), np.int64),
+        "kind": text("kind"),
+        "device_index": np.where(event_pos >= 0, device_index[np.maximum(event_pos, 0)], -1),
+        "category": text("category"),
+        "start_ns": start,
+        "end_ns": start + int_values(rows["duration_ns"])[at],
+        "bytes": float_values(rows["bytes"])[at],
+        "flops": float_values(rows["flops"])[at],
+    })
 
 
 def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame | None, list[energy.EnergyTrack]]:
@@ -169,20 +192,17 @@ def _phases(ctx: ReportContext, tracks) -> list[dict[str, Any]]:
 
 
 def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]:
-    rows = classified_of(ctx)
-    work = rows[rows["device_work"].to_numpy(dtype=bool)]
+    work = work_rows(ctx, lambda rows: rows["device_work"].to_numpy(bool))
     if work.empty:
         return None, None
-    events = ctx.events.set_index("event_id")
-    device_index = events["device_index"].reindex(work["event_id"]).fillna(-1).to_numpy(np.int64)
-    gpu = bool((work["kind"] != "cpu_op").any())
+    gpu = bool((work["kind"] != Kind.CPU_OP.value).any())
     frame = pd.DataFrame({
-        "rank": work["rank"].to_numpy(np.int64) if "rank" in work else 0,
+        "rank": work["rank"].to_numpy(np.int64),
         "device_type": "gpu" if gpu else "cpu",
-        "device_index": device_index if gpu else -1,
-        "category": work["category"].astype(str).to_numpy(),
+        "device_index": work["device_index"].to_numpy(np.int64) if gpu else -1,
+        "category": work["category"].to_numpy(),
         "start_ns": work["start_ns"].to_numpy(np.int64),
-        "end_ns": (work["start_ns"] + work["duration_ns"]).to_numpy(np.int64),
+        "end_ns": work["end_ns"].to_numpy(np.int64),
     })
     table = energy.attribute_classes([t for t in tracks if t.device_type == ("gpu" if gpu else "cpu")], frame)
     if table.empty:

@@ -17,12 +17,13 @@ import pandas as pd
 from rich.markup import escape
 
 from ...analyzers import energy, memory_traffic as traffic
+from ...analyzers.columns import kind_mask, label_codes
 from ...analyzers.hardware import match_device
 from ...trace.schema import Kind
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_si
 from ..registry import section
-from .energy import classified_of, samples_of
+from .energy import samples_of, work_rows
 from .phases import analysis
 
 GPU_WORK = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -47,18 +48,7 @@ def peaks_of(ctx: ReportContext) -> tuple[dict[tuple[int, int], float | None], d
 
 def _work(ctx: ReportContext) -> pd.DataFrame:
     columns = ["rank", "device_index", "category", "start_ns", "end_ns", "bytes", "flops"]
-    classified = classified_of(ctx)
-    rows = classified[classified["kind"].isin(GPU_WORK).to_numpy()]
-    device_index = ctx.events.set_index("event_id")["device_index"].reindex(rows["event_id"])
-    return pd.DataFrame({
-        "rank": rows["rank"].to_numpy(np.int64) if "rank" in rows else 0,
-        "device_index": device_index.fillna(-1).to_numpy(np.int64),
-        "category": rows["category"].astype(str).to_numpy(),
-        "start_ns": rows["start_ns"].to_numpy(np.int64),
-        "end_ns": (rows["start_ns"] + rows["duration_ns"]).to_numpy(np.int64),
-        "bytes": rows["bytes"].to_numpy(np.float64),
-        "flops": rows["flops"].to_numpy(np.float64),
-    }, columns=columns)
+    return work_rows(ctx, lambda rows: kind_mask(label_codes(rows["kind"]), *GPU_WORK))[columns]
 
 
 @section("memory_traffic", order=46, render=lambda data, console: render(data, console))
