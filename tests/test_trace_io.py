@@ -219,3 +219,15 @@ def test_the_output_path_of_a_distributed_recording_stands_for_its_rank_files(tm
     assert expand_paths([tmp_path / "missing.parquet"]) == [tmp_path / "missing.parquet"]  # (load says no such file)
     (tmp_path / "run.parquet").write_bytes(b"")
     assert expand_paths([tmp_path / "run.parquet"]) == [tmp_path / "run.parquet"]  # a file that exists is itself
+
+
+def test_a_reader_can_skip_row_groups_by_time(tmp_path):
+    # Min/max statistics are written for the sorted columns (event_id, start_ns), which is what lets
+    # DuckDB, Polars or a pyarrow filter skip row groups outside a time range; not for the others.
+    raw = _raw([("cpu_op", "aten::mm", 100, 50, 1, None, None), ("cpu_op", "aten::add", 300, 20, 1, None, None)])
+    path = write_trace(tmp_path / "t.parquet", build_events(raw), {"producer": "tests"})
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)}
+    assert (stats["start_ns"].min, stats["start_ns"].max) == (100, 300)
+    assert stats["event_id"].has_min_max and stats["name"] is None
+    assert pq.read_table(path, filters=[("start_ns", ">=", 200)]).column("name").to_pylist() == ["aten::add"]

@@ -42,6 +42,10 @@ _DICTIONARY_COLUMNS = [f.name for f in ARROW_SCHEMA if pa.types.is_dictionary(f.
 #: small differences. Every Parquet reader decodes it (a standard encoding since format 2.0).
 _DELTA_COLUMNS = {name: "DELTA_BINARY_PACKED" for name in
                   ("event_id", "start_ns", "parent_id", "op_id", "launch_id", "correlation_id")}
+#: Min/max statistics for the sorted columns only: a reader (DuckDB, Polars, pyarrow filters) can skip
+#: row groups by time or id with them; on the other, interleaved, columns they prune nothing and cost
+#: ~20 % of the write (a 4.7k-event rank file: 5.0 -> 4.1 ms).
+_STATISTICS_COLUMNS = ["event_id", "start_ns"]
 
 
 def write_trace(path: str | os.PathLike, table: pa.Table, metadata: dict[str, Any]) -> Path:
@@ -53,7 +57,8 @@ def write_trace(path: str | os.PathLike, table: pa.Table, metadata: dict[str, An
     os.close(fd)
     try:
         pq.write_table(table, tmp_name, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS,
-                       column_encoding=_DELTA_COLUMNS, row_group_size=1 << 20)
+                       column_encoding=_DELTA_COLUMNS, write_statistics=_STATISTICS_COLUMNS,
+                       row_group_size=1 << 20)
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a trace is an ordinary file
         os.replace(tmp_name, path)
     except BaseException:
