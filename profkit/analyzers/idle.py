@@ -122,20 +122,24 @@ def _top_ops(events: pd.DataFrame, ops: np.ndarray) -> np.ndarray:
     return top
 
 
-def idle_attribution(events: pd.DataFrame) -> dict:
-    """Idle time of the device inside the recorded span, split by host cause (summed over ranks)."""
+def idle_attribution(events: pd.DataFrame, within: tuple[int, int] | None = None) -> dict:
+    """Idle time of the device inside the recorded span, split by host cause (summed over ranks).
+
+    ``within``: (start_ns, end_ns): only the events that start in it count, as if the table held no
+    others (the training steps' span); the table's columns are read whole, and cached ones reused."""
     kinds = label_codes(events["kind"])
 
     def kind_in(*wanted: str) -> np.ndarray:
         return kind_mask(kinds, *wanted)
 
-    device = kind_in(*DEVICE_KINDS)
-    gpu = bool(device.any())
-    totals = dict.fromkeys(IDLE_CAUSES, 0)
-    span_total = busy_total = 0
     start = events["start_ns"].to_numpy(np.int64)
     end = start + int_values(events["duration_ns"], fill=0)
-    timed = ~kind_in(Kind.SAMPLE.value)
+    chosen = np.ones(len(start), dtype=bool) if within is None else (start >= within[0]) & (start < within[1])
+    device = kind_in(*DEVICE_KINDS)
+    gpu = bool((device & chosen).any())
+    totals = dict.fromkeys(IDLE_CAUSES, 0)
+    span_total = busy_total = 0
+    timed = ~kind_in(Kind.SAMPLE.value) & chosen
     host = kind_in(Kind.CPU_OP.value, Kind.RUNTIME.value, Kind.ANNOTATION.value, Kind.PYTHON_FUNCTION.value)
     runtime = kind_in(Kind.RUNTIME.value)
     names = label_codes(events["name"])
@@ -166,7 +170,7 @@ def idle_attribution(events: pd.DataFrame) -> dict:
     idle_ns = sum(totals.values())
     return {
         "device": "gpu" if gpu else "cpu",
-        "ranks": len(np.unique(rank)),  # span_ns, busy_ns and idle_ns are summed over them
+        "ranks": len(np.unique(rank[chosen])),  # span_ns, busy_ns and idle_ns are summed over them
         "span_ns": span_total,
         "busy_ns": busy_total,
         "idle_ns": idle_ns,

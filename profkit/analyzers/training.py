@@ -22,7 +22,6 @@ from .hardware import Ceilings
 from .intervals import merge_intervals, overlap_ns
 from .percentiles import percentiles
 from .phase_windows import TRAIN_STEP, _ranks, _token_shape, assign_to_windows, startup_left_out, startup_steps
-from .table import EventTable
 
 PARTS = ("forward", "backward", "optimizer")
 _STEP_WINDOW_COLUMNS = ("step", "rank", "start_ns", "end_ns", "effective_end_ns")
@@ -240,7 +239,6 @@ def _training_idle(events, time_ns: np.ndarray, start_ns: np.ndarray) -> dict | 
     start = int(start_ns.min())
     end = int((start_ns + time_ns).max())
     t_ns = events["start_ns"].to_numpy(np.int64)
-    inside = np.flatnonzero((t_ns >= start) & (t_ns < end))
-    if not len(inside):
+    if not ((t_ns >= start) & (t_ns < end)).any():
         return None
-    return idle_attribution(events.take(inside) if isinstance(events, EventTable) else events.iloc[inside])
+    return idle_attribution(events, within=(start, end))
