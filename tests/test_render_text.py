@@ -124,3 +124,26 @@ def test_cpu_idle_covered_by_python_frames_says_so():
     assert idle_cause_label("host_ops", "cpu") == "Python or annotations"
     assert idle_cause_label("host_ops", "gpu") == "host ops"
     assert idle_cause_label("no_host_activity", "cpu") == "no host activity"
+
+
+def test_phase_columns_keep_a_cell_on_one_line_where_the_console_has_room():
+    # Three phases at 80 columns: "contraction 46.0 %" once wrapped its "%" onto a line of its own.
+    # On a console too narrow for that, every phase still shows (a column too wide to fit is dropped).
+    from rich.console import Console
+
+    from profkit.report.sections.phases import _render_phases
+
+    def record(phase, share):
+        return {"phase": phase, "count": 2, "time_ns": 12_500_000, "host_time_ns": None, "device_time_ns": None,
+                "tokens": 128, "tokens_per_s": 10_300.0, "batch_size": 2.0, "mean_pass_ns": 6_230_000.0,
+                "arithmetic_intensity": 5.62, "bound": "compute", "flop_fraction": 0.167, "bandwidth_fraction": 0.148,
+                "categories": [{"category": "contraction", "time_share": share}], "energy_j": None,
+                "avg_power_w": None, "j_per_token": None, "uncertain": False}
+
+    records = [record("prefill", 0.452), record("decode", 0.46), record("generate", 0.354)]
+    for width in (80, 60):
+        console = Console(width=width, record=True, color_system=None)
+        _render_phases(records, console)
+        text = console.export_text()
+        assert all(name in text for name in ("prefill", "decode", "generate")), text
+        assert ("contraction 46.0 %" in text) == (width == 80), text

@@ -157,14 +157,21 @@ def _render_phases(records: list[dict], console) -> None:
         return
     table = Table(title="Phases", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("", no_wrap=True, min_width=16)
-    for record in records:
-        table.add_column(escape(record["phase"]), justify="right", min_width=8)
     energy = any(r["energy_j"] is not None for r in records)
+    rows = []
     for label, cell in _ROWS:
         cells = [cell(r) for r in records]
         if all(c in ("–", "– ?") for c in cells):  # e.g. % of peak on a what-if device, energy without telemetry
             continue
-        table.add_row(label, *cells)
+        rows.append((label, *cells))
+    # Each phase's column as wide as its cells where the console has room for them all ("contraction
+    # 46.0 %" once wrapped its "%"); else rich shares the width out (a column too wide to fit is dropped).
+    widths = [min(max(max(len(row[i]) for row in rows), 8), 24) for i in range(1, len(records) + 1)]
+    fits = 16 + sum(w + 2 for w in widths) + 2 <= console.width
+    for record, width in zip(records, widths):
+        table.add_column(escape(record["phase"]), justify="right", min_width=width if fits else 8)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     if energy and any(r.get("uncertain") for r in records):
         console.print("[dim]? energy of windows shorter than the counters' refresh period is uncertain[/dim]")
