@@ -461,3 +461,18 @@ def test_under_autocast_the_op_that_computes_is_the_unit(tmp_path, imported):
     assert unit.bytes == 2 * (16 * 64 + 32 * 64 + 32 + 16 * 32)  # every operand and the output in bf16
     casts = rows[rows["name"] == "aten::_to_copy"]
     assert len(casts) == 3 and set(casts["category"]) == {"memory"} and (casts["bytes"] > 0).all()
+
+
+def test_cpu_top_ops_count_calls_not_the_ops_inside_them(tmp_path):
+    # On the CPU the roofline's top list is by unit of work: aten::conv2d holds convolution,
+    # _convolution, mkldnn_convolution...; three calls are a count of 3, not of every op inside them.
+    torch = pytest.importorskip("torch")
+    import profkit
+    from profkit.report import build_report
+
+    conv, x = torch.nn.Conv2d(3, 4, 3, stride=2), torch.randn(1, 3, 9, 9)
+    with profkit.record(tmp_path / "t.parquet", telemetry=False) as session, torch.no_grad():
+        for _ in range(3):
+            conv(x)
+    top = {row["name"]: row for row in build_report([profkit.load(session.path)])["roofline"]["top"]}
+    assert top["aten::conv2d"]["count"] == 3 and top["aten::conv2d"]["flops"] == 3 * 2 * 4 * 16 * 3 * 9

@@ -80,6 +80,8 @@ def roofline_section(ctx: ReportContext) -> dict:
         names = pd.Series(rows["name"].to_numpy(), index=rows["event_id"].to_numpy())
         rows = rows.assign(name=rows["unit_id"].map(names).fillna(rows["name"]))
     top = aggregate_columns(rows, limits, by=["name", "category"], share_within=[])
+    if not gpu:  # a count of calls: the units (and ops in none), not every op nested in them
+        top["count"] = _calls(rows, top)
     listed = descending_order(np.asarray(top["time_ns"]))[: ctx.options.top]
     fused = _fused_names(rows)
     spec = limits.primary
@@ -98,6 +100,17 @@ def roofline_section(ctx: ReportContext) -> dict:
         "idle": idle_attribution(ctx.table),
         "notes": _shape_notes(ctx.table),
     }
+
+
+def _calls(rows: pd.DataFrame, top: dict) -> np.ndarray:
+    """Per (name, category) group of ``top``: the calls, i.e. the counted rows that are units of work
+    or in none (an op inside a unit is part of its call)."""
+    unit = rows["unit_id"].to_numpy(dtype=np.float64, na_value=np.nan)
+    call = rows["device_work"].to_numpy(bool) & (np.isnan(unit) | (unit == rows["event_id"].to_numpy(np.float64)))
+    calls = pd.Series(1, index=pd.MultiIndex.from_arrays(
+        [rows["name"].to_numpy()[call], np.asarray(rows["category"].astype(str))[call]])).groupby(level=[0, 1]).sum()
+    keys = list(zip(np.asarray(top["name"], dtype=object), np.asarray(top["category"]).astype(str)))
+    return np.array([int(calls.get(key, 0)) for key in keys], dtype=np.int64)
 
 
 def _shape_notes(events) -> list[str]:
