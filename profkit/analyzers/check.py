@@ -39,7 +39,7 @@ from .classify import classify_table
 from .columns import label_codes
 from .diff import classified_class_table
 from .intervals import merge_intervals, overlap_ns
-from .phase_windows import startup_left_out, startup_steps, window_columns
+from .phase_windows import step_positions, window_columns
 from .phases import counted_windows
 from .table import EventTable
 from .summary import DEVICE_WORK_KINDS, has_gpu_work
@@ -169,19 +169,15 @@ class CheckedTrace:
         """(starts, ends) of the windows of phase ``name``, each ending where the device work launched
         inside it ends; ``steady``: without the step that began with the recording
         (``phase_windows.startup_steps``: its start-up is no step's time)."""
-        windows = self.windows
-        at = np.flatnonzero(np.asarray(windows["phase"], dtype=object) == name)
-        if steady:
-            at = at[~startup_left_out(startup_steps(windows["step"][at], windows["source"][at]))]
-        return (np.asarray(windows["start_ns"], np.int64)[at], np.asarray(windows["effective_end_ns"], np.int64)[at])
+        return self._at(step_positions(self.windows, (name,), steady))
 
     def step_windows(self, steady: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(starts, ends) of the steps, from the first step phase name present (STEP_PHASES)."""
-        for name in STEP_PHASES:
-            starts, ends = self.phase_windows(name, steady=steady)
-            if len(starts):
-                return starts, ends
-        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        return self._at(step_positions(self.windows, STEP_PHASES, steady))
+
+    def _at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        windows = self.windows
+        return (np.asarray(windows["start_ns"], np.int64)[at], np.asarray(windows["effective_end_ns"], np.int64)[at])
 
     def measure(self, budget: Budget, *, per_step: bool) -> Measurement:
         """The figure ``budget`` compares, on this trace."""

@@ -445,16 +445,9 @@ def step_windows(windows: Mapping[str, Any]) -> pd.DataFrame:
     """Training steps among the report's phase windows (``phases.counted_windows``: marks, else
     ProfilerStep#N): the ``train_step`` windows, else the ``step`` ones, without the step that began
     with the recording (``phase_windows.startup_steps``) when other steps exist."""
-    from .phase_windows import startup_left_out, startup_steps
+    from .phase_windows import step_positions
 
-    phase = np.asarray(windows["phase"], dtype=object)
-    at = np.zeros(0, dtype=np.int64)
-    for name in STEP_PHASES:
-        at = np.flatnonzero(phase == name)
-        if len(at):
-            break
-    at = at[~startup_left_out(startup_steps(np.asarray(windows["step"])[at], np.asarray(windows["source"])[at]))]
-    return _windows(windows, at, label=STEP_PHASE)
+    return _windows(windows, step_positions(windows, STEP_PHASES), label=STEP_PHASE)
 
 
 def phase_windows(windows: Mapping[str, Any]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,21 @@ def startup_left_out(startup: np.ndarray) -> np.ndarray:
     every step (a lone step is the only figure there is)."""
     startup = np.asarray(startup, dtype=bool)
     return startup if startup.any() and not startup.all() else np.zeros(len(startup), dtype=bool)
+
+
+def step_positions(windows: Mapping[str, Any], names: Sequence[str], steady: bool = True) -> np.ndarray:
+    """Positions of the windows (columns as ``window_columns`` gives them) of the first phase in ``names``
+    that has any; ``steady``: without the step that began with the recording when other steps exist
+    (``startup_left_out``: its start-up is no step's time)."""
+    phase = np.asarray(windows["phase"], dtype=object)
+    at = np.zeros(0, dtype=np.int64)
+    for name in names:
+        at = np.flatnonzero(phase == name)
+        if len(at):
+            break
+    if steady:
+        at = at[~startup_left_out(startup_steps(np.asarray(windows["step"])[at], np.asarray(windows["source"])[at]))]
+    return at
 
 
 def startup_marks(marks: pd.DataFrame) -> np.ndarray:
