@@ -780,6 +780,11 @@ def _weight_list(x: OpInputs) -> list[tuple[int, ...]]:
     raise ValueError("no weight list")
 
 
+def _weight_bytes(weights: Iterable[Sequence[int]], itemsize: int) -> int:
+    """Bytes of the weight list's tensors, in the data's dtype (a TensorList records no dtype)."""
+    return sum(math.prod(w) for w in weights) * itemsize
+
+
 def _tokens(data: Tensor) -> int:
     """Vectors the layer reads: [T, B, I], [B, T, I] or packed [ΣT, I] all hold numel / I of them."""
     return math.prod(data.shape[:-1])
@@ -789,7 +794,7 @@ def _tokens(data: Tensor) -> int:
 def _rnn(name: str, x: OpInputs) -> Cost:
     data, weights = _need(x[0]), _weight_list(x)
     hidden = weights[-1][-1] if len(weights[-1]) == 2 else weights[-2][-1]  # (the last W_hh: [gates·H, H])
-    read = data.nbytes + sum(math.prod(w) for w in weights) * data.itemsize
+    read = data.nbytes + _weight_bytes(weights, data.itemsize)
     return Cost(rnn_flops(_tokens(data), weights), float(read + _tokens(data) * hidden * data.itemsize))
 
 
@@ -809,7 +814,7 @@ def _rnn_backward(name: str, x: OpInputs) -> Cost:
     weights = [t.shape for t in (x[1], x[2]) if t is not None] if name == "aten::mkldnn_rnn_layer_backward" \
         else _weight_list(x)
     flops = 2 * rnn_flops(_tokens(data), weights)
-    written = data.nbytes + sum(math.prod(w) for w in weights) * data.itemsize
+    written = data.nbytes + _weight_bytes(weights, data.itemsize)
     return Cost(flops, float(sum(t.nbytes for t in x.tensors) + written))
 
 # ---------------------------------------------------------------- normalizations and reductions
