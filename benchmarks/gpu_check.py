@@ -415,11 +415,23 @@ def cnn_convolution_flop_under_autocast(ctx):
         "pool_units": sorted(set(rows.loc[(rows["bytes"] > 0) & rows["name"].astype(str).str.contains("pool"),
                                           "name"].astype(str))),
     }
+    # AdamW's foreach step: each _foreach_* unit reads and writes fp32 lists the size of the parameters,
+    # an element size only the multi_tensor_apply kernel's name gives (docs/report.md, TensorList ops).
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    foreach = rows[(rows["kind"] == "cpu_op") & rows["name"].astype(str).str.startswith("aten::_foreach_")]
+    mul = foreach[foreach["name"] == "aten::_foreach_mul_"]
+    figures.update({
+        "foreach_units": int((foreach["bytes"] > 0).sum()), "foreach_ops": len(foreach),
+        "foreach_mul_bytes": sorted(set(mul["bytes"].tolist())), "param_bytes_x2": 2 * param_bytes,
+        "foreach_dtypes": sorted(set(foreach["dtype"].astype(str))),
+    })
     ok = (figures["trace_conv_flops"] == figures["torch_conv_flops_3_steps"] and figures["forward_dtypes"] == ["bf16"]
-          and len(figures["pool_units"]) >= 3)
+          and len(figures["pool_units"]) >= 3 and len(mul) > 0 and (mul["bytes"] > 0).all()
+          and 2 * param_bytes in figures["foreach_mul_bytes"])  # (the step counters' _foreach_add_ runs on the CPU)
     return ok, (f"conv flop {figures['trace_conv_flops']:.4g} vs torch {figures['torch_conv_flops_3_steps']:.4g}; "
                 f"forward units {figures['forward_units']} in {figures['forward_dtypes']}; "
-                f"pools costed: {figures['pool_units']}"), figures
+                f"pools costed: {figures['pool_units']}; foreach costed {figures['foreach_units']}/{len(foreach)}, "
+                f"_foreach_mul_ bytes {figures['foreach_mul_bytes']} vs 2 x params {2 * param_bytes}"), figures
 
 
 @check

@@ -9,8 +9,9 @@ with profkit.phase so the check can read GPM metrics per phase.
 --mode copies: 256 MiB host-to-device copies from pinned and from pageable memory (the host link's
 roofline), then a cuDNN LSTM forward (the recurrent-layer flop count), each in its own phase.
 --mode cnn: a small CNN (strided, dilated and transposed convolutions, max and average pooling)
-trained 3 steps under bf16 autocast: cuDNN's convolution ops sized from their recorded strides, and
-the autocast wrapper's inner call as the unit (gpu_check.py compares with torch's flop counter).
+trained 3 steps under bf16 autocast with AdamW's foreach step: cuDNN's convolution ops sized from
+their recorded strides, the autocast wrapper's inner call as the unit (gpu_check.py compares with
+torch's flop counter), and the optimizer's TensorList ops sized by their kernels' element type.
 """
 
 from __future__ import annotations
@@ -84,10 +85,14 @@ def main() -> None:
             torch.cuda.synchronize()
     elif args.mode == "cnn":
         model, x = cnn().to(device), torch.randn(*CNN_INPUT, device=device)
+        # (AdamW's foreach step: TensorList ops, whose element size only their kernels tell)
+        optimizer = torch.optim.AdamW(model.parameters(), foreach=True)
         for _ in range(3):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = model(x).float().square().mean()
             loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
         torch.cuda.synchronize()
     else:
         src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)

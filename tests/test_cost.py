@@ -147,7 +147,7 @@ def test_every_costed_op_has_a_class():
 def test_costs_table_parses_each_unique_key_once(monkeypatch):
     calls, texts = [], []
     real_inputs, real_parse = cost.inputs_of, cost._parse_texts
-    monkeypatch.setattr(cost, "inputs_of", lambda s, d, v=None: calls.append(s) or real_inputs(s, d, v))
+    monkeypatch.setattr(cost, "inputs_of", lambda s, d, *rest: calls.append(s) or real_inputs(s, d, *rest))
     monkeypatch.setattr(cost, "_parse_texts", lambda labels, codes: texts.extend(labels[c] for c in codes if c >= 0)
                         or real_parse(labels, codes))
     ops = pd.DataFrame(
@@ -224,7 +224,7 @@ def test_ops_below_a_unit_are_not_costed(monkeypatch):
     # The linear is the unit: the addmm and copy_ inside it are never parsed; they take its dtype.
     parsed = []
     real = cost.inputs_of
-    monkeypatch.setattr(cost, "inputs_of", lambda s, d, v=None: parsed.append(s) or real(s, d, v))
+    monkeypatch.setattr(cost, "inputs_of", lambda s, d, *rest: parsed.append(s) or real(s, d, *rest))
     events = _events(
         [
             ("cpu_op", "aten::linear", 0, 100, LINEAR[0], '["c10::BFloat16","c10::BFloat16","c10::BFloat16"]', 1, None),

@@ -37,7 +37,8 @@ from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
 from .columns import (float_values, id_values, int_values, is_kind, label_codes, label_endswith, label_table,
                       labels_in, text_column, texts_at, used_labels)
 from .columns import positions as _positions
-from .cost import cost_codes, has_cost_formula, reads_values, value_codes
+from .cost import cost_codes, has_cost_formula, reads_lists, reads_values, value_codes
+from .kernel_types import kernel_element_type
 from .hardware import Ceilings, resolve_ceilings
 from .phase_windows import _ancestor_value
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
@@ -158,18 +159,19 @@ def _attribute(events: pd.DataFrame, gpu: bool) -> dict[str, Any]:
     # torch.compile's own work: its ops trace fake tensors (no real flop), so none is a unit.
     compiling = _compile_rows(name_codes, name_labels, parent_pos)
 
+    dev = np.flatnonzero(is_device)
+    op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
+
     # Costs: once per unique (name, shapes, dtypes), of the ops that can be units only (see _costed_units).
     level = np.where(*id_values(events["depth"])[::-1], -1) if "depth" in events else None
     flops, nbytes, dtype, dtype_labels, unit_pos, op_parent_pos = _costed_units(
-        events, is_op, (name_codes, name_labels), parent_pos, level, compiling)
+        events, is_op, (name_codes, name_labels), parent_pos, level, compiling, (dev, op_pos))
     is_unit = unit_pos == np.arange(n)  # (a unit is its own outermost costed op)
     flops = np.where(is_unit, flops, 0.0)  # costs below a unit belong to the unit
     nbytes = np.where(is_unit, nbytes, 0.0)
     inside = is_op & (unit_pos >= 0) & ~is_unit  # ops within a unit compute in its dtype
     dtype[inside] = dtype[unit_pos[inside]]
 
-    dev = np.flatnonzero(is_device)
-    op_pos = _positions(index, events["op_id"])[dev] if "op_id" in events else np.full(len(dev), -1)
     launched_unit = np.where(op_pos >= 0, unit_pos[np.maximum(op_pos, 0)], -1)  # (each device row's)
     if len(dev):
         op_class, own = _classify_device_names(dev, op_pos, launched_unit, wanted, is_kernel, name_codes, names)
@@ -255,7 +257,7 @@ def _compile_rows(name_codes: np.ndarray, name_labels: np.ndarray, parent_pos: n
 
 
 def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, level: np.ndarray | None,
-                  compiling: np.ndarray | None = None):
+                  compiling: np.ndarray | None = None, launches: tuple[np.ndarray, np.ndarray] | None = None):
     """Flop, bytes and dtype (codes, labels) of the ops that can be units, and ``_Walk``'s result over
     the costed ones: (flops, bytes, dtype codes, dtype labels, unit_pos, op_parent_pos).
 
@@ -263,7 +265,8 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
     a formula and no such op above them are costed first, then, where one of them costs nothing
     (shapes a formula cannot use), the ops with a formula just below it, until none is left (one
     round on most traces). On a traced training step a third of the costed signatures (addmm in
-    linear, copy_ in to) sit below a unit."""
+    linear, copy_ in to) sit below a unit. ``launches``: (device rows, the op position of each), where
+    the ops that cost TensorLists find their elements' type."""
     n = len(is_op)
     flops, nbytes = np.zeros(n), np.zeros(n)
     dtype = np.full(n, -1, dtype=np.int64)
@@ -289,7 +292,7 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
         name_codes, name_labels = names
         flops[todo], nbytes[todo], codes, labels = cost_codes(
             (name_codes[todo], name_labels), (shapes[0][todo], shapes[1]), (dtypes[0][todo], dtypes[1]),
-            _argument_values(events, names, todo))
+            _argument_values(events, names, todo), _list_types(names, todo, launches))
         recode = np.array([_code_of(dtype_labels, label) for label in labels.tolist()] + [-1], dtype=np.int64)
         dtype[todo] = recode[codes]  # code -1 reads the trailing -1
         tried[todo] = True
@@ -325,6 +328,35 @@ def _argument_values(events, names, todo: np.ndarray) -> tuple[np.ndarray, list]
     codes = np.full(len(todo), -1, dtype=np.int64)
     codes[reads], lists = value_codes(texts_at(events["extra"], todo[reads]))
     return codes, lists
+
+
+def _list_types(names, todo: np.ndarray, launches: tuple[np.ndarray, np.ndarray] | None
+                ) -> tuple[np.ndarray, list] | None:
+    """``cost_codes``' list types of the ``todo`` rows whose formula costs TensorLists: the element type
+    of the first kernel each launched that names one (kernel_types.py); None when there are none."""
+    if launches is None or not len(launches[0]):
+        return None
+    name_codes = names[0]
+    wanted = np.zeros(len(name_codes), dtype=bool)
+    wanted[todo] = True
+    list_ops = np.zeros(len(name_codes), dtype=bool)
+    list_ops[todo] = label_table(names, reads_lists, rows=wanted)[todo]
+    device_rows, op_pos = launches
+    launched = op_pos >= 0
+    launched[launched] = list_ops[op_pos[launched]]
+    if not launched.any():
+        return None
+    kernels, ops = device_rows[launched], op_pos[launched]
+    kernel_rows = np.zeros(len(name_codes), dtype=bool)
+    kernel_rows[kernels] = True
+    types = label_table(names, kernel_element_type, null=None, dtype=object, rows=kernel_rows)[kernels]
+    typed = np.flatnonzero(types != None)  # noqa: E711  (an object array: elementwise test for None)
+    ops, first = np.unique(ops[typed], return_index=True)  # (rows are in start order: the first kernel)
+    kinds = sorted(set(types[typed].tolist()), key=repr)
+    code = {kind: i for i, kind in enumerate(kinds)}
+    row_codes = np.full(len(name_codes), -1, dtype=np.int64)
+    row_codes[ops] = [code[kind] for kind in types[typed][first].tolist()]
+    return row_codes[todo], kinds
 
 
 def _code_of(labels: list[str], label: str) -> int:

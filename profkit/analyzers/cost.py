@@ -103,15 +103,19 @@ class OpInputs:
     A plain class with slots, not a frozen dataclass: one is built per unique signature, and the
     tensors are listed once here rather than by every formula that reads them."""
 
-    __slots__ = ("args", "tensors", "shapes", "concrete")
+    __slots__ = ("args", "tensors", "shapes", "concrete", "list_dtype")
 
-    def __init__(self, args: tuple[Tensor | None, ...], shapes: list | None = None, concrete: list | None = None):
+    def __init__(self, args: tuple[Tensor | None, ...], shapes: list | None = None, concrete: list | None = None,
+                 list_dtype: tuple[str | None, int] | None = None):
         self.args = args
         self.tensors: list[Tensor] = [a for a in args if a is not None]
         self.shapes = shapes  # the parsed Input Dims as recorded: a TensorList argument's shapes are here
         # The values of the non-tensor arguments (stride, padding, kernel size...) where torch.profiler
         # recorded them ("Concrete Inputs"), parsed: None for a tensor or an argument it left out.
         self.concrete = concrete
+        # (short dtype or None, bytes per element) of the TensorList arguments' elements, which
+        # torch.profiler does not record: read from the kernels the op launched (kernel_types.py).
+        self.list_dtype = list_dtype
 
     def value(self, index: int):
         """The recorded value of argument ``index`` (None: not recorded)."""
@@ -136,9 +140,18 @@ class OpInputs:
     def input_bytes(self) -> int:
         return sum(t.nbytes for t in self.tensors)
 
+    def tensor_lists(self) -> list[list[tuple[int, ...]]]:
+        """The shapes of each TensorList argument (recorded as a list of shapes), in argument order."""
+        return [[tuple(shape) for shape in arg] for arg in self.shapes or ()
+                if isinstance(arg, list) and arg and all(isinstance(shape, list) for shape in arg)
+                and all(isinstance(d, int) for shape in arg for d in shape)]
+
     @property
     def dtype(self) -> str | None:
-        """The compute dtype: the first floating-point tensor's, else the first tensor's."""
+        """The compute dtype: the TensorList elements' where known, else the first floating-point
+        tensor's, else the first tensor's."""
+        if self.list_dtype is not None and self.list_dtype[0] is not None:
+            return self.list_dtype[0]
         tensors = self.tensors
         for t in tensors:
             if t.dtype in FLOAT_DTYPES:
@@ -177,18 +190,20 @@ def dtype_infos(dtypes) -> list[tuple[str, int] | None] | None:
     return [_DTYPES.get(spelling) if isinstance(spelling, str) else None for spelling in dtypes]
 
 
-def inputs_of(shapes, infos: list[tuple[str, int] | None] | None, concrete: list | None = None) -> OpInputs:
+def inputs_of(shapes, infos: list[tuple[str, int] | None] | None, concrete: list | None = None,
+              list_dtype: tuple[str | None, int] | None = None) -> OpInputs:
     """The ``OpInputs`` of a parsed Input Dims list and ``dtype_infos``: a Tensor where the dtype is a
-    tensor dtype and the shape a list of ints; ``concrete``: the arguments' parsed values."""
+    tensor dtype and the shape a list of ints; ``concrete``: the arguments' parsed values;
+    ``list_dtype``: the TensorList elements' type, where known."""
     if not isinstance(shapes, list) or infos is None:
-        return OpInputs((), concrete=concrete)
+        return OpInputs((), concrete=concrete, list_dtype=list_dtype)
     if len(shapes) < len(infos):  # (an arg without a shape is no tensor)
         shapes = shapes + [None] * (len(infos) - len(shapes))
     return OpInputs(tuple([
         Tensor(tuple(shape), *info)
         if info is not None and isinstance(shape, list) and all(map(isinstance, shape, _INT)) else None
         for shape, info in zip(shapes, infos)
-    ]), shapes, concrete)
+    ]), shapes, concrete, list_dtype)
 
 
 def argument_values(recorded) -> list | None:
@@ -260,12 +275,14 @@ def _json_loads(text: str):
 Formula = Callable[[str, OpInputs], Cost]
 _FORMULAS: dict[str, Formula] = {}
 _READS_VALUES: set[str] = set()  # ops whose formula reads argument values (OpInputs.concrete)
+_READS_LISTS: set[str] = set()  # ops whose formula reads TensorList elements (OpInputs.list_dtype)
 
 
-def formula(*names: str, reads_values: bool = False) -> Callable[[Formula], Formula]:
+def formula(*names: str, reads_values: bool = False, reads_lists: bool = False) -> Callable[[Formula], Formula]:
     """Register ``fn(name, inputs) -> Cost`` for these op names (refuses duplicates). ``reads_values``:
     the formula also reads the recorded values of non-tensor arguments (strides, kernel sizes), so
-    calls with equal shapes but other values are costed apart."""
+    calls with equal shapes but other values are costed apart. ``reads_lists``: it costs TensorList
+    arguments, whose element type comes from the kernels the op launched (``OpInputs.list_dtype``)."""
 
     def register(fn: Formula) -> Formula:
         for name in names:
@@ -274,6 +291,8 @@ def formula(*names: str, reads_values: bool = False) -> Callable[[Formula], Form
             _FORMULAS[name] = fn
             if reads_values:
                 _READS_VALUES.add(name)
+            if reads_lists:
+                _READS_LISTS.add(name)
         return fn
 
     return register
@@ -286,6 +305,11 @@ def has_cost_formula(name: str) -> bool:
 def reads_values(name: str) -> bool:
     """Whether the cost formula of op ``name`` reads its arguments' recorded values."""
     return name in _READS_VALUES
+
+
+def reads_lists(name: str) -> bool:
+    """Whether the cost formula of op ``name`` costs TensorList arguments (needs ``list_dtype``)."""
+    return name in _READS_LISTS
 
 
 def value_op_names() -> frozenset[str]:
@@ -331,11 +355,14 @@ def cost_arrays(names: Labels, shapes: Labels, dtypes: Labels) -> tuple[np.ndarr
 
 
 def cost_codes(names: Labels, shapes: Labels, dtypes: Labels,
-               values: tuple[np.ndarray, list] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               values: tuple[np.ndarray, list] | None = None,
+               list_types: tuple[np.ndarray, list] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``cost_arrays`` with the compute dtype as codes (-1: none) into its labels (an object array).
 
     ``values``: ``value_codes`` of the rows (their arguments' recorded values), read by the formulas
-    that ``reads_values``; a signature is then (name, shapes, dtypes, values)."""
+    that ``reads_values``; a signature is then (name, shapes, dtypes, values). ``list_types``: (code per
+    row, -1 for none; the (short dtype, bytes per element) of each code), the TensorList elements' type
+    the formulas that ``reads_lists`` read; it is part of the signature too."""
     (name_codes, name_labels), (shape_codes, shape_labels), (dtype_codes, dtype_labels) = names, shapes, dtypes
     n = len(name_codes)
     flops, nbytes = np.zeros(n), np.zeros(n)
@@ -352,6 +379,11 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels,
     if values is not None and (row_values[rows] >= 0).any():  # dense ids first: the product stays small
         key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
         key = key * (len(value_lists) + 1) + (row_values[rows] + 1)
+    row_lists = np.full(n, -1, dtype=np.int64) if list_types is None else list_types[0]
+    list_kinds = [] if list_types is None else list_types[1]
+    if list_types is not None and (row_lists[rows] >= 0).any():
+        key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        key = key * (len(list_kinds) + 1) + (row_lists[rows] + 1)
     unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
     unique_dtype = np.full(len(unique), -1, dtype=np.int64)
@@ -361,13 +393,15 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels,
     shape_list, dtype_list = shape_codes[firsts].tolist(), dtype_codes[firsts].tolist()
     parsed_shapes = _parse_texts(shape_labels, shape_list)
     infos = {code: dtype_infos(value) for code, value in _parse_texts(dtype_labels, dtype_list).items()}
-    shared: dict[tuple[int, int, int], OpInputs] = {}
-    for i, (name_code, shape_code, dtype_code, value_code) in enumerate(zip(
-            name_codes[firsts].tolist(), shape_list, dtype_list, row_values[firsts].tolist())):
-        inputs = shared.get((shape_code, dtype_code, value_code))
+    shared: dict[tuple[int, int, int, int], OpInputs] = {}
+    for i, (name_code, shape_code, dtype_code, value_code, list_code) in enumerate(zip(
+            name_codes[firsts].tolist(), shape_list, dtype_list, row_values[firsts].tolist(),
+            row_lists[firsts].tolist())):
+        inputs = shared.get((shape_code, dtype_code, value_code, list_code))
         if inputs is None:
-            inputs = shared[shape_code, dtype_code, value_code] = inputs_of(
-                parsed_shapes[shape_code], infos[dtype_code], value_lists[value_code] if value_code >= 0 else None)
+            inputs = shared[shape_code, dtype_code, value_code, list_code] = inputs_of(
+                parsed_shapes[shape_code], infos[dtype_code], value_lists[value_code] if value_code >= 0 else None,
+                list_kinds[list_code] if list_code >= 0 else None)
         cost = op_cost(name_labels[name_code], inputs)
         found = inputs.dtype
         unique_flops[i], unique_bytes[i] = cost.flops, cost.bytes
@@ -995,3 +1029,43 @@ def _embedding(name: str, x: OpInputs) -> Cost:
 def _gather(name: str, x: OpInputs) -> Cost:
     src, index = _need(x[0]), _need(x[2])  # (self, dim, index): one element read and written per index entry
     return Cost(0.0, float(index.nbytes + 2 * index.numel * src.itemsize))
+
+
+# ---------------------------------------------------------------- TensorList ops
+# torch.profiler records a TensorList as its shapes and the type "TensorList": the elements' size comes
+# from the kernel the op launched (OpInputs.list_dtype); without one (a CPU trace) these cost nothing.
+
+
+def _list_elements(x: OpInputs) -> tuple[list[list[tuple[int, ...]]], int, int]:
+    """(the TensorList arguments' shapes, elements in the first list, bytes per element)."""
+    lists = x.tensor_lists()
+    if not lists or x.list_dtype is None:
+        raise ValueError("no TensorList with a known element type")
+    return lists, sum(math.prod(shape) for shape in lists[0]), x.list_dtype[1]
+
+
+@formula("aten::cat", "aten::stack", reads_lists=True)
+def _concatenate(name: str, x: OpInputs) -> Cost:
+    lists, elements, itemsize = _list_elements(x)  # every input read once, written once into the result
+    return Cost(0.0, 2.0 * elements * itemsize)
+
+
+#: aten::_foreach_<op> (and its in-place _foreach_<op>_): flop per element of each list, as the op's
+#: single-tensor form counts it. Each TensorList argument is read, one list written; _foreach_norm
+#: writes one value per tensor, _foreach_zero_ reads nothing, _foreach_copy_ reads only its source.
+_FOREACH_FLOPS_PER_ELEMENT = {
+    "add": 1, "sub": 1, "mul": 1, "div": 1, "neg": 1, "abs": 1, "sqrt": 1, "rsqrt": 1, "reciprocal": 1,
+    "exp": 1, "log": 1, "sigmoid": 1, "tanh": 1, "sign": 1, "pow": 1, "maximum": 1, "minimum": 1,
+    "clamp_min": 1, "clamp_max": 1, "addcmul": 3, "addcdiv": 3, "lerp": 3, "norm": 2, "zero": 0, "copy": 0,
+}
+_FOREACH_NO_WRITE, _FOREACH_WRITE_ONLY, _FOREACH_READ_SOURCE = {"norm"}, {"zero"}, {"copy"}
+
+
+@formula(*(f"aten::_foreach_{op}{suffix}" for op in _FOREACH_FLOPS_PER_ELEMENT for suffix in ("", "_")),
+         reads_lists=True)
+def _foreach(name: str, x: OpInputs) -> Cost:
+    lists, elements, itemsize = _list_elements(x)
+    op = name.removeprefix("aten::_foreach_").removesuffix("_")
+    reads = 0 if op in _FOREACH_WRITE_ONLY else 1 if op in _FOREACH_READ_SOURCE else len(lists)
+    writes = 0 if op in _FOREACH_NO_WRITE else 1
+    return Cost(_FOREACH_FLOPS_PER_ELEMENT[op] * float(elements), float((reads + writes) * elements * itemsize))
