@@ -373,6 +373,16 @@ op_pattern(r"^aten::\w*(?:softmax|_norm)\w*$", N, "aten::_weight_norm_interface"
 # Pooling reduces each window (a max, or a sum then a divide): a reduction, as aten::amax or aten::mean are.
 op_pattern(r"^aten::\w*pool\w*$", N, "aten::max_pool2d_with_indices")
 
+# torch.compile's CPU kernels (Inductor's C++, recorded with TORCHINDUCTOR_CPP_ENABLE_KERNEL_PROFILE=1, which
+# profkit record sets) are named after the ops they fuse, like its Triton kernels but without the per/red/poi
+# kind: a reduction or normalization among them makes the kernel one; only copies and layout make it memory.
+_CPP_KERNEL = r"(?:^|_)cpp_fused_"
+op_pattern(_CPP_KERNEL + r"\w*?(?<=_)(?:_?softmax|[a-z_]*norm|sum|mean|amax|amin|var|std|logsumexp|[a-z0-9_]*pool\w*?|cumsum)_", N,
+           "graph_0_cpp_fused_gelu_native_layer_norm_0", fused=True)
+op_pattern(_CPP_KERNEL + r"(?:_?(?:clone|to_copy|copy|cat|stack|index|gather|scatter|embedding|permute|transpose|"
+           r"view|constant_pad_nd|zeros|full|fill|slice|select|expand)_?)+\d+$", M, "cpp_fused__to_copy_clone_1", fused=True)
+op_pattern(_CPP_KERNEL, E, "graph_0_cpp_fused_add_mul_threshold_backward_2", fused=True)
+
 # ---------------------------------------------------------------- tier 3: kernel-name patterns
 # Collectives first: an NCCL kernel is never anything else.
 kernel_pattern(r"(?i)nccl|rccl", X, "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)")

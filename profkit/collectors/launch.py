@@ -34,6 +34,24 @@ class LaunchResult:
     traces: list[Path]
 
 
+#: Environment the recorded program gets unless the user set it: settings that make its work visible
+#: to the profiler. torch.compile's CPU kernels (Inductor's C++ ``cpp_fused_*``) record no profiler
+#: event by default, so their time read as self time of ``CompiledFunction``, class "other"; with this
+#: each records one (``graph_0_cpp_fused_gelu_native_layer_norm_0``). TORCHINDUCTOR_CPP_ENABLE_KERNEL_PROFILE=0
+#: keeps Inductor's default.
+PROFILING_ENVIRONMENT = {"TORCHINDUCTOR_CPP_ENABLE_KERNEL_PROFILE": "1"}
+
+
+def child_environment(parent: os._Environ | dict, output: Path, run_dir: Path, options: dict) -> dict[str, str]:
+    """The recorded program's environment: the parent's, profkit's settings and hook, and
+    ``PROFILING_ENVIRONMENT`` where the parent does not set those variables itself."""
+    env = {**PROFILING_ENVIRONMENT, **parent}
+    env["PROFKIT_RECORD"] = json.dumps({"output": str(output), "run_dir": str(run_dir), "options": options})
+    env["PROFKIT_PATH"] = str(PACKAGE_PARENT)
+    env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
 def launch_recorded(command: list[str], output: str | os.PathLike, options: dict) -> LaunchResult:
     if not command:
         raise UsageError("no command given: profkit record -- python train.py")
@@ -44,10 +62,7 @@ def launch_recorded(command: list[str], output: str | os.PathLike, options: dict
         raise UsageError(f"{command[0]}: command not found")
 
     run_dir = Path(tempfile.mkdtemp(prefix="profkit-run-"))
-    env = dict(os.environ)
-    env["PROFKIT_RECORD"] = json.dumps({"output": str(output), "run_dir": str(run_dir), "options": options})
-    env["PROFKIT_PATH"] = str(PACKAGE_PARENT)
-    env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env = child_environment(os.environ, output, run_dir, options)
     # Traces are written by forked copies of the exiting processes (detach.py): orphaned, they are
     # reparented to this process, which waits for them.
     become_subreaper()
