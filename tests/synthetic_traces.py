@@ -36,10 +36,13 @@ def make_trace(
     gemm_kernel: str = "gemm_kernel",
     command: list[str] | None = None,
     decode_from: str = "marks",
+    rank: int = 0,
+    gpu_uuid: str | None = None,
 ) -> Path:
     """Write the trace to ``path``; ``gemm_ns`` may give one duration per step. ``decode_from="vllm"``:
     no decode marks, but vLLM's step annotation over 0.9-1.3 ms of each step (a decode pass of 8
-    sequences found by the report's engine rule): it holds aten::relu, whose kernel runs after it ends."""
+    sequences found by the report's engine rule): it holds aten::relu, whose kernel runs after it ends.
+    ``rank``, ``gpu_uuid``: one rank's file of a job (two ranks given one UUID sampled the same GPU)."""
     durations = gemm_ns if isinstance(gemm_ns, list) else [gemm_ns] * steps
     rows: list[dict] = []
 
@@ -81,7 +84,8 @@ def make_trace(
         raw[column] = raw[column].astype("Int64")
     raw["batch_size"] = raw["batch_size"].astype("Int32")
     metadata = {
-        "producer": "tests", "command": command or ["python", "train.py"], "partial": False, "exit_code": 0, "rank": 0,
-        "devices": [{"index": 0, "type": "gpu", "name": device, "total_memory_bytes": 80 << 30}],
+        "producer": "tests", "command": command or ["python", "train.py"], "partial": False, "exit_code": 0,
+        "rank": rank, "devices": [{"index": 0, "type": "gpu", "name": device, "total_memory_bytes": 80 << 30,
+                                   **({"uuid": gpu_uuid} if gpu_uuid else {})}],
     }
     return write_trace(path, build_events(raw), metadata)

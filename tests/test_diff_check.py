@@ -327,3 +327,45 @@ def test_check_per_step_leaves_out_the_step_that_began_with_the_recording():
     assert len(step_windows(events)[0]) == 1 and len(step_windows(events, steady=False)[0]) == 2
     figure = measure(events, Budget("time", 0.05), per_step=True)
     assert figure.value == 1_000_000 and figure.basis == "median of 1 step"
+
+
+def _two_ranks(folder, **options):
+    """A 2-rank job, each rank the synthetic trace (both sampled the one GPU, same UUID: 300 W once)."""
+    folder.mkdir()
+    for rank in (0, 1):
+        make_trace(folder / f"job.rank{rank}.parquet", rank=rank, gpu_uuid="GPU-0000", **options)
+    return folder
+
+
+def test_a_job_of_two_ranks_checks_per_rank_step_against_one_rank(tmp_path, base):
+    # Each rank does one rank's work per step: 1.0 ms GEMM + 0.2 ms relu on its GPU. Against the one-rank
+    # trace the job's step time is unchanged (once each window summed both ranks' work: +100 %), and the
+    # median is over 4 steps × 2 ranks, as the report counts them.
+    job = _two_ranks(tmp_path / "job")
+    result = run("check", job, "--baseline", base, "--max-time-regression", "1%",
+                 "--max-class-regression", "contraction=1%", "--format", "json")
+    assert result.exit_code == 0, result.output
+    time, contraction = json.loads(result.stdout)["budgets"]
+    assert time["base"] == time["new"] == 1_200_000 and contraction["new"] == 1_000_000
+    assert time["new_basis"] == "median of 4 steps × 2 ranks" and time["base_basis"] == "median of 4 steps"
+    # Rank 1's GEMM 50 % slower (0.4-1.9 ms, over its relu's 1.6-1.8 ms: busy 1.5 ms): half the windows
+    # hold 1.2 ms, half 1.5 ms, the median between them.
+    folder = tmp_path / "uneven"
+    folder.mkdir()
+    make_trace(folder / "job.rank0.parquet", rank=0)
+    make_trace(folder / "job.rank1.parquet", rank=1, gemm_ns=1_500_000)
+    uneven = json.loads(run("check", folder, "--baseline", base, "--max-time-regression", "50%",
+                            "--format", "json").stdout)["budgets"][0]
+    assert uneven["new"] == pytest.approx((1_200_000 + 1_500_000) / 2)
+
+
+def test_check_counts_a_gpu_two_ranks_sampled_once_as_the_report_does(tmp_path, base):
+    job = _two_ranks(tmp_path / "job")
+    report = json.loads(run("report", job, "--format", "json").stdout)["energy"]
+    alone = json.loads(run("report", base, "--format", "json").stdout)["energy"]
+    assert report["total_j"] == pytest.approx(alone["total_j"])  # the report counts the GPU once
+    # Per step: the one GPU's 300 W over each step, against the one-rank trace: no change (once +100 %).
+    result = run("check", job, "--baseline", base, "--max-energy-regression", "1%", "--format", "json")
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)["budgets"][0]
+    assert verdict["new"] == pytest.approx(verdict["base"]) and verdict["base"] > 0

@@ -15,8 +15,12 @@ What is compared, so that one slow outlier does not fail CI:
 - a class: the median over steps of its time (``diff.class_table``'s rule: the report's class time)
   inside each step when both traces have steps (the start-up step left out, as for the run), its
   total otherwise;
-- energy: from telemetry samples, per device: the ``energy_j`` counter's rise,
-  or the integral of ``power_w``; per step as a median when steps exist.
+- energy: the report's energy figure (``energy.trace_tracks``: per physical device, the ``energy_j``
+  counter's rise or the integral of ``power_w``; the GPUs', else the CPUs'; a GPU two ranks sampled
+  counted once); per step as a median when steps exist.
+
+Traces of several ranks have one window per rank and step: its time is that rank's busy time (the
+report's "N steps × R ranks"), its energy the job's (every device's) in the window.
 
 Everything here is pure: tables in, ``Verdict`` objects out. ``CheckInputError``
 (a UsageError) says a budget cannot be measured: exit 2.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,6 +41,7 @@ from ..trace.schema import Kind
 from .classes import CLASS_ORDER
 from .classify import classify_table
 from .columns import label_codes
+from . import energy
 from .diff import classified_class_table
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import step_positions, window_columns
@@ -126,9 +131,12 @@ def parse_scoped(text: str) -> tuple[str, float]:
 def check(
     base_events: pd.DataFrame, new_events: pd.DataFrame, budgets: list[Budget],
     base_doc: dict | None = None, new_doc: dict | None = None,
+    base_devices: Iterable[tuple[int, Mapping]] = (), new_devices: Iterable[tuple[int, Mapping]] = (),
 ) -> list[Verdict]:
-    """One verdict per budget; raises CheckInputError when a budget cannot be measured on both."""
-    base, new = CheckedTrace(base_events, base_doc, "baseline"), CheckedTrace(new_events, new_doc, "trace")
+    """One verdict per budget; raises CheckInputError when a budget cannot be measured on both.
+    ``*_devices``: (rank, metadata) of each rank's trace (their GPU UUIDs: a GPU counted once)."""
+    base = CheckedTrace(base_events, base_doc, "baseline", base_devices)
+    new = CheckedTrace(new_events, new_doc, "trace", new_devices)
     per_step = bool(len(base.step_windows()[0]) and len(new.step_windows()[0]))
     return [Verdict(budget, base.measure(budget, per_step=per_step), new.measure(budget, per_step=per_step))
             for budget in budgets]
@@ -151,8 +159,15 @@ class CheckedTrace:
     windows as the report counts them (``phases.counted_windows``: marks, ProfilerStep#N, serving-engine
     steps, detected prefill/decode passes), so a phase the report shows is a phase a budget can name."""
 
-    def __init__(self, events: pd.DataFrame, doc: dict | None = None, side: str = "trace"):
+    def __init__(self, events: pd.DataFrame, doc: dict | None = None, side: str = "trace",
+                 devices: Iterable[tuple[int, Mapping]] = ()):
         self.events, self.doc, self.side = events, doc, side
+        self.devices = list(devices)
+
+    @cached_property
+    def energy_tracks(self) -> list[energy.EnergyTrack]:
+        """The tracks the report's energy figure counts (``energy.scoped_tracks``)."""
+        return energy.scoped_tracks(energy.trace_tracks(self.events, self.devices))
 
     @cached_property
     def rows(self) -> EventTable:
@@ -165,31 +180,55 @@ class CheckedTrace:
             return {**found, "effective_end_ns": found["end_ns"]}
         return counted_windows(self.events, self.rows, found)
 
-    def phase_windows(self, name: str, steady: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) of the windows of phase ``name``, each ending where the device work launched
-        inside it ends; ``steady``: without the step that began with the recording
+    def phase_windows(self, name: str, steady: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, ends, ranks) of the windows of phase ``name``, each ending where the device work
+        launched inside it ends; ``steady``: without the step that began with the recording
         (``phase_windows.startup_steps``: its start-up is no step's time)."""
         return self._at(step_positions(self.windows, (name,), steady))
 
-    def step_windows(self, steady: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) of the steps, from the first step phase name present (STEP_PHASES)."""
+    def step_windows(self, steady: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, ends, ranks) of the steps, from the first step phase name present (STEP_PHASES)."""
         return self._at(step_positions(self.windows, STEP_PHASES, steady))
 
-    def _at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         windows = self.windows
-        return (np.asarray(windows["start_ns"], np.int64)[at], np.asarray(windows["effective_end_ns"], np.int64)[at])
+        ranks = windows.get("rank")
+        return (np.asarray(windows["start_ns"], np.int64)[at], np.asarray(windows["effective_end_ns"], np.int64)[at],
+                np.zeros(len(at), np.int64) if ranks is None else np.asarray(ranks, np.int64)[at])
+
+    def window_values(self, metric: str, starts: np.ndarray, ends: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+        """Per window: its rank's busy time (its wall time where it recorded no work), or the energy of
+        every counted device in it."""
+        if metric == "time":
+            busy = _busy_in(self.events, starts, ends, ranks)
+            return np.where(busy > 0, busy, ends - starts).astype(np.float64)
+        tracks = self.energy_tracks
+        if not tracks:
+            raise CheckInputError(f"the {self.side} has no power or energy samples (record with telemetry on)")
+        return np.sum([track.between(starts, ends) for track in tracks], axis=0)
+
+    def total_energy_j(self) -> float:
+        """Whole-trace energy: the report's figure, from samples, else from the report's ``energy`` section."""
+        if self.energy_tracks:
+            return float(sum(track.total_j for track in self.energy_tracks))
+        section = (self.doc or {}).get("energy")
+        if isinstance(section, dict):
+            for key in ("total_j", "energy_j", "gpu_energy_j", "device_energy_j"):
+                if isinstance(section.get(key), (int, float)):
+                    return float(section[key])
+        raise CheckInputError(f"the {self.side} has no power or energy samples (record with telemetry on)")
 
     def measure(self, budget: Budget, *, per_step: bool) -> Measurement:
         """The figure ``budget`` compares, on this trace."""
         events, side = self.events, self.side
         if budget.scope == "phase":
-            starts, ends = self.phase_windows(budget.target)
+            starts, ends, ranks = self.phase_windows(budget.target)
             if not len(starts):
                 names = ", ".join(sorted({str(p) for p in self.windows["phase"] if isinstance(p, str)}))
                 raise CheckInputError(f"the {side} has no phase {budget.target!r} (phases: {names or 'none'})")
-            values = _window_values(events, budget.metric, starts, ends, side)
+            values = self.window_values(budget.metric, starts, ends, ranks)
             return Measurement(float(np.median(values)),
-                               f"median of {_count(len(values), budget.target + ' pass', budget.target + ' passes')}")
+                               "median of " + _count(ranks, budget.target + " pass", budget.target + " passes"))
         if budget.scope == "class":
             if budget.metric != "time":
                 raise CheckInputError("class budgets are time budgets (energy is not split by class)")
@@ -198,47 +237,50 @@ class CheckedTrace:
             if not per_step:
                 table = classified_class_table(self.rows).set_index("class")["time_ns"] if len(events) else pd.Series(dtype=float)
                 return Measurement(float(table.get(budget.target, 0.0)), "total")
-            values = _class_time_in_windows(self.rows, budget.target, *self.step_windows())
-            return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
+            starts, ends, ranks = self.step_windows()
+            values = _class_time_in_windows(self.rows, budget.target, starts, ends, ranks)
+            return Measurement(float(np.median(values)), "median of " + _count(ranks, "step", "steps"))
         if per_step:
-            starts, ends = self.step_windows()
-            values = _window_values(events, budget.metric, starts, ends, side)
-            return Measurement(float(np.median(values)), f"median of {_count(len(values), 'step', 'steps')}")
+            starts, ends, ranks = self.step_windows()
+            values = self.window_values(budget.metric, starts, ends, ranks)
+            return Measurement(float(np.median(values)), "median of " + _count(ranks, "step", "steps"))
         if budget.metric == "time":
             return Measurement(float(_busy_in(events, np.array([np.iinfo(np.int64).min // 2]),
                                               np.array([np.iinfo(np.int64).max // 2]))[0]), "total")
-        return Measurement(total_energy_j(events, self.doc, side), "total")
+        return Measurement(self.total_energy_j(), "total")
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+def _count(ranks: np.ndarray, one: str, many: str) -> str:
+    """How many windows a median is over: "4 steps", or "4 steps × 2 ranks" (one window per rank and step)."""
+    n, per_rank = len(ranks), np.unique(ranks, return_counts=True)[1]
+    if len(per_rank) > 1 and (per_rank == per_rank[0]).all():
+        return f"{per_rank[0]} {one if per_rank[0] == 1 else many} × {len(per_rank)} ranks"
+    return f"{n} {one if n == 1 else many}" + (f" of {len(per_rank)} ranks" if len(per_rank) > 1 else "")
 
 
-def _class_time_in_windows(rows: EventTable, target: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _class_time_in_windows(rows: EventTable, target: str, starts: np.ndarray, ends: np.ndarray,
+                           ranks: np.ndarray) -> np.ndarray:
     """The time of class ``target`` (the report's class time, as ``diff.class_table`` counts it) of the
-    classified ``rows`` of work that start inside each window; windows may overlap (one per rank)."""
+    classified ``rows`` of work of each window's rank that start inside the window."""
     codes, labels = label_codes(rows["category"])
     hit = rows["device_work"].to_numpy(bool) & np.append(labels == target, False)[codes]
+    row_rank = rows["rank"].to_numpy(np.int64)[hit] if "rank" in rows else np.zeros(int(hit.sum()), np.int64)
     start = rows["start_ns"].to_numpy(np.int64)[hit]
-    order = np.argsort(start, kind="stable")
-    start = start[order]
-    cumulative = np.r_[0, np.cumsum(rows["time_ns"].to_numpy(np.int64)[hit][order])]
-    inside = cumulative[np.searchsorted(start, ends, "left")] - cumulative[np.searchsorted(start, starts, "left")]
-    return inside.astype(np.float64)
+    time_ns = rows["time_ns"].to_numpy(np.int64)[hit]
+    inside = np.zeros(len(starts))
+    for rank in np.unique(ranks):
+        mine, windows = row_rank == rank, ranks == rank
+        order = np.argsort(start[mine], kind="stable")
+        rank_start = start[mine][order]
+        cumulative = np.r_[0, np.cumsum(time_ns[mine][order])]
+        inside[windows] = (cumulative[np.searchsorted(rank_start, ends[windows], "left")]
+                           - cumulative[np.searchsorted(rank_start, starts[windows], "left")])
+    return inside
 
 
-def _window_values(events: pd.DataFrame, metric: str, starts: np.ndarray, ends: np.ndarray, side: str) -> np.ndarray:
-    if metric == "time":
-        busy = _busy_in(events, starts, ends)
-        return np.where(busy > 0, busy, ends - starts).astype(np.float64)  # no recorded work: wall time
-    values = energy_in_windows(events, starts, ends)
-    if values is None:
-        raise CheckInputError(f"the {side} has no power or energy samples (record with telemetry on)")
-    return values
-
-
-def _busy_in(events: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Device busy ns inside each window (GPU work; CPU-only traces: outermost CPU ops), summed over ranks."""
+def _busy_in(events: pd.DataFrame, starts: np.ndarray, ends: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
+    """Device busy ns inside each window (GPU work; CPU-only traces: outermost CPU ops): of the window's
+    rank, or (``ranks`` None: the whole run) summed over ranks."""
     if has_gpu_work(events):
         work = events[events["kind"].isin(DEVICE_WORK_KINDS)]
     else:
@@ -246,59 +288,9 @@ def _busy_in(events: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.n
         work = ops[ops["depth"].fillna(0) == 0] if "depth" in ops else ops
     total = np.zeros(len(starts), dtype=np.int64)
     groups = work.groupby("rank", observed=True) if "rank" in work else [(0, work)]
-    for _, part in groups:
+    for rank, part in groups:
+        windows = np.ones(len(starts), bool) if ranks is None else ranks == rank
         s = part["start_ns"].to_numpy(np.int64)
         merged = merge_intervals(s, s + part["duration_ns"].to_numpy(np.int64))
-        total += overlap_ns(merged[0], merged[1], starts, ends)
+        total[windows] += overlap_ns(merged[0], merged[1], starts[windows], ends[windows])
     return total
-
-
-# ---------------------------------------------------------------- energy from telemetry
-
-
-def energy_in_windows(events: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
-    """Joules per window, summed over devices; None when the trace has no power/energy samples.
-
-    Per device: the cumulative ``energy_j`` counter interpolated at the window
-    edges, or else the trapezoid integral of ``power_w``.
-    """
-    samples = events[(events["kind"] == Kind.SAMPLE.value) & events["value"].notna()]
-    if samples.empty:
-        return None
-    names = samples["name"].astype(str)
-    total = np.zeros(len(starts), dtype=np.float64)
-    found = False
-    keys = [c for c in ("rank", "device_type", "device_index") if c in samples]
-    for _, device in samples.groupby(keys, observed=True, dropna=False) if keys else [(0, samples)]:
-        dev_names = names.loc[device.index]
-        energy = device[dev_names == "energy_j"]
-        power = device[dev_names == "power_w"]
-        if len(energy) >= 2:
-            cumulative, t = energy["value"].to_numpy(np.float64), energy["start_ns"].to_numpy(np.int64)
-        elif len(power) >= 2:
-            t = power["start_ns"].to_numpy(np.int64)
-            order = np.argsort(t, kind="stable")
-            t, watts = t[order], power["value"].to_numpy(np.float64)[order]
-            cumulative = np.r_[0.0, np.cumsum((watts[1:] + watts[:-1]) / 2 * np.diff(t) / 1e9)]
-        else:
-            continue
-        order = np.argsort(t, kind="stable")
-        t, cumulative = t[order], cumulative[order]
-        total += np.interp(ends, t, cumulative) - np.interp(starts, t, cumulative)
-        found = True
-    return total if found else None
-
-
-def total_energy_j(events: pd.DataFrame, doc: dict | None = None, side: str = "trace") -> float:
-    """Whole-trace energy: from samples, else from the report's ``energy`` section."""
-    samples = events[events["kind"] == Kind.SAMPLE.value]
-    if len(samples):
-        values = energy_in_windows(events, np.array([samples["start_ns"].min()]), np.array([samples["start_ns"].max()]))
-        if values is not None:
-            return float(values[0])
-    section = (doc or {}).get("energy")
-    if isinstance(section, dict):
-        for key in ("total_j", "energy_j", "gpu_energy_j", "device_energy_j"):
-            if isinstance(section.get(key), (int, float)):
-                return float(section[key])
-    raise CheckInputError(f"the {side} has no power or energy samples (record with telemetry on)")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -499,6 +499,18 @@ def _refresh_ns(change_times: np.ndarray, floor_ns: int) -> int:
 
 
 Classifier = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def trace_tracks(events: pd.DataFrame, devices: Iterable[tuple[int, Mapping[str, Any]]]) -> list[EnergyTrack]:
+    """The energy tracks of a trace's samples, one per physical device: ``devices`` is (rank, metadata)
+    of each rank's trace, whose GPU UUIDs tell when two ranks sampled the same GPU."""
+    return drop_duplicate_devices(device_tracks(samples_of(events)), device_uuid_map(list(devices)))
+
+
+def scoped_tracks(tracks: list[EnergyTrack]) -> list[EnergyTrack]:
+    """The tracks a trace's energy figure counts: its GPUs', else (a CPU-only run) its CPUs'. Host CPU
+    energy beside GPUs is reported apart (``cpu_energy_j``), not added to the GPUs'."""
+    return [t for t in tracks if t.device_type == "gpu"] or [t for t in tracks if t.device_type == "cpu"]
 
 
 def device_uuid_map(traces_metadata: list[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, int], str]:

@@ -49,9 +49,10 @@ def command(trace, baseline, max_time_regression, max_energy_regression, class_b
     Chrome-trace JSON. Steps and passes compare by their median.
     """
     budgets = build_budgets(max_time_regression, max_energy_regression, class_budgets, phase_budgets)
-    base_events = ReportContext(traces=load_any([baseline])).events
-    new_events = ReportContext(traces=load_any([trace])).events
-    verdicts = check(base_events, new_events, budgets)
+    base_traces, new_traces = load_any([baseline]), load_any([trace])
+    verdicts = check(ReportContext(traces=base_traces).events, ReportContext(traces=new_traces).events, budgets,
+                     base_devices=[(t.rank, t.metadata) for t in base_traces],
+                     new_devices=[(t.rank, t.metadata) for t in new_traces])
     render = {"json": render_json, "markdown": render_markdown}.get(fmt, render_text)
     click.echo(render(verdicts), nl=False)
     failed = [v for v in verdicts if not v.ok]

@@ -98,7 +98,7 @@ def energy_section(ctx: ReportContext) -> dict[str, Any]:
     high_water = _high_water(summaries)
     gpu = [t for t in tracks if t.device_type == "gpu"]
     cpu = [t for t in tracks if t.device_type == "cpu"]
-    scoped = gpu or cpu
+    scoped = energy.scoped_tracks(tracks)
     if not scoped:
         return {"total_j": None, "avg_power_w": None, "peak_power_w": None, "source": None, "scope": None,
                 **high_water, "devices": summaries, "reason": _reason(ctx, samples)}
