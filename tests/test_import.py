@@ -268,7 +268,13 @@ BAD_INPUTS = {
     "truncated": ('{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "ts": 1, "dur', "malformed JSON"),
     "not_json": ("hello, world", "malformed JSON"),
     "not_a_trace": ('{"name": "package.json", "version": "1.0"}', "no traceEvents"),
-    "events_not_objects": ('{"traceEvents": [1, 2, 3]}', "not event objects"),
+    "events_not_objects": ('{"traceEvents": [1, 2, 3]}', "traceEvents holds a number, not event objects"),
+    "events_a_number": ('{"traceEvents": 5}', "traceEvents is a number, not an array of events"),
+    "events_an_object": ('{"traceEvents": {"ph": "X"}}', "traceEvents is an object, not an array of events"),
+    "args_an_array": ('{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "ts": 1, "dur": 1, "args": [1]}]}',
+                      "an event's args is an array, not an object"),
+    "only_ts_out_of_range": ('{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "ts": 1e30, "dur": 1}]}',
+                             "no timed events"),
     "lone_surrogate": ('{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a \\ud800", "ts": 1, "dur": 1}]}',
                        "not Unicode"),
     "empty": ("", "empty file"),
@@ -286,6 +292,22 @@ def test_bad_json_gives_one_line_error_and_exit_2(case, tmp_path):
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("profkit: error:")
     assert "Traceback" not in result.output
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_times_beyond_int64_nanoseconds_are_skipped_not_wrapped(tmp_path):
+    # 1e30 µs cannot be an epoch time in int64 ns: it once wrapped to an arbitrary start. The event is
+    # skipped and said so; a duration out of range reads as none.
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": [
+        {"ph": "X", "cat": "cpu_op", "name": "far", "ts": 1e30, "dur": 1},
+        {"ph": "X", "cat": "cpu_op", "name": "long", "ts": 5, "dur": 1e300},
+        {"ph": "X", "cat": "cpu_op", "name": "ok", "ts": 7, "dur": 2},
+    ]}))
+    imported = read_kineto(path)
+    table = imported.table.to_pandas().set_index("name")
+    assert sorted(table.index) == ["long", "ok"]
+    assert table.loc["ok", "start_ns"] - table.loc["long", "start_ns"] == 2000 and table.loc["long", "duration_ns"] == 0
+    assert "skipped 1 X with ts out of range events" in imported.metadata["notes"]
 
 
 def test_malformed_event_early_in_a_big_file_fails_without_reading_on(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from itertools import compress
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -108,6 +108,8 @@ def read_document(path: Path, progress: bool) -> tuple[dict[str, Any], Collected
         collected: Collected | None = None
         for key, value in iter_members(stream, "traceEvents"):
             if key == "traceEvents":
+                if not isinstance(value, Iterator):  # (an array is streamed; any other value is parsed)
+                    raise TraceImportError(f"{path.name}: traceEvents is {json_type(value)}, not an array of events")
                 collected = _collect(value, path.name)
             else:
                 header[key] = value
@@ -185,7 +187,7 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
             phases = [event.get("ph") for event in chunk]
         except AttributeError:  # only dicts have .get: some item is not an event object
             bad = next(event for event in chunk if type(event) is not dict)
-            raise TraceImportError(f"{name}: traceEvents holds a {type(bad).__name__}, not event objects") from None
+            raise TraceImportError(f"{name}: traceEvents holds {json_type(bad)}, not event objects") from None
         spans = [event for event, ph in zip(chunk, phases) if ph == "X"]
         if len(spans) < len(chunk):
             _sort_out([event for event, ph in zip(chunk, phases) if ph != "X"], flows, counters, meta_events,
@@ -195,6 +197,9 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
                 batches.append(_span_columns(spans, skipped))
             except UnicodeEncodeError:  # JSON may escape half a surrogate pair ("\ud800"): no UTF-8 for it
                 raise TraceImportError(f"{name}: a text that is not Unicode (a lone surrogate escape)") from None
+            except AttributeError:  # only dicts have .get: some event's args is no JSON object
+                bad = next(e["args"] for e in spans if "args" in e and e["args"] and type(e["args"]) is not dict)
+                raise TraceImportError(f"{name}: an event's args is {json_type(bad)}, not an object") from None
     if not seen_any:
         raise TraceImportError(f"{name}: traceEvents is empty")
     if not batches:
@@ -234,15 +239,19 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
     outlives its window (Python's heap stays one window big).
     """
     ts = floats([e.get("ts") for e in spans])
-    keep = ~np.isnan(ts)
+    keep = np.abs(ts) < _MAX_US  # (NaN: no ts, compares False)
     if not keep.all():
-        skipped["X without ts"] += int((~keep).sum())
+        missing = int(np.isnan(ts).sum())
+        if missing:
+            skipped["X without ts"] += missing
+        if missing < (~keep).sum():
+            skipped["X with ts out of range"] += int((~keep).sum()) - missing
         spans, ts = list(compress(spans, keep)), ts[keep]
     args = [e.get("args") or _EMPTY for e in spans]
     # NaN, not None, for absent arguments: numpy converts a list with None in it 4x slower.
     return {
         "ts": ts,
-        "dur": floats([e.get("dur", 0) for e in spans]),
+        "dur": _durations(floats([e.get("dur", 0) for e in spans])),
         "pid": floats([e.get("pid") for e in spans]),
         "tid": floats([e.get("tid") for e in spans]),
         "correlation": floats([a.get("correlation", _NAN) for a in args]),
@@ -255,6 +264,24 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
         "name": _strings([e.get("name", "") for e in spans], ""),
         **_json_texts(args),
     }
+
+
+#: Timestamps beyond ±9e15 µs (the year 2255 as epoch µs) overflow int64 ns: such an event is skipped,
+#: such a duration read as none.
+_MAX_US = 9e15
+
+
+def _durations(dur: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(dur) < _MAX_US, dur, np.nan)
+
+
+def json_type(value: Any) -> str:
+    """What JSON calls ``value``'s type, with its article ("an object", "a number"), for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array", str: "a string", type(None): "null"}.get(type(value), "a value")
 
 
 def _json_texts(args: list[dict]) -> dict[str, pa.Array]:
