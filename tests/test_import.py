@@ -415,3 +415,17 @@ def test_torch_profiler_with_stack_trace_splits_its_steps(tmp_path):
     training = build_report([trace])["training"]
     assert training["steps"] == 3 and training["steps_summarized"] == 2  # step 1 holds the start-up
     assert training["optimizer_ns"] > 0 and training["forward_ns"] > 0 and training["backward_ns"] > 0
+
+
+def test_events_whose_ph_or_cat_is_no_text_are_skipped_and_counted(tmp_path):
+    # A ph (or a flow's cat) that is a list or an object once raised "unhashable type" (found by fuzzing).
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": [
+        {"ph": ["X"], "cat": "cpu_op", "name": "a", "ts": 1, "dur": 1},
+        {"ph": {"X": 1}, "cat": "cpu_op", "name": "b", "ts": 2, "dur": 1},
+        {"ph": "s", "cat": ["ac2g"], "id": 1, "ts": 2},
+        {"ph": "X", "cat": "cpu_op", "name": "ok", "ts": 3, "dur": 1},
+    ]}))
+    imported = read_kineto(path)
+    assert imported.table.column("name").to_pylist() == ["ok"]
+    assert {"skipped 1 ph=['X'] events", "skipped 1 ph={'X': 1} events"} <= set(imported.metadata["notes"])

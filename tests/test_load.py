@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import pyarrow as pa
 import pytest
 
+from conftest import run_profkit
 from profkit.errors import TraceFormatError
 from profkit.trace import build_events, io, load, write_trace
 from test_trace_io import _raw
@@ -53,3 +57,38 @@ def test_traces_without_distinct_ranks_are_numbered_in_the_order_given(tmp_path)
     assert document["totals"]["device_span_ns"] == 2 * alone["device_span_ns"]
     # traces that have distinct ranks keep them, without a note
     assert [t.rank for t in load_any([first])] == [0] and not load_any([first])[0].metadata.get("notes")
+
+
+def test_a_trace_of_no_rows_reports_that_it_holds_nothing(tmp_path):
+    # A file of no rows (here written by plain pyarrow: no row group, no chunk) once failed with
+    # "Chunk index out of range".
+    import pyarrow.parquet as pq
+
+    from synthetic_traces import make_trace
+
+    source = pq.read_table(make_trace(tmp_path / "t.parquet"))
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(source.slice(0, 0), empty)
+    result = run_profkit("report", str(empty), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert "the trace holds no events: nothing below is measured" in document["run"]["notes"]
+    assert document["totals"]["op_count"] == 0 and document["totals"]["kernel_count"] == 0
+
+
+def test_two_events_with_one_id_are_a_one_line_error(tmp_path):
+    import pyarrow.parquet as pq
+
+    from synthetic_traces import make_trace
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet"))
+    ids = table.column("event_id").to_pylist()
+    ids[5] = ids[6]
+    shared = tmp_path / "shared_id.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("event_id"), "event_id", pa.array(ids, pa.int64())),
+                   shared)
+    result = run_profkit("report", str(shared))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "profkit: error: two events share an event_id: not a valid trace (event_id is unique in a file; "
+        "see docs/trace-format.md)"]

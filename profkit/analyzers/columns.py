@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..errors import TraceFormatError
 from .table import Column
 
 Labels = tuple[np.ndarray, np.ndarray]
@@ -169,7 +170,11 @@ def positions(index: pd.Index | np.ndarray, ids: pd.Series | Column) -> np.ndarr
         offset = wanted - first
         pos[known] = np.where((offset >= 0) & (offset < len(index)), offset, -1)
     else:
-        pos[known] = (index if isinstance(index, pd.Index) else pd.Index(index)).get_indexer(wanted)
+        try:
+            pos[known] = (index if isinstance(index, pd.Index) else pd.Index(index)).get_indexer(wanted)
+        except pd.errors.InvalidIndexError:  # (pandas' word for a non-unique index)
+            raise TraceFormatError("two events share an event_id: not a valid trace (event_id is unique in a "
+                                   "file; see docs/trace-format.md)") from None
     return pos
 
 

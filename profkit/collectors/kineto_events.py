@@ -218,14 +218,19 @@ def _sort_out(events: list[dict], flows: list[tuple], counters: list[dict], meta
     for event in events:
         ph = event.get("ph")
         if ph in ("s", "f", "t"):
-            if event.get("cat") in _FLOW_CATEGORIES or event.get("name") in _FLOW_CATEGORIES:
+            if _text(event.get("cat")) in _FLOW_CATEGORIES or _text(event.get("name")) in _FLOW_CATEGORIES:
                 flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
         elif ph == "C":
             counters.append(event)
         elif ph == "M":
             meta_events.append(event)
-        else:
-            skipped[_SKIPPED_LABELS.get(ph, f"ph={ph!r}")] += 1
+        else:  # (a ph that is a list or an object is no key: its repr is)
+            skipped[_SKIPPED_LABELS.get(_text(ph), f"ph={ph!r}")] += 1
+
+
+def _text(value: Any) -> str | None:
+    """``value`` where it is a str (a set or dict lookup key), else None."""
+    return value if type(value) is str else None
 
 
 _SKIPPED_LABELS = {"i": "instant", "I": "instant", "B": "begin/end", "E": "begin/end", "b": "async", "e": "async",

@@ -136,7 +136,7 @@ class Trace:
     def chunk(self, name: str) -> pa.Array:
         """Column ``name`` as its one Arrow array (see ``one_chunk``), read from the file on first use."""
         column = self._reader.column(name) if self._reader is not None else self.arrow.column(name)
-        return column.chunk(0)
+        return column.chunk(0) if column.num_chunks else pa.array([], type=column.type)  # (a file of no rows)
 
     @property
     def events(self) -> pd.DataFrame:

@@ -40,6 +40,8 @@ def run_section(ctx: ReportContext) -> dict:
     notes = []
     for trace in ctx.traces:
         notes.extend(trace.metadata.get("notes") or [])
+    if not len(ctx.table):  # (a program that ran no torch op, or a file others wrote empty)
+        notes.append("the trace holds no events: nothing below is measured")
     return {
         "command": meta.get("command") or [],
         "device": ", ".join(gpu_names) if gpu_names else (meta.get("cpu_name") or "cpu"),
