@@ -350,6 +350,15 @@ exact(
     "aten::_has_compatible_shallow_copy_type", "aten::value_selecting_reduction_backward", "detach",
     "aten::item", "aten::_local_scalar_dense", "aten::set_", "aten::pin_memory", "aten::_pin_memory",
 )
+# Quantized inference (torch.ao dynamic and static quantization): quantizing computes a scale and rounds
+# each element, a range is a reduction (min and max), dequantizing scales back.
+exact(E, "aten::quantize_per_tensor", "aten::quantize_per_tensor_dynamic", "aten::quantize_per_channel",
+      "aten::dequantize", "aten::fake_quantize_per_tensor_affine", "aten::fake_quantize_per_channel_affine",
+      "quantized::add", "quantized::add_relu", "quantized::mul", "quantized::mul_relu", "quantized::add_scalar",
+      "quantized::mul_scalar")
+exact(N, "aten::aminmax", "aten::_aminmax", "aten::_choose_qparams_per_tensor", "aten::choose_qparams_optimized",
+      "quantized::layer_norm", "quantized::batch_norm2d", "quantized::batch_norm1d", "quantized::instance_norm",
+      "quantized::group_norm")
 exact(O, "aten::sort", "aten::topk", "aten::nonzero", "aten::unique", "aten::argmax", "aten::multinomial")
 exact(X, "record_param_comms")
 
@@ -370,6 +379,11 @@ op_pattern(r"^aten::_fused_(?:adam|adamw|sgd)", E, "aten::_fused_adamw_")
 op_pattern(r"attention", C, "aten::_scaled_dot_product_fused_attention_overrideable", fused=True)
 op_pattern(r"^aten::\w*(?:conv(?:olution)?\w*)$", C, "aten::_convolution_double_backward")
 op_pattern(r"^aten::\w*(?:softmax|_norm)\w*$", N, "aten::_weight_norm_interface")
+# Quantized GEMMs and convolutions (fbgemm/qnnpack/onednn: quantized::linear_dynamic, quantized::conv2d_relu...);
+# their weights are packed objects whose shapes torch.profiler does not record, so they are classed, not
+# costed. Packing a weight (done once) is a layout change.
+op_pattern(r"^_?quantized::\w*(?:prepack|unpack)", M, "quantized::linear_prepack")
+op_pattern(r"^_?quantized::(?:linear|conv|matmul|bmm)", C, "quantized::linear_dynamic")
 # Pooling reduces each window (a max, or a sum then a divide): a reduction, as aten::amax or aten::mean are.
 op_pattern(r"^aten::\w*pool\w*$", N, "aten::max_pool2d_with_indices")
 

@@ -63,11 +63,11 @@ _dtype(
     "c10::Float8_e4m3fn", "c10::Float8_e5m2", "c10::Float8_e4m3fnuz", "c10::Float8_e5m2fnuz",
     "torch.float8_e4m3fn", "torch.float8_e5m2", "float8_e4m3fn", "float8_e5m2",
 )
-_dtype("int8", 1, "signed char", "torch.int8", "int8")
-_dtype("uint8", 1, "unsigned char", "torch.uint8", "uint8")
+_dtype("int8", 1, "signed char", "torch.int8", "int8", "c10::qint8", "torch.qint8")  # (quantized: int8 storage)
+_dtype("uint8", 1, "unsigned char", "torch.uint8", "uint8", "c10::quint8", "torch.quint8")
 _dtype("bool", 1, "bool", "torch.bool")
 _dtype("int16", 2, "short int", "short", "torch.int16", "int16")
-_dtype("int32", 4, "int", "torch.int32", "int32")
+_dtype("int32", 4, "int", "torch.int32", "int32", "c10::qint32", "torch.qint32")
 _dtype("int64", 8, "long int", "long", "torch.int64", "int64")
 _dtype("complex64", 8, "c10::complex<float>", "torch.complex64", "complex64")
 _dtype("complex128", 16, "c10::complex<double>", "torch.complex128", "complex128")
@@ -899,6 +899,7 @@ _REDUCTION_FLOPS_PER_ELEMENT = {
     "aten::sum": 1, "aten::mean": 1, "aten::prod": 1, "aten::norm": 2, "aten::linalg_vector_norm": 2,
     "aten::var": 3, "aten::std": 3, "aten::var_mean": 3, "aten::std_mean": 3, "aten::logsumexp": 3,
     "aten::amax": 0, "aten::amin": 0, "aten::max": 0, "aten::min": 0, "aten::all": 0, "aten::any": 0,
+    "aten::aminmax": 0, "aten::_aminmax": 0,
     "aten::cumsum": 1,
 }
 
@@ -976,6 +977,20 @@ def _bias_rescale_qkv(name: str, x: OpInputs) -> Cost:
     # element); written back as q, k, v of [B, heads, T, E/heads] (the same elements).
     qkv, bias = _need(x[0]), _need(x[1])
     return Cost(qkv.numel * 4 / 3, _io([qkv, bias], [(qkv.shape, qkv.itemsize)]))
+
+
+@formula("aten::quantize_per_tensor", "aten::quantize_per_tensor_dynamic", "aten::quantize_per_channel")
+def _quantize(name: str, x: OpInputs) -> Cost:
+    # Scale and shift each element (2 flop; rounding and clamping are no arithmetic), written as 1-byte
+    # integers: qint8/quint8, what dynamic and static quantization use (a qint32 target is not told apart).
+    src = _need(x[0])
+    return Cost(2.0 * src.numel, _io([src], [(src.shape, 1)]))
+
+
+@formula("aten::dequantize")
+def _dequantize(name: str, x: OpInputs) -> Cost:
+    src = _need(x[0])  # (q - zero point) · scale per element, written as fp32
+    return Cost(2.0 * src.numel, _io([src], [(src.shape, 4)]))
 
 
 @formula("aten::mse_loss")
