@@ -476,3 +476,14 @@ def test_cpu_top_ops_count_calls_not_the_ops_inside_them(tmp_path):
             conv(x)
     top = {row["name"]: row for row in build_report([profkit.load(session.path)])["roofline"]["top"]}
     assert top["aten::conv2d"]["count"] == 3 and top["aten::conv2d"]["flops"] == 3 * 2 * 4 * 16 * 3 * 9
+
+
+def test_nll_loss_backward_writes_a_gradient_the_size_of_its_input():
+    # torch's own gradient: [8, 10] fp32 written (zeros, one value per row), the int64 target read.
+    import torch
+
+    logp = torch.randn(8, 10).log_softmax(1).requires_grad_()
+    target = torch.randint(0, 10, (8,))
+    torch.nn.functional.nll_loss(logp, target).backward()
+    inputs = cost.parse_inputs("[[],[8,10],[8],[],[],[],[]]", '["float","float","long int","","Scalar","Scalar","float"]')
+    assert cost.op_cost("aten::nll_loss_backward", inputs) == cost.Cost(8.0, float(target.nbytes + logp.grad.nbytes))

@@ -925,6 +925,14 @@ def _nll_loss(name: str, x: OpInputs) -> Cost:
     return Cost(float(target.numel), float(target.nbytes + target.numel * logp.itemsize))
 
 
+@formula("aten::nll_loss_backward")
+def _nll_loss_backward(name: str, x: OpInputs) -> Cost:
+    # (grad_output, self [N, C], target [N], ...): the gradient [N, C] written whole (zeros), one value
+    # per target set from the incoming gradient (one flop each).
+    logp, target = _need(x[1]), _need(x[2])
+    return Cost(float(target.numel), float(target.nbytes + logp.nbytes))
+
+
 # ---------------------------------------------------------------- element-wise
 
 #: Flop per output element for element-wise ops that do more than one operation.
