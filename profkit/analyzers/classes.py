@@ -390,7 +390,7 @@ op_pattern(r"^aten::\w*pool\w*$", N, "aten::max_pool2d_with_indices")
 # torch.compile's CPU kernels (Inductor's C++, recorded with TORCHINDUCTOR_CPP_ENABLE_KERNEL_PROFILE=1, which
 # profkit record sets) are named after the ops they fuse, like its Triton kernels but without the per/red/poi
 # kind: a reduction or normalization among them makes the kernel one; only copies and layout make it memory.
-_CPP_KERNEL = r"(?:^|_)cpp_fused_"
+_CPP_KERNEL = r"cpp_fused_"  # (a literal start: the scans of every name joined look for it first)
 op_pattern(_CPP_KERNEL + r"\w*?(?<=_)(?:_?softmax|[a-z_]*norm|sum|mean|amax|amin|var|std|logsumexp|[a-z0-9_]*pool\w*?|cumsum)_", N,
            "graph_0_cpp_fused_gelu_native_layer_norm_0", fused=True)
 op_pattern(_CPP_KERNEL + r"(?:_?(?:clone|to_copy|copy|cat|stack|index|gather|scatter|embedding|permute|transpose|"
