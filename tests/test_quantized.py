@@ -61,3 +61,6 @@ def test_a_dynamically_quantized_model_spends_its_time_in_contraction(tmp_path):
     report = json.loads(run_profkit("report", str(out), "--format", "json").stdout)
     time = {c["category"]: c["time_ns"] for c in report["categories"]}
     assert time["contraction"] >= linear["self_ns"].sum() > 0
+    # Its packed weights record no shape: no flop, and the report says so rather than show 0 % flop bare.
+    assert any(note.startswith("100% of contraction time has no flop count (quantized::linear_dynamic")
+               for note in report["roofline"]["notes"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 
+from ..analyzers.kernel_types import kernel_element_type
+
 #: Report sections whose rows are named by kernel on a GPU trace (their diffs show the short names too;
 #: on a CPU trace they hold op names, which have no template to cut).
 KERNEL_SECTIONS = ("roofline", "top_kernels")
@@ -39,14 +41,6 @@ def short_kernel_name(name: str) -> str:
     inner = text[len(head):]
     hint = next((p for p in _PART.findall(inner) if p and p not in _GENERIC_PARTS and p != head), None)
     return f"{hint} in {head}" if hint else head
-
-
-#: C++ spellings of dtypes in kernel template arguments -> the short names the report uses.
-_KERNEL_DTYPES = {"c10::BFloat16": "bf16", "__nv_bfloat16": "bf16", "c10::Half": "fp16", "__half": "fp16",
-                  "float": "fp32", "double": "fp64", "c10::Float8_e4m3fn": "fp8", "c10::Float8_e5m2": "fp8",
-                  "signed char": "int8", "int": "int32", "long": "int64", "bool": "bool"}
-_KERNEL_DTYPE = re.compile(r"(?<![\w:])(" + "|".join(map(re.escape, sorted(_KERNEL_DTYPES, key=len, reverse=True)))
-                           + r")(?![\w:])")
 
 
 def short_kernel_names(names: list[str], width: int = 34) -> list[str]:
@@ -106,8 +100,9 @@ def _fit_around(short: str, at: int, width: int) -> str:
 
 
 def _first_dtype(text: str) -> str | None:
-    found = _KERNEL_DTYPE.search(text)
-    return _KERNEL_DTYPES[found.group(1)] if found else None
+    """The short dtype of the kernel's first element-type template argument (an opaque word size: none)."""
+    found = kernel_element_type(text)
+    return found[0] if found else None
 
 
 def _differing_template_arguments(texts: list[str]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from ...analyzers.table import EventTable
 from ...trace.schema import Kind
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
-from ..kernel_names import short_kernel_names
+from ..kernel_names import short_kernel_name, short_kernel_names
 from ..registry import section
 from ._records import records as _records
 
@@ -98,7 +98,7 @@ def roofline_section(ctx: ReportContext) -> dict:
         "ridge_point_flop_per_byte": ridge,
         "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS, at=listed)],
         "idle": idle_attribution(ctx.table),
-        "notes": _shape_notes(ctx.table),
+        "notes": _shape_notes(ctx.table) or _uncounted_contraction(classified(ctx)),
     }
 
 
@@ -120,6 +120,35 @@ def _shape_notes(events) -> list[str]:
         return []
     return ["no op recorded its input shapes (profkit record --no-shapes, or torch.profiler without "
             "record_shapes=True): flop, bytes and bounds are unknown"]
+
+
+#: The share of contraction time with no flop count from which a note says so (below it the class's
+#: flop share is still about right).
+UNCOUNTED_NOTE_SHARE = 0.05
+
+
+def _uncounted_contraction(rows) -> list[str]:
+    """Contraction work in no costed unit (quantized GEMMs, whose packed weights record no shape; GEMM
+    kernels no op launched), when it is a notable share of the class's time: its flop are missing
+    from the class's % flop and flop/B."""
+    codes, labels = rows["category"].labels()
+    work = rows["device_work"].to_numpy(bool) & (codes == list(labels).index("contraction"))
+    time_ns = rows["time_ns"].to_numpy(np.int64)
+    total = int(time_ns[work].sum())
+    uncounted = work & ~rows["unit_id"].ids()[1]
+    share = time_ns[uncounted].sum() / total if total else 0.0
+    if share < UNCOUNTED_NOTE_SHARE:
+        return []
+    name_codes, name_labels = rows["name"].labels()
+    by_name = np.bincount(name_codes[uncounted], weights=time_ns[uncounted], minlength=len(name_labels))
+    names = [_cut(short_kernel_name(str(name_labels[i])), 48)
+             for i in np.argsort(-by_name, kind="stable")[:2] if by_name[i] > 0]
+    return [f"{share:.0%} of contraction time has no flop count ({', '.join(names)}: no usable shapes, or no "
+            "launching op): the class's % flop and flop/B leave it out"]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 _TOP_COLUMNS = ("name", "category", "count", "time_ns", "time_share", "flops", "bytes", "arithmetic_intensity",
