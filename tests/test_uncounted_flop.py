@@ -37,3 +37,27 @@ def test_gemm_kernels_no_op_launched_are_named(tmp_path):
 
 def test_no_note_when_every_contraction_is_costed(tmp_path):
     assert not [n for n in _notes(make_trace(tmp_path / "t.parquet")) if "no flop count" in n]
+
+
+def test_autograd_nodes_over_a_costed_matmul_are_no_uncounted_contraction():
+    # On a CPU trace the backward node and its evaluate_function wrapper have self time of their own
+    # (classed contraction, from AddmmBackward0's forward op) around the aten::mm that carries the flop:
+    # that is overhead, not arithmetic missing a count. Alone, a quantized GEMM's time is.
+    from profkit.analyzers.classify import classify_table
+    from profkit.analyzers.table import EventTable
+    from profkit.report.sections.categories import _uncounted_contraction
+    from test_cost import _events
+
+    mm = ("[[4,16],[16,8]]", '["float","float"]')
+    events = _events([
+        ("cpu_op", "autograd::engine::evaluate_function: AddmmBackward0", 0, 100, None, None, 1, None),
+        ("cpu_op", "AddmmBackward0", 5, 90, None, None, 2, None),
+        ("cpu_op", "aten::mm", 20, 40, *mm, 3, None),
+        ("cpu_op", "quantized::linear_dynamic", 200, 10, "[[4,16],[],[]]", '["float","","Scalar"]', 4, None),
+    ])
+    table = EventTable.from_frame(events)
+    rows = classify_table(table)
+    # contraction self time: 10 + 50 (the two wrappers) + 40 (mm) + 10 (quantized): only the last is uncounted
+    assert _uncounted_contraction(rows, table) == [
+        "9% of contraction time has no flop count (quantized::linear_dynamic: no usable shapes, or no launching "
+        "op): the class's % flop and flop/B leave it out"]

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers.classify import classify_table, is_gpu_trace
-from ...analyzers.columns import descending_order, is_kind, label_codes
+from ...analyzers.columns import descending_order, is_kind, label_codes, positions
 from ...analyzers.hardware import Ceilings, resolve_ceilings
 from ...analyzers.idle import idle_attribution
 from ...analyzers.roofline import aggregate_columns
@@ -98,7 +98,7 @@ def roofline_section(ctx: ReportContext) -> dict:
         "ridge_point_flop_per_byte": ridge,
         "top": [_with_fused(record, fused) for record in _records(top, _TOP_COLUMNS, at=listed)],
         "idle": idle_attribution(ctx.table),
-        "notes": _shape_notes(ctx.table) or _uncounted_contraction(classified(ctx)),
+        "notes": _shape_notes(ctx.table) or _uncounted_contraction(classified(ctx), ctx.table),
     }
 
 
@@ -127,15 +127,21 @@ def _shape_notes(events) -> list[str]:
 UNCOUNTED_NOTE_SHARE = 0.05
 
 
-def _uncounted_contraction(rows) -> list[str]:
+def _uncounted_contraction(rows, events) -> list[str]:
     """Contraction work in no costed unit (quantized GEMMs, whose packed weights record no shape; GEMM
     kernels no op launched), when it is a notable share of the class's time: its flop are missing
-    from the class's % flop and flop/B."""
+    from the class's % flop and flop/B. An op with a costed unit below it (autograd's
+    ``AddmmBackward0`` over its ``aten::mm``) is the call's overhead, not uncounted arithmetic."""
     codes, labels = rows["category"].labels()
     work = rows["device_work"].to_numpy(bool) & (codes == list(labels).index("contraction"))
     time_ns = rows["time_ns"].to_numpy(np.int64)
     total = int(time_ns[work].sum())
-    uncounted = work & ~rows["unit_id"].ids()[1]
+    unit_ids, in_unit = rows["unit_id"].ids()
+    uncounted = work & ~in_unit
+    if uncounted.any() and "parent_id" in events:
+        row_ids = rows["event_id"].to_numpy(np.int64)
+        contraction_units = row_ids[work & in_unit & (unit_ids == row_ids)]
+        uncounted &= ~_above(events, contraction_units, row_ids)
     share = time_ns[uncounted].sum() / total if total else 0.0
     if share < UNCOUNTED_NOTE_SHARE:
         return []
@@ -145,6 +151,21 @@ def _uncounted_contraction(rows) -> list[str]:
              for i in np.argsort(-by_name, kind="stable")[:2] if by_name[i] > 0]
     return [f"{share:.0%} of contraction time has no flop count ({', '.join(names)}: no usable shapes, or no "
             "launching op): the class's % flop and flop/B leave it out"]
+
+
+def _above(events, unit_ids: np.ndarray, row_ids: np.ndarray) -> np.ndarray:
+    """Per row id: whether one of ``unit_ids`` nests below it (one step up the parents per level)."""
+    event_ids = events["event_id"].to_numpy(np.int64)
+    parent = positions(event_ids, events["parent_id"])
+    marked = np.zeros(len(event_ids), dtype=bool)
+    level = parent[positions(event_ids, pd.Series(unit_ids))]
+    level = level[level >= 0]
+    while len(level):
+        marked[level] = True
+        level = parent[level]
+        level = level[(level >= 0) & ~marked[np.maximum(level, 0)]]
+    at = positions(event_ids, pd.Series(row_ids))
+    return marked[np.maximum(at, 0)] & (at >= 0)
 
 
 def _cut(text: str, width: int) -> str:
