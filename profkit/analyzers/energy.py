@@ -205,8 +205,13 @@ def samples_of(events: pd.DataFrame) -> pd.DataFrame:
     at = at[np.isfinite(value)]  # (each column read at the sample rows only: no DataFrame of the events)
 
     def text(name: str) -> np.ndarray:
+        # Objects throughout: astype(str) would make a fixed-width array as wide as the longest label (a
+        # C++ kernel name: thousands of characters), copied once per sample row (~60 MB on the H100 trace).
         codes, labels = label_codes(events[name])
-        return np.append(np.asarray(labels, dtype=object).astype(str), "nan")[codes[at]].astype(object)
+        texts = np.empty(len(labels) + 1, dtype=object)
+        texts[:-1] = [str(label) for label in labels]
+        texts[-1] = "nan"
+        return texts[codes[at]]
 
     return pd.DataFrame({
         "rank": int_values(events["rank"])[at] if "rank" in events else np.zeros(len(at), np.int64),
@@ -225,13 +230,19 @@ def parse_extras(extra: pd.Series) -> dict[Any, dict]:
     return {text: (json.loads(text) if isinstance(text, str) and text else {}) for text in pd.unique(extra)}
 
 
+#: The sample names energy is read from (a counter, or power to integrate).
+_ENERGY_NAMES = ["energy_j", "power_w", "rapl_energy_j"]
+
+
 def device_tracks(samples: pd.DataFrame) -> list[EnergyTrack]:
     """The best energy track of every (rank, device): counter first, else integrated power."""
     tracks: list[EnergyTrack] = []
     if samples.empty:  # nothing measured (most imported traces)
         return tracks
-    extras = parse_extras(samples["extra"])
-    wanted = samples[samples["name"].isin(["energy_j", "power_w", "rapl_energy_j"])]
+    wanted = samples[samples["name"].isin(_ENERGY_NAMES)]
+    if wanted.empty:  # (memory or clock samples only: no energy to track)
+        return tracks
+    extras = parse_extras(wanted["extra"])
     for key, device in wanted.groupby(["rank", "device_type", "device_index"], sort=True):
         key = (int(key[0]), str(key[1]), int(key[2]))
         power, averaged = _power_samples(device, extras)
@@ -281,11 +292,16 @@ def device_summaries(samples: pd.DataFrame, tracks: list[EnergyTrack]) -> list[d
     if samples.empty:  # nothing measured: no device to summarize
         return out
     by_key = {(t.rank, t.device_type, t.device_index): t for t in tracks}
-    extras = parse_extras(samples["extra"])
-    for key, device in samples.groupby(["rank", "device_type", "device_index"], sort=True):
+    names, values = samples["name"].to_numpy(object), samples["value"].to_numpy(np.float64)
+    # Power and energy rows are a few kinds among many (memory, clocks, GPM...): the power figures read a
+    # DataFrame of the devices that have them only; the high-water marks read numpy.
+    powered = np.isin(names, _ENERGY_NAMES)
+    extras = parse_extras(samples["extra"][powered]) if powered.any() else {}
+    for key, rows in samples.groupby(["rank", "device_type", "device_index"], sort=True).indices.items():
         key = (int(key[0]), str(key[1]), int(key[2]))
         track = by_key.get(key)
-        peak_w, peak_source = _peak_power(device, extras, track)
+        peak_w, peak_source = (_peak_power(samples.iloc[rows], extras, track) if track is not None or powered[rows].any()
+                               else (None, None))
         entry = {
             "rank": key[0],
             "device_type": key[1],
@@ -300,15 +316,22 @@ def device_summaries(samples: pd.DataFrame, tracks: list[EnergyTrack]) -> list[d
             "counter_resets": track.resets if track else 0,
             "counter_wraps": track.wraps if track else 0,
         }
-        for name, label in (("memory_used_bytes", "memory_high_water_bytes"),
-                            ("process_memory_bytes", "process_memory_high_water_bytes"),
-                            ("rss_bytes", "rss_high_water_bytes")):
-            values = device.loc[device["name"] == name, "value"]
-            if len(values):
-                entry[label] = float(values.max())
+        device_names, device_values = names[rows], values[rows]
+        for name, label in HIGH_WATER_METRICS.items():
+            hit = device_names == name
+            if hit.any():
+                entry[label] = float(device_values[hit].max())
         if entry["source"] is not None or any(k.endswith("high_water_bytes") for k in entry):
             out.append(entry)
     return out
+
+
+#: Memory samples -> the high-water field of a device's summary (the most the run held).
+HIGH_WATER_METRICS = {
+    "memory_used_bytes": "memory_high_water_bytes",  # NVML: the whole GPU's used memory
+    "process_memory_bytes": "process_memory_high_water_bytes",  # NVML: this process's
+    "rss_bytes": "rss_high_water_bytes",  # the host process's resident set
+}
 
 
 def _peak_power(device: pd.DataFrame, extras, track: EnergyTrack | None) -> tuple[float | None, str | None]:

@@ -148,11 +148,7 @@ def _high_water(summaries: list[dict]) -> dict[str, Any]:
         values = [d[key] for d in summaries if d.get(key) is not None]
         return max(values) if values else None
 
-    return {
-        "memory_high_water_bytes": most("memory_high_water_bytes"),
-        "process_memory_high_water_bytes": most("process_memory_high_water_bytes"),
-        "rss_high_water_bytes": most("rss_high_water_bytes"),
-    }
+    return {label: most(label) for label in energy.HIGH_WATER_METRICS.values()}
 
 
 def _reason(ctx: ReportContext, samples: pd.DataFrame | None) -> str:
@@ -213,17 +209,20 @@ def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]
 # ---------------------------------------------------------------- terminal
 
 
+#: The high-water figures the terminal shows, in order, with their words.
+_HIGH_WATER_LABELS = (("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS"))
+
+
 def render(data: dict[str, Any], console) -> None:
     if data.get("total_j") is None:
-        memory = [f"{label} high-water {fmt_bytes(data[key])}" for key, label in (
-            ("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS")) if data.get(key)]
+        memory = [f"{label} high-water {fmt_bytes(data[key])}" for key, label in _HIGH_WATER_LABELS if data.get(key)]
         console.print(f"[bold]energy[/bold]: not measured — {escape(str(data.get('reason')))}"
                       + (f" ({', '.join(memory)})" if memory else ""))
         return
     scope = "GPU" if data["scope"] == "gpu" else "CPU package"
     line = (f"[bold]energy[/bold] ({scope}, {data['source']}): {fmt_si(data['total_j'], 'J')} over "
             f"{fmt_ns(data['span_ns'])}, average {fmt_si(data['avg_power_w'], 'W')}, peak {fmt_si(data['peak_power_w'], 'W')}")
-    if data.get("memory_high_water_bytes") is not None:
+    if data.get("memory_high_water_bytes") is not None:  # (RSS, the host's, is not shown beside a GPU run)
         line += f", GPU memory high-water {fmt_bytes(data['memory_high_water_bytes'])}"
     console.print(line)
     if data.get("cpu_energy_j") is not None:
