@@ -374,16 +374,9 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels,
     # One integer key per (name, shapes, dtypes); a null text (code -1) reads as no text.
     key = name_codes[rows] * (len(shape_labels) + 1) + (shape_codes[rows] + 1)
     key = key * (len(dtype_labels) + 1) + (dtype_codes[rows] + 1)
-    row_values = np.full(n, -1, dtype=np.int64) if values is None else values[0]
-    value_lists = [] if values is None else values[1]
-    if values is not None and (row_values[rows] >= 0).any():  # dense ids first: the product stays small
-        key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
-        key = key * (len(value_lists) + 1) + (row_values[rows] + 1)
-    row_lists = np.full(n, -1, dtype=np.int64) if list_types is None else list_types[0]
-    list_kinds = [] if list_types is None else list_types[1]
-    if list_types is not None and (row_lists[rows] >= 0).any():
-        key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
-        key = key * (len(list_kinds) + 1) + (row_lists[rows] + 1)
+    row_values, value_lists = values if values is not None else (np.full(n, -1, dtype=np.int64), [])
+    row_lists, list_kinds = list_types if list_types is not None else (np.full(n, -1, dtype=np.int64), [])
+    key = _fold_codes(_fold_codes(key, row_values[rows], len(value_lists)), row_lists[rows], len(list_kinds))
     unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     unique_flops, unique_bytes = np.zeros(len(unique)), np.zeros(len(unique))
     unique_dtype = np.full(len(unique), -1, dtype=np.int64)
@@ -410,6 +403,15 @@ def cost_codes(names: Labels, shapes: Labels, dtypes: Labels,
     labels = np.empty(len(code_of), dtype=object)
     labels[:] = list(code_of)
     return flops, nbytes, dtype, labels
+
+
+def _fold_codes(key: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
+    """``key`` made to tell rows apart by ``codes`` too (0..count-1; -1: none): the keys as dense ids first,
+    so the product stays small. Unchanged where every code is -1."""
+    if not (codes >= 0).any():
+        return key
+    dense = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return dense * (count + 1) + (codes + 1)
 
 
 def _parse_texts(labels: np.ndarray, codes: list[int]) -> dict[int, object]:
@@ -1073,22 +1075,29 @@ def _concatenate(name: str, x: OpInputs) -> Cost:
     return Cost(0.0, 2.0 * elements * itemsize)
 
 
-#: aten::_foreach_<op> (and its in-place _foreach_<op>_): flop per element of each list, as the op's
-#: single-tensor form counts it. Each TensorList argument is read, one list written; _foreach_norm
-#: writes one value per tensor, _foreach_zero_ reads nothing, _foreach_copy_ reads only its source.
-_FOREACH_FLOPS_PER_ELEMENT = {
-    "add": 1, "sub": 1, "mul": 1, "div": 1, "neg": 1, "abs": 1, "sqrt": 1, "rsqrt": 1, "reciprocal": 1,
-    "exp": 1, "log": 1, "sigmoid": 1, "tanh": 1, "sign": 1, "pow": 1, "maximum": 1, "minimum": 1,
-    "clamp_min": 1, "clamp_max": 1, "addcmul": 3, "addcdiv": 3, "lerp": 3, "norm": 2, "zero": 0, "copy": 0,
-}
-_FOREACH_NO_WRITE, _FOREACH_WRITE_ONLY, _FOREACH_READ_SOURCE = {"norm"}, {"zero"}, {"copy"}
+#: The aten::_foreach_<op> ops costed (and their in-place _foreach_<op>_). Each counts, per element of
+#: each list, the flop of its single-tensor form aten::<op> (the element-wise and reduction tables: 1
+#: unless listed there); zero and copy do no arithmetic. Each TensorList argument is read, one list
+#: written; _foreach_norm writes one value per tensor, _foreach_zero_ reads nothing, _foreach_copy_ reads
+#: only its source.
+_FOREACH_OPS = ("add", "sub", "mul", "div", "neg", "abs", "sqrt", "rsqrt", "reciprocal", "exp", "log", "sigmoid",
+                "tanh", "sign", "pow", "maximum", "minimum", "clamp_min", "clamp_max", "addcmul", "addcdiv", "lerp",
+                "norm", "zero", "copy")
+_FOREACH_NO_ARITHMETIC, _FOREACH_NO_WRITE, _FOREACH_WRITE_ONLY, _FOREACH_READ_SOURCE = (
+    {"zero", "copy"}, {"norm"}, {"zero"}, {"copy"})
 
 
-@formula(*(f"aten::_foreach_{op}{suffix}" for op in _FOREACH_FLOPS_PER_ELEMENT for suffix in ("", "_")),
-         reads_lists=True)
+def _foreach_flops_per_element(op: str) -> int:
+    if op in _FOREACH_NO_ARITHMETIC:
+        return 0
+    single = f"aten::{op}"
+    return _REDUCTION_FLOPS_PER_ELEMENT.get(single, _POINTWISE_FLOPS_PER_ELEMENT.get(single, 1))
+
+
+@formula(*(f"aten::_foreach_{op}{suffix}" for op in _FOREACH_OPS for suffix in ("", "_")), reads_lists=True)
 def _foreach(name: str, x: OpInputs) -> Cost:
     lists, elements, itemsize = _list_elements(x)
     op = name.removeprefix("aten::_foreach_").removesuffix("_")
     reads = 0 if op in _FOREACH_WRITE_ONLY else 1 if op in _FOREACH_READ_SOURCE else len(lists)
     writes = 0 if op in _FOREACH_NO_WRITE else 1
-    return Cost(_FOREACH_FLOPS_PER_ELEMENT[op] * float(elements), float((reads + writes) * elements * itemsize))
+    return Cost(_foreach_flops_per_element(op) * float(elements), float((reads + writes) * elements * itemsize))
