@@ -314,15 +314,20 @@ def _redispatched(op_parent: np.ndarray, name_codes: np.ndarray) -> np.ndarray:
     return wrapper
 
 
+def _todo_where(names, todo: np.ndarray, test) -> np.ndarray:
+    """``test(name)`` of each of the ``todo`` rows' names (a formula property: ``reads_values``...), once
+    per name those rows use."""
+    wanted = np.zeros(len(names[0]), dtype=bool)
+    wanted[todo] = True
+    return label_table(names, test, rows=wanted)[todo]
+
+
 def _argument_values(events, names, todo: np.ndarray) -> tuple[np.ndarray, list] | None:
     """``cost.value_codes`` of the ``todo`` rows whose formula reads argument values (their ``extra``
     texts only: a trace's extras are mostly distinct, never factorized whole); None when there are none."""
     if "extra" not in events:
         return None
-    name_codes = names[0]
-    wanted = np.zeros(len(name_codes), dtype=bool)
-    wanted[todo] = True
-    reads = label_table(names, reads_values, rows=wanted)[todo]
+    reads = _todo_where(names, todo, reads_values)
     if not reads.any():
         return None
     codes = np.full(len(todo), -1, dtype=np.int64)
@@ -337,10 +342,8 @@ def _list_types(names, todo: np.ndarray, launches: tuple[np.ndarray, np.ndarray]
     if launches is None or not len(launches[0]):
         return None
     name_codes = names[0]
-    wanted = np.zeros(len(name_codes), dtype=bool)
-    wanted[todo] = True
     list_ops = np.zeros(len(name_codes), dtype=bool)
-    list_ops[todo] = label_table(names, reads_lists, rows=wanted)[todo]
+    list_ops[todo] = _todo_where(names, todo, reads_lists)
     device_rows, op_pos = launches
     launched = op_pos >= 0
     launched[launched] = list_ops[op_pos[launched]]

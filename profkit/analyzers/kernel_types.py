@@ -17,26 +17,20 @@ from __future__ import annotations
 
 import re
 
-#: Template-argument spelling -> (short dtype name, bytes per element); the short names are cost.py's.
-_SPELLINGS: dict[str, tuple[str, int]] = {
-    "double": ("fp64", 8),
-    "float": ("fp32", 4),
-    "Half": ("fp16", 2),  # (c10::Half, at::Half: a namespace may come first)
-    "__half": ("fp16", 2),
-    "BFloat16": ("bf16", 2),
-    "__nv_bfloat16": ("bf16", 2),
-    "__hip_bfloat16": ("bf16", 2),
-    "Float8_e4m3fn": ("fp8", 1),
-    "Float8_e5m2": ("fp8", 1),
-    "Float8_e4m3fnuz": ("fp8", 1),
-    "Float8_e5m2fnuz": ("fp8", 1),
-    "signed char": ("int8", 1),
-    "unsigned char": ("uint8", 1),
-    "bool": ("bool", 1),
-    "short": ("int16", 2),
-    "int": ("int32", 4),
-    "long": ("int64", 8),
+from .cost import dtype_info
+
+#: Template-argument spelling -> the spelling torch.profiler records for that dtype ("Input type"), whose
+#: (short name, bytes per element) cost.py's dtype table holds. c10's types may come with a namespace.
+_RECORDED = {
+    "double": "double", "float": "float",
+    "Half": "c10::Half", "__half": "c10::Half",
+    "BFloat16": "c10::BFloat16", "__nv_bfloat16": "c10::BFloat16", "__hip_bfloat16": "c10::BFloat16",
+    "Float8_e4m3fn": "c10::Float8_e4m3fn", "Float8_e5m2": "c10::Float8_e5m2",
+    "Float8_e4m3fnuz": "c10::Float8_e4m3fnuz", "Float8_e5m2fnuz": "c10::Float8_e5m2fnuz",
+    "signed char": "signed char", "unsigned char": "unsigned char", "bool": "bool",
+    "short": "short", "int": "int", "long": "long",
 }
+_SPELLINGS: dict[str, tuple[str, int]] = {spelling: dtype_info(recorded) for spelling, recorded in _RECORDED.items()}
 
 # A spelling as a whole template argument (after "<" or ", ", a namespace allowed), or OpaqueType<N>:
 # torch's copy kernels move N-byte words whatever the dtype ("unsigned int" is an index type: "int" must
