@@ -167,7 +167,7 @@ class CheckedTrace:
     @cached_property
     def energy_tracks(self) -> list[energy.EnergyTrack]:
         """The tracks the report's energy figure counts (``energy.scoped_tracks``)."""
-        return energy.scoped_tracks(energy.trace_tracks(self.events, self.devices))
+        return energy.scoped_tracks(energy.trace_tracks(energy.samples_of(self.events), self.devices))
 
     @cached_property
     def rows(self) -> EventTable:

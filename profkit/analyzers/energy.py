@@ -202,7 +202,8 @@ def samples_of(events: pd.DataFrame) -> pd.DataFrame:
                              "start_ns": np.zeros(0, np.int64), "duration_ns": np.zeros(0, np.int64),
                              "value": np.zeros(0), "extra": np.zeros(0, object)})
     value = float_values(events["value"])[at]
-    at = at[np.isfinite(value)]  # (each column read at the sample rows only: no DataFrame of the events)
+    finite = np.isfinite(value)
+    at, value = at[finite], value[finite]  # (each column read at the sample rows only: no DataFrame of the events)
 
     def text(name: str) -> np.ndarray:
         # Objects throughout: astype(str) would make a fixed-width array as wide as the longest label (a
@@ -220,7 +221,7 @@ def samples_of(events: pd.DataFrame) -> pd.DataFrame:
         "device_index": int_values(events["device_index"], fill=-1)[at],
         "start_ns": int_values(events["start_ns"])[at],
         "duration_ns": int_values(events["duration_ns"], fill=0)[at],
-        "value": float_values(events["value"])[at],
+        "value": value,
         "extra": np.asarray(texts_at(events["extra"], at), dtype=object),
     })
 
@@ -524,10 +525,10 @@ def _refresh_ns(change_times: np.ndarray, floor_ns: int) -> int:
 Classifier = Callable[[pd.DataFrame], pd.DataFrame]
 
 
-def trace_tracks(events: pd.DataFrame, devices: Iterable[tuple[int, Mapping[str, Any]]]) -> list[EnergyTrack]:
-    """The energy tracks of a trace's samples, one per physical device: ``devices`` is (rank, metadata)
-    of each rank's trace, whose GPU UUIDs tell when two ranks sampled the same GPU."""
-    return drop_duplicate_devices(device_tracks(samples_of(events)), device_uuid_map(list(devices)))
+def trace_tracks(samples: pd.DataFrame, devices: Iterable[tuple[int, Mapping[str, Any]]]) -> list[EnergyTrack]:
+    """The energy tracks of a trace's samples (``samples_of``), one per physical device: ``devices`` is
+    (rank, metadata) of each rank's trace, whose GPU UUIDs tell when two ranks sampled the same GPU."""
+    return drop_duplicate_devices(device_tracks(samples), device_uuid_map(list(devices)))
 
 
 def scoped_tracks(tracks: list[EnergyTrack]) -> list[EnergyTrack]:

@@ -85,8 +85,7 @@ def tracks_of(ctx: ReportContext) -> tuple[pd.DataFrame | None, list[energy.Ener
         samples = samples_of(ctx)
         if samples is None:
             return None, []
-        uuids = energy.device_uuid_map([(t.rank, t.metadata) for t in ctx.traces])
-        return samples, energy.drop_duplicate_devices(energy.device_tracks(samples), uuids)
+        return samples, energy.trace_tracks(samples, [(t.rank, t.metadata) for t in ctx.traces])
 
     return ctx.cached("energy_tracks", compute)
 
