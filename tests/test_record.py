@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -222,13 +223,17 @@ def test_a_program_running_torch_profiler_itself_is_told_why_the_trace_is_empty(
 
 POOL = textwrap.dedent(
     """
-    import multiprocessing, sys, time
+    import multiprocessing, os, sys, time
     def work(i):
         import torch  # the workers import torch, the parent does not
-        return float((torch.ones(8, 8) @ torch.ones(8, 8)).sum())
+        (torch.ones(8, 8) @ torch.ones(8, 8)).sum()
+        time.sleep(0.2)  # so that the other worker, once started, takes a task too
+        return os.getpid()
     if __name__ == "__main__":
         pool = multiprocessing.get_context(sys.argv[1]).Pool(2)
-        print(pool.map(work, range(4)))
+        # A worker that starts late on a loaded machine may run no task, import no torch and so
+        # write no trace: say how many workers did run one.
+        print("workers that ran a task:", len(set(pool.map(work, range(4), chunksize=1))))
         if sys.argv[2] == "terminate":
             time.sleep(1)
             pool.terminate()  # SIGTERM to workers that may be ending already
@@ -247,7 +252,9 @@ def test_multiprocessing_pool_workers_each_write_a_trace(tmp_path, start, ending
     out = tmp_path / "pool.parquet"
     proc = run_profkit("record", "-o", str(out), "--", sys.executable, str(script), start, ending)
     assert proc.returncode == 0, proc.stderr
+    workers = int(re.search(r"workers that ran a task: (\d)", proc.stdout).group(1))
     written = sorted(tmp_path.glob("pool*.parquet"))
-    assert len(written) == 2, proc.stderr  # one per worker: pool.parquet and pool.pid<PID>.parquet
+    # one per worker that ran a task: pool.parquet, then pool.pid<PID>.parquet
+    assert len(written) == workers >= 1, proc.stderr
     for path in written:
         assert profkit.load(path).ops["name"].eq("aten::mm").any()
