@@ -17,10 +17,13 @@ import sys
 import tempfile
 import warnings
 
-#: Lines the profiler (Kineto, the autograd profiler) writes on its own.
+#: Lines the profiler (Kineto, the autograd profiler) writes on its own. The last alternative is
+#: Kineto's own log format, "ERROR:2026-11-27 04:56:33 17939:17939 DeviceProperties.cpp:56] ...":
+#: a CUDA build of torch on a machine without a GPU logs "gpuGetDeviceCount failed" that way.
 _PROFILER_LINE = re.compile(
     rb"^(USDT:|STAGE:|\[W\d*.*(profiler|kineto|Kineto|CUPTI|cupti)|.*ActivityProfiler|.*CuptiActivity|.*libkineto|"
-    rb".*Profiler is not initialized|.*CUPTI_ERROR|WARNING:.*kineto|INFO:.*kineto)"
+    rb".*Profiler is not initialized|.*CUPTI_ERROR|WARNING:.*kineto|INFO:.*kineto|"
+    rb"(INFO|WARNING|ERROR):\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \w+\.(cpp|h):\d+\])"
 )
 
 
