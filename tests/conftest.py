@@ -48,3 +48,35 @@ def run_profkit(*args: str, cwd: Path | None = None, timeout: float = 240, env: 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "profkit", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
+
+
+def cli_runner():
+    """A click ``CliRunner`` whose results read as click 8.2's: ``stdout`` and ``stderr`` apart, and
+    ``output`` both. click 8.1 (the last for Python 3.9) mixes stderr into stdout unless told not to,
+    and then its ``output`` is stdout alone."""
+    from click.testing import CliRunner
+
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2: stderr is apart already
+        return CliRunner()
+
+    class _Runner:
+        def invoke(self, *args, **kwargs):
+            return _BothOutputs(runner.invoke(*args, **kwargs))
+
+    return _Runner()
+
+
+class _BothOutputs:
+    """A click 8.1 result whose ``output`` is stdout then stderr."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+    @property
+    def output(self) -> str:
+        return self._result.stdout + self._result.stderr

@@ -76,3 +76,18 @@ def test_text_array_builds_what_pa_array_builds():
     assert text_array([]).to_pylist() == []
     with pytest.raises(TypeError):
         text_array(["a", None])
+
+
+def test_cast_encodes_text_as_the_dictionary_type_with_nulls_kept():
+    # pyarrow before 15 has no cast from string to dictionary: cast encodes instead (write_trace's path).
+    from profkit.trace.arrow_buffers import cast, cast_table
+
+    target = pa.dictionary(pa.int32(), pa.string())
+    texts = pa.chunked_array([pa.array(["cpu_op", None, "kernel"]), pa.array(["kernel"])])
+    encoded = cast(texts, target)
+    assert encoded.type == target and encoded.to_pylist() == ["cpu_op", None, "kernel", "kernel"]
+    assert cast(encoded, target).to_pylist() == encoded.to_pylist()  # already dictionary: as it is
+    assert cast(pa.array([1, None], pa.int32()), pa.int64()).to_pylist() == [1, None]
+    schema = pa.schema([("kind", target), ("n", pa.int64())])
+    table = cast_table(pa.table({"kind": texts, "n": pa.chunked_array([[1, 2, 3], [4]], pa.int32())}), schema)
+    assert table.schema == schema and table.to_pydict() == {"kind": ["cpu_op", None, "kernel", "kernel"], "n": [1, 2, 3, 4]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 import profkit
 from profkit.analyzers.check import Budget, CheckInputError, check, parse_limit, parse_scoped
@@ -14,12 +13,12 @@ from profkit.cli.main import cli
 from profkit.collectors.kineto_json import read_kineto
 from profkit.trace.io import write_trace
 
-from conftest import shared_trace
+from conftest import cli_runner, shared_trace
 from synthetic_traces import make_trace
 
 
 def run(*args: str):
-    return CliRunner().invoke(cli, list(map(str, args)))
+    return cli_runner().invoke(cli, list(map(str, args)))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import profkit
 from profkit.cli.main import cli
@@ -15,7 +14,7 @@ from profkit.collectors.kineto_json import read_kineto
 from profkit.report.chrome_export import write_chrome
 from profkit.trace.io import write_trace
 
-from conftest import shared_trace
+from conftest import cli_runner, shared_trace
 from synthetic_traces import T0, make_trace
 
 
@@ -28,7 +27,7 @@ def _reimport(source, tmp_path) -> profkit.Trace:
 def test_export_is_a_chrome_trace(tmp_path, suffix):
     trace = profkit.load(make_trace(tmp_path / "t.parquet", steps=2))
     out = tmp_path / f"t{suffix}"
-    result = CliRunner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "--format", "chrome", "-o", str(out)])
+    result = cli_runner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "--format", "chrome", "-o", str(out)])
     assert result.exit_code == 0, result.output
     opener = gzip.open if suffix.endswith(".gz") else open
     with opener(out, "rt") as handle:
@@ -105,5 +104,5 @@ def test_export_writes_extras_back_under_the_names_import_reads():
 
 def test_export_refuses_other_suffixes(tmp_path):
     make_trace(tmp_path / "t.parquet", steps=1)
-    result = CliRunner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "t.txt")])
+    result = cli_runner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "t.txt")])
     assert result.exit_code == 2 and ".json" in result.stderr

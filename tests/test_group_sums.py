@@ -8,6 +8,10 @@ import pytest
 
 from profkit.analyzers.group_sums import float_sums, group_ids, int_sums
 
+#: The summation float_sums reproduces is pandas 3's (reduceat or Kahan, as below); pandas 2's groupby
+#: always compensates, so there the sums agree to rounding only.
+PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
+
 
 def _keys(rng: np.random.Generator, n: int) -> list[pd.Series]:
     names = [f"k{i}" for i in range(int(rng.integers(1, 15)))]  # category order k0 k1 ... k10 is not sorted text
@@ -44,7 +48,10 @@ def test_group_numbers_and_sums_equal_pandas(seed):
     data = frame_keys.join(pd.DataFrame(block.T, columns=columns))  # the values: one block, as in a table
     expected = data.groupby(list(frame_keys.columns), observed=True, dropna=False)[columns].sum()
     sums, _ = float_sums(block, ids, len(first))
-    np.testing.assert_array_equal(sums, expected.to_numpy().T)  # exact: same summation order and method
+    if PANDAS_3:
+        np.testing.assert_array_equal(sums, expected.to_numpy().T)  # exact: same summation order and method
+    else:
+        np.testing.assert_allclose(sums, expected.to_numpy().T, rtol=1e-12)
 
     counts = rng.integers(0, 10**9, n)
     expected_ints = frame_keys.assign(v=counts).groupby(list(frame_keys.columns), observed=True, dropna=False)["v"].sum()
@@ -62,6 +69,8 @@ def test_reduceat_and_kahan_differ_so_the_choice_matters():
     with_nan, kahan_used_too = float_sums(np.array([values, [np.nan] * len(values)]), ids, 1)
     assert (plain[0][0], kahan_used) == (3.0, False)
     assert (with_nan[0][0], kahan_used_too) == (6.0, True)
+    if not PANDAS_3:
+        return
     frame = pd.DataFrame({"key": 0, "v": values})
     assert frame.groupby("key")["v"].sum().iloc[0] == 3.0
     assert frame.assign(w=np.nan).groupby("key")[["v", "w"]].sum()["v"].iloc[0] == 3.0  # w: a block of its own

@@ -10,7 +10,7 @@ from profkit.analyzers import hardware
 from profkit.analyzers.hardware import PEAK_DTYPES, match_device, resolve_ceilings, spec_by_name, specs
 from profkit.errors import UsageError
 
-from conftest import run_profkit
+from conftest import cli_runner, run_profkit
 
 REQUIRED = ("h100-sxm", "h100-pcie", "h200", "a100-40gb", "a100-80gb", "l4", "l40s", "a10g", "v100-sxm2", "b200",
             "mi300x")
@@ -148,12 +148,11 @@ def test_calibrate_command_rejects_a_missing_gpu(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    from click.testing import CliRunner
-
+    
     from profkit.cli.main import cli
 
     monkeypatch.setenv("PROFKIT_CACHE_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli, ["calibrate", "--device", "cuda"])
+    result = cli_runner().invoke(cli, ["calibrate", "--device", "cuda"])
     assert result.exit_code == 2 and "use --device cpu" in result.output
     assert not (tmp_path / "calibration.json").exists()
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import profkit
 from profkit.cli.main import cli
@@ -24,7 +23,7 @@ from profkit.errors import TraceImportError
 from profkit.report import build_report
 from profkit.trace.io import write_trace
 
-from conftest import run_profkit, shared_trace
+from conftest import cli_runner, run_profkit, shared_trace
 
 # Kernel counts: the README of ../shared/traces for the first three; for the rank
 # files, counted with a plain json.load of each file (events with cat == "kernel").
@@ -110,7 +109,7 @@ def test_rank_files_become_ranks_0_and_1(tmp_path):
     for name in ("sampled_rank-0.json.gz", "sampled_rank-1.json.gz"):
         shutil.copy(shared_trace(name), folder / name)
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["import", str(folder), "-o", str(out)])
+    result = cli_runner().invoke(cli, ["import", str(folder), "-o", str(out)])
     assert result.exit_code == 0, result.output
     written = sorted(out.glob("*.parquet"))
     assert [p.name for p in written] == ["sampled_rank-0.parquet", "sampled_rank-1.parquet"]
@@ -286,7 +285,7 @@ def test_bad_json_gives_one_line_error_and_exit_2(case, tmp_path):
     text, message = BAD_INPUTS[case]
     path = tmp_path / f"{case}.json"
     path.write_text(text)
-    result = CliRunner().invoke(cli, ["import", str(path), "-o", str(tmp_path / "out.parquet")])
+    result = cli_runner().invoke(cli, ["import", str(path), "-o", str(tmp_path / "out.parquet")])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("profkit: error:")
@@ -335,7 +334,7 @@ def test_corrupt_gzip_is_one_line_error(tmp_path):
 def test_several_inputs_need_an_output_folder(tmp_path):
     a = _write(tmp_path, _legacy_trace(), "a.json")
     b = _write(tmp_path, _legacy_trace(), "b.json")
-    result = CliRunner().invoke(cli, ["import", str(a), str(b), "-o", str(tmp_path / "one.parquet")])
+    result = cli_runner().invoke(cli, ["import", str(a), str(b), "-o", str(tmp_path / "one.parquet")])
     assert result.exit_code == 2 and "output folder" in result.stderr
 
 

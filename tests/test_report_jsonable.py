@@ -30,7 +30,8 @@ def _same(got, want) -> None:
         for k in want:
             _same(got[k], want[k])
     elif isinstance(want, list):
-        for g, w in zip(got, want, strict=True):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
             _same(g, w)
 
 

@@ -185,12 +185,17 @@ def descending_order(values: np.ndarray) -> np.ndarray:
     return reverse[np.asarray(values)[::-1].argsort(kind="quicksort")][::-1]
 
 
+#: Whether pandas makes its string type of an object array of texts (pandas 3; pandas 2 keeps object).
+_INFERS_STR = pd.Series(np.array(["text"], dtype=object)).dtype != object
+
+
 def text_column(texts: list, codes: np.ndarray) -> Any:
     """The text column ``texts[codes]`` (None: missing) as pandas types an object array of it,
     built from the codes: a dictionary array decoded by Arrow instead of pandas inferring
     the type of every row."""
     used = np.unique(codes) if len(codes) else codes
-    if not any(isinstance(texts[i], str) for i in used):  # no text at all: pandas keeps it object
+    # No text at all, or a pandas before 3 (no string type inferred): pandas keeps it object.
+    if not _INFERS_STR or not any(isinstance(texts[i], str) for i in used):
         return np.asarray(texts, dtype=object)[codes] if len(texts) else np.full(len(codes), None, dtype=object)
     dictionary = pa.array([t if isinstance(t, str) else None for t in texts], type=pa.large_string())
     decoded = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int64()), dictionary).dictionary_decode()

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _NUMPY_TO_ARROW = {
     np.dtype(np.int8): pa.int8(),
@@ -147,3 +148,18 @@ def _bits(flags: np.ndarray) -> pa.Buffer:
 def _unbits(buffer: pa.Buffer, offset: int, n: int) -> np.ndarray:
     bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little", count=offset + n)
     return bits[offset:].astype(bool)
+
+
+def cast(array: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """``pc.cast(array, target)``, where a text column becomes a dictionary one by encoding it: pyarrow
+    before 15 has no cast from string to dictionary ("Unsupported cast ... cast_dictionary")."""
+    if pa.types.is_dictionary(target) and not pa.types.is_dictionary(array.type):
+        encoded = pc.cast(array, target.value_type).dictionary_encode()
+        return pc.cast(encoded, target)  # (the index type: dictionary_encode gives int32)
+    return pc.cast(array, target)
+
+
+def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table.cast(schema)`` through ``cast``, column by column (same names, same order)."""
+    return pa.Table.from_arrays([cast(column, field.type) for column, field in zip(table.columns, schema)],
+                                schema=schema)

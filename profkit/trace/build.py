@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import from_numpy, to_arrow, to_numpy
+from .arrow_buffers import cast, from_numpy, to_arrow, to_numpy
 from .nesting import nest
 from .schema import ARROW_SCHEMA, GPU_KINDS, HOST_NESTED_KINDS, Kind
 
@@ -82,7 +82,7 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
             array = table[field.name]
         else:
             array = pa.nulls(n, _WORKING[field.name])
-        out.append(pc.cast(array, field.type))
+        out.append(cast(array, field.type))
     return pa.Table.from_arrays(out, schema=ARROW_SCHEMA)
 
 

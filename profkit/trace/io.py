@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import TraceFormatError
-from .arrow_buffers import to_numpy, validity
+from .arrow_buffers import cast_table, to_numpy, validity
 from .schema import ARROW_SCHEMA, FORMAT_VERSION, METADATA_KEY, Kind
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def write_trace(path: str | os.PathLike, table: pa.Table, metadata: dict[str, An
     """Write ``table`` with ``metadata`` to ``path`` atomically (temp file, then rename)."""
     path = Path(path)
     meta = {"format_version": FORMAT_VERSION, **metadata}
-    table = table.cast(ARROW_SCHEMA).replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
+    table = cast_table(table, ARROW_SCHEMA).replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from rich import box
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -155,8 +156,6 @@ _ROWS = (
 def _render_phases(records: list[dict], console) -> None:
     if not records:
         return
-    table = Table(title="Phases", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("", no_wrap=True, min_width=16)
     energy = any(r["energy_j"] is not None for r in records)
     rows = []
     for label, cell in _ROWS:
@@ -167,14 +166,32 @@ def _render_phases(records: list[dict], console) -> None:
     # Each phase's column as wide as its cells where the console has room for them all ("contraction
     # 46.0 %" once wrapped its "%"); else rich shares the width out (a column too wide to fit is dropped).
     widths = [min(max(max(len(row[i]) for row in rows), 8), 24) for i in range(1, len(records) + 1)]
-    fits = 16 + sum(w + 2 for w in widths) + 2 <= console.width
-    for record, width in zip(records, widths):
-        table.add_column(escape(record["phase"]), justify="right", min_width=width if fits else 8)
-    for row in rows:
-        table.add_row(*row)
+    table = _phases_table(records, rows, widths)
+    if _drawn_width(table) > console.width:
+        table = _phases_table(records, rows, [8] * len(records))
     console.print(table)
     if energy and any(r.get("uncertain") for r in records):
         console.print("[dim]? energy of windows shorter than the counters' refresh period is uncertain[/dim]")
+
+
+def _drawn_width(table: Table) -> int:
+    """The width of ``table`` drawn with room to spare, up to its last character: rich's versions
+    space a table's columns differently (13 and 14 two characters wider than 15 for the phases),
+    and a table wider than the console loses its last column's end ("genera")."""
+    wide = Console(width=1000, color_system=None)
+    with wide.capture() as drawn:
+        wide.print(table)
+    return max((len(line.rstrip()) for line in drawn.get().splitlines()), default=0)
+
+
+def _phases_table(records: list[dict], rows: list[tuple], widths: list[int]) -> Table:
+    table = Table(title="Phases", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("", no_wrap=True, min_width=16)
+    for record, width in zip(records, widths):
+        table.add_column(escape(record["phase"]), justify="right", min_width=width)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _render_inference(data: dict, console) -> None:
