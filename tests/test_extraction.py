@@ -20,7 +20,8 @@ from profkit.collectors.torch_events import (_derived_activity_types, _input_sig
 
 @pytest.fixture(scope="module")
 def kineto_results():
-    """A small real profile: views, a TensorList op (cat), scalars, a Linear forward and backward."""
+    """A small real profile: views, a TensorList op (cat), scalars, a Linear forward and backward, a
+    strided convolution and a max pooling (ops whose argument values are kept)."""
     profiler = KinetoProfiler(record_shapes=True)
     profiler.start()
     layer = torch.nn.Linear(8, 4)
@@ -28,6 +29,8 @@ def kineto_results():
     y = layer(x).relu()
     z = torch.cat([y, y * 2.0], dim=0).view(-1)
     (z.sum() + x.t().mean()).backward()
+    image = torch.nn.functional.conv2d(torch.randn(1, 2, 9, 9), torch.randn(3, 2, 3, 3), stride=2, padding=1)
+    torch.nn.functional.max_pool2d(image, 2)
     return profiler.stop()
 
 
@@ -156,6 +159,9 @@ def test_both_extraction_paths_give_the_same_columns(kineto_results):
             assert old == new, name
     mm = [i for i, name in enumerate(names) if name == "aten::addmm"]
     assert mm and from_activities["input_shapes"][mm[0]] == "[[4],[6,8],[8,4],[],[]]"
+    # Both read the convolution's argument values (torch before 2.13 has events() only)
+    conv = names.index("aten::conv2d")
+    assert from_events["extra"][conv] == '{"concrete_inputs":["","","","[2, 2]","[1, 1]","[1, 1]","1"]}'
 
 
 @needs_activities

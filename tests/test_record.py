@@ -221,6 +221,26 @@ def test_a_program_running_torch_profiler_itself_is_told_why_the_trace_is_empty(
     assert not any("torch.profiler itself" in note for note in profkit.load(tmp_path / "u.parquet").metadata["notes"])
 
 
+def test_a_displaced_profiler_that_cannot_be_stopped_leaves_no_results(monkeypatch):
+    # torch before 2.13 raises where 2.13 warns when profkit stops a session the program's own
+    # profiler ended; any other failure to stop still raises.
+    from profkit.collectors import profiler as profiler_module
+
+    class Ended:
+        def __exit__(self, *exc):
+            raise RuntimeError("Can't disable Kineto profiler when it's not running")
+
+    for running in (False, True):
+        monkeypatch.setattr(profiler_module, "profiler_enabled", lambda unknown, running=running: running)
+        recorder = profiler_module.KinetoProfiler(record_shapes=True)
+        recorder._profile = Ended()
+        if running:
+            with pytest.raises(RuntimeError):
+                recorder.stop()
+        else:
+            assert recorder.stop() is None and recorder.displaced
+
+
 POOL = textwrap.dedent(
     """
     import multiprocessing, os, sys, time

@@ -166,14 +166,34 @@ def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -
     if len(rows.copies):
         columns["bytes"][rows.copies] = [_event_bytes(events[i]) for i in rows.copies]
     if with_shapes:
-        shapes, dtypes = columns["input_shapes"], columns["input_dtypes"]
-        for i in _shape_rows(columns["name"], rows.ops):
+        shapes, dtypes, names = columns["input_shapes"], columns["input_dtypes"], columns["name"]
+        keeps_values: dict[str, bool] = {}
+        extra: list | None = None
+        for i in _shape_rows(names, rows.ops):
             event_shapes = events[i].shapes()
             if event_shapes:
                 # A list of int lists prints as JSON already; dtype names never contain quotes.
                 shapes[i] = str(event_shapes).replace(" ", "")
                 dtypes[i] = '["' + '","'.join(events[i].dtypes()) + '"]'
+            keep = keeps_values.get(names[i])
+            if keep is None:
+                keep = keeps_values[names[i]] = ARGUMENT_VALUE_OPS.match(names[i]) is not None
+            if keep and (values := _event_concrete_inputs(events[i])) is not None:
+                extra = extra or [None] * len(names)
+                extra[i] = '{"concrete_inputs":' + values + "}"
+        if extra is not None:
+            columns["extra"] = extra
     return _finish(columns, rows.gpu, process_id)
+
+
+def _event_concrete_inputs(event) -> str | None:
+    """An event's argument values (``concrete_inputs()``: None for a tensor, [2, 2], 1, False) as the
+    "Concrete Inputs" texts Kineto's metadata holds ("", "[2, 2]", "1", "False"), compact JSON; None
+    where none was recorded."""
+    values = event.concrete_inputs() if hasattr(event, "concrete_inputs") else None
+    if not values or all(value is None for value in values):
+        return None
+    return json.dumps(["" if value is None else str(value) for value in values], separators=(",", ":"))
 
 
 def _event_bytes(event) -> int:
