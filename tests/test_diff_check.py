@@ -92,6 +92,16 @@ def test_diff_text_and_markdown(base, slower):
     assert "| name | input_shapes |" in markdown and "+20.0 %" in markdown
 
 
+def test_diff_text_to_a_file_or_a_pipe_wraps_no_cell(base, slower, tmp_path):
+    # A file or a pipe has no width: each table is as wide as its cells (at 140 columns the classes'
+    # "9.43 ms → 11.8 ms (+25.1 %)" cells broke into "(+25.1" and "%)" on a line of their own).
+    written = tmp_path / "diff.txt"
+    assert run("diff", base, slower, "-o", written).exit_code == 0
+    for text in (written.read_text(), run("diff", base, slower).output):
+        rows = [line for line in text.splitlines() if line.startswith("│")]
+        assert len(rows) > 10 and all("→" in row for row in rows), text
+
+
 def test_a_share_changes_in_points_a_time_relatively(base, slower, tmp_path):
     # contraction's share of the time grows from 4.0 / 4.8 ms to 4.8 / 5.6 ms: +2.4 points, which
     # as a relative change (+2.9 %) would read as if the share itself had moved by that much

@@ -41,12 +41,17 @@ def command(base, new, fmt, top, output):
 
         text = render_diff_html(document)
     else:
-        console = Console(record=output is not None, width=140 if output or not sys.stdout.isatty() else None)
+        # A terminal's width is its own; a file or a pipe has none: there each table takes the width
+        # its cells need, so that no "base → new (change)" cell wraps mid-figure.
+        console = Console(record=output is not None, width=_UNBOUNDED if output or not sys.stdout.isatty() else None)
         render_text(document, console, top)
         if output is None:
             return
         text = console.export_text()
     emit(text, output)
+
+
+_UNBOUNDED = 1000  # columns: wider than any diff table (six columns of at most ~70 characters)
 
 
 def compute_diff(base: str, new: str, *, top: int | None = None) -> dict:
