@@ -161,5 +161,7 @@ def cast(array: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array | p
 
 def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table.cast(schema)`` through ``cast``, column by column (same names, same order)."""
+    if table.column_names != schema.names:
+        raise ValueError(f"columns {table.column_names} are not the schema's {schema.names}")
     return pa.Table.from_arrays([cast(column, field.type) for column, field in zip(table.columns, schema)],
                                 schema=schema)
