@@ -102,6 +102,26 @@ def test_diff_text_to_a_file_or_a_pipe_wraps_no_cell(base, slower, tmp_path):
         assert len(rows) > 10 and all("→" in row for row in rows), text
 
 
+def test_diff_on_a_narrow_terminal_puts_base_new_and_change_in_columns(base, slower):
+    # At 80 columns the classes' four "base → new (change)" cells each folded over 3-4 lines; there
+    # the diff lays a record out as a line of names, then a line per metric.
+    from rich.console import Console
+
+    from profkit.cli.diff import compute_diff, render_text
+
+    console = Console(width=80, record=True, color_system=None)
+    render_text(compute_diff(str(base), str(slower)), console, 15)
+    text = console.export_text()
+    assert max(map(len, text.splitlines())) <= 80
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+    assert ["contraction", "", "", "", "changed"] in cells
+    assert ["time", "4 ms", "4.8 ms", "+20.0 %", ""] in cells  # the GEMM class: 1.0 -> 1.2 ms a step
+    assert ["kernel time", "4.8 ms → 5.6 ms (+16.7 %)"] in cells  # one metric per line: as it was
+    wide = Console(width=200, record=True, color_system=None)
+    render_text(compute_diff(str(base), str(slower)), wide, 15)
+    assert "4 ms → 4.8 ms (+20.0 %)" in wide.export_text()  # where they fit, one line per record
+
+
 def test_a_share_changes_in_points_a_time_relatively(base, slower, tmp_path):
     # contraction's share of the time grows from 4.0 / 4.8 ms to 4.8 / 5.6 ms: +2.4 points, which
     # as a relative change (+2.9 %) would read as if the share itself had moved by that much

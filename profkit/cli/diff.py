@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from typing import NamedTuple
 
 import click
 from rich.console import Console
@@ -15,6 +16,7 @@ from ..analyzers.diff import diff_traces
 from ..report import ReportOptions, build_report
 from ..report.build import jsonable
 from ..report.context import ReportContext
+from ..report.drawn import drawn_width
 from ..report.format import fmt_change, fmt_field, label
 from ..report.kernel_names import KERNEL_SECTIONS, short_kernel_names
 from .inputs import load_any
@@ -82,8 +84,19 @@ TABLES = (
 )
 
 
-def _cell(metric: str, base, new, change) -> str:
-    return f"{fmt_field(metric, base)} → {fmt_field(metric, new)} ({fmt_change(metric, base, new, change)})"
+class Change(NamedTuple):
+    """One metric's cell, formatted: "46.1 ms → 41.7 ms (-9.5 %)" as text; its parts for the narrow layout."""
+
+    base: str
+    new: str
+    change: str
+
+    def __str__(self) -> str:
+        return f"{self.base} → {self.new} ({self.change})"
+
+
+def _cell(metric: str, base, new, change) -> Change:
+    return Change(fmt_field(metric, base), fmt_field(metric, new), fmt_change(metric, base, new, change))
 
 
 def _short(text: str, width: int) -> str:
@@ -145,12 +158,45 @@ def render_text(document: dict, console, top: int) -> None:
     for line in headline(document):
         console.print(line, highlight=False, markup=False)  # names and paths are data
     for title, header, rows in tables(document, top):
-        table = Table(title=title, title_justify="left")
-        for i, column in enumerate(header):
-            table.add_column(column, overflow="fold", justify="right" if "→" in (rows[0][i] if rows else "") else "left")
-        for row in rows:
-            table.add_row(*map(escape, row))
+        table = _wide_table(title, header, rows)
+        if drawn_width(table) > console.width:  # rich would fold every "base → new (change)" over 3-4 lines
+            table = _long_table(title, header, rows)
         console.print(table)
+
+
+def _wide_table(title: str, header: list[str], rows: list[list]) -> Table:
+    """A row per record, a "base → new (change)" cell per metric."""
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(header):
+        table.add_column(column, overflow="fold", justify="right" if rows and isinstance(rows[0][i], Change) else "left")
+    for row in rows:
+        table.add_row(*(escape(str(cell)) for cell in row))
+    return table
+
+
+def _long_table(title: str, header: list[str], rows: list[list]) -> Table:
+    """For a narrow console: base, new and change in columns of their own. With one metric, a line per
+    record; with several, the record's names (and status) on a line, then a line per metric."""
+    changes = [i for i, cell in enumerate(rows[0]) if isinstance(cell, Change)] if rows else []
+    status = header[-1] == "status"
+    names = [i for i in range(len(header) - status) if i not in changes]
+    table = Table(title=title, title_justify="left")
+    table.add_column(" · ".join(header[i] for i in names), overflow="fold")
+    for column in ("base", "new", "change"):
+        table.add_column(column, justify="right", overflow="fold")
+    if status:
+        table.add_column("status")
+    for row in rows:
+        record = escape(" ".join(str(row[i]) for i in names))
+        state = [escape(str(row[-1]))] if status else []
+        if len(changes) == 1:
+            table.add_row(record, *map(escape, row[changes[0]]), *state)
+            continue
+        table.add_row(record, "", "", "", *state)
+        for n, i in enumerate(changes):
+            table.add_row(f"  {escape(header[i])}", *map(escape, row[i]), *[""] * status,
+                          end_section=n == len(changes) - 1)
+    return table
 
 
 def render_markdown(document: dict, top: int) -> str:
@@ -159,7 +205,7 @@ def render_markdown(document: dict, top: int) -> str:
     for title, header, rows in tables(document, top):
         literal = [column in _DATA_COLUMNS for column in header]
         lines += ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join((_code(cell) if code else cell).replace("|", "\\|")
+        lines += ["| " + " | ".join((_code(str(cell)) if code else str(cell)).replace("|", "\\|")
                                     for cell, code in zip(row, literal)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

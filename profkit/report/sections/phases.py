@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -31,6 +30,7 @@ from ...analyzers.phases import (
     percentiles,
 )
 from ..context import ReportContext
+from ..drawn import drawn_width
 from ..format import fmt_ns, fmt_share, fmt_si
 from ..registry import section
 from ._records import records as _records
@@ -167,21 +167,11 @@ def _render_phases(records: list[dict], console) -> None:
     # 46.0 %" once wrapped its "%"); else rich shares the width out (a column too wide to fit is dropped).
     widths = [min(max(max(len(row[i]) for row in rows), 8), 24) for i in range(1, len(records) + 1)]
     table = _phases_table(records, rows, widths)
-    if _drawn_width(table) > console.width:
+    if drawn_width(table) > console.width:  # (then a table wider than the console loses its end: "genera")
         table = _phases_table(records, rows, [8] * len(records))
     console.print(table)
     if energy and any(r.get("uncertain") for r in records):
         console.print("[dim]? energy of windows shorter than the counters' refresh period is uncertain[/dim]")
-
-
-def _drawn_width(table: Table) -> int:
-    """The width of ``table`` drawn with room to spare, up to its last character: rich's versions
-    space a table's columns differently (13 and 14 two characters wider than 15 for the phases),
-    and a table wider than the console loses its last column's end ("genera")."""
-    wide = Console(width=1000, color_system=None)
-    with wide.capture() as drawn:
-        wide.print(table)
-    return max((len(line.rstrip()) for line in drawn.get().splitlines()), default=0)
 
 
 def _phases_table(records: list[dict], rows: list[tuple], widths: list[int]) -> Table:

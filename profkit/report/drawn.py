@@ -1,0 +1,14 @@
+"""How wide rich draws a renderable, measured by drawing it: rich's versions space tables differently,
+so a width computed by hand from cell lengths is right for one version only."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+
+def drawn_width(renderable) -> int:
+    """The width of ``renderable`` drawn with room to spare, up to its last visible character."""
+    wide = Console(width=1000, color_system=None)
+    with wide.capture() as drawn:
+        wide.print(renderable)
+    return max((len(line.rstrip()) for line in drawn.get().splitlines()), default=0)
