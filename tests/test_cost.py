@@ -420,6 +420,12 @@ def test_every_formula_reading_values_is_kept_by_the_recorder():
     assert cost.value_op_names() and all(ARGUMENT_VALUE_OPS.match(name) for name in cost.value_op_names())
 
 
+def test_every_formula_reading_tensor_lists_gets_its_dtype_from_the_recorder():
+    from profkit.trace.kinds import TENSOR_LIST_OPS
+
+    assert cost.list_op_names() and all(TENSOR_LIST_OPS.match(name) for name in cost.list_op_names())
+
+
 @pytest.mark.parametrize("imported", [True, False], ids=["imported", "recorded"])
 def test_convolution_backward_costs_what_torch_counts(tmp_path, imported):
     # Grad input and grad weight each cost a forward, only those computed (the first layer's input needs

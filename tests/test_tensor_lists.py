@@ -114,3 +114,21 @@ def test_imported_cats_move_bytes_below_the_gpus_bandwidth(tmp_path):
     peak_bytes_per_s = cats["achieved_bytes_per_s"] / cats["bandwidth_fraction"]
     assert math.isclose(peak_bytes_per_s.iloc[0], 3.35e12, rel_tol=0.01)
     assert 0.05 < cats["bandwidth_fraction"].median() < 1.0
+
+
+def test_a_recorded_cpu_trace_costs_tensor_lists_in_their_recorded_dtype(tmp_path):
+    # A CPU op launches no kernel to name its TensorList's element type: profkit record reads it from
+    # the profiler's event tree (extra's tensor_list_dtype), so cat and _foreach_* are costed there too.
+    first, second = torch.randn(4, 8, dtype=torch.bfloat16), torch.randn(2, 8, dtype=torch.bfloat16)
+    params = [torch.randn(16, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)]
+    with profkit.record(tmp_path / "t.parquet", telemetry=False) as session:
+        torch.cat([first, second])
+        torch._foreach_mul_(params, 2.0)
+    trace = profkit.load(session.path)
+    ops = trace.ops.set_index("name")
+    assert '"tensor_list_dtype":"torch.bfloat16"' in ops.loc["aten::cat", "extra"]
+    rows = classify_events(trace.events, trace.metadata).set_index("name")
+    cat, mul = rows.loc["aten::cat"], rows.loc["aten::_foreach_mul_"]
+    assert (cat["bytes"], cat["dtype"]) == (2 * (first.nbytes + second.nbytes), "bf16")  # read, then written
+    assert (mul["bytes"], mul["dtype"]) == (2 * sum(p.nbytes for p in params), "fp64")  # read and written in place
+    assert mul["flops"] == sum(p.numel() for p in params)

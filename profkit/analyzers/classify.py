@@ -37,7 +37,7 @@ from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
 from .columns import (float_values, id_values, int_values, is_kind, label_codes, label_endswith, label_table,
                       labels_in, text_column, texts_at, used_labels)
 from .columns import positions as _positions
-from .cost import cost_codes, has_cost_formula, reads_lists, reads_values, value_codes
+from .cost import cost_codes, has_cost_formula, list_type_codes, reads_lists, reads_values, value_codes
 from .kernel_types import kernel_element_type
 from .hardware import Ceilings, resolve_ceilings
 from .phase_windows import _ancestor_value
@@ -292,7 +292,7 @@ def _costed_units(events, is_op: np.ndarray, names, parent_pos: np.ndarray, leve
         name_codes, name_labels = names
         flops[todo], nbytes[todo], codes, labels = cost_codes(
             (name_codes[todo], name_labels), (shapes[0][todo], shapes[1]), (dtypes[0][todo], dtypes[1]),
-            _argument_values(events, names, todo), _list_types(names, todo, launches))
+            _argument_values(events, names, todo), _list_types(events, names, todo, launches))
         recode = np.array([_code_of(dtype_labels, label) for label in labels.tolist()] + [-1], dtype=np.int64)
         dtype[todo] = recode[codes]  # code -1 reads the trailing -1
         tried[todo] = True
@@ -335,20 +335,39 @@ def _argument_values(events, names, todo: np.ndarray) -> tuple[np.ndarray, list]
     return codes, lists
 
 
-def _list_types(names, todo: np.ndarray, launches: tuple[np.ndarray, np.ndarray] | None
+def _list_types(events, names, todo: np.ndarray, launches: tuple[np.ndarray, np.ndarray] | None
                 ) -> tuple[np.ndarray, list] | None:
-    """``cost_codes``' list types of the ``todo`` rows whose formula costs TensorLists: the element type
-    of the first kernel each launched that names one (kernel_types.py); None when there are none."""
-    if launches is None or not len(launches[0]):
+    """``cost_codes``' list types of the ``todo`` rows whose formula costs TensorLists: the elements'
+    dtype profkit record kept (``extra``'s ``tensor_list_dtype``), else the element type of the first
+    kernel the op launched that names one (kernel_types.py: imported and older traces); None when
+    there are none."""
+    reads = _todo_where(names, todo, reads_lists)
+    if not reads.any():
         return None
+    codes = np.full(len(todo), -1, dtype=np.int64)
+    kinds: list = []
+    if "extra" in events:
+        codes[reads], kinds = list_type_codes(texts_at(events["extra"], todo[reads]))
+    left = reads & (codes < 0)
+    if left.any() and launches is not None and len(launches[0]):
+        launched_codes, launched_kinds = _launched_types(names, todo[left], launches)
+        fresh = launched_codes >= 0
+        recode = np.array([_code_of(kinds, kind) for kind in launched_kinds], dtype=np.int64)
+        codes[np.flatnonzero(left)[fresh]] = recode[launched_codes[fresh]]
+    return (codes, kinds) if (codes >= 0).any() else None
+
+
+def _launched_types(names, rows: np.ndarray, launches: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, list]:
+    """(code per row of ``rows``, -1 for none; the kinds): the element type of the first kernel each of
+    these ops launched that names one."""
     name_codes = names[0]
     list_ops = np.zeros(len(name_codes), dtype=bool)
-    list_ops[todo] = _todo_where(names, todo, reads_lists)
+    list_ops[rows] = True
     device_rows, op_pos = launches
     launched = op_pos >= 0
     launched[launched] = list_ops[op_pos[launched]]
     if not launched.any():
-        return None
+        return np.full(len(rows), -1, dtype=np.int64), []
     kernels, ops = device_rows[launched], op_pos[launched]
     kernel_rows = np.zeros(len(name_codes), dtype=bool)
     kernel_rows[kernels] = True
@@ -359,7 +378,7 @@ def _list_types(names, todo: np.ndarray, launches: tuple[np.ndarray, np.ndarray]
     code = {kind: i for i, kind in enumerate(kinds)}
     row_codes = np.full(len(name_codes), -1, dtype=np.int64)
     row_codes[ops] = [code[kind] for kind in types[typed][first].tolist()]
-    return row_codes[todo], kinds
+    return row_codes[rows], kinds
 
 
 def _code_of(labels: list[str], label: str) -> int:

@@ -259,6 +259,25 @@ def value_codes(extras: np.ndarray) -> tuple[np.ndarray, list[list | None]]:
     return text_code[codes], lists
 
 
+def list_type_codes(extras: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """(code per row, -1 for none; the (short dtype, bytes per element) of each code) from rows' ``extra``
+    JSON texts, whose ``tensor_list_dtype`` profkit record writes for the ops that take a TensorList
+    (``kinds.TENSOR_LIST_OPS``). Each distinct text is parsed once."""
+    codes, texts = pd.factorize(pd.Series(extras, dtype=object), use_na_sentinel=True)
+    parsed = _parse_texts(np.asarray(texts, dtype=object), list(range(len(texts))))
+    kinds: list[tuple[str, int]] = []
+    text_code = np.full(len(texts) + 1, -1, dtype=np.int64)
+    for i in range(len(texts)):
+        document = parsed.get(i)
+        spelling = document.get("tensor_list_dtype") if isinstance(document, dict) else None
+        kind = _DTYPES.get(spelling) if isinstance(spelling, str) else None
+        if kind is not None:
+            if kind not in kinds:
+                kinds.append(kind)
+            text_code[i] = kinds.index(kind)
+    return text_code[codes], kinds
+
+
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
 
 
@@ -310,6 +329,12 @@ def reads_values(name: str) -> bool:
 def reads_lists(name: str) -> bool:
     """Whether the cost formula of op ``name`` costs TensorList arguments (needs ``list_dtype``)."""
     return name in _READS_LISTS
+
+
+def list_op_names() -> frozenset[str]:
+    """The ops whose formula costs TensorLists (all of them matched by ``kinds.TENSOR_LIST_OPS``, the
+    ops whose element dtype profkit record keeps)."""
+    return frozenset(_READS_LISTS)
 
 
 def value_op_names() -> frozenset[str]:

@@ -20,6 +20,7 @@ import gc
 import json
 import os
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from operator import methodcaller
 from typing import Iterator, NamedTuple
@@ -27,7 +28,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from ..trace.arrow_buffers import dictionary, from_numpy
-from ..trace.kinds import ARGUMENT_VALUE_OPS
+from ..trace.kinds import ARGUMENT_VALUE_OPS, TENSOR_LIST_OPS
 from ..trace.schema import GPU_KINDS, Kind
 
 #: The profiler's activity type -> trace kind.
@@ -88,10 +89,66 @@ def extract_events(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return extract(kineto_results, with_shapes=with_shapes, process_id=process_id)
+        columns = extract(kineto_results, with_shapes=with_shapes, process_id=process_id)
+        if with_shapes:
+            _add_tensor_list_dtypes(kineto_results, columns)
+        return columns
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _add_tensor_list_dtypes(kineto_results, columns: dict) -> None:
+    """``{"tensor_list_dtype": "torch.float32"}`` in ``extra`` for each op that takes a TensorList
+    (``kinds.TENSOR_LIST_OPS``): torch.profiler records the elements' shapes, not their dtype, which its
+    event tree (``experimental_event_tree()``: each op's inputs, a TensorList's as tensors) has. Its
+    nodes are matched to rows by name and start time, which the two share to the nanosecond."""
+    names, starts = columns["name"], columns["start_ns"]
+    matches: dict[str, bool] = {}
+    wanted = {}
+    for i, name in enumerate(names):
+        match = matches.get(name)
+        if match is None:
+            match = matches[name] = isinstance(name, str) and TENSOR_LIST_OPS.match(name) is not None
+        if match:
+            wanted[name, int(starts[i])] = i
+    if not wanted:
+        return
+    found = _tree_list_dtypes(kineto_results, wanted)
+    if found:
+        extra = columns.get("extra") or [None] * len(names)
+        for i, dtype in found.items():
+            field = '"tensor_list_dtype":' + json.dumps(dtype)
+            extra[i] = "{" + field + "}" if extra[i] is None else extra[i][:-1] + "," + field + "}"
+        columns["extra"] = extra
+
+
+def _tree_list_dtypes(kineto_results, wanted: dict[tuple[str, int], int]) -> dict[int, str]:
+    """Row -> the dtype of the first TensorList argument's first element ("torch.bfloat16"), for the
+    ``wanted`` (name, start ns) -> row; empty where this torch has no event tree or it fails (a trace
+    without these dtypes rather than none). Only subtrees whose span holds a wanted start are entered:
+    reading a node costs ~2 µs (a 26k-op trace: 52 ms walked whole, 12 ms so)."""
+    try:
+        stack = list(kineto_results.experimental_event_tree())
+    except Exception:  # noqa: BLE001 - an experimental API: any failure only costs these dtypes
+        return {}
+    starts = sorted({start for _, start in wanted})
+    found: dict[int, str] = {}
+    while stack:
+        node = stack.pop()
+        start = node.start_time_ns
+        at = bisect_left(starts, start)
+        if at == len(starts) or starts[at] > node.end_time_ns:
+            continue  # no wanted op starts inside this one
+        stack.extend(node.children)
+        row = wanted.get((node.name, start)) if starts[at] == start else None
+        if row is None:
+            continue
+        for argument in getattr(node.extra_fields, "inputs", ()):
+            if isinstance(argument, list) and argument and getattr(argument[0], "dtype", None) is not None:
+                found[row] = str(argument[0].dtype)
+                break
+    return found
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,9 @@ HOST_NESTED_KINDS = frozenset(
 #: size (so flop and bytes) depends on them. An imported trace keeps every op's; profkit record these
 #: only (reading them costs a parse per op). Every cost formula that reads values covers ops matched here.
 ARGUMENT_VALUE_OPS = re.compile(r"^aten::\w*(?:conv|pool)\w*$")
+
+#: Operators that take a TensorList (cat, stack, the optimizers' _foreach_*): torch.profiler records
+#: its elements' shapes but not their dtype, which profkit record reads from the profiler's event tree
+#: and keeps in ``extra`` as ``{"tensor_list_dtype": "torch.float32"}`` (a GPU trace's kernels name it
+#: too). Every cost formula that reads TensorLists covers ops matched here.
+TENSOR_LIST_OPS = re.compile(r"^aten::(?:cat|stack|_foreach_\w+)$")
