@@ -416,11 +416,13 @@ def cnn_convolution_flop_under_autocast(ctx):
                                           "name"].astype(str))),
     }
     # AdamW's foreach step: each _foreach_* unit reads and writes fp32 lists the size of the parameters,
-    # an element size only the multi_tensor_apply kernel's name gives (docs/report.md, TensorList ops).
+    # an element size the recorded tensor_list_dtype gives, else the multi_tensor_apply kernel's name
+    # (docs/report.md, TensorList ops).
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     foreach = rows[(rows["kind"] == "cpu_op") & rows["name"].astype(str).str.startswith("aten::_foreach_")]
     mul = foreach[foreach["name"] == "aten::_foreach_mul_"]
-    # torch before 2.13 (the events() API) records a TensorList as no shapes: nothing to cost, not a failure.
+    # A torch without the profiler's event tree (and before 2.13) records a TensorList as no shapes:
+    # nothing to cost, not a failure.
     shaped = trace.events.set_index("event_id").loc[mul["event_id"], "input_shapes"].astype(str).str.startswith("[[[")
     figures.update({
         "foreach_shapes_recorded": bool(shaped.any()),

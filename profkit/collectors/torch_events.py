@@ -102,8 +102,10 @@ def _add_tensor_list_dtypes(kineto_results, columns: dict) -> None:
     """``{"tensor_list_dtype": "torch.float32"}`` in ``extra`` for each op that takes a TensorList
     (``kinds.TENSOR_LIST_OPS``): torch.profiler records the elements' shapes, not their dtype, which its
     event tree (``experimental_event_tree()``: each op's inputs, a TensorList's as tensors) has. Its
-    nodes are matched to rows by name and start time, which the two share to the nanosecond."""
-    names, starts = columns["name"], columns["start_ns"]
+    nodes are matched to rows by name and start time, which the two share to the nanosecond. Where the
+    row has no shapes for the list (torch before 2.13 records ``[[],[]]`` for ``aten::cat``), the
+    tree's shapes are written in Kineto's form (``[[[4,8],[2,8]],[]]``)."""
+    names, starts, shapes = columns["name"], columns["start_ns"], columns["input_shapes"]
     matches: dict[str, bool] = {}
     wanted = {}
     for i, name in enumerate(names):
@@ -114,26 +116,30 @@ def _add_tensor_list_dtypes(kineto_results, columns: dict) -> None:
             wanted[name, int(starts[i])] = i
     if not wanted:
         return
-    found = _tree_list_dtypes(kineto_results, wanted)
-    if found:
-        extra = columns.get("extra") or [None] * len(names)
-        for i, dtype in found.items():
-            field = '"tensor_list_dtype":' + json.dumps(dtype)
-            extra[i] = "{" + field + "}" if extra[i] is None else extra[i][:-1] + "," + field + "}"
-        columns["extra"] = extra
+    found = _tree_list_inputs(kineto_results, wanted)
+    if not found:
+        return
+    extra = columns.get("extra") or [None] * len(names)
+    for i, (dtype, tree_shapes) in found.items():
+        field = '"tensor_list_dtype":' + json.dumps(dtype)
+        extra[i] = "{" + field + "}" if extra[i] is None else extra[i][:-1] + "," + field + "}"
+        if not (shapes[i] or "").startswith("[[["):  # (every such op takes its list first)
+            shapes[i] = tree_shapes
+    columns["extra"] = extra
 
 
-def _tree_list_dtypes(kineto_results, wanted: dict[tuple[str, int], int]) -> dict[int, str]:
-    """Row -> the dtype of the first TensorList argument's first element ("torch.bfloat16"), for the
-    ``wanted`` (name, start ns) -> row; empty where this torch has no event tree or it fails (a trace
-    without these dtypes rather than none). Only subtrees whose span holds a wanted start are entered:
-    reading a node costs ~2 µs (a 26k-op trace: 52 ms walked whole, 12 ms so)."""
+def _tree_list_inputs(kineto_results, wanted: dict[tuple[str, int], int]) -> dict[int, tuple[str, str]]:
+    """Row -> (the dtype of the first TensorList argument's first element, "torch.bfloat16"; the inputs'
+    shapes as Kineto writes them), for the ``wanted`` (name, start ns) -> row; empty where this torch
+    has no event tree or it fails (a trace without these rather than none). Only subtrees whose span
+    holds a wanted start are entered: reading a node costs ~2 µs (a 26k-op trace: 52 ms walked whole,
+    12 ms so)."""
     try:
         stack = list(kineto_results.experimental_event_tree())
     except Exception:  # noqa: BLE001 - an experimental API: any failure only costs these dtypes
         return {}
     starts = sorted({start for _, start in wanted})
-    found: dict[int, str] = {}
+    found: dict[int, tuple[str, str]] = {}
     while stack:
         node = stack.pop()
         start = node.start_time_ns
@@ -144,11 +150,21 @@ def _tree_list_dtypes(kineto_results, wanted: dict[tuple[str, int], int]) -> dic
         row = wanted.get((node.name, start)) if starts[at] == start else None
         if row is None:
             continue
-        for argument in getattr(node.extra_fields, "inputs", ()):
-            if isinstance(argument, list) and argument and getattr(argument[0], "dtype", None) is not None:
-                found[row] = str(argument[0].dtype)
-                break
+        inputs = list(getattr(node.extra_fields, "inputs", ()))
+        lists = [argument for argument in inputs if isinstance(argument, list) and argument
+                 and getattr(argument[0], "dtype", None) is not None]
+        if lists:
+            found[row] = (str(lists[0][0].dtype), json.dumps([_shape(argument) for argument in inputs],
+                                                              separators=(",", ":")))
     return found
+
+
+def _shape(argument) -> list:
+    """An event-tree input as Kineto's Input Dims write it: a tensor's sizes, a TensorList's list of
+    them, [] for anything else."""
+    if isinstance(argument, list):
+        return [list(item.sizes) if hasattr(item, "sizes") else [] for item in argument]
+    return list(argument.sizes) if hasattr(argument, "sizes") else []
 
 
 @dataclass(frozen=True)
