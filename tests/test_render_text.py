@@ -153,3 +153,36 @@ def test_phase_columns_keep_a_cell_on_one_line_where_the_console_has_room():
         assert all(name in text for name in ("prefill", "decode", "generate")), text
         # (rich before 15 spaces the columns two characters wider: at 80 the cells wrap there, all shown)
         assert ("contraction 46.0 %" in text) == (width == 80 and RICH_15), text
+
+
+def test_a_narrow_console_drops_whole_columns_instead_of_cutting_figures(tmp_path):
+    # At 64 columns the class table showed "99.…" for every figure and the top-units table lost its
+    # bound column's end; now the least read columns are left out and the rest shown whole.
+    from rich.console import Console
+
+    import profkit
+    from profkit.report import build_report
+    from profkit.report.build import render_terminal
+
+    document = build_report([profkit.load(make_trace(tmp_path / "t.parquet"))])
+    bounds = ("memory", "compute", "latency", "unknown")
+    for width in (100, 64, 50):
+        console = Console(width=width, record=True, color_system=None)
+        render_terminal(document, console)
+        lines = console.export_text().splitlines()
+
+        def rows_of(title: str) -> tuple[str, list[str]]:  # (header line, body lines) of a table
+            start = next(i for i, line in enumerate(lines) if line.startswith(title))
+            body = []
+            for line in lines[start + 4:]:
+                if not line.strip():
+                    break
+                body.append(line)
+            return lines[start + 2], body
+
+        class_header, classes = rows_of("Where the time goes")
+        _, units = rows_of("Top GPU kernels")
+        assert classes and units, "\n".join(lines)
+        for line in classes + units:
+            assert "…" not in line.split()[1:] and line.split()[-1] in bounds, (width, line)  # whole, to the end
+        assert ("MUE" in class_header) == (width == 100)

@@ -28,6 +28,7 @@ from ...analyzers.roofline import aggregate_columns
 from ...analyzers.table import EventTable
 from ...trace.schema import Kind
 from ..context import ReportContext
+from ..drawn import fitted
 from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
 from ..kernel_names import short_kernel_name, short_kernel_names
 from ..registry import section
@@ -206,17 +207,28 @@ def _fmt_ai(value) -> str:
 def _render_categories(rows: list[dict], console) -> None:
     if not rows:
         return
-    table = Table(title="Where the time goes, by operator class", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    for column in ("class", "% flop", "% time", "time", "flop/B", "% peak", "MUE", "bound"):
-        table.add_column(column, justify="left" if column in ("class", "bound") else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(
-            row["category"], fmt_share(row["flop_share"]), fmt_share(row["time_share"]), fmt_ns(row["time_ns"]),
-            _fmt_ai(row["arithmetic_intensity"]), fmt_share(row["flop_fraction"]), fmt_share(row["mue"]),
-            row["bound"],
-        )
-    console.print(table)
+    cells = {
+        "class": lambda row: row["category"],
+        "% flop": lambda row: fmt_share(row["flop_share"]),
+        "% time": lambda row: fmt_share(row["time_share"]),
+        "time": lambda row: fmt_ns(row["time_ns"]),
+        "flop/B": lambda row: _fmt_ai(row["arithmetic_intensity"]),
+        "% peak": lambda row: fmt_share(row["flop_fraction"]),
+        "MUE": lambda row: fmt_share(row["mue"]),
+        "bound": lambda row: row["bound"],
+    }
+
+    def build(columns: list[str]) -> Table:
+        table = Table(title="Where the time goes, by operator class", title_justify="left", box=box.SIMPLE_HEAD,
+                      pad_edge=False)
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("class", "bound") else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*(cells[column](row) for column in columns))
+        return table
+
+    # Below ~78 columns the least read figures go first, rather than every figure cut to "99.…".
+    console.print(fitted(build, list(cells), ("MUE", "% peak", "flop/B", "% flop"), console.width))
 
 
 #: The peaks a header names, most used first: the one maximum (fp8 or int8 on a recent GPU) says
@@ -251,19 +263,29 @@ def _render_roofline(data: dict, console) -> None:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
     if data["top"]:
         what = "GPU kernels" if data["device"] == "gpu" else "CPU ops (units of work)"
-        table = Table(title=f"Top {what} by class and bound", title_justify="left", box=box.SIMPLE_HEAD,
-                      pad_edge=False)
-        widths = {"name": max(30, min(70, console.width - 50)), "class": 14, "share": 7, "flop/B": 6, "bound": 7}
-        for column, width in widths.items():
-            # Fixed widths that fit 80 columns: rich otherwise cuts the last column ("latenc").
-            table.add_column(column, justify="left" if column in ("name", "class", "bound") else "right",
-                             no_wrap=True, overflow="ellipsis", min_width=width, max_width=width)
+        # Fixed widths that fit 80 columns (rich otherwise cuts the last column: "latenc"); names
+        # narrower on a narrower console, then flop/B and class left out where even that is too wide.
+        widths = {"name": max(16, min(70, console.width - 50)), "class": 14, "share": 7, "flop/B": 6, "bound": 7}
         names = short_kernel_names([row["name"] for row in data["top"]], widths["name"])
-        for row, name in zip(data["top"], names):
-            label = row["category"] + ("*" if row["fused"] else "")
-            table.add_row(escape(name), label, fmt_share(row["time_share"]), _fmt_ai(row["arithmetic_intensity"]),
-                          row["bound"])
-        console.print(table)
+        cells = {
+            "name": lambda row, name: escape(name),
+            "class": lambda row, name: row["category"] + ("*" if row["fused"] else ""),
+            "share": lambda row, name: fmt_share(row["time_share"]),
+            "flop/B": lambda row, name: _fmt_ai(row["arithmetic_intensity"]),
+            "bound": lambda row, name: row["bound"],
+        }
+
+        def build(columns: list[str]) -> Table:
+            table = Table(title=f"Top {what} by class and bound", title_justify="left", box=box.SIMPLE_HEAD,
+                          pad_edge=False)
+            for column in columns:
+                table.add_column(column, justify="left" if column in ("name", "class", "bound") else "right",
+                                 no_wrap=True, overflow="ellipsis", min_width=widths[column], max_width=widths[column])
+            for row, name in zip(data["top"], names):
+                table.add_row(*(cells[column](row, name) for column in columns))
+            return table
+
+        console.print(fitted(build, list(cells), ("flop/B", "class"), console.width))
         if any(row["fused"] for row in data["top"]):
             console.print("[dim]* fused kernel: classed by its dominant work[/dim]")
     idle = data["idle"]
