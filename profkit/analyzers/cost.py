@@ -30,7 +30,7 @@ import json
 import math
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -241,41 +241,40 @@ def value_codes(extras: np.ndarray) -> tuple[np.ndarray, list[list | None]]:
     """(code per row, -1 for none; the parsed argument values of each code) from rows' ``extra`` JSON
     texts, whose ``concrete_inputs`` list holds them (``kineto_events.ARG_KEYS``; profkit record writes
     it for the ops that ``reads_values``). Each distinct text is parsed once, each distinct list kept once."""
-    codes, texts = pd.factorize(pd.Series(extras, dtype=object), use_na_sentinel=True)
-    parsed = _parse_texts(np.asarray(texts, dtype=object), list(range(len(texts))))
-    lists: list[list | None] = []
-    seen: dict[tuple, int] = {}
-    text_code = np.full(len(texts) + 1, -1, dtype=np.int64)
-    for i in range(len(texts)):
-        document = parsed.get(i)
-        values = argument_values(document.get("concrete_inputs")) if isinstance(document, dict) else None
-        if values is None:
-            continue
-        key = tuple(repr(v) for v in values)
-        if key not in seen:
-            seen[key] = len(lists)
-            lists.append(values)
-        text_code[i] = seen[key]
-    return text_code[codes], lists
+    return _extra_codes(extras, lambda document: argument_values(document.get("concrete_inputs")))
 
 
 def list_type_codes(extras: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """(code per row, -1 for none; the (short dtype, bytes per element) of each code) from rows' ``extra``
     JSON texts, whose ``tensor_list_dtype`` profkit record writes for the ops that take a TensorList
     (``kinds.TENSOR_LIST_OPS``). Each distinct text is parsed once."""
+
+    def kind(document: dict):
+        spelling = document.get("tensor_list_dtype")
+        return _DTYPES.get(spelling) if isinstance(spelling, str) else None
+
+    return _extra_codes(extras, kind)
+
+
+def _extra_codes(extras: np.ndarray, read: Callable[[dict], Any]) -> tuple[np.ndarray, list]:
+    """(code per row, -1 for none; the distinct values) of ``read(document)`` over rows' ``extra`` JSON
+    objects (None: nothing there). Each distinct text is parsed and read once, each value kept once."""
     codes, texts = pd.factorize(pd.Series(extras, dtype=object), use_na_sentinel=True)
     parsed = _parse_texts(np.asarray(texts, dtype=object), list(range(len(texts))))
-    kinds: list[tuple[str, int]] = []
+    values: list = []
+    seen: dict[str, int] = {}
     text_code = np.full(len(texts) + 1, -1, dtype=np.int64)
     for i in range(len(texts)):
         document = parsed.get(i)
-        spelling = document.get("tensor_list_dtype") if isinstance(document, dict) else None
-        kind = _DTYPES.get(spelling) if isinstance(spelling, str) else None
-        if kind is not None:
-            if kind not in kinds:
-                kinds.append(kind)
-            text_code[i] = kinds.index(kind)
-    return text_code[codes], kinds
+        value = read(document) if isinstance(document, dict) else None
+        if value is None:
+            continue
+        key = repr(value)
+        if key not in seen:
+            seen[key] = len(values)
+            values.append(value)
+        text_code[i] = seen[key]
+    return text_code[codes], values
 
 
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
