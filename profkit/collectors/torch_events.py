@@ -106,26 +106,28 @@ def _add_tensor_list_dtypes(kineto_results, columns: dict) -> None:
     row has no shapes for the list (torch before 2.13 records ``[[],[]]`` for ``aten::cat``), the
     tree's shapes are written in Kineto's form (``[[[4,8],[2,8]],[]]``)."""
     names, starts, shapes = columns["name"], columns["start_ns"], columns["input_shapes"]
-    matches: dict[str, bool] = {}
-    wanted = {}
-    for i, name in enumerate(names):
-        match = matches.get(name)
-        if match is None:
-            match = matches[name] = isinstance(name, str) and TENSOR_LIST_OPS.match(name) is not None
-        if match:
-            wanted[name, int(starts[i])] = i
+    list_ops = _names_matching(names, TENSOR_LIST_OPS)
+    wanted = {(name, int(starts[i])): i for i, name in enumerate(names) if name in list_ops}
     if not wanted:
         return
-    found = _tree_list_inputs(kineto_results, wanted)
-    if not found:
-        return
-    extra = columns.get("extra") or [None] * len(names)
-    for i, (dtype, tree_shapes) in found.items():
-        field = '"tensor_list_dtype":' + json.dumps(dtype)
-        extra[i] = "{" + field + "}" if extra[i] is None else extra[i][:-1] + "," + field + "}"
+    for i, (dtype, tree_shapes) in _tree_list_inputs(kineto_results, wanted).items():
+        _add_extra(columns, i, "tensor_list_dtype", json.dumps(dtype))
         if not (shapes[i] or "").startswith("[[["):  # (every such op takes its list first)
             shapes[i] = tree_shapes
-    columns["extra"] = extra
+
+
+def _names_matching(names: list, pattern: re.Pattern) -> set[str]:
+    """The distinct names ``pattern`` matches (one test per name, not per row)."""
+    return {name for name in set(names) if isinstance(name, str) and pattern.match(name)}
+
+
+def _add_extra(columns: dict, row: int, key: str, value_json: str) -> None:
+    """``"key": value`` into row ``row``'s ``extra`` JSON object (the column made, all null, on first use)."""
+    extra = columns.get("extra")
+    if extra is None:
+        extra = columns["extra"] = [None] * len(columns["name"])
+    field = f'"{key}":{value_json}'
+    extra[row] = "{" + field + "}" if extra[row] is None else extra[row][:-1] + "," + field + "}"
 
 
 def _tree_list_inputs(kineto_results, wanted: dict[tuple[str, int], int]) -> dict[int, tuple[str, str]]:
@@ -196,8 +198,7 @@ def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | Non
         names, parsed = columns["name"], {}
         # The argument values ("Concrete Inputs": strides, paddings, kernel sizes) of convolutions and
         # pooling, whose cost reads them, as an imported trace has them: {"concrete_inputs": [...]} in extra.
-        keeps_values: dict[str, bool] = {}
-        extra: list | None = None
+        value_ops = _names_matching(names, ARGUMENT_VALUE_OPS)
         for i in _shape_rows(names, rows.ops):
             metadata = activities[i].metadata_json()
             # Calls with equal inputs share a signature: each distinct one is parsed once.
@@ -206,14 +207,8 @@ def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | Non
             if found is None:
                 found = parsed[signature] = _shapes_and_dtypes(signature)
             shapes[i], dtypes[i] = found
-            keep = keeps_values.get(names[i])
-            if keep is None:
-                keep = keeps_values[names[i]] = ARGUMENT_VALUE_OPS.match(names[i]) is not None
-            if keep and (values := _concrete_inputs(metadata)) is not None:
-                extra = extra or [None] * len(names)
-                extra[i] = '{"concrete_inputs":' + values + "}"
-        if extra is not None:
-            columns["extra"] = extra
+            if names[i] in value_ops and (values := _concrete_inputs(metadata)) is not None:
+                _add_extra(columns, i, "concrete_inputs", values)
     return _finish(columns, rows.gpu, process_id)
 
 
@@ -240,22 +235,15 @@ def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -
         columns["bytes"][rows.copies] = [_event_bytes(events[i]) for i in rows.copies]
     if with_shapes:
         shapes, dtypes, names = columns["input_shapes"], columns["input_dtypes"], columns["name"]
-        keeps_values: dict[str, bool] = {}
-        extra: list | None = None
+        value_ops = _names_matching(names, ARGUMENT_VALUE_OPS)
         for i in _shape_rows(names, rows.ops):
             event_shapes = events[i].shapes()
             if event_shapes:
                 # A list of int lists prints as JSON already; dtype names never contain quotes.
                 shapes[i] = str(event_shapes).replace(" ", "")
                 dtypes[i] = '["' + '","'.join(events[i].dtypes()) + '"]'
-            keep = keeps_values.get(names[i])
-            if keep is None:
-                keep = keeps_values[names[i]] = ARGUMENT_VALUE_OPS.match(names[i]) is not None
-            if keep and (values := _event_concrete_inputs(events[i])) is not None:
-                extra = extra or [None] * len(names)
-                extra[i] = '{"concrete_inputs":' + values + "}"
-        if extra is not None:
-            columns["extra"] = extra
+            if names[i] in value_ops and (values := _event_concrete_inputs(events[i])) is not None:
+                _add_extra(columns, i, "concrete_inputs", values)
     return _finish(columns, rows.gpu, process_id)
 
 
