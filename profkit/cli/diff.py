@@ -17,7 +17,7 @@ from ..report import ReportOptions, build_report
 from ..report.build import jsonable
 from ..report.context import ReportContext
 from ..report.drawn import drawn_width
-from ..report.format import fmt_change, fmt_field, label
+from ..report.format import clip, fmt_change, fmt_field, label
 from ..report.kernel_names import KERNEL_SECTIONS, short_kernel_names
 from .inputs import load_any
 from .output import emit
@@ -99,10 +99,6 @@ def _cell(metric: str, base, new, change) -> Change:
     return Change(fmt_field(metric, base), fmt_field(metric, new), fmt_change(metric, base, new, change))
 
 
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def tables(document: dict, top: int) -> list[tuple[str, list[str], list[list[str]]]]:
     """Every table of the diff as (title, header, rows of text): report sections first, then the diff's own."""
     out = []
@@ -134,7 +130,7 @@ def _record_table(records: list[dict], keys: tuple[str, ...], metrics: tuple[str
     rows = []
     names = short_kernel_names([str(r.get("name", "")) for r in records[:top]], 70) if kernels else None
     for i, record in enumerate(records[:top]):
-        row = [names[i] if names and k == "name" else _short(str(record.get(k, "")), 70 if k == "name" else _SHAPES_WIDTH)
+        row = [names[i] if names and k == "name" else clip(str(record.get(k, "")), 70 if k == "name" else _SHAPES_WIDTH)
                for k in keys]
         row += [_cell(m, record.get(f"base_{m}"), record.get(f"new_{m}"), record.get(f"change_{m}")) for m in shown]
         rows.append(row + [record.get("status", "")])

@@ -59,6 +59,11 @@ def idle_cause_label(cause: str, device: str | None) -> str:
     return cause.replace("_", " ")
 
 
+def clip(text: str, width: int) -> str:
+    """``text`` within ``width`` characters, its end elided ("…") where longer."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def fmt_bytes(value: float | None) -> str:
     if value is None:
         return "–"

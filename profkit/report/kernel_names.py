@@ -12,6 +12,7 @@ import os
 import re
 
 from ..analyzers.kernel_types import kernel_element_type
+from .format import clip
 
 #: Report sections whose rows are named by kernel on a GPU trace (their diffs show the short names too;
 #: on a CPU trace they hold op names, which have no template to cut).
@@ -149,7 +150,7 @@ def _fit(short: str, tag: str | None, width: int) -> str:
         return text[: width - 1 - tail] + "…" + text[len(text) - tail:]
     room = width - len(tag) - 3  # " [" and "]"
     if room >= min(len(short), width // 2):
-        return (short if len(short) <= room else short[: room - 1] + "…") + f" [{tag}]"
-    head = short if len(short) <= width // 2 else short[: width // 2 - 1] + "…"
+        return clip(short, room) + f" [{tag}]"
+    head = clip(short, width // 2)
     tail = width - len(head) - 4  # " […" and "]"
-    return f"{head} […{tag[-tail:]}]" if tail > 0 else text[: width - 1] + "…"
+    return f"{head} […{tag[-tail:]}]" if tail > 0 else clip(text, width)

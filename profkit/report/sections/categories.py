@@ -29,7 +29,7 @@ from ...analyzers.table import EventTable
 from ...trace.schema import Kind
 from ..context import ReportContext
 from ..drawn import fitted
-from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
+from ..format import clip, fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
 from ..kernel_names import short_kernel_name, short_kernel_names
 from ..registry import section
 from ._records import records as _records
@@ -148,7 +148,7 @@ def _uncounted_contraction(rows, events) -> list[str]:
         return []
     name_codes, name_labels = rows["name"].labels()
     by_name = np.bincount(name_codes[uncounted], weights=time_ns[uncounted], minlength=len(name_labels))
-    names = [_cut(short_kernel_name(str(name_labels[i])), 48)
+    names = [clip(short_kernel_name(str(name_labels[i])), 48)
              for i in np.argsort(-by_name, kind="stable")[:2] if by_name[i] > 0]
     return [f"{share:.0%} of contraction time has no flop count ({', '.join(names)}: no usable shapes, or no "
             "launching op): the class's % flop and flop/B leave it out"]
@@ -167,10 +167,6 @@ def _above(events, unit_ids: np.ndarray, row_ids: np.ndarray) -> np.ndarray:
         level = level[(level >= 0) & ~marked[np.maximum(level, 0)]]
     at = positions(event_ids, pd.Series(row_ids))
     return marked[np.maximum(at, 0)] & (at >= 0)
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 _TOP_COLUMNS = ("name", "category", "count", "time_ns", "time_share", "flops", "bytes", "arithmetic_intensity",
