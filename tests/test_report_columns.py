@@ -14,8 +14,9 @@ from test_table import SAMPLE
 
 
 def test_the_report_on_a_gpu_trace_reads_no_unread_column_and_the_numbers_of_a_whole_table(tmp_path):
-    source = shared_trace("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")
-    path = tmp_path / "h100.parquet"
+    # (the A100 trace: kernels and ops, no telemetry or allocator samples, whose rows are read on demand)
+    source = shared_trace("benchmark_result_2869224_1695835535_trace.json.gz")
+    path = tmp_path / "a100.parquet"
     assert run_profkit("import", str(source), "-o", str(path)).returncode == 0
     trace = profkit.load(path)
     document = build_report([trace])
@@ -25,6 +26,20 @@ def test_the_report_on_a_gpu_trace_reads_no_unread_column_and_the_numbers_of_a_w
     whole = profkit.load(path)
     assert whole.arrow.num_rows == trace.num_rows  # every column read up front
     assert build_report([whole]) == document
+
+
+def test_allocator_samples_are_read_with_the_columns_that_place_them(tmp_path):
+    """The H100 trace holds torch's allocator events: the memory section reads their values, devices and threads
+    (and nothing else that a report leaves unread), and the whole-table report agrees."""
+    source = shared_trace("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")
+    path = tmp_path / "h100.parquet"
+    assert run_profkit("import", str(source), "-o", str(path)).returncode == 0
+    trace = profkit.load(path)
+    document = build_report([trace])
+    assert document["memory"]["devices"], "the allocator's samples made no memory figures"
+    read = set(trace._reader._read) & set(UNREAD_COLUMNS)
+    assert read == {"device_type", "device_index", "process_id", "thread_id", "value"}
+    assert build_report([profkit.load(path)]) == document
 
 
 def test_the_report_on_a_lazy_cpu_trace_equals_the_report_on_its_events():

@@ -15,6 +15,10 @@ What is compared, so that one slow outlier does not fail CI:
 - a class: the median over steps of its time (``diff.class_table``'s rule: the report's class time)
   inside each step when both traces have steps (the start-up step left out, as for the run), its
   total otherwise;
+- memory: the most any one device held over the run (``memory.device_peaks``), by the first measure
+  both traces have of ``memory.PEAK_SOURCES``: torch's allocator (``allocated``, recorded with
+  ``--memory`` / profile_memory), else NVML's per-process or whole-device readings, else the host
+  process's RSS; a peak, so never per step;
 - energy: the report's energy figure (``energy.trace_tracks``: per physical device, the ``energy_j``
   counter's rise or the integral of ``power_w``; the GPUs', else the CPUs'; a GPU two ranks sampled
   counted once); per step as a median when steps exist.
@@ -41,7 +45,7 @@ from ..trace.schema import Kind
 from .classes import CLASS_ORDER
 from .classify import classify_table
 from .columns import label_codes
-from . import energy
+from . import energy, memory
 from .diff import classified_class_table
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import step_positions, window_columns
@@ -51,7 +55,7 @@ from .summary import DEVICE_WORK_KINDS, has_gpu_work
 
 #: Phase names that mark one training/inference step each.
 STEP_PHASES = ("step", "train_step")
-METRICS = ("time", "energy")
+METRICS = ("time", "energy", "memory")
 SCOPES = ("total", "class", "phase")
 _LIMIT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
 
@@ -62,10 +66,10 @@ class CheckInputError(UsageError):
 
 @dataclass(frozen=True)
 class Budget:
-    metric: str  # "time" | "energy"
+    metric: str  # "time" | "energy" | "memory"
     limit: float  # largest allowed relative increase, 0.05 = 5 %
     scope: str = "total"  # "total" | "class" | "phase"
-    target: str | None = None  # the class or phase name
+    target: str | None = None  # the class or phase name; memory: the measure compared (memory.PEAK_SOURCES)
 
     @property
     def label(self) -> str:
@@ -74,7 +78,7 @@ class Budget:
 
 @dataclass(frozen=True)
 class Measurement:
-    value: float  # ns for time, J for energy
+    value: float  # ns for time, J for energy, bytes for memory
     basis: str  # how it was measured, for the reader: "median of 8 steps", "total"
 
 
@@ -137,9 +141,25 @@ def check(
     ``*_devices``: (rank, metadata) of each rank's trace (their GPU UUIDs: a GPU counted once)."""
     base = CheckedTrace(base_events, base_doc, "baseline", base_devices)
     new = CheckedTrace(new_events, new_doc, "trace", new_devices)
+    budgets = [_memory_measure(budget, base, new) if budget.metric == "memory" else budget for budget in budgets]
     per_step = bool(len(base.step_windows()[0]) and len(new.step_windows()[0]))
     return [Verdict(budget, base.measure(budget, per_step=per_step), new.measure(budget, per_step=per_step))
             for budget in budgets]
+
+
+def _memory_measure(budget: Budget, base: "CheckedTrace", new: "CheckedTrace") -> Budget:
+    """A memory budget with the measure it compares: the first of ``memory.PEAK_SOURCES`` both traces have."""
+    if budget.target is not None:
+        return budget
+    have_base, have_new = base.memory_peaks, new.memory_peaks
+    common = [source for source in memory.PEAK_SOURCES if source in have_base and source in have_new]
+    if not common:
+        missing = base.side if not have_base else new.side if not have_new else None
+        if missing:
+            raise CheckInputError(f"the {missing} has no memory samples (record with --memory, or with telemetry on)")
+        raise CheckInputError(f"the traces measured memory differently (baseline: {', '.join(have_base)}; "
+                              f"trace: {', '.join(have_new)})")
+    return Budget("memory", budget.limit, budget.scope, common[0])
 
 
 def measure(events: pd.DataFrame, budget: Budget, *, per_step: bool, doc: dict | None = None,
@@ -168,6 +188,22 @@ class CheckedTrace:
     def energy_tracks(self) -> list[energy.EnergyTrack]:
         """The tracks the report's energy figure counts (``energy.scoped_tracks``)."""
         return energy.scoped_tracks(energy.trace_tracks(energy.samples_of(self.events), self.devices))
+
+    @cached_property
+    def memory_peaks(self) -> dict[str, tuple[float, str]]:
+        """Per measure (``memory.PEAK_SOURCES``): the largest peak of any device, and where ("GPU 0")."""
+        found: dict[str, tuple[float, str]] = {}
+        for device in memory.device_peaks(memory.memory_samples(self.events), origin_ns=0):
+            where = "host" if device["device_type"] == "cpu" else f"GPU {device['device_index']}"
+            where = where if not device["rank"] else f"rank {device['rank']} {where}"
+            for source in memory.PEAK_SOURCES:
+                field = "allocated" if source == "allocated_since_start" else source
+                if field == "allocated" and device.get("allocated_since_start") != (source != "allocated"):
+                    continue  # (totals counted from the recording's start are not the allocator's totals)
+                peak = device.get(f"{field}_peak_bytes")
+                if peak is not None and peak > found.get(source, (-1.0, ""))[0]:
+                    found[source] = (float(peak), where)
+        return found
 
     @cached_property
     def rows(self) -> EventTable:
@@ -221,6 +257,11 @@ class CheckedTrace:
     def measure(self, budget: Budget, *, per_step: bool) -> Measurement:
         """The figure ``budget`` compares, on this trace."""
         events, side = self.events, self.side
+        if budget.metric == "memory":  # (a peak over the run: there is no per-step memory budget)
+            if budget.scope != "total":
+                raise CheckInputError("memory budgets are for the whole run (a peak), not per class or phase")
+            peak, where = self.memory_peaks[budget.target]
+            return Measurement(peak, f"{memory.PEAK_WORDS[budget.target]} peak, {where}")
         if budget.scope == "phase":
             starts, ends, ranks = self.phase_windows(budget.target)
             if not len(starts):

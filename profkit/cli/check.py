@@ -9,7 +9,7 @@ import click
 from ..analyzers.check import Budget, Verdict, check, parse_limit, parse_scoped
 from ..errors import RegressionFound, UsageError
 from ..report.context import ReportContext
-from ..report.format import fmt_ns, fmt_si
+from ..report.format import fmt_bytes, fmt_ns, fmt_si
 from .inputs import load_any
 
 DEFAULT_TIME_LIMIT = "5%"
@@ -37,18 +37,22 @@ def _scoped(ctx, param, values):
 @click.option("--max-time-regression", callback=_limit, default=None,
               help=f"Largest allowed growth of the run's time, e.g. 5% (default {DEFAULT_TIME_LIMIT} when no budget is given).")
 @click.option("--max-energy-regression", callback=_limit, default=None, help="Largest allowed growth of energy, e.g. 10%.")
+@click.option("--max-memory-regression", callback=_limit, default=None,
+              help="Largest allowed growth of the peak memory of any one device, e.g. 5%.")
 @click.option("--max-class-regression", "class_budgets", multiple=True, callback=_scoped, metavar="CLASS=PCT",
               help="Time budget of one operator class, e.g. contraction=10% (repeatable).")
 @click.option("--max-phase-regression", "phase_budgets", multiple=True, callback=_scoped, metavar="PHASE=PCT",
               help="Time budget of one phase (median per pass), e.g. decode=5% (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-def command(trace, baseline, max_time_regression, max_energy_regression, class_budgets, phase_budgets, fmt):
+def command(trace, baseline, max_time_regression, max_energy_regression, max_memory_regression, class_budgets,
+            phase_budgets, fmt):
     """Compare TRACE with --baseline against budgets; exit 1 if one is exceeded.
 
     TRACE and BASELINE are profkit traces, folders of rank traces, or
     Chrome-trace JSON. Steps and passes compare by their median.
     """
-    budgets = build_budgets(max_time_regression, max_energy_regression, class_budgets, phase_budgets)
+    budgets = build_budgets(max_time_regression, max_energy_regression, class_budgets, phase_budgets,
+                            memory_limit=max_memory_regression)
     base_traces, new_traces = load_any([baseline]), load_any([trace])
     verdicts = check(ReportContext(traces=base_traces).events, ReportContext(traces=new_traces).events, budgets,
                      base_devices=[(t.rank, t.metadata) for t in base_traces],
@@ -67,12 +71,15 @@ def _failure(verdict: Verdict) -> str:
     return f"{verdict.budget.label} {fmt_change(verdict.change)} > {100 * verdict.budget.limit:g} %"
 
 
-def build_budgets(time_limit, energy_limit, class_budgets, phase_budgets) -> list[Budget]:
+def build_budgets(time_limit, energy_limit, class_budgets, phase_budgets, memory_limit=None) -> list[Budget]:
     budgets = []
-    if time_limit is not None or not (energy_limit is not None or class_budgets or phase_budgets):
+    if time_limit is not None or not (energy_limit is not None or memory_limit is not None or class_budgets
+                                      or phase_budgets):
         budgets.append(Budget("time", time_limit if time_limit is not None else parse_limit(DEFAULT_TIME_LIMIT)))
     if energy_limit is not None:
         budgets.append(Budget("energy", energy_limit))
+    if memory_limit is not None:
+        budgets.append(Budget("memory", memory_limit))
     budgets += [Budget("time", limit, "class", name) for name, limit in class_budgets]
     budgets += [Budget("time", limit, "phase", name) for name, limit in phase_budgets]
     if not budgets:
@@ -88,7 +95,8 @@ def fmt_change(change: float | None) -> str:
 
 
 def _value(verdict: Verdict, value: float) -> str:
-    return fmt_ns(value) if verdict.budget.metric == "time" else fmt_si(value, "J")
+    metric = verdict.budget.metric
+    return fmt_ns(value) if metric == "time" else fmt_bytes(value) if metric == "memory" else fmt_si(value, "J")
 
 
 def rows(verdicts: list[Verdict]) -> list[list[str]]:

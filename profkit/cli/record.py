@@ -31,12 +31,15 @@ def _parse_window(ctx, param, value):
               help="Keep only events between START and END seconds after recording starts.")
 @click.option("--shapes/--no-shapes", "record_shapes", default=True, show_default=True,
               help="Record op input shapes and dtypes (needed for flop counts).")
+@click.option("--memory/--no-memory", default=False, show_default=True,
+              help="Record torch's allocator: every allocation and free (profile_memory; slows the program).")
 @click.option("--telemetry/--no-telemetry", default=True, show_default=True, help="Sample power, energy and memory.")
 @click.option("--telemetry-interval-ms", default=DEFAULT_INTERVAL_MS, show_default=True, type=click.FloatRange(min=1.0),
               help="Telemetry sampling interval.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print where traces were written.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def command(output, skip_steps, max_steps, window_s, record_shapes, telemetry, telemetry_interval_ms, quiet, command):
+def command(output, skip_steps, max_steps, window_s, record_shapes, memory, telemetry, telemetry_interval_ms, quiet,
+            command):
     """Run COMMAND and record every Python process that imports torch.
 
     COMMAND is e.g. `python train.py`, `python -m pkg` or `torchrun ...`; it runs unmodified, and
@@ -46,6 +49,7 @@ def command(output, skip_steps, max_steps, window_s, record_shapes, telemetry, t
         "max_steps": max_steps,
         "window_s": window_s,
         "record_shapes": record_shapes,
+        "memory": memory,
         "telemetry": telemetry,
         "telemetry_interval_ms": telemetry_interval_ms,
     }

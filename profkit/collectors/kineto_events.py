@@ -15,12 +15,13 @@ else (instants...) is counted and skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
-from itertools import compress
 from collections import Counter
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -29,6 +30,7 @@ import pyarrow as pa
 
 from ..errors import TraceImportError
 from ..trace.arrow_buffers import text_array
+from .allocator import MEMORY_EVENT
 from .json_stream import JsonStream, iter_members
 
 #: Kineto argument name -> key in the row's ``extra`` JSON ("" drops it). Unlisted names are kept as they are.
@@ -165,6 +167,7 @@ class Collected:
     counters: list[dict]
     meta_events: list[dict]
     skipped: Counter
+    memory: list[dict] = dataclasses.field(default_factory=list)  # "[memory]" instant events (allocator.py)
 
 
 NUMBER_FIELDS = ("ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream", "bytes")
@@ -179,6 +182,7 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
     flows: list[tuple] = []
     counters: list[dict] = []
     meta_events: list[dict] = []
+    memory: list[dict] = []
     skipped: Counter = Counter()
     seen_any = False
     for chunk in chunks:
@@ -191,7 +195,7 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
         spans = [event for event, ph in zip(chunk, phases) if ph == "X"]
         if len(spans) < len(chunk):
             _sort_out([event for event, ph in zip(chunk, phases) if ph != "X"], flows, counters, meta_events,
-                      skipped)
+                      memory, skipped)
         if spans:
             try:
                 batches.append(_span_columns(spans, skipped))
@@ -209,12 +213,16 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
         chunks = [b.pop(field) for b in batches]
         columns[field] = pa.chunked_array(chunks) if field == "cat" else pa.concat_arrays(chunks)
         del chunks
-    return Collected(columns, flows, counters, meta_events, skipped)
+    return Collected(columns, flows, counters, meta_events, skipped, memory)
+
+
+_INSTANT = frozenset({"i", "I"})
 
 
 def _sort_out(events: list[dict], flows: list[tuple], counters: list[dict], meta_events: list[dict],
-              skipped: Counter) -> None:
-    """Non-span events: flow arrows as tuples, counters and metadata kept, the rest counted."""
+              memory: list[dict], skipped: Counter) -> None:
+    """Non-span events: flow arrows as tuples, counters, metadata and allocator memory events kept, the
+    rest counted."""
     for event in events:
         ph = event.get("ph")
         if ph in ("s", "f", "t"):
@@ -222,6 +230,8 @@ def _sort_out(events: list[dict], flows: list[tuple], counters: list[dict], meta
                 flows.append((ph, event.get("id"), event.get("pid"), event.get("tid"), event.get("ts")))
         elif ph == "C":
             counters.append(event)
+        elif _text(ph) in _INSTANT and event.get("name") == MEMORY_EVENT:  # an allocation or free (profile_memory)
+            memory.append(event)
         elif ph == "M":
             meta_events.append(event)
         else:  # (a ph that is a list or an object is no key: its repr is)
@@ -244,7 +254,7 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
     outlives its window (Python's heap stays one window big).
     """
     ts = floats([e.get("ts") for e in spans])
-    keep = np.abs(ts) < _MAX_US  # (NaN: no ts, compares False)
+    keep = np.abs(ts) < MAX_US  # (NaN: no ts, compares False)
     if not keep.all():
         missing = int(np.isnan(ts).sum())
         if missing:
@@ -273,11 +283,11 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
 
 #: Timestamps beyond ±9e15 µs (the year 2255 as epoch µs) overflow int64 ns: such an event is skipped,
 #: such a duration read as none.
-_MAX_US = 9e15
+MAX_US = 9e15
 
 
 def _durations(dur: np.ndarray) -> np.ndarray:
-    return np.where(np.abs(dur) < _MAX_US, dur, np.nan)
+    return np.where(np.abs(dur) < MAX_US, dur, np.nan)
 
 
 def json_type(value: Any) -> str:

@@ -37,8 +37,8 @@ from ..trace.build import build_events
 from ..trace.io import write_trace
 from ..trace.kinds import TRAIN_STEP_PHASE
 from ..trace.schema import GPU_KINDS, Kind
-from . import CHROME_TRACE_SUFFIXES
-from .kineto_events import Collected, dumps, floats, read_document
+from . import CHROME_TRACE_SUFFIXES, allocator
+from .kineto_events import MAX_US, Collected, dumps, floats, read_document
 from .kineto_meta import file_metadata, int_or_none
 
 #: Chrome-trace category (lower-cased) -> event kind; anything else is ``other``.
@@ -219,7 +219,8 @@ def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> Imp
     notes: list[str] = []
     base_ns = int_or_none(header.get("baseTimeNanoseconds")) or 0
     spans, kind, host_pid = _span_rows(header, collected, base_ns, notes)
-    parts = [spans, _step_phases(spans, kind), _samples(collected, host_pid, base_ns)]
+    parts = [spans, _step_phases(spans, kind), _samples(collected, host_pid, base_ns),
+             _memory_samples(collected.memory, host_pid, base_ns, notes)]
     parts = [part for part in parts if part is not None and part.num_rows]
     del spans, kind
     if not parts:
@@ -551,6 +552,40 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
             "_external_id": from_numpy(np.full(len(rows), np.nan)),
         }
     )
+
+
+def _memory_samples(events: list[dict], host_pid: int, base_ns: int, notes: list[str]) -> pa.Table | None:
+    """torch.profiler's allocator events (``profile_memory=True``) as ``allocated_bytes`` / ``reserved_bytes``
+    samples (allocator.py), on the thread that allocated."""
+    if not events:
+        return None
+    device_type, device_id, allocated, reserved = allocator.memory_fields([e.get("args") or {} for e in events])
+    ts = floats([e.get("ts") for e in events])
+    timed = np.abs(ts) < MAX_US  # (NaN: no ts, compares False)
+    start_ns, _ = _to_ns(np.where(timed, ts, 0.0), np.zeros(len(ts)), base_ns)
+    pid = floats([e.get("pid") for e in events])
+    columns = allocator.sample_columns(
+        start_ns[timed], device_type[timed], device_id[timed], allocated[timed], reserved[timed],
+        floats([e.get("tid") for e in events])[timed], np.where(np.isnan(pid), host_pid, pid)[timed])
+    left_out = allocator.unknown_device_count(device_type[timed]) + int((~timed).sum())
+    notes.append(f"{len(events) - left_out} allocator memory events (profile_memory) read as "
+                 f"{allocator.ALLOCATED} / {allocator.RESERVED} samples"
+                 + (f"; {left_out} left out (no time, or a device type without a name here)" if left_out else ""))
+    if columns is None:
+        return None
+    table = pa.table({
+        "kind": text_array(columns["kind"].tolist()),
+        "name": text_array(columns["name"].tolist()),
+        "start_ns": from_numpy(columns["start_ns"]),
+        "duration_ns": from_numpy(columns["duration_ns"]),
+        "device_type": text_array(columns["device_type"].tolist()),
+        "device_index": from_numpy(columns["device_index"]),
+        "process_id": columns["process_id"],
+        "thread_id": columns["thread_id"],
+        "value": from_numpy(columns["value"]),
+        "_external_id": from_numpy(np.full(len(columns["value"]), np.nan)),
+    })
+    return table
 
 
 def _link_by_external_id(table: pa.Table, external: np.ndarray) -> tuple[pa.Table, int]:

@@ -21,8 +21,9 @@ from .quiet import quiet_profiler
 class KinetoProfiler:
     """One start, one stop; ``stop()`` returns the profiler's results (``kineto_results``)."""
 
-    def __init__(self, *, record_shapes: bool):
+    def __init__(self, *, record_shapes: bool, profile_memory: bool = False):
         self.record_shapes = record_shapes
+        self.profile_memory = profile_memory  # torch's allocator: an event per allocation and free
         self._profile: Any = None
         #: The program ran torch.profiler itself: one profiler runs at a time, so starting its own
         #: took over profkit's session, and stopping it ended that session with every event in it.
@@ -37,7 +38,8 @@ class KinetoProfiler:
             _keep_cupti_for_cuda_graphs()
         with quiet_profiler():
             self._profile = autograd_profiler.profile(
-                use_cpu=True, use_device=use_device, record_shapes=self.record_shapes, use_kineto=True
+                use_cpu=True, use_device=use_device, record_shapes=self.record_shapes, use_kineto=True,
+                profile_memory=self.profile_memory,
             )
             self._profile.__enter__()
 

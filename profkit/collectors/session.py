@@ -37,6 +37,7 @@ class RecordOptions:
     max_steps: int | None = None  # stop recording after this many kept steps
     window_s: tuple[float, float] | None = None  # keep events in [a, b) s after recording starts
     record_shapes: bool = True
+    memory: bool = False  # torch's allocator events (profile_memory), as allocated/reserved samples
     telemetry: bool = True
     telemetry_interval_ms: float = DEFAULT_INTERVAL_MS
     command: list[str] | None = None  # recorded in the metadata (default: this process's argv)
@@ -47,6 +48,7 @@ class RecordOptions:
             "max_steps": self.max_steps,
             "window_s": list(self.window_s) if self.window_s else None,
             "record_shapes": self.record_shapes,
+            "memory": self.memory,
             "telemetry": self.telemetry,
             "telemetry_interval_ms": self.telemetry_interval_ms,
         }
@@ -142,7 +144,7 @@ class RecordingSession:
 
     # -- profiler ------------------------------------------------------------
     def _start_profiler(self) -> None:
-        self._profiler = KinetoProfiler(record_shapes=self.options.record_shapes)
+        self._profiler = KinetoProfiler(record_shapes=self.options.record_shapes, profile_memory=self.options.memory)
         self._profiler.start()
 
     def _on_step(self, step: int, start_ns: int, end_ns: int) -> None:
@@ -212,12 +214,12 @@ def write_stopped(path: Path, stopped: _Stopped) -> Path:
     write_start_ns = time.perf_counter_ns()
     from ..trace.build import build_events
     from ..trace.io import write_trace
-    from .torch_events import extract_events
+    from .torch_events import extract_parts
 
-    events = None
-    if stopped.results is not None:
-        events = extract_events(stopped.results, with_shapes=stopped.record_shapes)
-    parts = [p for p in (events, *stopped.parts) if p is not None]
+    events = []
+    if stopped.results is not None:  # (the events, then torch's allocator samples where recorded)
+        events = extract_parts(stopped.results, with_shapes=stopped.record_shapes)
+    parts = [p for p in (*events, *stopped.parts) if p is not None]
     table = build_events(*parts, start_range=stopped.start_range)
     metadata = dict(stopped.metadata)
     # How long stopping, extracting and building took (the benchmark reports it per 100k events).
@@ -274,7 +276,7 @@ def record(path: str | os.PathLike = "profkit-trace.parquet", **options: Any) ->
     """Record the enclosed code into ``path``: ``with profkit.record("t.parquet"): train()``.
 
     Options are those of RecordOptions (skip_steps, max_steps, window_s,
-    record_shapes, telemetry, telemetry_interval_ms). An exception leaves a
+    record_shapes, memory, telemetry, telemetry_interval_ms). An exception leaves a
     trace marked partial and propagates.
     """
     busy = _already_profiling()

@@ -22,14 +22,17 @@ import os
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import compress
 from operator import methodcaller
 from typing import Iterator, NamedTuple
 
 import numpy as np
+import pyarrow as pa
 
-from ..trace.arrow_buffers import dictionary, from_numpy
+from ..trace.arrow_buffers import dictionary, from_numpy, to_numpy
 from ..trace.kinds import ARGUMENT_VALUE_OPS, TENSOR_LIST_OPS
 from ..trace.schema import GPU_KINDS, Kind
+from . import allocator
 
 #: The profiler's activity type -> trace kind.
 ACTIVITY_KINDS: dict[str, str] = {
@@ -76,7 +79,17 @@ _BYTES = re.compile(r'"bytes": (\d+)')
 def extract_events(
     kineto_results, *, with_shapes: bool = True, process_id: int | None = None, use_activities: bool | None = None
 ) -> dict:
-    """Raw event columns (see profkit.trace.build_events) from ``kineto_results``.
+    """Raw event columns (see profkit.trace.build_events) from ``kineto_results``, without the allocator's
+    events (``extract_parts`` has those as samples)."""
+    return extract_parts(kineto_results, with_shapes=with_shapes, process_id=process_id,
+                         use_activities=use_activities)[0]
+
+
+def extract_parts(
+    kineto_results, *, with_shapes: bool = True, process_id: int | None = None, use_activities: bool | None = None
+) -> list[dict]:
+    """Raw columns (see profkit.trace.build_events) from ``kineto_results``: the events, then, where the
+    profiler recorded torch's allocator (``profile_memory``), its totals as samples (allocator.py).
 
     ``use_activities``: read ``trace_activities()`` (default: where torch has it)
     or ``events()``; both give the same columns.
@@ -89,13 +102,62 @@ def extract_events(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        columns = extract(kineto_results, with_shapes=with_shapes, process_id=process_id)
+        columns, items = extract(kineto_results, with_shapes=with_shapes, process_id=process_id)
         if with_shapes:
             _add_tensor_list_dtypes(kineto_results, columns)
-        return columns
+        memory = _memory_rows(columns["name"])
+        if not len(memory):
+            return [columns]
+        # torch's allocator events (profile_memory): samples of its totals, not event rows.
+        samples = _memory_samples(columns, [items[i] for i in memory.tolist()], memory, use_activities)
+        return [_without_rows(columns, memory)] + ([samples] if samples is not None else [])
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _memory_rows(names: list) -> np.ndarray:
+    """Rows of torch's allocator events (``[memory]``: an allocation or free, with profile_memory)."""
+    if allocator.MEMORY_EVENT not in set(names):  # (the common case: one pass in C)
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.fromiter((name == allocator.MEMORY_EVENT for name in names), dtype=bool,
+                                      count=len(names)))
+
+
+def _memory_samples(columns: dict, items: list, rows: np.ndarray, activities: bool) -> dict | None:
+    """The allocator's totals after each of its events (``rows``; ``items``: their profiler objects) as
+    ``allocated_bytes`` / ``reserved_bytes`` sample columns: from each activity's Kineto metadata, which
+    holds them. torch's events() (before 2.13) give each event's size only: their running sum per
+    device is ``allocated_since_start_bytes`` (allocator.py)."""
+    start = columns["start_ns"][rows]
+    thread = to_numpy(columns["thread_id"].take(from_numpy(rows)), np.nan).astype(np.float64)
+    process = columns["process_id"][rows].astype(np.float64)
+    if activities:
+        device_type, device_id, allocated, reserved = allocator.memory_fields(
+            allocator.metadata_args([item.metadata_json() for item in items]))
+        return allocator.sample_columns(start, device_type, device_id, allocated, reserved, thread, process)
+    device_type = np.fromiter((int(item.device_type()) for item in items), dtype=np.float64, count=len(items))
+    device_id = np.fromiter(map(methodcaller("device_index"), items), dtype=np.float64, count=len(items))
+    nbytes = np.fromiter(map(methodcaller("nbytes"), items), dtype=np.float64, count=len(items))
+    allocated = allocator.running_totals(start, device_type, device_id, nbytes)
+    return allocator.sample_columns(start, device_type, device_id, allocated, np.full(len(items), np.nan), thread,
+                                    process, allocated_name=allocator.ALLOCATED_SINCE_START)
+
+
+def _without_rows(columns: dict, rows: np.ndarray) -> dict:
+    """``columns`` without ``rows`` (Arrow arrays, numpy arrays and lists alike)."""
+    keep = np.ones(len(columns["start_ns"]), dtype=bool)
+    keep[rows] = False
+    kept = np.flatnonzero(keep)
+    out = {}
+    for name, values in columns.items():
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            out[name] = values.take(from_numpy(kept))
+        elif isinstance(values, np.ndarray):
+            out[name] = values[kept]
+        else:
+            out[name] = list(compress(values, keep))
+    return out
 
 
 def _add_tensor_list_dtypes(kineto_results, columns: dict) -> None:
@@ -189,7 +251,7 @@ _EVENT_GETTERS = _Getters("name", "activity_type", "start_ns", "duration_ns", "d
                           "device_index", "linked_correlation_id")
 
 
-def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
+def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | None) -> tuple[dict, list]:
     activities = kineto_results.trace_activities()
     columns, rows = _read_common(activities, _ACTIVITY_GETTERS)
     columns["bytes"][rows.copies] = [_metadata_int(activities[i].metadata_json(), _BYTES) for i in rows.copies]
@@ -209,7 +271,7 @@ def _from_activities(kineto_results, *, with_shapes: bool, process_id: int | Non
             shapes[i], dtypes[i] = found
             if names[i] in value_ops and (values := _concrete_inputs(metadata)) is not None:
                 _add_extra(columns, i, "concrete_inputs", values)
-    return _finish(columns, rows.gpu, process_id)
+    return _finish(columns, rows.gpu, process_id), activities
 
 
 _CONCRETE = '"Concrete Inputs": '
@@ -228,7 +290,7 @@ def _concrete_inputs(metadata: str) -> str | None:
     return json.dumps(values, separators=(",", ":")) if isinstance(values, list) else None
 
 
-def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -> dict:
+def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -> tuple[dict, list]:
     events = kineto_results.events()
     columns, rows = _read_common(events, _EVENT_GETTERS)
     if len(rows.copies):
@@ -244,7 +306,7 @@ def _from_events(kineto_results, *, with_shapes: bool, process_id: int | None) -
                 dtypes[i] = '["' + '","'.join(events[i].dtypes()) + '"]'
             if names[i] in value_ops and (values := _event_concrete_inputs(events[i])) is not None:
                 _add_extra(columns, i, "concrete_inputs", values)
-    return _finish(columns, rows.gpu, process_id)
+    return _finish(columns, rows.gpu, process_id), events
 
 
 def _event_concrete_inputs(event) -> str | None:

@@ -41,6 +41,9 @@ class Metric:
 #: Timeline lanes, in order. One door: add a row here to draw a new metric.
 TIMELINE_METRICS: tuple[Metric, ...] = (
     Metric("power_w", "power", "W"),
+    Metric("allocated_bytes", "allocated (torch's allocator)", "bytes"),
+    Metric("allocated_since_start_bytes", "allocated since recording started (torch's allocator)", "bytes"),
+    Metric("reserved_bytes", "reserved (torch's allocator)", "bytes"),
     Metric("memory_used_bytes", "device memory used", "bytes"),
     Metric("process_memory_bytes", "process GPU memory", "bytes"),
     Metric("gpu_util_pct", "GPU utilization", "%"),

@@ -3,5 +3,6 @@
 from . import categories  # noqa: F401
 from . import core  # noqa: F401
 from . import energy  # noqa: F401
+from . import memory  # noqa: F401
 from . import memory_traffic  # noqa: F401
 from . import phases  # noqa: F401

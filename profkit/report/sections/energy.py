@@ -21,7 +21,7 @@ from ...analyzers import energy
 from ...analyzers.columns import float_values, int_values, is_kind, label_codes, positions
 from ...trace.kinds import Kind
 from ..context import ReportContext
-from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si
+from ..format import fmt_ns, fmt_share, fmt_si
 from ..registry import section
 
 from .categories import classified
@@ -208,21 +208,13 @@ def _classes(ctx: ReportContext, tracks) -> tuple[list[dict] | None, str | None]
 # ---------------------------------------------------------------- terminal
 
 
-#: The high-water figures the terminal shows, in order, with their words.
-_HIGH_WATER_LABELS = (("memory_high_water_bytes", "GPU memory"), ("rss_high_water_bytes", "process RSS"))
-
-
 def render(data: dict[str, Any], console) -> None:
-    if data.get("total_j") is None:
-        memory = [f"{label} high-water {fmt_bytes(data[key])}" for key, label in _HIGH_WATER_LABELS if data.get(key)]
-        console.print(f"[bold]energy[/bold]: not measured — {escape(str(data.get('reason')))}"
-                      + (f" ({', '.join(memory)})" if memory else ""))
+    if data.get("total_j") is None:  # (memory high-water marks: the memory section shows them)
+        console.print(f"[bold]energy[/bold]: not measured — {escape(str(data.get('reason')))}")
         return
     scope = "GPU" if data["scope"] == "gpu" else "CPU package"
     line = (f"[bold]energy[/bold] ({scope}, {data['source']}): {fmt_si(data['total_j'], 'J')} over "
             f"{fmt_ns(data['span_ns'])}, average {fmt_si(data['avg_power_w'], 'W')}, peak {fmt_si(data['peak_power_w'], 'W')}")
-    if data.get("memory_high_water_bytes") is not None:  # (RSS, the host's, is not shown beside a GPU run)
-        line += f", GPU memory high-water {fmt_bytes(data['memory_high_water_bytes'])}"
     console.print(line)
     if data.get("cpu_energy_j") is not None:
         console.print(f"CPU packages (RAPL): {fmt_si(data['cpu_energy_j'], 'J')}")
