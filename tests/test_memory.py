@@ -59,7 +59,8 @@ def test_allocator_events_import_as_allocated_and_reserved_samples(tmp_path):
     events = [
         _op("aten::linear", 0, 100), _op("aten::mm", 10, 50), _op("aten::empty", 20, 5),
         _memory_event(22, allocated=40 * MiB, reserved=64 * MiB, nbytes=8 * MiB),  # in aten::empty, in aten::mm
-        _memory_event(70, allocated=32 * MiB, reserved=64 * MiB, nbytes=-8 * MiB),
+        _memory_event(70, allocated=32 * MiB, reserved=64 * MiB, nbytes=-8 * MiB),  # the reserve unchanged
+        _memory_event(75, allocated=132 * MiB, reserved=160 * MiB, nbytes=100 * MiB),  # the reserve grew
         _memory_event(80, allocated=4096, reserved=0, nbytes=4096, device_type=0, device=-1),  # host
         _memory_event(85, allocated=5 * MiB, reserved=6 * MiB, nbytes=MiB, device_type=6, device=1),  # HIP
         _memory_event(90, allocated=1, reserved=1, nbytes=1, device_type=99),  # a device type without a name
@@ -73,10 +74,17 @@ def test_allocator_events_import_as_allocated_and_reserved_samples(tmp_path):
     assert list(host["name"]) == ["allocated_bytes"] and list(host["value"]) == [4096]  # no reserved on the host
     hip = samples[(samples["device_type"] == "gpu") & (samples["device_index"] == 1)]
     assert sorted(hip["name"]) == ["allocated_bytes", "reserved_bytes"]
-    assert len(samples) == 2 + 2 + 1 + 2  # the unnamed device type's event is left out
+    gpu0 = samples[(samples["device_type"] == "gpu") & (samples["device_index"] == 0)]
+    assert list(gpu0.loc[gpu0["name"] == "allocated_bytes", "value"]) == [40 * MiB, 32 * MiB, 132 * MiB]
+    # The reserve is written where it changes: its value at any time is still the latest row's.
+    assert list(gpu0.loc[gpu0["name"] == "reserved_bytes", "value"]) == [64 * MiB, 160 * MiB]
+    assert len(samples) == 3 + 2 + 1 + 2  # the unnamed device type's event is left out
     assert set(samples["thread_id"]) == {7}
+    # Each sample nests in the op running on its thread: the op that allocated.
+    parents = trace.events.set_index("event_id")["name"]
+    assert parents[samples["parent_id"].iloc[0]] == "aten::empty"
     notes = " ".join(trace.metadata["notes"])
-    assert "4 allocator memory events" in notes and "1 left out" in notes
+    assert "5 allocator memory events" in notes and "1 left out" in notes
     assert "instant" not in notes  # nothing else was skipped
 
 

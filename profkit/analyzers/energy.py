@@ -35,8 +35,9 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..trace.kinds import ALLOCATOR_SAMPLES
 from ..trace.schema import Kind
-from .columns import float_values, int_values, is_kind, label_codes, texts_at
+from .columns import float_values, int_values, is_kind, label_codes, labels_in, texts_at
 from .intervals import merge_intervals, overlap_ns
 
 #: Counters refresh every ~20-100 ms (REFERENCE §4): attribute to windows of at least this.
@@ -194,8 +195,12 @@ def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
 
 
 def samples_of(events: pd.DataFrame) -> pd.DataFrame:
-    """Telemetry sample rows with plain columns (rank 0 when the table has no rank)."""
+    """Telemetry sample rows with plain columns (rank 0 when the table has no rank): not torch's allocator
+    totals, a row per allocation (the memory section reads those)."""
     at = np.flatnonzero(is_kind(events, Kind.SAMPLE.value))  # only the sample rows of each column are read
+    if len(at):
+        codes, labels = label_codes(events["name"])
+        at = at[~np.append(labels_in(labels, ALLOCATOR_SAMPLES), False)[codes[at]]]
     if not len(at):  # no telemetry (most imported traces): the empty table, typed as below
         return pd.DataFrame({"rank": np.zeros(0, np.int64), "name": np.zeros(0, object),
                              "device_type": np.zeros(0, object), "device_index": np.zeros(0, np.int64),

@@ -13,25 +13,21 @@ are readings 100 ms apart, so a short peak between two readings is missed.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
-import pandas as pd
 
-from ..trace.kinds import Kind
-from .columns import float_values, int_values, is_kind, label_codes, labels_in
+from ..trace.kinds import ALLOCATED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE, RESERVED_SAMPLE, Kind
+from .columns import float_values, int_values, is_kind, label_codes, labels_in, positions
 from .intervals import merge_intervals
-
-#: torch's allocator totals counted from when recording started (collectors/allocator.py).
-ALLOCATED_SINCE_START = "allocated_since_start_bytes"
 
 #: Memory sample name -> its short key in the summary, in the order a reader is shown them. The first
 #: present of ``PEAK_SOURCES`` is what a memory budget compares (``check``).
 METRICS: dict[str, str] = {
-    "allocated_bytes": "allocated",  # torch's allocator: bytes in live tensors (profile_memory)
+    ALLOCATED_SAMPLE: "allocated",  # torch's allocator: bytes in live tensors (profile_memory)
     # The same counted from when recording started: torch before 2.13 gives each event's size, not the totals.
-    ALLOCATED_SINCE_START: "allocated",
-    "reserved_bytes": "reserved",  # torch's allocator: bytes it holds from the device, in use or cached
+    ALLOCATED_SINCE_START_SAMPLE: "allocated",
+    RESERVED_SAMPLE: "reserved",  # torch's allocator: bytes it holds from the device, in use or cached
     "process_memory_bytes": "process",  # NVML: this process's memory on the GPU (context included)
     "memory_used_bytes": "device_used",  # NVML: the whole GPU's used memory, every process's
     "rss_bytes": "host_rss",  # the host process's resident set
@@ -46,112 +42,125 @@ ALLOCATING_OPS = frozenset({"aten::empty", "aten::empty_strided", "aten::empty_l
                             "aten::new_empty_strided", "aten::resize_", "aten::zeros", "aten::zeros_like"})
 
 
-def memory_samples(events) -> pd.DataFrame:
-    """The memory sample rows (``METRICS``) in plain columns: row (position in ``events``), rank, metric
-    (its ``METRICS`` key), since_start (an allocator total counted from when recording started),
-    device_type, device_index, start_ns, value; sorted by device, metric, time."""
+class Samples(NamedTuple):
+    """Memory sample rows as numpy columns, sorted by device (rank, device type, index), measure, time;
+    ``groups``: where each (device, measure) run of rows starts (and ``len`` at the end)."""
+
+    row: np.ndarray  # position in the events table
+    rank: np.ndarray
+    metric: np.ndarray  # the ``METRICS`` key (object)
+    since_start: np.ndarray  # an allocator total counted from when recording started
+    device_type: np.ndarray  # "cpu" / "gpu" (object)
+    device_index: np.ndarray
+    start_ns: np.ndarray
+    value: np.ndarray
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+def memory_samples(events) -> Samples:
+    """The memory sample rows (``METRICS``) of ``events``; no column but kind and name is read where there
+    are none (most imported traces)."""
     at = np.flatnonzero(is_kind(events, Kind.SAMPLE.value))
     codes, labels = label_codes(events["name"])
     at = at[np.append(labels_in(labels, METRICS), False)[codes[at]]]
-    if not len(at):  # (no other column is read: most imported traces have no samples)
-        return pd.DataFrame({"row": [], "rank": [], "metric": [], "since_start": [], "device_type": [],
-                             "device_index": [], "start_ns": [], "value": []})
-    value = float_values(events["value"])[at]
+    value = float_values(events["value"])[at] if len(at) else np.zeros(0)
     at, value = at[np.isfinite(value)], value[np.isfinite(value)]
-    type_codes, type_labels = label_codes(events["device_type"])
-    frame = pd.DataFrame({
-        "row": at,
-        "rank": int_values(events["rank"])[at] if "rank" in events else np.zeros(len(at), np.int64),
-        "metric": np.array([METRICS.get(str(label)) for label in labels] + [None], dtype=object)[codes[at]],
-        "since_start": np.append(labels == ALLOCATED_SINCE_START, False)[codes[at]],
-        "device_type": np.append(np.asarray(type_labels, dtype=object), "cpu")[type_codes[at]],
-        "device_index": int_values(events["device_index"], fill=-1)[at],
-        "start_ns": int_values(events["start_ns"])[at],
-        "value": value,
-    })
-    return frame.sort_values(["rank", "device_type", "device_index", "metric", "start_ns"], kind="stable",
-                             ignore_index=True)
+    if not len(at):
+        empty = np.zeros(0, np.int64)
+        return Samples(empty, empty, np.zeros(0, object), np.zeros(0, bool), np.zeros(0, object), empty, empty,
+                       np.zeros(0), np.zeros(1, np.int64))
+    name = codes[at]
+    # Each measure once per name in use (the name labels are every kernel's and op's too: thousands).
+    used = np.unique(name)
+    metric_of = {str(labels[code]): METRICS[str(labels[code])] for code in used.tolist()}
+    measures = sorted(set(metric_of.values()))
+    metric_code = np.zeros(len(labels), np.int64)
+    metric_code[used] = [measures.index(metric_of[str(labels[code])]) for code in used.tolist()]
+    metric_code = metric_code[name]
+    rank = int_values(events["rank"])[at] if "rank" in events else np.zeros(len(at), np.int64)
+    # A sample's device: a GPU's index, -1 for the host (the trace format's rule for samples).
+    device_index = int_values(events["device_index"], fill=-1)[at]
+    start = int_values(events["start_ns"])[at]
+    order = np.lexsort((start, metric_code, device_index, rank))
+    keys = np.stack([rank, device_index, metric_code])[:, order]
+    changes = np.flatnonzero((keys[:, 1:] != keys[:, :-1]).any(axis=0)) + 1
+    return Samples(
+        row=at[order], rank=rank[order], metric=np.array(measures, dtype=object)[metric_code][order],
+        since_start=(labels == ALLOCATED_SINCE_START_SAMPLE)[name][order],
+        device_type=np.where(device_index[order] < 0, "cpu", "gpu").astype(object),
+        device_index=device_index[order], start_ns=start[order], value=value[order],
+        groups=np.r_[0, changes, len(order)])
 
 
-def device_peaks(samples: pd.DataFrame, origin_ns: int) -> list[dict[str, Any]]:
+def device_peaks(samples: Samples, origin_ns: int) -> list[dict[str, Any]]:
     """Per device (rank, device_type, device_index): for each metric it has, the peak (``<key>_peak_bytes``),
     when it was reached (``<key>_peak_at_ns``, since ``origin_ns``; the first time, if held several times)
     and the row of that sample (``<key>_peak_row``); the allocator's figure at the first and last sample
     too (``allocated_first_bytes``, ``allocated_last_bytes``: growth over the run), and
     ``allocated_since_start`` where those count from when recording started. Devices in order."""
-    if samples.empty:
+    if not len(samples):
         return []
-    keys = ["rank", "device_type", "device_index", "metric"]
-    # Per (device, metric) group: the first row holding its largest value (the samples are in time order).
-    order = np.lexsort((samples["start_ns"].to_numpy(), -samples["value"].to_numpy(),
-                        *(samples[k].to_numpy() for k in reversed(keys))))
-    ranked = samples.iloc[order]
-    group = ranked[keys].ne(ranked[keys].shift()).any(axis=1).to_numpy()
-    peaks = ranked[group]
-    ends = samples.groupby(keys, sort=False)["value"].agg(["first", "last"])
+    starts, ends = samples.groups[:-1], samples.groups[1:]
+    most = np.maximum.reduceat(samples.value, starts)
+    group = np.repeat(np.arange(len(starts)), ends - starts)
+    # The first row of each group holding its most (rows are in time order within a group).
+    at_most = np.where(samples.value == most[group], np.arange(len(samples)), len(samples))
+    peak = np.minimum.reduceat(at_most, starts)
     out: dict[tuple, dict[str, Any]] = {}
-    for row in peaks.itertuples(index=False):  # (one per device and metric)
-        device = (int(row.rank), str(row.device_type), int(row.device_index))
+    for g, first in enumerate(starts.tolist()):  # (one per device and measure: a handful)
+        device = (int(samples.rank[first]), str(samples.device_type[first]), int(samples.device_index[first]))
         entry = out.setdefault(device, {"rank": device[0], "device_type": device[1], "device_index": device[2]})
-        entry[f"{row.metric}_peak_bytes"] = float(row.value)
-        entry[f"{row.metric}_peak_at_ns"] = int(row.start_ns) - origin_ns
-        entry[f"{row.metric}_peak_row"] = int(row.row)
-        if row.metric == "allocated":
-            first, last = ends.loc[(row.rank, row.device_type, row.device_index, row.metric)]
-            entry["allocated_first_bytes"], entry["allocated_last_bytes"] = float(first), float(last)
-            entry["allocated_since_start"] = bool(row.since_start)
+        metric, at = samples.metric[first], int(peak[g])
+        entry[f"{metric}_peak_bytes"] = float(samples.value[at])
+        entry[f"{metric}_peak_at_ns"] = int(samples.start_ns[at]) - origin_ns
+        entry[f"{metric}_peak_row"] = int(samples.row[at])
+        if metric == "allocated":
+            entry["allocated_first_bytes"] = float(samples.value[first])
+            entry["allocated_last_bytes"] = float(samples.value[ends[g] - 1])
+            entry["allocated_since_start"] = bool(samples.since_start[first])
     return [out[device] for device in sorted(out)]
 
 
-def enclosing_op(events, row: int) -> tuple[str | None, str | None]:
-    """(the innermost op, the outermost op) running on sample ``row``'s thread when it was taken: the op
-    that allocated, and the top-level call it belongs to. An op that only allocates (``ALLOCATING_OPS``)
-    stands for the op that called it. (None, None) where the sample has no thread or no op ran."""
-    thread, known = _ids(events, "thread_id")
-    if not known[row]:
-        return None, None
-    process, _ = _ids(events, "process_id")
-    rank = int_values(events["rank"]) if "rank" in events else np.zeros(len(thread), np.int64)
-    start = int_values(events["start_ns"])
-    end = start + int_values(events["duration_ns"], fill=0)
-    at = start[row]
-    ops = np.flatnonzero(is_kind(events, Kind.CPU_OP.value) & known & (thread == thread[row])
-                         & (process == process[row]) & (rank == rank[row]) & (start <= at) & (end >= at))
-    if not len(ops):
-        return None, None
+def enclosing_ops(events, rows: list[int]) -> list[tuple[str | None, str | None]]:
+    """Per sample row: (the innermost op, the outermost op) around it, i.e. the op that allocated and
+    the top-level call it belongs to. A sample taken on a thread nests in the host event running there
+    (its ``parent_id``); an op that only allocates (``ALLOCATING_OPS``) stands for the op that called
+    it. (None, None) where the sample has no op around it."""
+    if not rows:
+        return []
+    parent = positions(int_values(events["event_id"]), events["parent_id"])
     codes, labels = label_codes(events["name"])
-    names = np.append(np.asarray(labels, dtype=object), None)[codes[ops]]
-    # Nested ops start later (or together and end sooner): the outermost first.
-    ops_order = np.lexsort((-end[ops], start[ops]))
-    chain = [str(name) for name in names[ops_order]]
-    inner = next((name for name in reversed(chain) if name not in ALLOCATING_OPS), chain[-1])
-    return inner, chain[0]
+    kinds, kind_labels = label_codes(events["kind"])
+    is_op = np.append(kind_labels == Kind.CPU_OP.value, False)[kinds]
+    found = []
+    for row in rows:  # (a peak per device)
+        ops, at = [], parent[row]
+        while at >= 0:  # (a nesting depth: tens of rows at most)
+            if is_op[at]:
+                ops.append(str(labels[codes[at]]))
+            at = parent[at]
+        found.append((next((name for name in ops if name not in ALLOCATING_OPS), ops[0]), ops[-1]) if ops
+                     else (None, None))
+    return found
 
 
-def _ids(events, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """An id column as int64 with its not-null mask (all unknown where the table has no such column)."""
-    if name not in events:
-        return np.zeros(len(events["start_ns"]), np.int64), np.zeros(len(events["start_ns"]), bool)
-    column = events[name]
-    if hasattr(column, "ids"):
-        return column.ids()
-    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    known = ~np.isnan(values)
-    return np.where(known, values, 0).astype(np.int64), known
-
-
-def window_peaks(samples: pd.DataFrame, windows: Mapping[str, Any], metric: str = "allocated") -> dict[str, float]:
+def window_peaks(samples: Samples, windows: Mapping[str, Any], metric: str = "allocated") -> dict[str, float]:
     """Per window label (``windows``: label, rank, start_ns, end_ns): the most ``metric`` any device of a
     window's rank held inside any window of that label; labels no sample fell in are left out."""
     labels = np.asarray(windows["label"], dtype=object)
-    chosen = samples[samples["metric"] == metric]
-    if not len(labels) or chosen.empty:
+    if not len(labels) or not len(samples):
         return {}
     window_rank = np.asarray(windows["rank"], np.int64)
     starts, ends = np.asarray(windows["start_ns"], np.int64), np.asarray(windows["end_ns"], np.int64)
     peaks: dict[str, float] = {}
-    for (rank, _, _), part in chosen.groupby(["rank", "device_type", "device_index"], sort=False):
-        times, values = part["start_ns"].to_numpy(np.int64), part["value"].to_numpy()
+    for first, end in zip(samples.groups[:-1].tolist(), samples.groups[1:].tolist()):  # (per device and measure)
+        if samples.metric[first] != metric:
+            continue
+        rank = samples.rank[first]
+        times, values = samples.start_ns[first:end], samples.value[first:end]
         for label in dict.fromkeys(labels[window_rank == rank].tolist()):  # (a few labels: phases)
             mine = (labels == label) & (window_rank == rank)
             merged_starts, merged_ends = merge_intervals(starts[mine], ends[mine])

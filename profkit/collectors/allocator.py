@@ -14,21 +14,20 @@ measurement). The same columns come from an imported Chrome trace (its
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..trace.arrow_buffers import from_numpy
-from ..trace.kinds import Kind
+from ..trace.kinds import ALLOCATED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE, RESERVED_SAMPLE, Kind
 
 #: The profiler's event name for an allocation or a free.
 MEMORY_EVENT = "[memory]"
-ALLOCATED = "allocated_bytes"
-RESERVED = "reserved_bytes"
+ALLOCATED, RESERVED = ALLOCATED_SAMPLE, RESERVED_SAMPLE
 #: Where the profiler gives each event's size but not the totals (torch before 2.13's events()): the
 #: running sum of the sizes per device, so counted from when recording started.
-ALLOCATED_SINCE_START = "allocated_since_start_bytes"
+ALLOCATED_SINCE_START = ALLOCATED_SINCE_START_SAMPLE
 
 #: torch's DeviceType code ("Device Type") -> the trace's device_type; other devices' events are left out.
 DEVICE_TYPES: dict[int, str] = {
@@ -40,14 +39,21 @@ DEVICE_TYPES: dict[int, str] = {
 }
 
 
-def memory_fields(args: Iterable[dict[str, Any]]) -> tuple[np.ndarray, ...]:
+#: The args of a memory event that ``memory_fields`` reads, in its order.
+_FIELDS = ("Device Type", "Device Id", "Total Allocated", "Total Reserved")
+
+
+def memory_fields(args: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
     """(device type code, device id, total allocated, total reserved) of each event's args, as float
     arrays (NaN where a field is missing or not a number)."""
-    rows = [(_number(a.get("Device Type")), _number(a.get("Device Id")), _number(a.get("Total Allocated")),
-             _number(a.get("Total Reserved"))) for a in args]
-    if not rows:
-        return tuple(np.zeros(0) for _ in range(4))
-    return tuple(np.array(column, dtype=np.float64) for column in zip(*rows))
+    return tuple(_numbers([a.get(field, np.nan) for a in args]) for field in _FIELDS)
+
+
+def _numbers(values: list) -> np.ndarray:
+    try:  # (the usual case: numbers throughout, converted in one call)
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([_number(v) for v in values], dtype=np.float64)
 
 
 def metadata_args(metadata_texts: list[str]) -> list[dict[str, Any]]:
@@ -102,7 +108,7 @@ def sample_columns(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.
     types = labels[label_of]
     gpu = types == "gpu"
     parts = [(allocated_name, (label_of > 0) & ~np.isnan(allocated), allocated),
-             (RESERVED, gpu & ~np.isnan(reserved), reserved)]
+             (RESERVED, gpu & ~np.isnan(reserved) & _changed(start_ns, device_id, reserved), reserved)]
     picks = [np.flatnonzero(mask) for _, mask, _ in parts]
     rows = np.concatenate(picks)
     if not len(rows):
@@ -120,6 +126,20 @@ def sample_columns(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.
         "process_id": _ids(process_id[rows]),
         "value": np.concatenate([values[at] for (_, _, values), at in zip(parts, picks)]),
     }
+
+
+def _changed(start_ns: np.ndarray, device_id: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Events whose value differs from the one before on the same device, in time order (the first one
+    included): the allocator's reserve changes only when it grows or releases a block, so the rows of
+    the others would only repeat it."""
+    device = np.nan_to_num(device_id, nan=-1.0)
+    order = np.lexsort((start_ns, device))
+    value, same_device = values[order], device[order]
+    changed = np.ones(len(order), dtype=bool)
+    changed[1:] = (value[1:] != value[:-1]) | (same_device[1:] != same_device[:-1])
+    out = np.empty(len(order), dtype=bool)
+    out[order] = changed
+    return out
 
 
 def _ids(values: np.ndarray) -> pa.Array:

@@ -62,8 +62,11 @@ def build_events(*parts: Any, start_range: tuple[int | None, int | None] | None 
 
     parent_id, depth = _ints(table, "parent_id", -1), _ints(table, "depth", -1)
     if (parent_id < 0).all():
-        host_rows = np.flatnonzero(kind.isin(HOST_NESTED_KINDS))
-        thread_key = _ints(table, "process_id", -1) * 1_000_003 + _ints(table, "thread_id", -1)
+        thread = _ints(table, "thread_id", -1)
+        # Host events nest on their thread; so do samples taken on one (torch's allocator's, a row per
+        # allocation: their parent is the op that allocated). Telemetry has no thread.
+        host_rows = np.flatnonzero(kind.isin(HOST_NESTED_KINDS) | (kind.isin({Kind.SAMPLE.value}) & (thread >= 0)))
+        thread_key = _ints(table, "process_id", -1) * 1_000_003 + thread
         host_depth, host_parent = nest(start[host_rows], start[host_rows] + duration[host_rows], thread_key[host_rows])
         parent_id[host_rows] = np.where(host_parent >= 0, host_rows[np.maximum(host_parent, 0)], -1)
         depth[host_rows] = host_depth

@@ -33,6 +33,14 @@ TRAIN_STEP_PHASE = "train_step"
 
 #: GPU-side kinds: they have a device index and a stream, not a thread.
 GPU_KINDS = frozenset({Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value, Kind.GPU_ANNOTATION.value})
+#: Sample names of torch's allocator totals (``profile_memory``: a row per allocation and free; see
+#: collectors/allocator.py): bytes in live tensors, bytes held from the device, and the former counted
+#: from when recording started (torch before 2.13 gives each event's size, not the totals).
+ALLOCATED_SAMPLE = "allocated_bytes"
+RESERVED_SAMPLE = "reserved_bytes"
+ALLOCATED_SINCE_START_SAMPLE = "allocated_since_start_bytes"
+ALLOCATOR_SAMPLES = frozenset({ALLOCATED_SAMPLE, RESERVED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE})
+
 #: Host-side kinds that nest on a thread (parent_id/depth are computed among these).
 HOST_NESTED_KINDS = frozenset(
     {Kind.CPU_OP.value, Kind.ANNOTATION.value, Kind.RUNTIME.value, Kind.PYTHON_FUNCTION.value}

@@ -40,12 +40,14 @@ CLASS_METHOD = (
 
 def samples_of(ctx: ReportContext) -> pd.DataFrame | None:
     """The telemetry sample rows in plain columns (cached for every section that reads them); None when
-    the trace has no sample rows (most imported traces: no empty table built)."""
+    the trace has none (most imported traces: no empty table built; torch's allocator rows are no
+    telemetry)."""
 
     def compute():
         if not is_kind(ctx.table, Kind.SAMPLE.value).any():
             return None
-        return energy.samples_of(ctx.table)
+        samples = energy.samples_of(ctx.table)
+        return None if samples.empty else samples
 
     return ctx.cached("telemetry_samples", compute)
 

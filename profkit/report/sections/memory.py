@@ -36,17 +36,17 @@ _PEAK_FIELDS = ("peak_bytes", "peak_at_ns")
 def memory_section(ctx: ReportContext) -> dict[str, Any]:
     events = ctx.table
     samples = memory.memory_samples(events)
-    if samples.empty:
+    if not len(samples):
         return {"devices": [], "phases": [], "reason": _reason(ctx)}
     devices = memory.device_peaks(samples, origin_ns=_span(ctx)[0])
     capacity = _capacities(ctx)
+    peaks = {i: device["allocated_peak_row"] for i, device in enumerate(devices) if "allocated_peak_row" in device}
+    for i, (op, call) in zip(peaks, memory.enclosing_ops(events, list(peaks.values()))):
+        devices[i]["allocated_peak_op"], devices[i]["allocated_peak_call"] = op, call
     for device in devices:
-        row = device.pop("allocated_peak_row", None)
         for key in [k for k in device if k.endswith("_peak_row")]:
             del device[key]
         device["total_bytes"] = capacity.get((device["rank"], device["device_type"], device["device_index"]))
-        if row is not None:
-            device["allocated_peak_op"], device["allocated_peak_call"] = memory.enclosing_op(events, row)
     counted = analysis(ctx).window_columns  # (the Phases table's windows: steps, passes, marks)
     windows = {"label": counted["phase"], "rank": counted["rank"], "start_ns": counted["start_ns"],
                "end_ns": counted["effective_end_ns"]}
