@@ -270,3 +270,50 @@ def test_a_host_copy_is_measured_against_the_host_link():
     rows = classify_events(events, metadata).set_index("name")
     assert rows.loc["Memcpy HtoD (Pageable -> Device)", "bound"] == "unknown"
     assert rows.loc["Memcpy DtoD (Device -> Device)", "bound"] == "latency"
+
+
+def _cpu_mm_trace(mm_ns: int, *, cores: int = 2) -> tuple[pd.DataFrame, dict]:
+    """A CPU trace of one fp32 aten::mm of 2·1024³ flop taking ``mm_ns``, on a machine of ``cores``."""
+    from profkit.trace.build import build_events
+
+    raw = {"kind": ["cpu_op", "cpu_op"], "name": ["aten::mm", "aten::relu"],
+           "start_ns": np.array([0, mm_ns + 1000], np.int64), "duration_ns": np.array([mm_ns, 50_000], np.int64),
+           "thread_id": [1, 1], "input_shapes": ["[[1024,1024],[1024,1024]]", "[[1024,1024]]"],
+           "input_dtypes": ['["float","float"]', '["float"]']}
+    return build_events(raw).to_pandas().assign(rank=0), {"cpu_count": cores, "cpu_name": "some CPU"}
+
+
+def test_a_guessed_cpu_peak_the_fastest_op_outran_is_raised_to_its_rate():
+    from profkit.analyzers.classify import classify_table
+    from profkit.analyzers.hardware import resolve_ceilings
+
+    flop = 2.0 * 1024**3
+    events, metadata = _cpu_mm_trace(mm_ns=10_000_000)  # 215 Gflop/s
+    guess = resolve_ceilings(metadata, gpu_trace=False, calibration={})
+    guessed_peak = guess.primary.peak_for("fp32", matrix=True)
+    assert guessed_peak < flop / 0.01  # (the premise: the guess is below what the op reached)
+    rows = classify_table(events, metadata, ceilings=guess)
+    assert rows.ceilings.primary.peak_for("fp32", matrix=True) == pytest.approx(flop / 0.01)
+    fractions = rows.frame.set_index("name")["flop_fraction"]
+    assert fractions["aten::mm"] == pytest.approx(1.0)  # no op above 100 % of peak
+    assert any("raised" in note and "aten::mm" in note for note in rows.ceilings.notes)
+    # An op slower than the guess leaves it as it is.
+    slow_events, _ = _cpu_mm_trace(mm_ns=100_000_000)  # 21 Gflop/s
+    slow = classify_table(slow_events, metadata, ceilings=guess)
+    assert slow.ceilings is guess
+
+
+def test_datasheets_and_measurements_are_never_raised():
+    from profkit.analyzers.classify import classify_table
+    from profkit.analyzers.hardware import resolve_ceilings
+
+    events, metadata = _cpu_mm_trace(mm_ns=100_000)  # 21 Tflop/s: far above any CPU's peak
+    guess = resolve_ceilings(metadata, gpu_trace=False, calibration={})
+    assert classify_table(events, metadata, ceilings=guess).ceilings is not guess  # (a guess would be raised)
+    measured = resolve_ceilings({**metadata, "cpu_name": "calibrated CPU"}, gpu_trace=False, calibration={
+        "cpu:calibrated CPU": {"name": "calibrated CPU", "device_type": "cpu", "memory_tb_per_s": 0.05,
+                               "peak_tflop_per_s": {"fp32": 1.0}}})
+    assert measured.primary.measured
+    rows = classify_table(events, metadata, ceilings=measured)
+    assert rows.ceilings is measured
+    assert rows.frame.set_index("name")["flop_fraction"]["aten::mm"] > 20  # shown as it is: a wrong count shows

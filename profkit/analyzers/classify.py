@@ -39,7 +39,7 @@ from .columns import (float_values, id_values, int_values, is_kind, label_codes,
 from .columns import positions as _positions
 from .cost import cost_codes, has_cost_formula, list_type_codes, reads_lists, reads_values, value_codes
 from .kernel_types import kernel_element_type
-from .hardware import Ceilings, resolve_ceilings
+from .hardware import Ceilings, is_guess, raised_guess, resolve_ceilings
 from .phase_windows import _ancestor_value
 from .roofline import BOUND_DTYPE, CLASS_DTYPE, bound_arrays
 from .table import Coded, Deferred, EventTable, Masked
@@ -83,16 +83,45 @@ def classify_table(
     ceilings: Ceilings | None = None,
 ) -> EventTable:
     """``classify_events`` as an ``EventTable`` of numpy columns (``.frame`` is that DataFrame, built
-    on first use): what the report's sections read, text columns as codes and labels."""
+    on first use): what the report's sections read, text columns as codes and labels. Its ``ceilings``
+    are those the bounds were drawn against: the generic CPU guess is raised to the rate of the
+    fastest op where that op outran it (``hardware.raised_guess``)."""
     gpu = is_gpu_trace(events)
     if ceilings is None:
         ceilings = resolve_ceilings(metadata, gpu_trace=gpu, requested=hardware)
     columns = _attribute(events, gpu)
     matrix = columns["category"].codes == _CONTRACTION
-    bounds = bound_arrays(columns["flops"], columns["bytes"], columns["span_ns"], matrix, columns["dtype"], ceilings,
-                          host_copy=columns.pop("host_copy"))
-    columns.update(bounds)
-    return EventTable(columns, len(columns["event_id"]), lambda: pd.DataFrame(_pandas_columns(columns)))
+    host_copy = columns.pop("host_copy")
+
+    def bounds(limits: Ceilings) -> dict[str, Any]:
+        return bound_arrays(columns["flops"], columns["bytes"], columns["span_ns"], matrix, columns["dtype"], limits,
+                            host_copy=host_copy)
+
+    found = bounds(ceilings)
+    if is_guess(ceilings):
+        factor, rate_text = _outran(found, columns)
+        if factor > 1:
+            ceilings = raised_guess(ceilings, factor, rate_text)
+            found = bounds(ceilings)
+    columns.update(found)
+    table = EventTable(columns, len(columns["event_id"]), lambda: pd.DataFrame(_pandas_columns(columns)))
+    table.ceilings = ceilings
+    return table
+
+
+#: Ops shorter than this do not set a peak: a microsecond of timer error is a large share of them.
+_MIN_PEAK_SPAN_NS = 20_000
+
+
+def _outran(bounds: dict[str, Any], columns: dict[str, Any]) -> tuple[float, str]:
+    """How many times the guessed peak the fastest op (of at least ``_MIN_PEAK_SPAN_NS``) ran, and its
+    rate and name in words; (0, "") where none has a rate."""
+    fraction = np.where(columns["span_ns"] >= _MIN_PEAK_SPAN_NS, bounds["flop_fraction"], np.nan)
+    if not np.isfinite(fraction).any():
+        return 0.0, ""
+    fastest = int(np.nanargmax(fraction))
+    name = columns["name"].labels[columns["name"].codes[fastest]]
+    return float(fraction[fastest]), f"{bounds['achieved_flops_per_s'][fastest] / 1e9:.3g} Gflop/s, {name}"
 
 
 def _pandas_columns(columns: dict[str, Any]) -> dict[str, Any]:

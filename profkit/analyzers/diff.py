@@ -166,7 +166,7 @@ def section_frame(value: Any) -> tuple[pd.DataFrame, str] | None:
     values are unique (two sections keyed differently are not compared).
     """
     if isinstance(value, dict):
-        lists = [v for v in value.values() if _is_records(v)]
+        lists = [v for v in value.values() if v and _is_records(v)]  # (an empty list holds no table)
         if len(lists) == 1:
             value = lists[0]
         elif value and all(isinstance(v, dict) for v in value.values()):
@@ -205,10 +205,8 @@ def diff_sections(base_doc: dict, new_doc: dict) -> dict[str, dict]:
     kernel tables cover them.
     """
     out: dict[str, dict] = {}
-    for name in base_doc:
-        if name in ("report_version", "run") or name.startswith("top_") or name not in new_doc:
-            continue
-        base, new = section_frame(base_doc[name]), section_frame(new_doc[name])
+    for name, base_value, new_value in _parts(base_doc, new_doc):
+        base, new = section_frame(base_value), section_frame(new_value)
         if base is not None and new is not None and base[1] == new[1]:
             key = base[1]
             metrics = [c for c in base[0].columns
@@ -218,7 +216,7 @@ def diff_sections(base_doc: dict, new_doc: dict) -> dict[str, dict]:
                 table = _sorted(compare(base[0], new[0], [key], metrics), _main_metric(metrics))
                 out[name] = {"type": "table", "key": key, "metrics": metrics, "rows": _records(table)}
             continue
-        b, n = flat_numbers(base_doc[name]), flat_numbers(new_doc[name])
+        b, n = flat_numbers(base_value), flat_numbers(new_value)
         rows = [
             {"metric": m, "base": b[m], "new": n[m], "delta": n[m] - b[m],
              "change": (n[m] - b[m]) / b[m] if b[m] else None}
@@ -227,6 +225,24 @@ def diff_sections(base_doc: dict, new_doc: dict) -> dict[str, dict]:
         if rows:
             out[name] = {"type": "flat", "rows": rows}
     return out
+
+
+#: Sections that hold several tables, each compared on its own as ``section.table``.
+MULTI_TABLE_SECTIONS = {"memory": ("devices", "phases")}
+
+
+def _parts(base_doc: dict, new_doc: dict):
+    """(name, base value, new value) of each section both documents have, a ``MULTI_TABLE_SECTIONS``
+    section as one part per table."""
+    for name in base_doc:
+        if name in ("report_version", "run") or name.startswith("top_") or name not in new_doc:
+            continue
+        base, new = base_doc[name], new_doc[name]
+        if name not in MULTI_TABLE_SECTIONS or not isinstance(base, dict) or not isinstance(new, dict):
+            yield name, base, new
+            continue
+        for table in MULTI_TABLE_SECTIONS[name]:
+            yield f"{name}.{table}", base.get(table), new.get(table)
 
 
 def _main_metric(metrics: list[str]) -> str:

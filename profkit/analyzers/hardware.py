@@ -290,7 +290,7 @@ def _own_ceilings(device_name, gpu_trace, metadata, calibration) -> Ceilings:
         return Ceilings(primary, datasheet, measured, False, device_name, tuple(notes))
     if measured is None:
         cores = _cores(metadata)
-        fallback = spec_by_name("cpu-generic").scaled_to_cores(cores)
+        fallback = spec_by_name(GENERIC_CPU).scaled_to_cores(cores)
         guess = f"CPU roofline is {'an' if str(cores).startswith('8') or cores in (11, 18) else 'a'} {cores}-core guess"
         if "cpu_count" in metadata:  # recorded by profkit: on a machine that can be calibrated
             notes.append(f"{guess}, not a measurement: run `profkit calibrate` on the machine that recorded it")
@@ -298,6 +298,28 @@ def _own_ceilings(device_name, gpu_trace, metadata, calibration) -> Ceilings:
             notes.append(f"{guess}: the trace does not say which CPU ran it")
         return Ceilings(fallback, None, None, False, device_name, tuple(notes))
     return Ceilings(measured, None, measured, False, device_name, tuple(notes))
+
+
+#: The CPU fallback's key: a guess, not a datasheet or a measurement.
+GENERIC_CPU = "cpu-generic"
+
+
+def is_guess(ceilings: Ceilings) -> bool:
+    """Whether the trace is analyzed against the generic CPU guess (no calibration, no what-if)."""
+    return ceilings.primary is not None and ceilings.primary.key == GENERIC_CPU and not ceilings.what_if
+
+
+def raised_guess(ceilings: Ceilings, factor: float, rate_text: str) -> Ceilings:
+    """The generic CPU guess with its flop/s peaks raised by ``factor`` (> 1): the trace's fastest op ran
+    that much faster than the guess, so the real peak is at least its rate (``rate_text``). Without
+    this, a modern core (two FMA pipes, 512-bit vectors) shows ops above 100 % of peak and an MFU over
+    100 %."""
+    spec = ceilings.primary
+    peaks = {k: (None if v is None else v * factor) for k, v in spec.peak_flops_per_s.items()}
+    raised = replace(spec, name=f"{spec.name}, raised to the fastest op's rate", peak_flops_per_s=peaks)
+    note = (f"the guessed CPU peak was below the rate the fastest op reached ({rate_text}): its flop/s peaks are "
+            f"raised {factor:.2f}x to that rate, a lower bound of the real peak")
+    return replace(ceilings, primary=raised, notes=(*ceilings.notes, note))
 
 
 def _cores(metadata: Mapping[str, Any]) -> int:

@@ -18,9 +18,6 @@ import pandas as pd
 from ...analyzers.phase_windows import startup_marks
 from .series import MAX_POINTS, MAX_WINDOWS, phase_labels
 
-CLASSIFIED_KEY = "classified_events"
-
-
 @dataclass(frozen=True)
 class Point:
     name: str
@@ -69,16 +66,10 @@ class Window:
 
 
 def classified(ctx) -> pd.DataFrame | None:
-    """classify_events over the report's events, once per report (None when the analyzers cannot)."""
+    """The report's classified events (its sections' ``classified``, once per report) as a DataFrame."""
+    from ..sections.categories import classified as report_classified
 
-    def compute():
-        try:
-            from ...analyzers.classify import classify_events
-        except ImportError:
-            return None
-        return classify_events(ctx.events, ctx.metadata, hardware=ctx.options.hardware)
-
-    return ctx.cached(CLASSIFIED_KEY, compute)
+    return report_classified(ctx).frame
 
 
 def roofline(ctx) -> Roofline | None:
@@ -120,13 +111,10 @@ def roofline(ctx) -> Roofline | None:
 
 
 def _roofs(ctx, points: pd.DataFrame) -> tuple[str, list[Roof], list[str]]:
+    from ..sections.categories import ceilings as report_ceilings
+
     try:
-        from ...analyzers.classify import is_gpu_trace
-        from ...analyzers.hardware import resolve_ceilings
-    except ImportError:
-        return "", [], []
-    try:
-        ceilings = resolve_ceilings(ctx.metadata, gpu_trace=is_gpu_trace(ctx.events), requested=ctx.options.hardware)
+        ceilings = report_ceilings(ctx)  # (the report's own: a CPU guess the fastest op outran is raised)
     except Exception as exc:  # noqa: BLE001 - an unknown --hardware already failed the report's own sections
         return "", [], [str(exc)]
     dtype = _dominant_dtype(ctx, points)

@@ -49,16 +49,18 @@ def gpu_trace(ctx: ReportContext) -> bool:
 
 
 def ceilings(ctx: ReportContext) -> Ceilings:
-    """The ceilings this report analyzes against (``--hardware`` picks a what-if device)."""
-    return ctx.cached(
-        "ceilings",
-        lambda: resolve_ceilings(ctx.metadata, gpu_trace=gpu_trace(ctx), requested=ctx.options.hardware),
-    )
+    """The ceilings this report analyzes against (``--hardware`` picks a what-if device): the trace's
+    device's, as the classification settled them (a generic CPU guess the fastest op outran is raised)."""
+    return classified(ctx).ceilings
 
 
 def classified(ctx: ReportContext) -> EventTable:
     """``classify_events`` over all ranks, once per report, as numpy columns (``.frame``: the DataFrame)."""
-    return ctx.cached("classified_events", lambda: classify_table(ctx.table, ceilings=ceilings(ctx)))
+    resolved = ctx.cached(
+        "resolved_ceilings",
+        lambda: resolve_ceilings(ctx.metadata, gpu_trace=gpu_trace(ctx), requested=ctx.options.hardware),
+    )
+    return ctx.cached("classified_events", lambda: classify_table(ctx.table, ceilings=resolved))
 
 
 @section("categories", order=30, render=lambda data, console: _render_categories(data, console))

@@ -1,7 +1,8 @@
 """The ``memory`` section: the most memory each device held, when, inside which op, and per phase.
 
 JSON: ``devices``, one object per (rank, device) with memory samples:
-``rank``, ``device_type``, ``device_index``, ``total_bytes`` (the device's
+``device`` ("GPU 0", "host"; "rank 1 GPU 0" with several ranks), ``rank``,
+``device_type``, ``device_index``, ``total_bytes`` (the device's
 memory, where known) and, per measure present (analyzers/memory.py's
 ``METRICS``: ``allocated``, ``reserved``, ``process``, ``device_used``,
 ``host_rss``), ``<measure>_peak_bytes`` and ``<measure>_peak_at_ns`` (since
@@ -43,9 +44,11 @@ def memory_section(ctx: ReportContext) -> dict[str, Any]:
     peaks = {i: device["allocated_peak_row"] for i, device in enumerate(devices) if "allocated_peak_row" in device}
     for i, (op, call) in zip(peaks, memory.enclosing_ops(events, list(peaks.values()))):
         devices[i]["allocated_peak_op"], devices[i]["allocated_peak_call"] = op, call
+    ranks = len({d["rank"] for d in devices}) > 1
     for device in devices:
         for key in [k for k in device if k.endswith("_peak_row")]:
             del device[key]
+        device["device"] = _device_label(device, ranks)
         device["total_bytes"] = capacity.get((device["rank"], device["device_type"], device["device_index"]))
     counted = analysis(ctx).window_columns  # (the Phases table's windows: steps, passes, marks)
     windows = {"label": counted["phase"], "rank": counted["rank"], "start_ns": counted["start_ns"],
@@ -53,6 +56,12 @@ def memory_section(ctx: ReportContext) -> dict[str, Any]:
     phases = [{"phase": label, "allocated_peak_bytes": peak}
               for label, peak in memory.window_peaks(samples, windows).items()]
     return {"devices": devices, "phases": phases, "reason": None}
+
+
+def _device_label(device: dict[str, Any], ranks: bool) -> str:
+    """"GPU 0", "host"; "rank 1 GPU 0" when the traces have several ranks."""
+    where = "host" if device["device_type"] == "cpu" else f"GPU {device['device_index']}"
+    return f"rank {device['rank']} {where}" if ranks else where
 
 
 def _capacities(ctx: ReportContext) -> dict[tuple[int, str, int], float]:
@@ -98,9 +107,7 @@ def render(data: dict[str, Any], console) -> None:
     if not shown:
         console.print(f"[bold]memory[/bold]: not measured — {escape(str(data.get('reason')))}")
         return
-    ranks = len({d["rank"] for d in shown}) > 1
     for device in shown:
-        where = "host" if device["device_type"] == "cpu" else f"GPU {device['device_index']}"
         parts = []
         for key, (what, source) in _WORDS.items():
             peak = device.get(f"{key}_peak_bytes")
@@ -118,8 +125,7 @@ def render(data: dict[str, Any], console) -> None:
                 if op:
                     text += f" in {escape(op)}" + (f" (inside {escape(call)})" if call and call != op else "")
             parts.append(text)
-        rank = f"rank {device['rank']} " if ranks else ""
-        line = f"[bold]memory[/bold] · {rank}{where} peak: " + ", ".join(parts)
+        line = f"[bold]memory[/bold] · {escape(device['device'])} peak: " + ", ".join(parts)
         if device.get("allocated_first_bytes") is not None:
             line += (f"; allocated {fmt_bytes(device['allocated_first_bytes'])} at the start, "
                      f"{fmt_bytes(device['allocated_last_bytes'])} at the end")
