@@ -443,6 +443,34 @@ def cnn_convolution_flop_under_autocast(ctx):
 
 
 @check
+def allocator_memory_on_gpu(ctx):
+    """profkit record --memory on a GPU: torch's allocator totals as samples of GPU 0 (from the
+    profiler's activities: the totals, not sizes counted from the start), a peak at least what the
+    workload held at once (two 128 MiB operands, 512 MiB, a 128 MiB product), inside the "grow"
+    phase, at most what the allocator reserved, and at most the process's memory NVML read (which
+    also holds the CUDA context)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_workloads import MEMORY_EXTRA_BYTES
+
+    out = record(ctx["traces"] / "memory_workload.parquet", WORKLOADS, "--mode", "memory", options=("--memory",))
+    memory = report_json(out)["memory"]
+    gpu = next((d for d in memory["devices"] if d["device_type"] == "gpu"), {})
+    phases = {p["phase"]: p["allocated_peak_bytes"] for p in memory["phases"]}
+    held = 3 * 128 * 1024**2 + MEMORY_EXTRA_BYTES
+    figures = {"allocated_peak_bytes": gpu.get("allocated_peak_bytes"), "held_bytes": held,
+               "reserved_peak_bytes": gpu.get("reserved_peak_bytes"), "process_peak_bytes": gpu.get("process_peak_bytes"),
+               "since_start": gpu.get("allocated_since_start"), "peak_op": gpu.get("allocated_peak_op"),
+               "grow_peak_bytes": phases.get("grow")}
+    allocated, reserved = figures["allocated_peak_bytes"] or 0, figures["reserved_peak_bytes"] or 0
+    ok = (allocated >= held and reserved >= allocated and figures["since_start"] is False
+          and (figures["grow_peak_bytes"] or 0) >= held
+          and (figures["process_peak_bytes"] is None or figures["process_peak_bytes"] >= reserved))
+    return ok, (f"GPU 0 allocated peak {allocated / 2**20:.0f} MiB (held {held / 2**20:.0f}) in "
+                f"{figures['peak_op']}, reserved {reserved / 2**20:.0f} MiB, NVML process "
+                f"{(figures['process_peak_bytes'] or 0) / 2**20:.0f} MiB"), figures
+
+
+@check
 def telemetry_sampler_cost(ctx):
     """The sampler's own CPU cost with real NVML calls (docs/telemetry.md): < 1 % of one core."""
     sys.path.insert(0, str(REPO / "benchmarks"))

@@ -25,6 +25,7 @@ import profkit
 
 
 #: The LSTM of --mode copies (gpu_check.py counts its flop by hand from these).
+MEMORY_EXTRA_BYTES = 512 * 1024**2  # --mode memory: held on top of the two 8192² bf16 operands
 LSTM = {"input": 256, "hidden": 512, "layers": 2, "batch": 16, "seq": 64}
 #: The input of --mode cnn's model (gpu_check.py rebuilds the model to count its flop).
 CNN_INPUT = (16, 3, 64, 64)
@@ -51,7 +52,7 @@ def busy_for(seconds: float, work) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["power", "gpm", "copies", "cnn"], required=True)
+    parser.add_argument("--mode", choices=["power", "gpm", "copies", "cnn", "memory"], required=True)
     args = parser.parse_args()
     device = torch.device("cuda")
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
@@ -93,6 +94,13 @@ def main() -> None:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+        torch.cuda.synchronize()
+    elif args.mode == "memory":  # a, b (2 x 128 MiB) held; 512 MiB + a 128 MiB product on top, then freed
+        with profkit.phase("grow"):
+            big = torch.empty(MEMORY_EXTRA_BYTES, dtype=torch.uint8, device=device)
+            product = a @ b
+            torch.cuda.synchronize()
+            del big, product
         torch.cuda.synchronize()
     else:
         src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)

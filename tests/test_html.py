@@ -160,6 +160,23 @@ def test_energy_panel_with_figures_and_with_a_reason():
     assert "No energy figures: no telemetry." in without
 
 
+def test_memory_panel_shows_each_devices_peaks_the_op_at_the_peak_and_the_phases():
+    memory = {"devices": [{"device": "GPU 0", "rank": 0, "device_type": "gpu", "device_index": 0,
+                           "allocated_peak_bytes": 3 * 2**30, "allocated_peak_at_ns": 1_500_000,
+                           "allocated_first_bytes": 2**30, "allocated_last_bytes": 2**30,
+                           "allocated_peak_op": EVIL, "allocated_peak_call": "aten::linear",
+                           "reserved_peak_bytes": 4 * 2**30}],
+              "phases": [{"phase": "prefill", "allocated_peak_bytes": 3 * 2**30},
+                         {"phase": "decode", "allocated_peak_bytes": 2 * 2**30}], "reason": None}
+    page = render_html({"memory": memory})
+    assert "memory" in _panel_ids(page) and "more" not in _panel_ids(page)
+    assert "3 GiB" in page and "4 GiB" in page and "reserved peak (torch)" in page
+    assert EVIL_TEXT in page and EVIL not in page and "inside aten::linear" in page
+    assert "allocated peak per phase" in page and "decode" in page
+    without = render_html({"memory": {"devices": [], "phases": [], "reason": "no memory samples"}})
+    assert "No memory figures: no memory samples." in without
+
+
 def test_formats_follow_the_unit_in_the_name():
     assert fmt_field("time_ns", 1_500_000) == "1.5 ms"
     assert fmt_field("time_share", 0.25) == "25.0 %"

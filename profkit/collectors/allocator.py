@@ -40,13 +40,13 @@ DEVICE_TYPES: dict[int, str] = {
 
 
 #: The args of a memory event that ``memory_fields`` reads, in its order.
-_FIELDS = ("Device Type", "Device Id", "Total Allocated", "Total Reserved")
+FIELDS = ("Device Type", "Device Id", "Total Allocated", "Total Reserved")
 
 
 def memory_fields(args: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
     """(device type code, device id, total allocated, total reserved) of each event's args, as float
     arrays (NaN where a field is missing or not a number)."""
-    return tuple(_numbers([a.get(field, np.nan) for a in args]) for field in _FIELDS)
+    return tuple(_numbers([a.get(field, np.nan) for a in args]) for field in FIELDS)
 
 
 def _numbers(values: list) -> np.ndarray:

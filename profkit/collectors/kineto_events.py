@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ..errors import TraceImportError
 from ..trace.arrow_buffers import text_array
-from .allocator import MEMORY_EVENT
+from .allocator import FIELDS, MEMORY_EVENT
 from .json_stream import JsonStream, iter_members
 
 #: Kineto argument name -> key in the row's ``extra`` JSON ("" drops it). Unlisted names are kept as they are.
@@ -167,7 +167,8 @@ class Collected:
     counters: list[dict]
     meta_events: list[dict]
     skipped: Counter
-    memory: list[dict] = dataclasses.field(default_factory=list)  # "[memory]" instant events (allocator.py)
+    # torch's allocator events ("[memory]", profile_memory): a row of MEMORY_FIELDS each (allocator.py).
+    memory: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, len(MEMORY_FIELDS))))
 
 
 NUMBER_FIELDS = ("ts", "dur", "pid", "tid", "correlation", "external_id", "device", "stream", "bytes")
@@ -182,7 +183,7 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
     flows: list[tuple] = []
     counters: list[dict] = []
     meta_events: list[dict] = []
-    memory: list[dict] = []
+    memory: list[np.ndarray] = []
     skipped: Counter = Counter()
     seen_any = False
     for chunk in chunks:
@@ -194,8 +195,11 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
             raise TraceImportError(f"{name}: traceEvents holds {json_type(bad)}, not event objects") from None
         spans = [event for event, ph in zip(chunk, phases) if ph == "X"]
         if len(spans) < len(chunk):
+            allocations: list[dict] = []
             _sort_out([event for event, ph in zip(chunk, phases) if ph != "X"], flows, counters, meta_events,
-                      memory, skipped)
+                      allocations, skipped)
+            if allocations:  # (as numbers at once: the events' dicts are ~50x bigger than their figures)
+                memory.append(memory_rows(allocations))
         if spans:
             try:
                 batches.append(_span_columns(spans, skipped))
@@ -213,7 +217,8 @@ def _collect(chunks: Iterable[list], name: str) -> Collected:
         chunks = [b.pop(field) for b in batches]
         columns[field] = pa.chunked_array(chunks) if field == "cat" else pa.concat_arrays(chunks)
         del chunks
-    return Collected(columns, flows, counters, meta_events, skipped, memory)
+    return Collected(columns, flows, counters, meta_events, skipped,
+                     np.concatenate(memory) if memory else np.zeros((0, len(MEMORY_FIELDS))))
 
 
 _INSTANT = frozenset({"i", "I"})
@@ -236,6 +241,23 @@ def _sort_out(events: list[dict], flows: list[tuple], counters: list[dict], meta
             meta_events.append(event)
         else:  # (a ph that is a list or an object is no key: its repr is)
             skipped[_SKIPPED_LABELS.get(_text(ph), f"ph={ph!r}")] += 1
+
+
+#: What is kept of each allocator event: its time, process and thread, then allocator.FIELDS of its args.
+MEMORY_FIELDS = ("ts", "pid", "tid", *FIELDS)
+
+
+def memory_rows(events: list[dict]) -> np.ndarray:
+    """The ``MEMORY_FIELDS`` of allocator events as a float array of a row each (NaN where missing; a
+    "stream 7" or "Spans" id by its digits, as ``floats`` reads them)."""
+    device_type, device_id, allocated, reserved = FIELDS  # (named, not looped: a frame per event costs)
+    rows = [(e.get("ts", _NAN), e.get("pid", _NAN), e.get("tid", _NAN), a.get(device_type, _NAN),
+             a.get(device_id, _NAN), a.get(allocated, _NAN), a.get(reserved, _NAN))
+            for e in events for a in (e.get("args") or _EMPTY,)]
+    try:
+        return np.array(rows, dtype=np.float64).reshape(-1, len(MEMORY_FIELDS))
+    except (TypeError, ValueError):  # a text or null among them: column by column
+        return np.stack([floats(list(column)) for column in zip(*rows)], axis=1)
 
 
 def _text(value: Any) -> str | None:

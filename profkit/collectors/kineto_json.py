@@ -554,21 +554,19 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
     )
 
 
-def _memory_samples(events: list[dict], host_pid: int, base_ns: int, notes: list[str]) -> pa.Table | None:
-    """torch.profiler's allocator events (``profile_memory=True``) as ``allocated_bytes`` / ``reserved_bytes``
-    samples (allocator.py), on the thread that allocated."""
-    if not events:
+def _memory_samples(rows: np.ndarray, host_pid: int, base_ns: int, notes: list[str]) -> pa.Table | None:
+    """torch.profiler's allocator events (``profile_memory=True``; ``rows``: ``kineto_events.memory_rows``)
+    as ``allocated_bytes`` / ``reserved_bytes`` samples (allocator.py), on the thread that allocated."""
+    if not len(rows):
         return None
-    device_type, device_id, allocated, reserved = allocator.memory_fields([e.get("args") or {} for e in events])
-    ts = floats([e.get("ts") for e in events])
+    ts, pid, tid, device_type, device_id, allocated, reserved = rows.T
     timed = np.abs(ts) < MAX_US  # (NaN: no ts, compares False)
     start_ns, _ = _to_ns(np.where(timed, ts, 0.0), np.zeros(len(ts)), base_ns)
-    pid = floats([e.get("pid") for e in events])
     columns = allocator.sample_columns(
-        start_ns[timed], device_type[timed], device_id[timed], allocated[timed], reserved[timed],
-        floats([e.get("tid") for e in events])[timed], np.where(np.isnan(pid), host_pid, pid)[timed])
+        start_ns[timed], device_type[timed], device_id[timed], allocated[timed], reserved[timed], tid[timed],
+        np.where(np.isnan(pid), host_pid, pid)[timed])
     left_out = allocator.unknown_device_count(device_type[timed]) + int((~timed).sum())
-    notes.append(f"{len(events) - left_out} allocator memory events (profile_memory) read as "
+    notes.append(f"{len(rows) - left_out} allocator memory events (profile_memory) read as "
                  f"{allocator.ALLOCATED} / {allocator.RESERVED} samples"
                  + (f"; {left_out} left out (no time, or a device type without a name here)" if left_out else ""))
     if columns is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..format import fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
+from ..format import fmt_bytes, fmt_ns, fmt_share, fmt_si, idle_cause_label, idle_span_words
 from . import charts, series, workload
 from .markup import esc
 from .tables import KERNEL_NAMES, fmt_field, kv_table, label, records_table, si
@@ -292,6 +292,38 @@ def training_panel(view: View) -> str | None:
         out.append(kv_table(rest))
     if _phase_rows(view) and not _has_inference(view):  # the phases table has nowhere else to go
         out.append(records_table(_phase_rows(view), caption="phases"))
+    return "".join(out)
+
+
+#: The memory section's measures, as the panel names them (report/sections/memory.py's keys).
+_MEMORY_MEASURES = (("allocated", "allocated peak"), ("reserved", "reserved peak (torch)"),
+                    ("process", "process peak (NVML)"), ("device_used", "device used peak (NVML)"),
+                    ("host_rss", "resident peak (RSS)"))
+
+
+@panel("memory", order=58, title="Memory", covers=("memory",))
+def memory_panel(view: View) -> str | None:
+    memory = view.document.get("memory")
+    if not isinstance(memory, dict) or not memory:
+        return None
+    devices = memory.get("devices") or []
+    if not devices:
+        return notes([f"No memory figures: {memory.get('reason') or 'no memory samples in the trace'}."])
+    out = []
+    for device in devices:
+        items = [(words, fmt_bytes(device[f"{key}_peak_bytes"])) for key, words in _MEMORY_MEASURES
+                 if _num(device.get(f"{key}_peak_bytes")) is not None]
+        out.append(f"<h4>{esc(str(device.get('device') or _row_label(device)))}</h4>" + kpis(items))
+        if device.get("allocated_peak_op"):
+            call = device.get("allocated_peak_call")
+            inside = f" (inside {call})" if call and call != device["allocated_peak_op"] else ""
+            out.append(notes([f"allocated peak at {fmt_ns(device['allocated_peak_at_ns'])} in "
+                              f"{device['allocated_peak_op']}{inside}; {fmt_bytes(device['allocated_first_bytes'])} "
+                              f"at the start, {fmt_bytes(device['allocated_last_bytes'])} at the end"]))
+    phases = [p for p in memory.get("phases") or [] if _num(p.get("allocated_peak_bytes")) is not None]
+    if phases:
+        items = [(str(p["phase"]), float(p["allocated_peak_bytes"]), _colour(str(p["phase"]))) for p in phases[:40]]
+        out.append("<h4>allocated peak per phase</h4>" + chart(charts.hbars(items, fmt_bytes, "allocated peak per phase")))
     return "".join(out)
 
 
