@@ -241,7 +241,7 @@ def value_codes(extras: np.ndarray) -> tuple[np.ndarray, list[list | None]]:
     """(code per row, -1 for none; the parsed argument values of each code) from rows' ``extra`` JSON
     texts, whose ``concrete_inputs`` list holds them (``kineto_events.ARG_KEYS``; profkit record writes
     it for the ops that ``reads_values``). Each distinct text is parsed once, each distinct list kept once."""
-    return _extra_codes(extras, lambda document: argument_values(document.get("concrete_inputs")))
+    return _extra_codes(extras, lambda document: argument_values(document.get("concrete_inputs")), "concrete_inputs")
 
 
 def list_type_codes(extras: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int]]]:
@@ -253,18 +253,21 @@ def list_type_codes(extras: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int
         spelling = document.get("tensor_list_dtype")
         return _DTYPES.get(spelling) if isinstance(spelling, str) else None
 
-    return _extra_codes(extras, kind)
+    return _extra_codes(extras, kind, "tensor_list_dtype")
 
 
-def _extra_codes(extras: np.ndarray, read: Callable[[dict], Any]) -> tuple[np.ndarray, list]:
+def _extra_codes(extras: np.ndarray, read: Callable[[dict], Any], key: str) -> tuple[np.ndarray, list]:
     """(code per row, -1 for none; the distinct values) of ``read(document)`` over rows' ``extra`` JSON
-    objects (None: nothing there). Each distinct text is parsed and read once, each value kept once."""
+    objects (None: nothing there). Each distinct text is parsed and read once, each value kept once;
+    only texts that name ``key`` are parsed (an imported op's extra holds its ids: mostly distinct)."""
     codes, texts = pd.factorize(pd.Series(extras, dtype=object), use_na_sentinel=True)
-    parsed = _parse_texts(np.asarray(texts, dtype=object), list(range(len(texts))))
+    quoted = f'"{key}"'
+    named = [i for i, text in enumerate(texts) if isinstance(text, str) and quoted in text]
+    parsed = _parse_texts(np.asarray(texts, dtype=object), named)
     values: list = []
     seen: dict[str, int] = {}
     text_code = np.full(len(texts) + 1, -1, dtype=np.int64)
-    for i in range(len(texts)):
+    for i in named:
         document = parsed.get(i)
         value = read(document) if isinstance(document, dict) else None
         if value is None:
