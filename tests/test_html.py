@@ -167,12 +167,15 @@ def test_memory_panel_shows_each_devices_peaks_the_op_at_the_peak_and_the_phases
                            "allocated_peak_op": EVIL, "allocated_peak_call": "aten::linear",
                            "reserved_peak_bytes": 4 * 2**30}],
               "phases": [{"phase": "prefill", "allocated_peak_bytes": 3 * 2**30},
-                         {"phase": "decode", "allocated_peak_bytes": 2 * 2**30}], "reason": None}
+                         {"phase": "decode", "allocated_peak_bytes": 2 * 2**30}],
+              "top_allocations": [{"name": "aten::cat", "count": 48, "bytes": 5 * 2**30, "device_type": "gpu"}],
+              "reason": None}
     page = render_html({"memory": memory})
     assert "memory" in _panel_ids(page) and "more" not in _panel_ids(page)
     assert "3 GiB" in page and "4 GiB" in page and "reserved peak (torch)" in page
     assert EVIL_TEXT in page and EVIL not in page and "inside aten::linear" in page
     assert "allocated peak per phase" in page and "decode" in page
+    assert "aten::cat" in page and "5.37 GB" in page
     without = render_html({"memory": {"devices": [], "phases": [], "reason": "no memory samples"}})
     assert "No memory figures: no memory samples." in without
 

@@ -274,3 +274,40 @@ def test_diff_compares_the_memory_peaks_per_device_and_phase(tmp_path):
     assert set(parts) >= {"totals", "categories", "roofline"}  # (single-table sections keep their names)
     assert gpu["delta_allocated_peak_bytes"] == 8 * MiB and gpu["change_allocated_peak_bytes"] == 0.5
     assert gpu["delta_reserved_peak_bytes"] == 16 * MiB
+
+
+def test_a_chrome_trace_torch_wrote_with_profile_memory_imports_its_allocator(tmp_path):
+    """The real thing rather than hand-written events: torch.profiler's own export of a CPU run."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True) as prof:
+        kept = torch.zeros(2 * MiB // 4)  # 2 MiB held to the end
+        for _ in range(2):
+            big = torch.ones(12 * MiB // 4)  # 12 MiB on top, freed
+            del big
+    path = tmp_path / "torch_export.json"
+    prof.export_chrome_trace(str(path))
+    raw = [e["args"] for e in json.loads(path.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+    assert raw and kept.numel()
+    document = build_report([_import(path, tmp_path)])
+    host, = document["memory"]["devices"]
+    assert host["allocated_peak_bytes"] == max(a["Total Allocated"] for a in raw)
+    assert host["allocated_peak_bytes"] - host["allocated_first_bytes"] == 12 * MiB
+    assert host["allocated_peak_op"] == "aten::ones" and not host["allocated_since_start"]
+
+
+def test_the_ops_that_allocated_most_are_named_after_the_op_that_called_the_allocation(tmp_path):
+    events = [
+        _op("aten::linear", 0, 100), _op("aten::mm", 10, 50), _op("aten::empty", 20, 5),  # mm allocates via empty
+        _op("aten::cat", 200, 10), _op("aten::cat", 300, 10), _op("aten::empty", 400, 5),  # a direct empty
+        _memory_event(1, allocated=100 * MiB, reserved=200 * MiB, nbytes=MiB),  # the first: no rise known
+        _memory_event(22, allocated=108 * MiB, reserved=200 * MiB, nbytes=8 * MiB),
+        _memory_event(205, allocated=112 * MiB, reserved=200 * MiB, nbytes=4 * MiB),
+        _memory_event(305, allocated=116 * MiB, reserved=200 * MiB, nbytes=4 * MiB),
+        _memory_event(350, allocated=100 * MiB, reserved=200 * MiB, nbytes=-16 * MiB),  # a free: no allocation
+        _memory_event(402, allocated=101 * MiB, reserved=200 * MiB, nbytes=MiB),
+    ]
+    memory_section = build_report([_import(_chrome(tmp_path, events), tmp_path)])["memory"]
+    top = {a["name"]: (a["count"], a["bytes"]) for a in memory_section["top_allocations"]}
+    assert top == {"aten::mm": (1, 8 * MiB), "aten::cat": (2, 8 * MiB), "aten::empty": (1, MiB)}
+    assert [a["name"] for a in memory_section["top_allocations"]][-1] == "aten::empty"  # most bytes first

@@ -228,7 +228,7 @@ def diff_sections(base_doc: dict, new_doc: dict) -> dict[str, dict]:
 
 
 #: Sections that hold several tables, each compared on its own as ``section.table``.
-MULTI_TABLE_SECTIONS = {"memory": ("devices", "phases")}
+MULTI_TABLE_SECTIONS = {"memory": ("devices", "phases", "top_allocations")}
 
 
 def _parts(base_doc: dict, new_doc: dict):

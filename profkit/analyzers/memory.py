@@ -147,6 +147,58 @@ def enclosing_ops(events, rows: list[int]) -> list[tuple[str | None, str | None]
     return found
 
 
+def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]]:
+    """The ops that allocated the most bytes over the run (``top`` of them, most first): ``name``,
+    ``count`` (allocations), ``bytes``, on the GPUs where the allocator was recorded there, else on the
+    host. An allocation is a rise of the allocator's total over its sample before on the same device
+    (the first sample of a device has no before: it is left out where the totals are absolute); it
+    belongs to the op that allocated (``enclosing_ops``' rule: one that only allocates stands for its
+    caller)."""
+    allocated = samples.metric == "allocated"
+    if not allocated.any():
+        return []
+    device_type = "gpu" if (allocated & (samples.device_type == "gpu")).any() else "cpu"
+    rows, rises = [], []
+    for first, end in zip(samples.groups[:-1].tolist(), samples.groups[1:].tolist()):
+        if not allocated[first] or samples.device_type[first] != device_type:
+            continue
+        values = samples.value[first:end]
+        before = np.r_[0.0 if samples.since_start[first] else np.nan, values[:-1]]
+        rise = values - before
+        grew = rise > 0  # (NaN: the first of absolute totals, compares False)
+        rows.append(samples.row[first:end][grew])
+        rises.append(rise[grew])
+    at, rise = np.concatenate(rows), np.concatenate(rises)
+    if not len(at):
+        return []
+    codes, labels = label_codes(events["name"])
+    kinds, kind_labels = label_codes(events["kind"])
+    is_op = np.append(kind_labels == Kind.CPU_OP.value, False)[kinds]
+    allocating = np.append(labels_in(labels, ALLOCATING_OPS), False)[codes]
+    parent = positions(int_values(events["event_id"]), events["parent_id"])
+    innermost = _climb(parent, parent[at], is_op)  # the op around the sample
+    caller = _climb(parent, innermost, is_op & ~allocating)  # the op that is not only an allocation
+    op = np.where(caller >= 0, caller, innermost)
+    name = np.where(op >= 0, codes[np.maximum(op, 0)], -1)
+    names, group = np.unique(name, return_inverse=True)
+    total = np.bincount(group.reshape(-1), weights=rise)
+    count = np.bincount(group.reshape(-1))
+    order = np.argsort(-total, kind="stable")[:top]
+    return [{"name": str(labels[names[i]]) if names[i] >= 0 else "(no op)", "count": int(count[i]),
+             "bytes": float(total[i]), "device_type": device_type} for i in order.tolist()]
+
+
+def _climb(parent: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """From each row of ``start`` (-1: none) up its ``parent`` chain to the first row where ``stop`` holds
+    (itself included); -1 where none does. All rows a level at a time: a nesting depth of steps."""
+    found = start.copy()
+    while True:
+        climb = (found >= 0) & ~stop[np.maximum(found, 0)]
+        if not climb.any():
+            return found
+        found[climb] = parent[found[climb]]
+
+
 def window_peaks(samples: Samples, windows: Mapping[str, Any], metric: str = "allocated") -> dict[str, float]:
     """Per window label (``windows``: label, rank, start_ns, end_ns): the most ``metric`` any device of a
     window's rank held inside any window of that label; labels no sample fell in are left out."""

@@ -324,6 +324,9 @@ def memory_panel(view: View) -> str | None:
     if phases:
         items = [(str(p["phase"]), float(p["allocated_peak_bytes"]), _colour(str(p["phase"]))) for p in phases[:40]]
         out.append("<h4>allocated peak per phase</h4>" + chart(charts.hbars(items, fmt_bytes, "allocated peak per phase")))
+    top = memory.get("top_allocations") or []
+    if top:
+        out.append("<h4>ops that allocated the most, over the run</h4>" + records_table(top))
     return "".join(out)
 
 

@@ -14,7 +14,10 @@ top-level op around it), ``allocated_first_bytes`` / ``allocated_last_bytes``,
 allocator's totals: torch before 2.13; the figures count from when recording
 started).
 ``phases``: the allocator's peak per phase / training step (``phase``,
-``allocated_peak_bytes``). ``reason`` (null when something was measured).
+``allocated_peak_bytes``). ``top_allocations``: the ops that allocated the
+most bytes over the run (``name``, ``count``, ``bytes``, ``device_type``: the
+GPUs', else the host's), from the allocator's samples. ``reason`` (null when
+something was measured).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def memory_section(ctx: ReportContext) -> dict[str, Any]:
     events = ctx.table
     samples = memory.memory_samples(events)
     if not len(samples):
-        return {"devices": [], "phases": [], "reason": _reason(ctx)}
+        return {"devices": [], "phases": [], "top_allocations": [], "reason": _reason(ctx)}
     devices = memory.device_peaks(samples, origin_ns=_span(ctx)[0])
     capacity = _capacities(ctx)
     peaks = {i: device["allocated_peak_row"] for i, device in enumerate(devices) if "allocated_peak_row" in device}
@@ -55,7 +58,8 @@ def memory_section(ctx: ReportContext) -> dict[str, Any]:
                "end_ns": counted["effective_end_ns"]}
     phases = [{"phase": label, "allocated_peak_bytes": peak}
               for label, peak in memory.window_peaks(samples, windows).items()]
-    return {"devices": devices, "phases": phases, "reason": None}
+    top = memory.allocations_by_op(events, samples, ctx.options.top)
+    return {"devices": devices, "phases": phases, "top_allocations": top, "reason": None}
 
 
 def _device_label(device: dict[str, Any], ranks: bool) -> str:
@@ -96,6 +100,9 @@ _WORDS = {
 }
 
 
+#: Ops the terminal lists after "allocated most" (the JSON has ``--top``).
+_TOP_SHOWN = 5
+
 #: Below this, a host allocator's peak is the odd scalar a GPU run puts in host memory: not shown.
 _NOTABLE_HOST_BYTES = 2**20
 
@@ -133,6 +140,10 @@ def render(data: dict[str, Any], console) -> None:
     if data.get("phases"):
         console.print("  allocated peak by phase: " + ", ".join(
             f"{escape(str(p['phase']))} {fmt_bytes(p['allocated_peak_bytes'])}" for p in data["phases"]))
+    top = data.get("top_allocations") or []
+    if top:
+        console.print(f"  allocated most ({'GPU' if top[0]['device_type'] == 'gpu' else 'host'}, over the run): " + ", ".join(
+            f"{escape(a['name'])} {fmt_bytes(a['bytes'])} ({a['count']}×)" for a in top[:_TOP_SHOWN]))
 
 
 def _largest(device: dict[str, Any]) -> float:
