@@ -331,8 +331,7 @@ def _json_texts(args: list[dict]) -> dict[str, pa.Array]:
     """
     dims = [a.get("Input Dims") for a in args]
     types = [a.get("Input type") if d is not None else None for a, d in zip(args, dims)]
-    rename = ARG_KEYS.get
-    kept = [{r: v for k, v in a.items() if (r := rename(k, k))} for a in args]
+    kept = _renamed(args)
     texts = None
     if _orjson is not None:
         # Decoded at once: orjson's bytes keep ~1 KB of spare capacity each (measured: +5 MB a window).
@@ -353,6 +352,21 @@ def _json_texts(args: list[dict]) -> dict[str, pa.Array]:
             "extra": [encode(k) if k else "" for k in kept],
         }
     return {field: text_array(values, empty_is_null=True) for field, values in texts.items()}
+
+
+def _renamed(args: list[dict]) -> list[dict]:
+    """Each event's args with ``ARG_KEYS``' names (dropped where ``""``). The renaming of each distinct
+    key sequence is worked out once: events of one kind share theirs (kernels, ops, Python frames)."""
+    plans: dict[tuple, list[tuple[str, str]]] = {}
+    rename = ARG_KEYS.get
+    kept = []
+    for a in args:
+        keys = tuple(a)
+        plan = plans.get(keys)
+        if plan is None:
+            plan = plans[keys] = [(k, r) for k in keys if (r := rename(k, k))]
+        kept.append({r: a[k] for k, r in plan})
+    return kept
 
 
 def _strings(values: list, none: str) -> pa.Array:
