@@ -157,7 +157,16 @@ def ranks(events: pd.DataFrame) -> np.ndarray:
 
 
 def positions(index: pd.Index | np.ndarray, ids: pd.Series | Column) -> np.ndarray:
-    """Row positions in ``index`` (unique event ids) of the ids in ``ids`` (-1 where null or absent)."""
+    """Row positions in ``index`` (unique event ids) of the ids in ``ids`` (-1 where null or absent).
+
+    A column of an ``EventTable`` looked up in that table's own ``event_id`` (its parent_id, op_id...:
+    the report's analyzers each ask) is worked out once per table, read-only."""
+    if isinstance(ids, Column) and "event_id" in ids.table and index is ids.table.ids("event_id")[0]:
+        return ids.table._cached(("positions", ids.name), lambda: _positions(index, ids))
+    return _positions(index, ids)
+
+
+def _positions(index: pd.Index | np.ndarray, ids: pd.Series | Column) -> np.ndarray:
     values, known = id_values(ids)
     pos = np.full(len(ids), -1, dtype=np.int64)
     if not known.any():
