@@ -42,6 +42,10 @@ ALLOCATING_OPS = frozenset({"aten::empty", "aten::empty_strided", "aten::empty_l
                             "aten::new_empty_strided", "aten::resize_", "aten::zeros", "aten::zeros_like"})
 
 
+#: A sample's device type by whether its index is negative (the host).
+_DEVICE_TYPES = np.array(["gpu", "cpu"], dtype=object)
+
+
 class Samples(NamedTuple):
     """Memory sample rows as numpy columns, sorted by device (rank, device type, index), measure, time;
     ``groups``: where each (device, measure) run of rows starts (and ``len`` at the end)."""
@@ -90,7 +94,7 @@ def memory_samples(events) -> Samples:
     return Samples(
         row=at[order], rank=rank[order], metric=np.array(measures, dtype=object)[metric_code][order],
         since_start=(labels == ALLOCATED_SINCE_START_SAMPLE)[name][order],
-        device_type=np.where(device_index[order] < 0, "cpu", "gpu").astype(object),
+        device_type=_DEVICE_TYPES[(device_index[order] < 0).astype(np.int8)],
         device_index=device_index[order], start_ns=start[order], value=value[order],
         groups=np.r_[0, changes, len(order)])
 
@@ -179,13 +183,12 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     innermost = _climb(parent, parent[at], is_op)  # the op around the sample
     caller = _climb(parent, innermost, is_op & ~allocating)  # the op that is not only an allocation
     op = np.where(caller >= 0, caller, innermost)
-    name = np.where(op >= 0, codes[np.maximum(op, 0)], -1)
-    names, group = np.unique(name, return_inverse=True)
-    total = np.bincount(group.reshape(-1), weights=rise)
-    count = np.bincount(group.reshape(-1))
+    name = np.where(op >= 0, codes[np.maximum(op, 0)], -1) + 1  # (0: no op around the allocation)
+    total = np.bincount(name, weights=rise, minlength=len(labels) + 1)
+    count = np.bincount(name, minlength=len(labels) + 1)
     order = np.argsort(-total, kind="stable")[:top]
-    return [{"name": str(labels[names[i]]) if names[i] >= 0 else "(no op)", "count": int(count[i]),
-             "bytes": float(total[i]), "device_type": device_type} for i in order.tolist()]
+    return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "bytes": float(total[i]),
+             "device_type": device_type} for i in order.tolist() if count[i]]
 
 
 def _climb(parent: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
