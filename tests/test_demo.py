@@ -15,6 +15,7 @@ def test_demo_records_and_reports(tmp_path):
     proc = run_profkit("demo", "-o", str(out), "--steps", "2", "--new-tokens", "4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Top ops by self time" in proc.stdout
+    assert "allocated most" in proc.stdout  # the demo records torch's allocator
     assert "generated 4 tokens x 2" in proc.stdout  # the program's own output came through
     trace = profkit.load(out)
     assert trace.metadata["exit_code"] == 0

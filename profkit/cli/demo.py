@@ -24,7 +24,8 @@ def command(output, device, steps, new_tokens):
     program = [sys.executable, "-m", "profkit.examples.tiny_transformer", "--device", device,
                "--steps", str(steps), "--new-tokens", str(new_tokens)]
     click.echo(f"profkit: recording {' '.join(program[1:])}", err=True)
-    result = launch_recorded(program, output, {"skip_steps": 1})
+    # (torch's allocator too: the demo shows the memory section's peaks and the ops that allocate most)
+    result = launch_recorded(program, output, {"skip_steps": 1, "memory": True})
     if result.exit_code != 0 or not result.traces:
         raise SystemExit(result.exit_code or 1)
     document = build_report([load(Path(output))], ReportOptions())
