@@ -311,3 +311,24 @@ def test_the_ops_that_allocated_most_are_named_after_the_op_that_called_the_allo
     top = {a["name"]: (a["count"], a["bytes"]) for a in memory_section["top_allocations"]}
     assert top == {"aten::mm": (1, 8 * MiB), "aten::cat": (2, 8 * MiB), "aten::empty": (1, MiB)}
     assert [a["name"] for a in memory_section["top_allocations"]][-1] == "aten::empty"  # most bytes first
+
+
+def test_an_exported_trace_imports_back_with_its_allocator_samples_whole(tmp_path):
+    from profkit.report.chrome_export import write_chrome
+
+    events = [
+        _op("aten::linear", 0, 100), _op("aten::mm", 10, 50), _op("aten::empty", 20, 5),
+        _memory_event(22, allocated=40 * MiB, reserved=64 * MiB, nbytes=8 * MiB),
+        _memory_event(70, allocated=32 * MiB, reserved=64 * MiB, nbytes=-8 * MiB),
+        _memory_event(75, allocated=132 * MiB, reserved=160 * MiB, nbytes=100 * MiB),
+        _memory_event(80, allocated=4096, reserved=0, nbytes=4096, device_type=0, device=-1),
+    ]
+    original = _import(_chrome(tmp_path, events), tmp_path)
+    exported = tmp_path / "export.json"
+    write_chrome(original, exported)
+    (tmp_path / "back").mkdir()
+    again = _import(exported, tmp_path / "back")
+    before, after = _samples(original), _samples(again)
+    columns = ["name", "start_ns", "device_type", "device_index", "thread_id", "value"]
+    assert before[columns].reset_index(drop=True).equals(after[columns].reset_index(drop=True))
+    assert build_report([again])["memory"] == build_report([original])["memory"]

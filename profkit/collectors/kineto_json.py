@@ -35,7 +35,7 @@ from ..errors import TraceImportError, UsageError
 from ..trace.arrow_buffers import ARROW_TO_NUMPY, dictionary, from_numpy, text_array, to_numpy, validity
 from ..trace.build import build_events
 from ..trace.io import write_trace
-from ..trace.kinds import TRAIN_STEP_PHASE
+from ..trace.kinds import ALLOCATOR_SAMPLES, TRAIN_STEP_PHASE
 from ..trace.schema import GPU_KINDS, Kind
 from . import CHROME_TRACE_SUFFIXES, allocator
 from .kineto_events import MAX_US, Collected, dumps, floats, read_document
@@ -526,7 +526,11 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
         if match:
             gpu_pids[event.get("pid")] = int(match.group(1))
     rows = []
+    # (profkit export writes the allocator's totals twice: counters to draw, [memory] events to read back)
+    redrawn = ALLOCATOR_SAMPLES if len(collected.memory) else frozenset()
     for event in collected.counters:  # counters are few (a sampler's rate, not per kernel)
+        if event.get("name") in redrawn:
+            continue
         args = event.get("args") or {}
         for key, value in args.items():
             if not isinstance(value, (int, float)) or event.get("ts") is None:

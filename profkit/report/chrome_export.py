@@ -6,7 +6,8 @@ with ``profkit import`` (and opens in tools that read Kineto traces):
 - host events on their process/thread; GPU work on ``pid = device index``,
   ``tid = stream``; categories as Kineto names them (cpu_op, kernel...);
 - launch arrows (``ac2g`` flows) from each runtime call to its GPU work;
-- telemetry samples as counter tracks (``"ph": "C"``) on the device's process;
+- telemetry samples as counter tracks (``"ph": "C"``) on the device's process; torch's allocator
+  totals also as the ``[memory]`` events torch.profiler writes (so they re-import whole);
 - phase marks (steps, prefill/decode, user phases) as ranges on one track
   per phase name;
 - timestamps in µs relative to ``baseTimeNanoseconds`` with 3 decimals, so
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..trace.io import Trace
+from ..trace.kinds import ALLOCATED_SAMPLE, RESERVED_SAMPLE
 from ..trace.schema import Kind
 
 #: Event kind -> Chrome-trace category (Kineto's names; profkit_phase is profkit's own).
@@ -115,6 +117,7 @@ def _event_lines(events: pd.DataFrame, meta: dict, base_ns: int, counts: dict[st
     yield from _span_lines(events[spans], kind[spans], base_ns, counts)
     yield from _flow_lines(events, kind, base_ns, counts)
     yield from _counter_lines(events[kind == Kind.SAMPLE.value], host_pid, base_ns, counts)
+    yield from _memory_lines(events[kind == Kind.SAMPLE.value], host_pid, base_ns)
 
 
 def _process_lines(events: pd.DataFrame, meta: dict, host_pid: int, kind: np.ndarray) -> Iterator[str]:
@@ -222,6 +225,38 @@ def _counter_lines(samples: pd.DataFrame, host_pid: int, base_ns: int, counts: d
         yield (f'{{"ph": "C", "name": {json.dumps(names[i])}, "pid": {int(pid[i])}, "tid": 0, '
                f'"ts": {_us(start[i])}, "args": {{"value": {float(values[i])!r}}}}}')
     counts[Kind.SAMPLE.value] = int((~np.isnan(values)).sum())
+
+
+def _memory_lines(samples: pd.DataFrame, host_pid: int, base_ns: int) -> Iterator[str]:
+    """torch's allocator totals (``allocated_bytes``, with the ``reserved_bytes`` then in force) also as the
+    ``[memory]`` events torch.profiler writes, on the allocating thread: the counters draw the track, and
+    an import of the file gets the samples back whole (thread, and so the op that allocated), not as
+    counters (kineto_json reads these and drops counters of the same names)."""
+    names = samples["name"].astype(str).to_numpy()
+    allocated = samples[names == ALLOCATED_SAMPLE]
+    if allocated.empty:
+        return
+    reserved = samples[names == RESERVED_SAMPLE]
+    gpu = allocated["device_type"].astype(str).to_numpy() == "gpu"
+    device = np.where(gpu, allocated["device_index"].fillna(0).astype(np.int64), -1)
+    start = allocated["start_ns"].to_numpy(np.int64)
+    held = np.full(len(allocated), np.nan)  # the reserve in force at each allocation: its latest sample
+    reserved_device = reserved["device_index"].fillna(0).astype(np.int64).to_numpy()
+    for index in np.unique(device[gpu]).tolist():
+        mine = reserved_device == index
+        times, values = reserved["start_ns"].to_numpy(np.int64)[mine], reserved["value"].to_numpy(np.float64)[mine]
+        rows = np.flatnonzero(gpu & (device == index))
+        at = np.searchsorted(times, start[rows], side="right") - 1
+        held[rows] = np.where(at >= 0, values[np.maximum(at, 0)], np.nan)
+    pid = allocated["process_id"].fillna(host_pid).astype(np.int64).to_numpy()
+    thread = _ints(allocated["thread_id"])
+    values = allocated["value"].to_numpy(np.float64)
+    for i in range(len(allocated)):
+        args = {"Total Allocated": int(values[i]), "Device Id": int(device[i]), "Device Type": 1 if gpu[i] else 0}
+        if not np.isnan(held[i]):
+            args["Total Reserved"] = int(held[i])
+        yield (f'{{"ph": "i", "s": "t", "cat": "cpu_instant_event", "name": "[memory]", "pid": {int(pid[i])}, '
+               f'"tid": {int(thread[i])}, "ts": {_us(start[i] - base_ns)}, "args": {json.dumps(args)}}}')
 
 
 def _device_properties(devices: list[dict]) -> list[dict]:
