@@ -332,3 +332,18 @@ def test_an_exported_trace_imports_back_with_its_allocator_samples_whole(tmp_pat
     columns = ["name", "start_ns", "device_type", "device_index", "thread_id", "value"]
     assert before[columns].reset_index(drop=True).equals(after[columns].reset_index(drop=True))
     assert build_report([again])["memory"] == build_report([original])["memory"]
+
+
+def test_malformed_allocator_events_are_left_out_not_a_traceback(tmp_path):
+    events = [
+        _op("aten::mm", 0, 50),
+        {"ph": "i", "s": "t", "name": "[memory]", "pid": 100, "tid": 7, "ts": 10, "args": [1, 2]},  # args no object
+        {"ph": "i", "s": "t", "name": "[memory]", "pid": 100, "tid": "x", "ts": 11,
+         "args": {"Total Allocated": "lots", "Device Type": 1, "Device Id": 0}},  # no number
+        {"ph": "i", "s": "t", "name": "[memory]", "pid": 100, "tid": 7, "args": {"Total Allocated": 9}},  # no ts
+        _memory_event(12, allocated=100, reserved=None, nbytes=100),
+    ]
+    trace = _import(_chrome(tmp_path, events), tmp_path)
+    samples = _samples(trace)
+    assert list(zip(samples["name"], samples["value"])) == [("allocated_bytes", 100.0)]
+    assert build_report([trace])["memory"]["devices"][0]["allocated_peak_op"] == "aten::mm"

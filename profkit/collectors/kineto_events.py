@@ -251,9 +251,12 @@ def memory_rows(events: list[dict]) -> np.ndarray:
     """The ``MEMORY_FIELDS`` of allocator events as a float array of a row each (NaN where missing; a
     "stream 7" or "Spans" id by its digits, as ``floats`` reads them)."""
     device_type, device_id, allocated, reserved = FIELDS  # (named, not looped: a frame per event costs)
-    rows = [(e.get("ts", _NAN), e.get("pid", _NAN), e.get("tid", _NAN), a.get(device_type, _NAN),
-             a.get(device_id, _NAN), a.get(allocated, _NAN), a.get(reserved, _NAN))
-            for e in events for a in (e.get("args") or _EMPTY,)]
+    try:
+        rows = [(e.get("ts", _NAN), e.get("pid", _NAN), e.get("tid", _NAN), a.get(device_type, _NAN),
+                 a.get(device_id, _NAN), a.get(allocated, _NAN), a.get(reserved, _NAN))
+                for e in events for a in (e.get("args") or _EMPTY,)]
+    except AttributeError:  # some event's args is no object: its fields read as missing
+        return memory_rows([{**e, "args": e["args"] if type(e.get("args")) is dict else _EMPTY} for e in events])
     try:
         return np.array(rows, dtype=np.float64).reshape(-1, len(MEMORY_FIELDS))
     except (TypeError, ValueError):  # a text or null among them: column by column
