@@ -428,3 +428,25 @@ def test_events_whose_ph_or_cat_is_no_text_are_skipped_and_counted(tmp_path):
     imported = read_kineto(path)
     assert imported.table.column("name").to_pylist() == ["ok"]
     assert {"skipped 1 ph=['X'] events", "skipped 1 ph={'X': 1} events"} <= set(imported.metadata["notes"])
+
+
+def test_ids_and_times_of_no_number_read_as_missing_without_a_warning(tmp_path, recwarn):
+    """A window of one event (the stream reads item by item after a NaN) whose pid is a list, a size
+    no int64 holds: no traceback, no numpy warning on the user's terminal, the event still imported."""
+    events = [
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": [1, 2], "tid": 1e30, "ts": 1, "dur": 5, "args": {}},
+        {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 2, "dur": 1,
+         "args": {"device": 1e30, "stream": 7, "correlation": 1e300}},
+        {"ph": "i", "s": "t", "name": "[memory]", "pid": 1, "tid": [1], "ts": 3,
+         "args": {"Total Allocated": 1e30, "Device Type": 1, "Device Id": 0}},
+    ]
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    trace = profkit.load(write_trace(tmp_path / "odd.parquet", *_read(path)))
+    assert sorted(trace.events["name"].astype(str)) == ["aten::mm", "k"]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def _read(path: Path):
+    imported = read_kineto(path, progress=False)
+    return imported.table, imported.metadata

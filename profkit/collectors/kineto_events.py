@@ -258,9 +258,12 @@ def memory_rows(events: list[dict]) -> np.ndarray:
     except AttributeError:  # some event's args is no object: its fields read as missing
         return memory_rows([{**e, "args": e["args"] if type(e.get("args")) is dict else _EMPTY} for e in events])
     try:
-        return np.array(rows, dtype=np.float64).reshape(-1, len(MEMORY_FIELDS))
+        found = np.array(rows, dtype=np.float64)
+        if found.ndim == 2:  # (a list among them would add a dimension)
+            return _within_int64(found.reshape(-1, len(MEMORY_FIELDS)))
     except (TypeError, ValueError):  # a text or null among them: column by column
-        return np.stack([floats(list(column)) for column in zip(*rows)], axis=1)
+        pass
+    return np.stack([floats(list(column)) for column in zip(*rows)], axis=1)
 
 
 def _text(value: Any) -> str | None:
@@ -278,7 +281,7 @@ def _span_columns(spans: list[dict], skipped: Counter) -> dict[str, Any]:
     Texts go to Arrow at once: compact bytes, and no str object per event
     outlives its window (Python's heap stays one window big).
     """
-    ts = floats([e.get("ts") for e in spans])
+    ts = floats([e.get("ts") for e in spans], ids=False)
     keep = np.abs(ts) < MAX_US  # (NaN: no ts, compares False)
     if not keep.all():
         missing = int(np.isnan(ts).sum())
@@ -380,12 +383,25 @@ def _strings(values: list, none: str) -> pa.Array:
         return text_array([none if v is None else v if type(v) is str else str(v) for v in values])
 
 
-def floats(values: list) -> np.ndarray:
-    """Numbers as float64, NaN where missing; strings such as "stream 7" by their trailing digits."""
+def floats(values: list, *, ids: bool = True) -> np.ndarray:
+    """Numbers as float64, NaN where missing; strings such as "stream 7" by their trailing digits.
+    ``ids``: numbers no int64 holds read as missing too (times are checked against their own range)."""
     try:
-        return np.array(values, dtype=np.float64)
+        found = np.array(values, dtype=np.float64)
+        if found.ndim != 1:  # (lists of equal length, a window of one event's, would read as a table)
+            raise ValueError
     except (TypeError, ValueError):  # a few strings among numbers (Kineto's one "Spans" pid): convert only those
-        return np.array([v if type(v) is float or type(v) is int else number(v) for v in values], dtype=np.float64)
+        found = np.array([v if type(v) is float or type(v) is int else number(v) for v in values], dtype=np.float64)
+    return _within_int64(found) if ids else found
+
+
+def _within_int64(values: np.ndarray) -> np.ndarray:
+    """NaN (unknown) for numbers no int64 holds (an id, a time or a size of 1e30 is no value)."""
+    with np.errstate(invalid="ignore"):
+        beyond = np.abs(values) >= 2.0**63
+    if beyond.any():
+        values = np.where(beyond, np.nan, values)
+    return values
 
 
 def number(value: Any) -> float:
