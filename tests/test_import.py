@@ -450,3 +450,12 @@ def test_ids_and_times_of_no_number_read_as_missing_without_a_warning(tmp_path, 
 def _read(path: Path):
     imported = read_kineto(path, progress=False)
     return imported.table, imported.metadata
+
+
+def test_a_base_time_no_int64_holds_is_a_one_line_error(tmp_path):
+    path = tmp_path / "based.json"
+    path.write_text(json.dumps({"baseTimeNanoseconds": 2**70, "traceEvents": [
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 1, "dur": 5}]}))
+    result = cli_runner().invoke(cli, ["import", str(path), "-o", str(tmp_path / "out.parquet")])
+    assert result.exit_code == 2 and "baseTimeNanoseconds" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.parquet").exists()

@@ -218,6 +218,8 @@ def _count_kind(table: pa.Table, kind: Kind) -> int:
 def _assemble(header: dict[str, Any], collected: Collected, source: Path) -> ImportedTrace:
     notes: list[str] = []
     base_ns = int_or_none(header.get("baseTimeNanoseconds")) or 0
+    if not abs(base_ns) < _MAX_BASE_NS:  # (its sum with each event's time must stay an int64)
+        raise TraceImportError(f"{source.name}: baseTimeNanoseconds {base_ns} is no time in ns since the epoch")
     spans, kind, host_pid = _span_rows(header, collected, base_ns, notes)
     parts = [spans, _step_phases(spans, kind), _samples(collected, host_pid, base_ns),
              _memory_samples(collected.memory, host_pid, base_ns, notes)]
@@ -556,6 +558,10 @@ def _samples(collected: Collected, host_pid: int, base_ns: int) -> pa.Table | No
             "_external_id": from_numpy(np.full(len(rows), np.nan)),
         }
     )
+
+
+#: baseTimeNanoseconds is an epoch time in ns: 2**62 ns is the year 2116.
+_MAX_BASE_NS = 2**62
 
 
 def _memory_samples(rows: np.ndarray, host_pid: int, base_ns: int, notes: list[str]) -> pa.Table | None:
