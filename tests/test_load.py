@@ -92,3 +92,24 @@ def test_two_events_with_one_id_are_a_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "profkit: error: two events share an event_id: not a valid trace (event_id is unique in a file; "
         "see docs/trace-format.md)"]
+
+
+@pytest.mark.parametrize("command", ["report", "check", "export"])
+def test_an_event_without_a_start_is_a_one_line_error(tmp_path, command):
+    import pyarrow.parquet as pq
+
+    from synthetic_traces import make_trace
+
+    good = make_trace(tmp_path / "t.parquet")
+    table = pq.read_table(good)
+    starts = table.column("start_ns").to_pylist()
+    starts[3] = None
+    broken = tmp_path / "no_start.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("start_ns"), "start_ns", pa.array(starts, pa.int64())),
+                   broken)
+    args = {"report": [str(broken)], "check": [str(broken), "--baseline", str(good)],
+            "export": [str(broken), "--format", "chrome", "-o", str(tmp_path / "out.json")]}[command]
+    result = run_profkit(command, *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"profkit: error: {broken}: 1 event has no start_ns (every event has one: see docs/trace-format.md)"]

@@ -33,6 +33,8 @@ def _pandas_types() -> dict:
 
 #: Columns every row has: plain numpy int64 in pandas (fast arithmetic).
 _NEVER_NULL = ("event_id", "start_ns", "duration_ns", "process_id")
+#: Columns without which an event is no event: a file with a null in one is refused when it is read.
+_REQUIRED_VALUES = frozenset({"event_id", "start_ns"})
 
 
 #: Dictionary pages for the repeated strings only: tried on unique integers they cost write time and
@@ -228,9 +230,15 @@ class _ColumnReader:
 
     def _columns(self, names: list[str]) -> list[pa.ChunkedArray]:
         try:
-            return self._parquet.read(columns=names, use_threads=self.num_rows >= _THREADED_ROWS).columns
+            columns = self._parquet.read(columns=names, use_threads=self.num_rows >= _THREADED_ROWS).columns
         except (pa.ArrowException, OSError) as exc:
             raise TraceFormatError(f"{self.path}: unreadable Parquet data ({_first_line(exc)})") from None
+        for name, column in zip(names, columns):
+            if name in _REQUIRED_VALUES and column.null_count:
+                count = column.null_count
+                raise TraceFormatError(f"{self.path}: {count} {'event has' if count == 1 else 'events have'} no "
+                                       f"{name} (every event has one: see docs/trace-format.md)")
+        return columns
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
