@@ -106,3 +106,26 @@ def test_export_refuses_other_suffixes(tmp_path):
     make_trace(tmp_path / "t.parquet", steps=1)
     result = cli_runner().invoke(cli, ["export", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "t.txt")])
     assert result.exit_code == 2 and ".json" in result.stderr
+
+
+def test_events_without_a_process_or_a_duration_export_on_the_host_process(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profkit.trace import load
+    from synthetic_traces import make_trace
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet"))
+    for column in ("process_id", "duration_ns"):  # (profkit writes both for every event; others may not)
+        values = table.column(column).to_pylist()
+        values[2] = None
+        table = table.set_column(table.schema.get_field_index(column), column, pa.array(values, pa.int64()))
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(table, odd)
+    out = tmp_path / "odd.json"
+    write_chrome(load(odd), out)
+    events = json.loads(out.read_text())["traceEvents"]
+    host = table.column("process_id").to_pandas().mode().iloc[0]
+    named = table.column("name").to_pylist()[2]
+    moved = [e for e in events if e.get("name") == named and e.get("ph") == "X"]
+    assert moved and any(e["pid"] == host for e in moved)

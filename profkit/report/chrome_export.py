@@ -110,7 +110,7 @@ def _write_document(trace: Trace, out: TextIO, counts: dict[str, int]) -> None:
 
 
 def _event_lines(events: pd.DataFrame, meta: dict, base_ns: int, counts: dict[str, int]) -> Iterator[str]:
-    host_pid = int(events["process_id"].mode().iloc[0]) if len(events) else 0
+    host_pid = _host_pid(events)
     kind = events["kind"].astype(str).to_numpy()
     yield from _process_lines(events, meta, host_pid, kind)
     spans = ~np.isin(kind, [Kind.SAMPLE.value])
@@ -148,11 +148,13 @@ def _span_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: di
     phase_tid = {name: _PHASE_TID_BASE + i for i, name in enumerate(_phase_names(events, kind))}
     on_gpu = events["device_type"].astype(str).to_numpy() == "gpu"
     names = events["name"].astype(str).to_numpy()
-    pid = np.where(on_gpu, events["device_index"].fillna(0).astype(np.int64), events["process_id"].astype(np.int64))
+    host_pid = _host_pid(events)
+    # (a file others wrote may leave a process or a duration out: the host's process, no duration)
+    process = events["process_id"].astype("Float64").fillna(host_pid).to_numpy(dtype=np.int64)
+    pid = np.where(on_gpu, events["device_index"].fillna(0).astype(np.int64), process)
     tid = np.where(on_gpu, _ints(events["stream"]), _ints(events["thread_id"]))
-    host_pid = int(events["process_id"].mode().iloc[0]) if len(events) else 0
     start = events["start_ns"].to_numpy(np.int64) - base_ns
-    duration = events["duration_ns"].to_numpy(np.int64)
+    duration = _ints(events["duration_ns"])
     columns = [_optional(events[c]) for c in ("correlation_id", "bytes", "batch_size", "token_count")]
     device = events["device_index"].to_numpy()
     stream = _optional(events["stream"])
@@ -198,7 +200,7 @@ def _flow_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: di
         events["launch_id"].to_numpy(dtype=np.float64, na_value=np.nan)[rows].astype(np.int64))
     rows, launch = rows[launch >= 0], launch[launch >= 0]
     start = events["start_ns"].to_numpy(np.int64) - base_ns
-    pid = events["process_id"].to_numpy(np.int64)
+    pid = events["process_id"].astype("Float64").fillna(_host_pid(events)).to_numpy(dtype=np.int64)
     thread = _ints(events["thread_id"])
     device = _ints(events["device_index"])
     stream = _ints(events["stream"])
@@ -296,6 +298,11 @@ def _us(ns: int) -> str:
     sign = "-" if ns < 0 else ""
     whole, frac = divmod(abs(ns), 1000)
     return f"{sign}{whole}.{frac:03d}"
+
+
+def _host_pid(events: pd.DataFrame) -> int:
+    """The process most events ran in (0 where none says)."""
+    return int(events["process_id"].mode().iloc[0]) if events["process_id"].notna().any() else 0
 
 
 def _ints(series: pd.Series) -> np.ndarray:
