@@ -113,3 +113,19 @@ def test_an_event_without_a_start_is_a_one_line_error(tmp_path, command):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"profkit: error: {broken}: 1 event has no start_ns (every event has one: see docs/trace-format.md)"]
+
+
+def test_an_event_without_a_duration_is_a_one_line_error(tmp_path):
+    import pyarrow.parquet as pq
+
+    from synthetic_traces import make_trace
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet"))
+    durations = table.column("duration_ns").to_pylist()
+    durations[4] = None
+    broken = tmp_path / "no_duration.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("duration_ns"), "duration_ns",
+                                    pa.array(durations, pa.int64())), broken)
+    result = run_profkit("report", str(broken))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"profkit: error: {broken}: 1 event has no duration_ns (every event has one: see docs/trace-format.md)"]

@@ -347,3 +347,25 @@ def test_malformed_allocator_events_are_left_out_not_a_traceback(tmp_path):
     samples = _samples(trace)
     assert list(zip(samples["name"], samples["value"])) == [("allocated_bytes", 100.0)]
     assert build_report([trace])["memory"]["devices"][0]["allocated_peak_op"] == "aten::mm"
+
+
+def test_allocator_samples_without_a_value_or_a_reserve_export_without_a_traceback(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profkit.report.chrome_export import write_chrome
+
+    events = [_op("aten::mm", 10, 50), _memory_event(20, allocated=8 * MiB, reserved=16 * MiB, nbytes=8 * MiB),
+              _memory_event(30, allocated=4 * MiB, reserved=16 * MiB, nbytes=-4 * MiB)]
+    table = pq.read_table(_import(_chrome(tmp_path, events), tmp_path).path)
+    names, values = table.column("name").to_pylist(), table.column("value").to_pylist()
+    values[names.index("allocated_bytes")] = None  # (a file others wrote: a sample with no value)
+    values[names.index("reserved_bytes")] = float("inf")  # and a reserve no int holds
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("value"), "value", pa.array(values, pa.float64())),
+                   odd)
+    out = tmp_path / "odd.json"
+    write_chrome(profkit.load(odd), out)
+    memory = [e for e in json.loads(out.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+    assert [e["args"]["Total Allocated"] for e in memory] == [4 * MiB]
+    assert "Total Reserved" not in memory[0]["args"]

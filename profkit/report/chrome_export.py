@@ -149,7 +149,7 @@ def _span_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: di
     on_gpu = events["device_type"].astype(str).to_numpy() == "gpu"
     names = events["name"].astype(str).to_numpy()
     host_pid = _host_pid(events)
-    # (a file others wrote may leave a process or a duration out: the host's process, no duration)
+    # (a file others wrote may leave a process out: the host's; a duration too, where not read from a file)
     process = events["process_id"].astype("Float64").fillna(host_pid).to_numpy(dtype=np.int64)
     pid = np.where(on_gpu, events["device_index"].fillna(0).astype(np.int64), process)
     tid = np.where(on_gpu, _ints(events["stream"]), _ints(events["thread_id"]))
@@ -221,12 +221,13 @@ def _counter_lines(samples: pd.DataFrame, host_pid: int, base_ns: int, counts: d
     names = samples["name"].astype(str).to_numpy()
     values = samples["value"].to_numpy(dtype=np.float64, na_value=np.nan)
     start = samples["start_ns"].to_numpy(np.int64) - base_ns
+    finite = np.isfinite(values)  # (JSON has no NaN or infinity: such a sample is no reading)
     for i in range(len(samples)):
-        if np.isnan(values[i]):
+        if not finite[i]:
             continue
         yield (f'{{"ph": "C", "name": {json.dumps(names[i])}, "pid": {int(pid[i])}, "tid": 0, '
                f'"ts": {_us(start[i])}, "args": {{"value": {float(values[i])!r}}}}}')
-    counts[Kind.SAMPLE.value] = int((~np.isnan(values)).sum())
+    counts[Kind.SAMPLE.value] = int(finite.sum())
 
 
 def _memory_lines(samples: pd.DataFrame, host_pid: int, base_ns: int) -> Iterator[str]:
@@ -235,10 +236,11 @@ def _memory_lines(samples: pd.DataFrame, host_pid: int, base_ns: int) -> Iterato
     an import of the file gets the samples back whole (thread, and so the op that allocated), not as
     counters (kineto_json reads these and drops counters of the same names)."""
     names = samples["name"].astype(str).to_numpy()
-    allocated = samples[names == ALLOCATED_SAMPLE]
+    measured = np.isfinite(samples["value"].to_numpy(dtype=np.float64, na_value=np.nan))
+    allocated = samples[(names == ALLOCATED_SAMPLE) & measured]
     if allocated.empty:
         return
-    reserved = samples[names == RESERVED_SAMPLE]
+    reserved = samples[(names == RESERVED_SAMPLE) & measured]
     gpu = allocated["device_type"].astype(str).to_numpy() == "gpu"
     device = np.where(gpu, allocated["device_index"].fillna(0).astype(np.int64), -1)
     start = allocated["start_ns"].to_numpy(np.int64)
@@ -247,6 +249,8 @@ def _memory_lines(samples: pd.DataFrame, host_pid: int, base_ns: int) -> Iterato
     for index in np.unique(device[gpu]).tolist():
         mine = reserved_device == index
         times, values = reserved["start_ns"].to_numpy(np.int64)[mine], reserved["value"].to_numpy(np.float64)[mine]
+        if not len(times):
+            continue
         rows = np.flatnonzero(gpu & (device == index))
         at = np.searchsorted(times, start[rows], side="right") - 1
         held[rows] = np.where(at >= 0, values[np.maximum(at, 0)], np.nan)

@@ -34,7 +34,7 @@ def _pandas_types() -> dict:
 #: Columns every row has: plain numpy int64 in pandas (fast arithmetic).
 _NEVER_NULL = ("event_id", "start_ns", "duration_ns", "process_id")
 #: Columns without which an event is no event: a file with a null in one is refused when it is read.
-_REQUIRED_VALUES = frozenset({"event_id", "start_ns"})
+_REQUIRED_VALUES = frozenset({"event_id", "start_ns", "duration_ns"})
 
 
 #: Dictionary pages for the repeated strings only: tried on unique integers they cost write time and
