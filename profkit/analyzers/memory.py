@@ -129,26 +129,14 @@ def device_peaks(samples: Samples, origin_ns: int) -> list[dict[str, Any]]:
 
 
 def enclosing_ops(events, rows: list[int]) -> list[tuple[str | None, str | None]]:
-    """Per sample row: (the innermost op, the outermost op) around it, i.e. the op that allocated and
-    the top-level call it belongs to. A sample taken on a thread nests in the host event running there
-    (its ``parent_id``); an op that only allocates (``ALLOCATING_OPS``) stands for the op that called
-    it. (None, None) where the sample has no op around it."""
+    """Per sample row: (the op that allocated, the top-level op around it), by ``_allocating_ops``' rule;
+    (None, None) where the sample has no op around it."""
     if not rows:
         return []
-    parent = positions(int_values(events["event_id"]), events["parent_id"])
+    found, outermost = _allocating_ops(events, np.asarray(rows, dtype=np.int64), outermost=True)
     codes, labels = label_codes(events["name"])
-    kinds, kind_labels = label_codes(events["kind"])
-    is_op = np.append(kind_labels == Kind.CPU_OP.value, False)[kinds]
-    found = []
-    for row in rows:  # (a peak per device)
-        ops, at = [], parent[row]
-        while at >= 0:  # (a nesting depth: tens of rows at most)
-            if is_op[at]:
-                ops.append(str(labels[codes[at]]))
-            at = parent[at]
-        found.append((next((name for name in ops if name not in ALLOCATING_OPS), ops[0]), ops[-1]) if ops
-                     else (None, None))
-    return found
+    return [(str(labels[codes[op]]), str(labels[codes[top]])) if op >= 0 else (None, None)
+            for op, top in zip(found.tolist(), outermost.tolist())]
 
 
 def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]]:
@@ -175,20 +163,38 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     at, rise = np.concatenate(rows), np.concatenate(rises)
     if not len(at):
         return []
+    op, _ = _allocating_ops(events, at)
     codes, labels = label_codes(events["name"])
-    kinds, kind_labels = label_codes(events["kind"])
-    is_op = np.append(kind_labels == Kind.CPU_OP.value, False)[kinds]
-    allocating = np.append(labels_in(labels, ALLOCATING_OPS), False)[codes]
-    parent = positions(int_values(events["event_id"]), events["parent_id"])
-    innermost = _climb(parent, parent[at], is_op)  # the op around the sample
-    caller = _climb(parent, innermost, is_op & ~allocating)  # the op that is not only an allocation
-    op = np.where(caller >= 0, caller, innermost)
     name = np.where(op >= 0, codes[np.maximum(op, 0)], -1) + 1  # (0: no op around the allocation)
     total = np.bincount(name, weights=rise, minlength=len(labels) + 1)
     count = np.bincount(name, minlength=len(labels) + 1)
     order = np.argsort(-total, kind="stable")[:top]
     return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "bytes": float(total[i]),
              "device_type": device_type} for i in order.tolist() if count[i]]
+
+
+def _allocating_ops(events, rows: np.ndarray, outermost: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per sample row (a sample taken on a thread nests in the host event running there: its
+    ``parent_id``): the op that allocated, i.e. the innermost op around it that does more than allocate
+    (``ALLOCATING_OPS`` stand for their caller), else the innermost op; -1 where no op is around it.
+    ``outermost``: also the top-level op around each (else None)."""
+    codes, labels = label_codes(events["name"])
+    kinds, kind_labels = label_codes(events["kind"])
+    is_op = np.append(kind_labels == Kind.CPU_OP.value, False)[kinds]
+    allocating = np.append(labels_in(labels, ALLOCATING_OPS), False)[codes]
+    parent = positions(int_values(events["event_id"]), events["parent_id"])
+    innermost = _climb(parent, parent[rows], is_op)
+    caller = _climb(parent, innermost, is_op & ~allocating)
+    found = np.where(caller >= 0, caller, innermost)
+    if not outermost:
+        return found, None
+    top = innermost.copy()
+    while True:  # (up an op at a time while one is above)
+        above = _climb(parent, parent[np.maximum(top, 0)], is_op)
+        higher = (top >= 0) & (above >= 0)
+        if not higher.any():
+            return found, top
+        top[higher] = above[higher]
 
 
 def _climb(parent: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
