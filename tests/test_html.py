@@ -168,14 +168,14 @@ def test_memory_panel_shows_each_devices_peaks_the_op_at_the_peak_and_the_phases
                            "reserved_peak_bytes": 4 * 2**30}],
               "phases": [{"phase": "prefill", "allocated_peak_bytes": 3 * 2**30},
                          {"phase": "decode", "allocated_peak_bytes": 2 * 2**30}],
-              "top_allocations": [{"name": "aten::cat", "count": 48, "bytes": 5 * 2**30, "device_type": "gpu"}],
+              "top_allocations": [{"name": "aten::cat", "count": 48, "allocated_bytes": 5 * 2**30, "device_type": "gpu"}],
               "reason": None}
     page = render_html({"memory": memory})
     assert "memory" in _panel_ids(page) and "more" not in _panel_ids(page)
     assert "3 GiB" in page and "4 GiB" in page and "reserved peak (torch)" in page
     assert EVIL_TEXT in page and EVIL not in page and "inside aten::linear" in page
     assert "allocated peak per phase" in page and "decode" in page
-    assert "aten::cat" in page and "5.37 GB" in page
+    assert "aten::cat" in page and "5 GiB" in page  # (memory held: binary units, as in the terminal)
     without = render_html({"memory": {"devices": [], "phases": [], "reason": "no memory samples"}})
     assert "No memory figures: no memory samples." in without
 
@@ -187,6 +187,10 @@ def test_formats_follow_the_unit_in_the_name():
     assert fmt_field("delta_time_ns", 2000) == "+2 µs"
     assert fmt_field("avg_power_w", 300.0) == "300 W"
     assert fmt_field("flops", 4.2e12) == "4.2 Tflop"
+    # Memory held in binary units, as the memory section prints it; bytes moved in decimal ones.
+    assert fmt_field("allocated_peak_bytes", 3 * 2**30) == "3 GiB"
+    assert fmt_field("base_rss_high_water_bytes", 512 * 2**20) == "512 MiB"
+    assert fmt_field("bytes", 3 * 2**30) == "3.22 GB"
 
 
 # ---------------------------------------------------------------- figures from the events

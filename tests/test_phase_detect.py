@@ -138,14 +138,17 @@ def _tiny_llama(transformers):
     torch.manual_seed(0)
     config = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    return transformers.LlamaForCausalLM(config).eval()
+    try:
+        return transformers.LlamaForCausalLM(config).eval()
+    except ImportError as exc:  # a transformers that refuses this torch ("requires PyTorch >= 2.6")
+        pytest.skip(str(exc).strip().splitlines()[0])
 
 
 def test_hf_generate_gives_one_prefill_and_n_minus_1_decodes(recorder):
     transformers = pytest.importorskip("transformers")
+    model = _tiny_llama(transformers)
     from transformers.generation.utils import GenerationMixin
 
-    model = _tiny_llama(transformers)
     phase_detect.install(recorder)  # transformers is imported now: patched at install
     assert hasattr(GenerationMixin.__dict__["generate"], "__profkit_original__")
     ids = torch.randint(0, 128, (2, 10))
@@ -264,7 +267,11 @@ def test_recorded_phases_survive_the_trace_file(tmp_path):
 def test_a_compiled_model_is_one_pass_and_torch_compile_does_not_warn_about_our_hooks(recorder):
     import warnings
 
+    from torch._dynamo.utils import counters
+
     model = _tiny_lm()
+    torch._dynamo.reset()
+    counters.clear()
     compiled = torch.compile(model, backend="eager")  # dynamo only: no C++ toolchain needed
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.filterwarnings("always", category=UserWarning, append=True)  # behind the filter install() added
@@ -272,3 +279,6 @@ def test_a_compiled_model_is_one_pass_and_torch_compile_does_not_warn_about_our_
     marks = _marks(recorder)
     assert [(m["name"], m["tokens"]) for m in marks] == [("prefill", 16)]  # the wrapper and the model: one pass
     assert not [w for w in caught if "global hooks" in str(w.message)]
+    # Dynamo traces the inner modules' hooks: their bookkeeping must not break the user's graph (it did
+    # on torch 2.4, which cannot trace a thread-local's attributes or time.time_ns: 13 breaks).
+    assert not counters["graph_break"] and counters["stats"]["unique_graphs"] == 1

@@ -332,7 +332,10 @@ def llama_report(tmp_path_factory):
     torch.manual_seed(0)
     config = transformers.LlamaConfig(vocab_size=256, hidden_size=512, intermediate_size=1536, num_hidden_layers=2,
                                       num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=512)
-    llama = transformers.LlamaForCausalLM(config).eval()
+    try:
+        llama = transformers.LlamaForCausalLM(config).eval()
+    except ImportError as exc:  # a transformers that refuses this torch ("requires PyTorch >= 2.6")
+        pytest.skip(str(exc).strip().splitlines()[0])
     tiny = TinyLM(vocab=64, dim=32, heads=2, layers=1, ffn=64, ctx=64)
     ids = torch.randint(0, 256, (2, 256))
     path = tmp_path_factory.mktemp("phases") / "llama.parquet"

@@ -141,7 +141,7 @@ def enclosing_ops(events, rows: list[int]) -> list[tuple[str | None, str | None]
 
 def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]]:
     """The ops that allocated the most bytes over the run (``top`` of them, most first): ``name``,
-    ``count`` (allocations), ``bytes``, on the GPUs where the allocator was recorded there, else on the
+    ``count`` (allocations), ``allocated_bytes``, on the GPUs where the allocator was recorded there, else on the
     host. An allocation is a rise of the allocator's total over its sample before on the same device
     (the first sample of a device has no before: it is left out where the totals are absolute); it
     belongs to the op that allocated (``enclosing_ops``' rule: one that only allocates stands for its
@@ -169,7 +169,7 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     total = np.bincount(name, weights=rise, minlength=len(labels) + 1)
     count = np.bincount(name, minlength=len(labels) + 1)
     order = np.argsort(-total, kind="stable")[:top]
-    return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "bytes": float(total[i]),
+    return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "allocated_bytes": float(total[i]),
              "device_type": device_type} for i in order.tolist() if count[i]]
 
 

@@ -10,7 +10,8 @@ one pass: ``prefill`` when seq > 1, ``decode`` when seq == 1, recorded as a
 phase mark with batch size and token count (batch × seq).
 
 Token input, first found: the keyword arguments of ``_TOKEN_KWARGS`` (the
-names transformers 4.x and 5.x pass), else the first positional tensor — an
+names transformers 4.x and 5.x pass; not seen on torch 2.4, whose global hooks get no keyword
+arguments), else the first positional tensor — an
 integer ``[batch, seq]`` tensor, or a float ``[batch, seq, hidden]`` one when
 the module has submodules (a whole model, not a lone layer).
 
@@ -31,6 +32,7 @@ swallowed and the pass is not recorded.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import sys
 import threading
@@ -43,6 +45,8 @@ from typing import Any, Callable
 _TOKEN_KWARGS = ("input_ids", "inputs_embeds", "decoder_input_ids", "decoder_inputs_embeds")
 
 _GENERATION_MODULE = "transformers.generation.utils"
+
+_NO_KWARGS: dict = {}  # (read only)
 
 #: torch warns on every torch.compile(module) call while global hooks exist; the depth tracking
 #: already sees the compiled wrapper as the outermost call, so the warning is noise to the user.
@@ -100,9 +104,11 @@ class PhaseDetector:
             return
         from torch.nn.modules import module as nn_module
 
+        takes_kwargs = "with_kwargs" in inspect.signature(nn_module.register_module_forward_hook).parameters
         self._handles = [
             nn_module.register_module_forward_pre_hook(self._pre),
-            nn_module.register_module_forward_hook(self._post, with_kwargs=True, always_call=True),
+            nn_module.register_module_forward_hook(self._post, with_kwargs=True, always_call=True) if takes_kwargs
+            else nn_module.register_module_forward_hook(self._post_without_kwargs, always_call=True),
         ]
         warnings.filterwarnings("ignore", message=_COMPILE_WARNING, category=UserWarning)
         self._warning_filter = warnings.filters[0]
@@ -134,6 +140,11 @@ class PhaseDetector:
 
     # -- hooks (every module call: keep the nested path to a few attribute ops)
     def _pre(self, module, args) -> None:
+        # Under Dynamo's tracing a module's hooks are traced too: is_compiling() is True there, so no
+        # bookkeeping enters the graph (torch 2.4 cannot trace it: a graph break per module). The
+        # compiled module's own call runs eagerly, with its hooks: that call is the pass.
+        if self._is_compiling():
+            return None
         tls = self._tls
         depth = tls.depth
         tls.depth = depth + 1
@@ -148,6 +159,8 @@ class PhaseDetector:
 
     def _post(self, module, args, *rest) -> None:
         # (module, args, kwargs, result) normally; (module, args, result) when forward raised.
+        if self._is_compiling():
+            return None
         tls = self._tls
         depth = tls.depth - 1
         tls.depth = depth if depth > 0 else 0
@@ -158,6 +171,11 @@ class PhaseDetector:
         except Exception:  # noqa: BLE001 - a pass we cannot read is a pass not recorded
             pass
         return None
+
+    def _post_without_kwargs(self, module, args, result) -> None:
+        # torch 2.4's global hooks take no with_kwargs: (module, args, result), result None when forward
+        # raised (torch sets it before calling forward). Token ids passed by keyword are not seen there.
+        return self._post(module, args, _NO_KWARGS, result) if result is not None else self._post(module, args, None)
 
     # -- one outermost inference pass ----------------------------------------
     def _on_pass(self, module, args, kwargs, tls: _ThreadState) -> None:

@@ -114,6 +114,9 @@ def fmt_change(metric: str, base: Any, new: Any, change: Any) -> str:
 
 
 #: (predicate on the field name, formatter of a number). First match wins.
+#: Words of a ``_bytes`` field that names memory held, not moved.
+_HELD_WORDS = ("allocated", "reserved", "high_water", "rss", "peak_bytes", "total_bytes", "used")
+
 FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.startswith("change_") or k == "change", lambda v: f"{100 * v:+.1f} %"),
     (lambda k: k in ("start_ns", "end_ns") or k.endswith(("_start_ns", "_end_ns")), _instant),
@@ -126,6 +129,9 @@ FORMATS: tuple[tuple[Callable[[str], bool], Callable[[float], str]], ...] = (
     (lambda k: k.endswith("tokens_per_s"), lambda v: fmt_si(v, "tok/s")),
     (lambda k: k.endswith("_per_s"), lambda v: fmt_si(v, "/s")),
     (lambda k: bool({"flops", "flop"} & set(k.split("_"))), lambda v: fmt_si(v, "flop")),
+    # Memory held (allocator and NVML peaks, RSS, a device's capacity) in binary units, as the memory
+    # section and nvidia-smi give it; bytes moved (traffic) in decimal ones, as bandwidths are.
+    (lambda k: k.endswith("_bytes") and any(word in k for word in _HELD_WORDS), fmt_bytes),
     (lambda k: k == "bytes" or k.endswith("_bytes"), lambda v: fmt_si(v, "B")),
     (lambda k: k.endswith("_j") or k.endswith("_j_per_token") or k.startswith("j_per"), lambda v: si(v, "J")),
     (lambda k: k.endswith("_w"), lambda v: si(v, "W")),

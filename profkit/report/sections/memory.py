@@ -15,7 +15,7 @@ allocator's totals: torch before 2.13; the figures count from when recording
 started).
 ``phases``: the allocator's peak per phase / training step (``phase``,
 ``allocated_peak_bytes``). ``top_allocations``: the ops that allocated the
-most bytes over the run (``name``, ``count``, ``bytes``, ``device_type``: the
+most bytes over the run (``name``, ``count``, ``allocated_bytes``, ``device_type``: the
 GPUs', else the host's), from the allocator's samples. ``reason`` (null when
 something was measured).
 """
@@ -143,7 +143,7 @@ def render(data: dict[str, Any], console) -> None:
     top = data.get("top_allocations") or []
     if top:
         console.print(f"  allocated most ({'GPU' if top[0]['device_type'] == 'gpu' else 'host'}, over the run): " + ", ".join(
-            f"{escape(a['name'])} {fmt_bytes(a['bytes'])} ({a['count']}×)" for a in top[:_TOP_SHOWN]))
+            f"{escape(a['name'])} {fmt_bytes(a['allocated_bytes'])} ({a['count']}×)" for a in top[:_TOP_SHOWN]))
 
 
 def _largest(device: dict[str, Any]) -> float:
