@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from ..trace.arrow_buffers import from_numpy
 from ..trace.kinds import ALLOCATED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE, RESERVED_SAMPLE, Kind
+from .json_numbers import floats
 
 #: The profiler's event name for an allocation or a free.
 MEMORY_EVENT = "[memory]"
@@ -46,14 +47,7 @@ FIELDS = ("Device Type", "Device Id", "Total Allocated", "Total Reserved")
 def memory_fields(args: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
     """(device type code, device id, total allocated, total reserved) of each event's args, as float
     arrays (NaN where a field is missing or not a number)."""
-    return tuple(_numbers([a.get(field, np.nan) for a in args]) for field in FIELDS)
-
-
-def _numbers(values: list) -> np.ndarray:
-    try:  # (the usual case: numbers throughout, converted in one call)
-        return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return np.array([_number(v) for v in values], dtype=np.float64)
+    return tuple(floats([a.get(field, np.nan) for a in args]) for field in FIELDS)
 
 
 def metadata_args(metadata_texts: list[str]) -> list[dict[str, Any]]:
@@ -74,10 +68,6 @@ def _object(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
 def running_totals(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.ndarray,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import compress
@@ -31,6 +30,7 @@ import pyarrow as pa
 from ..errors import TraceImportError
 from ..trace.arrow_buffers import text_array
 from .allocator import FIELDS, MEMORY_EVENT
+from .json_numbers import floats, within_int64
 from .json_stream import JsonStream, iter_members
 
 #: Kineto argument name -> key in the row's ``extra`` JSON ("" drops it). Unlisted names are kept as they are.
@@ -65,7 +65,6 @@ ARG_KEYS: dict[str, str] = {
 }
 
 _PROGRESS_MIN_BYTES = 32 << 20  # show a progress bar for files at least this big
-_TRAILING_INT = re.compile(r"(-?\d+)\s*$")
 _FLOW_CATEGORIES = frozenset({"ac2g", "async_cpu_to_gpu", "async"})
 
 try:  # optional: encodes the per-event extras about 5x faster (json_stream also decodes with it)
@@ -260,7 +259,7 @@ def memory_rows(events: list[dict]) -> np.ndarray:
     try:
         found = np.array(rows, dtype=np.float64)
         if found.ndim == 2:  # (a list among them would add a dimension)
-            return _within_int64(found.reshape(-1, len(MEMORY_FIELDS)))
+            return within_int64(found.reshape(-1, len(MEMORY_FIELDS)))
     except (TypeError, ValueError):  # a text or null among them: column by column
         pass
     return np.stack([floats(list(column)) for column in zip(*rows)], axis=1)
@@ -383,32 +382,3 @@ def _strings(values: list, none: str) -> pa.Array:
         return text_array([none if v is None else v if type(v) is str else str(v) for v in values])
 
 
-def floats(values: list, *, ids: bool = True) -> np.ndarray:
-    """Numbers as float64, NaN where missing; strings such as "stream 7" by their trailing digits.
-    ``ids``: numbers no int64 holds read as missing too (times are checked against their own range)."""
-    try:
-        found = np.array(values, dtype=np.float64)
-        if found.ndim != 1:  # (lists of equal length, a window of one event's, would read as a table)
-            raise ValueError
-    except (TypeError, ValueError):  # a few strings among numbers (Kineto's one "Spans" pid): convert only those
-        found = np.array([v if type(v) is float or type(v) is int else number(v) for v in values], dtype=np.float64)
-    return _within_int64(found) if ids else found
-
-
-def _within_int64(values: np.ndarray) -> np.ndarray:
-    """NaN (unknown) for numbers no int64 holds (an id, a time or a size of 1e30 is no value)."""
-    with np.errstate(invalid="ignore"):
-        beyond = np.abs(values) >= 2.0**63
-    if beyond.any():
-        values = np.where(beyond, np.nan, values)
-    return values
-
-
-def number(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        match = _TRAILING_INT.search(value)
-        if match:
-            return float(match.group(1))
-    return np.nan
