@@ -28,7 +28,7 @@ from .intervals import self_time_ns
 from .summary import DEVICE_WORK_KINDS
 
 #: Fields that name a record in a report section, most specific first.
-KEY_FIELDS = ("class", "op_class", "category", "phase", "name", "metric", "key", "device")
+KEY_FIELDS = ("class", "op_class", "category", "phase", "name", "metric", "key", "device", "rank")
 #: Record fields treated as identity, never compared.
 _IDENTITY_FIELDS = frozenset({"rank", "index", "device_index", "order", "rule"})
 
@@ -228,7 +228,7 @@ def diff_sections(base_doc: dict, new_doc: dict) -> dict[str, dict]:
 
 
 #: Sections that hold several tables, each compared on its own as ``section.table``.
-MULTI_TABLE_SECTIONS = {"memory": ("devices", "phases", "top_allocations")}
+MULTI_TABLE_SECTIONS = {"memory": ("devices", "phases", "top_allocations"), "communication": ("ranks", "collectives")}
 
 
 def _parts(base_doc: dict, new_doc: dict):

@@ -389,6 +389,26 @@ def memory_traffic_panel(view: View) -> str | None:
     return out + kv_table(traffic, skip=("measured_bytes", "ideal_bytes", "movement_efficiency", "source"))
 
 
+@panel("communication", order=15, title="Communication", covers=("communication",))
+def communication_panel(view: View) -> str | None:
+    section = view.document.get("communication")
+    ranks = section.get("ranks") if isinstance(section, dict) else None
+    if not ranks:  # (no collective kernels: no panel)
+        return None
+    communicated = sum(_num(r.get("communication_ns")) or 0 for r in ranks)
+    exposed = sum(_num(r.get("exposed_ns")) or 0 for r in ranks)
+    out = kpis([
+        ("collective kernels", fmt_ns(communicated)),
+        ("overlapped by other GPU work", fmt_share(1 - exposed / communicated) if communicated else "–"),
+        ("exposed", fmt_ns(exposed)),
+    ])
+    out += records_table(ranks, caption="per rank: exposed = the collectives' time no other GPU work overlapped")
+    collectives = section.get("collectives") or []
+    if collectives:
+        out += records_table(collectives, caption="collective kernels, most exposed first", display=KERNEL_NAMES)
+    return out
+
+
 @panel("top_kernels", order=80, title="Top kernels", covers=("top_kernels",))
 def top_kernels_panel(view: View) -> str | None:
     rows = view.document.get("top_kernels")

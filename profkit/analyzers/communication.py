@@ -1,0 +1,87 @@
+"""Collective communication on the GPU: how much of it other GPU work hid, and how much was exposed.
+
+A collective kernel (NCCL's, RCCL's: the ``communication`` class) runs on a stream of its own beside
+the compute kernels. Where other device work of the same rank (kernels, copies, memsets, on any
+stream) ran at the same time, the communication cost nothing extra: it was *overlapped*. The rest is
+*exposed*: the GPU only communicated, and a faster network or better overlap would have shortened the
+run by that much (Holistic Trace Analysis calls the overlapped share "comm-comp overlap").
+
+Per rank: the union of the collective kernels' intervals (``communication_ns``), the part of it other
+device work covered (``overlapped_ns``), the ``exposed_ns`` rest, and the rank's device span. Per
+collective kernel name: kernels, their time and exposed time, each kernel's own (kernels of one name
+that overlap each other count twice there, once in the union).
+
+Pure functions over arrays; a loop over ranks only (a job has a few), none over events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .intervals import intersect_intervals, merge_intervals, overlap_ns
+
+
+def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
+    return int((intervals[1] - intervals[0]).sum())
+
+
+def overlap_by_rank(rank: np.ndarray, collective: np.ndarray, device_work: np.ndarray, start_ns: np.ndarray,
+                    end_ns: np.ndarray) -> list[dict[str, Any]]:
+    """One record per rank with collective kernels: ``rank``, ``communication_ns`` (their union),
+    ``overlapped_ns``, ``exposed_ns``, ``overlapped_share`` (of ``communication_ns``), ``span_ns`` (the
+    rank's first device start to its last device end) and ``exposed_share`` (of ``span_ns``).
+    ``collective``: the collective kernels; ``device_work``: every device row (collectives included)."""
+    out = []
+    for r in np.unique(rank[collective]).tolist():
+        mine = rank == r
+        comm = merge_intervals(start_ns[collective & mine], end_ns[collective & mine])
+        other = device_work & ~collective & mine
+        overlapped = _length(intersect_intervals(comm, merge_intervals(start_ns[other], end_ns[other])))
+        total = _length(comm)
+        work = device_work & mine
+        span = int(end_ns[work].max() - start_ns[work].min())
+        out.append({
+            "rank": int(r),
+            "communication_ns": total,
+            "overlapped_ns": overlapped,
+            "exposed_ns": total - overlapped,
+            "overlapped_share": overlapped / total if total else None,
+            "span_ns": span,
+            "exposed_share": (total - overlapped) / span if span else None,
+        })
+    return out
+
+
+def exposed_by_kernel(rank: np.ndarray, collective: np.ndarray, device_work: np.ndarray, start_ns: np.ndarray,
+                      end_ns: np.ndarray) -> np.ndarray:
+    """Per row, the ns of a collective kernel that no other device work of its rank overlapped (0 for
+    the other rows): its duration less its overlap with that work's union."""
+    exposed = np.zeros(len(start_ns), dtype=np.int64)
+    for r in np.unique(rank[collective]).tolist():
+        mine = rank == r
+        rows = np.flatnonzero(collective & mine)
+        other = device_work & ~collective & mine
+        union = merge_intervals(start_ns[other], end_ns[other])
+        covered = overlap_ns(union[0], union[1], start_ns[rows], end_ns[rows])
+        exposed[rows] = (end_ns[rows] - start_ns[rows]) - covered
+    return exposed
+
+
+def by_name(name_codes: np.ndarray, name_labels: np.ndarray, collective: np.ndarray, duration_ns: np.ndarray,
+            exposed_ns: np.ndarray, top: int) -> list[dict[str, Any]]:
+    """The collective kernel names with the most exposed time (``top``, most first): ``name``,
+    ``count``, ``time_ns``, ``exposed_ns``, ``exposed_share`` (of its own time)."""
+    rows = np.flatnonzero(collective & (name_codes >= 0))
+    if not len(rows):
+        return []
+    codes = name_codes[rows]
+    count = np.bincount(codes, minlength=len(name_labels))
+    time = np.bincount(codes, weights=duration_ns[rows], minlength=len(name_labels))
+    exposed = np.bincount(codes, weights=exposed_ns[rows], minlength=len(name_labels))
+    used = np.flatnonzero(count)
+    order = used[np.lexsort((-time[used], -exposed[used]))][:top]
+    return [{"name": str(name_labels[i]), "count": int(count[i]), "time_ns": int(time[i]),
+             "exposed_ns": int(exposed[i]), "exposed_share": float(exposed[i] / time[i]) if time[i] else None}
+            for i in order.tolist()]

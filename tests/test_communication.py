@@ -1,0 +1,145 @@
+"""The communication section: collective kernels' time, the part other GPU work overlapped, the exposed
+rest. Hand-built kernels with known overlaps, and the 2-rank NCCL job in ../shared/traces checked against
+a plain-Python sweep of its JSON (no profkit code)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import profkit
+from profkit.analyzers import communication
+from profkit.analyzers.diff import diff_sections
+from profkit.report import build_report
+from profkit.trace.build import build_events
+from profkit.trace.io import write_trace
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
+NCCL = "ncclKernel_AllReduce_RING_LL_Sum_float(ncclDevComm*, unsigned long, ncclWork*)"
+T0 = 1_750_000_000_000_000_000
+US = 1_000
+
+
+def _kernels(path: Path, kernels: list[tuple[str, int, int, int]]) -> Path:
+    """A trace of GPU kernels only: (name, stream, start µs, duration µs) each, on GPU 0."""
+    raw = pd.DataFrame([{"kind": "kernel", "name": name, "start_ns": T0 + start * US, "duration_ns": duration * US,
+                         "device_type": "gpu", "device_index": 0, "stream": stream, "thread_id": stream}
+                        for name, stream, start, duration in kernels])
+    raw["device_index"] = raw["device_index"].astype("int16")
+    raw["process_id"] = 1
+    for column in ("thread_id", "stream"):
+        raw[column] = raw[column].astype("Int64")
+    metadata = {"producer": "tests", "command": ["python", "train.py"], "partial": False, "exit_code": 0, "rank": 0,
+                "devices": [{"index": 0, "type": "gpu", "name": "NVIDIA H100 80GB HBM3"}]}
+    return write_trace(path, build_events(raw), metadata)
+
+
+def test_overlapped_and_exposed_time_of_hand_built_kernels(tmp_path):
+    # all-reduce 0-100 µs beside a GEMM 50-150 µs: 50 µs overlapped; a second all-reduce 200-260 µs alone;
+    # a third 220-240 µs inside the second (one union: counted once per rank, twice per name).
+    path = _kernels(tmp_path / "t.parquet", [
+        (NCCL, 20, 0, 100), ("gemm_kernel", 7, 50, 100), (NCCL, 20, 200, 60), (NCCL, 21, 220, 20),
+    ])
+    section = build_report([profkit.load(path)])["communication"]
+    (rank,) = section["ranks"]
+    assert rank["communication_ns"] == 160 * US  # [0, 100) ∪ [200, 260)
+    assert rank["overlapped_ns"] == 50 * US and rank["exposed_ns"] == 110 * US
+    assert rank["overlapped_share"] == pytest.approx(50 / 160)
+    assert rank["span_ns"] == 260 * US and rank["exposed_share"] == pytest.approx(110 / 260)
+    (collective,) = section["collectives"]
+    assert collective["count"] == 3 and collective["time_ns"] == 180 * US
+    assert collective["exposed_ns"] == (50 + 60 + 20) * US  # each kernel's own exposed time
+    assert section["reason"] is None
+
+
+def test_a_trace_without_collectives_says_so_and_prints_nothing(tmp_path, capsys):
+    from rich.console import Console
+
+    from profkit.report.sections.communication import render
+
+    path = _kernels(tmp_path / "t.parquet", [("gemm_kernel", 7, 0, 100)])
+    section = build_report([profkit.load(path)])["communication"]
+    assert section["ranks"] == [] and "no collective kernels" in section["reason"]
+    render(section, Console(file=None, force_terminal=False))
+    assert capsys.readouterr().out == ""
+
+
+def test_each_rank_is_measured_against_its_own_work():
+    # Rank 1's GEMM overlaps rank 0's all-reduce in time but runs on another GPU: it hides nothing.
+    rank = np.array([0, 1, 1])
+    collective = np.array([True, False, True])
+    work = np.ones(3, dtype=bool)
+    start, end = np.array([0, 0, 100]), np.array([100, 100, 150])
+    by_rank = communication.overlap_by_rank(rank, collective, work, start, end)
+    assert [(r["rank"], r["overlapped_ns"], r["exposed_ns"]) for r in by_rank] == [(0, 0, 100), (1, 0, 50)]
+    assert communication.exposed_by_kernel(rank, collective, work, start, end).tolist() == [100, 0, 50]
+
+
+def test_diff_compares_exposed_communication_per_rank(tmp_path):
+    base = _kernels(tmp_path / "base.parquet", [(NCCL, 20, 0, 100), ("gemm_kernel", 7, 0, 100)])
+    new = _kernels(tmp_path / "new.parquet", [(NCCL, 20, 0, 100), ("gemm_kernel", 7, 0, 40)])
+    parts = diff_sections(build_report([profkit.load(base)]), build_report([profkit.load(new)]))
+    ranks = parts["communication.ranks"]
+    assert ranks["key"] == "rank"
+    (row,) = ranks["rows"]
+    assert row["delta_exposed_ns"] == 60 * US and row["delta_overlapped_ns"] == -60 * US
+
+
+# ---------------------------------------------------------------- the shared 2-rank NCCL job
+
+
+def _sweep(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of [start, end) intervals, the textbook way."""
+    merged: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def _covered(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> int:
+    return sum(max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in a for s2, e2 in b)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_the_shared_nccl_job_agrees_with_a_sweep_of_its_json(rank, tmp_path):
+    source = SHARED / f"sampled_rank-{rank}.json.gz"
+    if not source.exists():
+        pytest.skip("../shared/traces is not here")
+    with gzip.open(source) as f:
+        events = json.load(f)["traceEvents"]
+    base_us = min(e["ts"] for e in events if e.get("ph") == "X")
+    work = [(round((e["ts"] - base_us) * 1000), round((e["ts"] - base_us + e["dur"]) * 1000), e["name"])
+            for e in events if e.get("ph") == "X" and str(e.get("cat")).lower() in ("kernel", "gpu_memcpy", "gpu_memset")]
+    nccl = _sweep([(s, e) for s, e, name in work if name.startswith("nccl")])
+    other = _sweep([(s, e) for s, e, name in work if not name.startswith("nccl")])
+    total = sum(e - s for s, e in nccl)
+    overlapped = _covered(nccl, other)
+
+    target = tmp_path / "rank.parquet"
+    from profkit.collectors.kineto_json import import_paths
+
+    import_paths([source], target, progress=False)
+    (measured,) = build_report([profkit.load(target)])["communication"]["ranks"]
+    # (µs in the file: each converted end may differ by a ns of rounding)
+    assert measured["communication_ns"] == pytest.approx(total, abs=100)
+    assert measured["overlapped_ns"] == pytest.approx(overlapped, abs=100)
+    assert 0 < measured["overlapped_ns"] < measured["communication_ns"]  # NCCL overlapped only in part
+
+
+def test_the_html_report_has_a_communication_panel_only_where_there_are_collectives(tmp_path):
+    from profkit.report.html import render_html
+
+    with_nccl = _kernels(tmp_path / "a.parquet", [(NCCL, 20, 0, 100), ("gemm_kernel", 7, 50, 100)])
+    page = render_html(build_report([profkit.load(with_nccl)]))
+    assert 'id="communication"' in page
+    assert "50 µs" in page and "50.0 %" in page  # exposed, and overlapped share of 100 µs
+    without = _kernels(tmp_path / "b.parquet", [("gemm_kernel", 7, 0, 100)])
+    assert 'id="communication"' not in render_html(build_report([profkit.load(without)]))
