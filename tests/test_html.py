@@ -445,3 +445,14 @@ def test_the_startup_step_is_left_out_of_the_per_step_chart():
     assert "Step 1, which began with the recording (start-up), is left out." in html
     columns = re.findall(r">(train_step \d+)<", html)
     assert columns and "train_step 1" not in columns and "train_step 2" in columns
+
+
+def test_memory_panel_lists_what_was_held_at_the_peak():
+    device = {"device": "GPU 0", "rank": 0, "device_type": "gpu", "device_index": 0,
+              "allocated_peak_bytes": 3 * 2**30, "allocated_peak_at_ns": 1_500_000,
+              "allocated_first_bytes": 2**30, "allocated_last_bytes": 2**30, "allocated_peak_op": "aten::mm",
+              "held_at_peak": [{"name": "aten::add", "count": 26, "allocated_bytes": 1.5 * 2**30}],
+              "held_at_peak_bytes": 2 * 2**30}
+    page = render_html({"memory": {"devices": [device], "phases": [], "top_allocations": [], "reason": None}})
+    assert "held at the peak" in page and "aten::add" in page and "1.5 GiB" in page
+    assert "(1 GiB from before)" in page  # 3 GiB peak, 2 GiB of it in blocks allocated while recording

@@ -122,6 +122,39 @@ def test_shared_llm_traces_report_the_allocator_peaks_their_json_holds(name, dev
     assert phases.get("prefill") and phases["prefill"] <= gpu["allocated_peak_bytes"]
 
 
+@pytest.mark.parametrize("name, device_type", [("h100_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz", 1),
+                                               ("mi300_Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz", 6)])
+def test_what_is_held_at_the_peak_agrees_with_the_blocks_the_json_pairs_by_address(name, device_type, tmp_path):
+    source = shared_trace(name)
+    with gzip.open(source, "rt") as handle:  # a walk over the events by hand: each address's live block
+        raw = sorted((e for e in json.load(handle)["traceEvents"]
+                      if e.get("name") == "[memory]" and e["args"]["Device Type"] == device_type),
+                     key=lambda e: e["ts"])
+    peak_at = max(range(len(raw)), key=lambda i: (raw[i]["args"]["Total Allocated"], -i))  # (the first such)
+    live: dict[int, int] = {}
+    for event in raw[:peak_at + 1]:
+        if event["args"]["Bytes"] > 0:
+            live[event["args"]["Addr"]] = event["args"]["Bytes"]
+        else:
+            live.pop(event["args"]["Addr"], None)
+    trace = _import(source, tmp_path)
+    document = build_report([trace])
+    gpu = next(d for d in document["memory"]["devices"] if d["device_type"] == "gpu")
+    assert gpu["held_at_peak_bytes"] == sum(live.values())
+    assert 0 < gpu["held_at_peak_bytes"] < gpu["allocated_peak_bytes"]  # the weights came before the trace
+    listed = gpu["held_at_peak"]
+    assert [h["allocated_bytes"] for h in listed] == sorted((h["allocated_bytes"] for h in listed), reverse=True)
+    assert sum(h["count"] for h in listed) <= len(live)
+    # The export writes each block's address and size back: a re-import holds the same.
+    exported = tmp_path / "exported.json"
+    assert cli_runner().invoke(cli, ["export", str(trace.path), "--format", "chrome", "-o",
+                                     str(exported)]).exit_code == 0
+    (tmp_path / "again").mkdir()
+    again = build_report([_import(exported, tmp_path / "again")])
+    regpu = next(d for d in again["memory"]["devices"] if d["device_type"] == "gpu")
+    assert (regpu["held_at_peak"], regpu["held_at_peak_bytes"]) == (listed, gpu["held_at_peak_bytes"])
+
+
 # ---------------------------------------------------------------- record
 
 
@@ -161,6 +194,15 @@ def test_record_memory_reads_the_allocator_from_the_profiler(tmp_path, use_activ
     assert host["allocated_peak_op"] == "aten::ones"
     # torch's events() give each allocation's size, not the allocator's totals: counted from the start.
     assert host["allocated_since_start"] is (not use_activities)
+    # trace_activities() give each block's address too: what the peak holds. The 24 MiB tensor of aten::ones
+    # (allocated by its aten::empty, which stands for it) and the kept 4 MiB one, nothing else that large.
+    if use_activities:
+        held = {h["name"]: (h["count"], h["allocated_bytes"]) for h in host["held_at_peak"]}
+        assert held["aten::ones"] == (1, 24 * MiB)
+        assert sorted(b for _, b in held.values())[-2:] == [4 * MiB, 24 * MiB]
+        assert 28 * MiB <= host["held_at_peak_bytes"] < 28 * MiB + 64 * 1024
+    else:
+        assert "held_at_peak" not in host
     assert trace.metadata["options"]["memory"] is True
 
 

@@ -18,8 +18,13 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from ..trace.kinds import ALLOCATED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE, RESERVED_SAMPLE, Kind
-from .columns import float_values, int_values, is_kind, label_codes, labels_in, positions
+from .columns import float_values, int_values, is_kind, label_codes, labels_in, positions, texts_at
 from .intervals import merge_intervals
+
+try:  # (the blocks' texts, parsed at once)
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+    from json import loads as _loads
 
 #: Memory sample name -> its short key in the summary, in the order a reader is shown them. The first
 #: present of ``PEAK_SOURCES`` is what a memory budget compares (``check``).
@@ -122,6 +127,7 @@ def device_peaks(samples: Samples, origin_ns: int) -> list[dict[str, Any]]:
         entry[f"{metric}_peak_at_ns"] = int(samples.start_ns[at]) - origin_ns
         entry[f"{metric}_peak_row"] = int(samples.row[at])
         if metric == "allocated":
+            entry["allocated_peak_index"] = at  # (its position in ``samples``: held_at_peak's)
             entry["allocated_first_bytes"] = float(samples.value[first])
             entry["allocated_last_bytes"] = float(samples.value[ends[g] - 1])
             entry["allocated_since_start"] = bool(samples.since_start[first])
@@ -171,6 +177,81 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     order = np.argsort(-total, kind="stable")[:top]
     return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "allocated_bytes": float(total[i]),
              "device_type": device_type} for i in order.tolist() if count[i]]
+
+
+def sample_blocks(texts) -> tuple[np.ndarray, np.ndarray]:
+    """(address, size) of the block in allocator samples' ``extra`` texts (``{"address": N, "bytes": B}``,
+    collectors/allocator.py; size negative for a free) as float64 (exact: addresses are below 2**53);
+    NaN where a row has none. One parse of the texts as one JSON array (a call per text costs more than
+    its parse), text by text where that fails."""
+    plain = [text if isinstance(text, str) and text else "null" for text in texts]
+    try:
+        documents = _loads("[" + ",".join(plain) + "]")
+        if not isinstance(documents, list) or len(documents) != len(plain):
+            raise ValueError
+    except ValueError:  # (a text that is no JSON value, or holds several)
+        documents = [_document(text) for text in plain]
+    documents = [d if type(d) is dict else _NONE for d in documents]
+    return (_numbers([d.get("address", _NAN) for d in documents]), _numbers([d.get("bytes", _NAN) for d in documents]))
+
+
+_NONE: dict = {}
+_NAN = float("nan")
+
+
+def _document(text: str):
+    try:
+        return _loads(text)
+    except ValueError:
+        return None
+
+
+def _numbers(values: list) -> np.ndarray:
+    """Numbers as float64 (NaN where missing: the usual case, converted in one call); where some value is
+    no number (null, a text, a list), NaN for it."""
+    try:
+        found = np.array(values, dtype=np.float64)
+        if found.ndim == 1:
+            return found
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return np.array([float(v) if type(v) in (int, float) else np.nan for v in values], dtype=np.float64)
+
+
+def held_at_peak(events, samples: Samples, peak: int, top: int) -> dict[str, Any] | None:
+    """What the allocator still held at its peak (``peak``: a row of ``samples``, an ``allocated`` one),
+    among the blocks allocated while recording: each block's last event up to the peak (its address in
+    the sample's ``extra``; its size the rise of the total) is an allocation, not a free. By the op that
+    allocated it (``_allocating_ops``' rule; a block's size is the event's own, else the total's rise):
+    ``held_at_peak`` (``top`` ops, most first: ``name``,
+    ``count`` of blocks, ``allocated_bytes``) and ``held_at_peak_bytes`` (all of them); the rest of the
+    peak was allocated before recording started (or by events left out). None without addresses."""
+    first = int(samples.groups[np.searchsorted(samples.groups, peak, side="right") - 1])
+    rows = samples.row[first:peak + 1]
+    texts = texts_at(events["extra"], rows) if "extra" in events else np.full(len(rows), None, dtype=object)
+    address, rise = sample_blocks(texts)
+    if not np.isfinite(address).any():
+        return None
+    values = samples.value[first:peak + 1]
+    derived = values - np.r_[0.0 if samples.since_start[first] else np.nan, values[:-1]]
+    rise = np.where(np.isfinite(rise), rise, derived)
+    known = np.flatnonzero(np.isfinite(address) & np.isfinite(rise) & (rise != 0))
+    order = known[np.lexsort((known, address[known]))]  # by address, then in time
+    last = order[np.r_[address[order][1:] != address[order][:-1], True]]  # each block's last event
+    live = last[rise[last] > 0]
+    if not len(live):
+        return {"held_at_peak": [], "held_at_peak_bytes": 0.0}
+    op, _ = _allocating_ops(events, rows[live])
+    codes, labels = label_codes(events["name"])
+    name = np.where(op >= 0, codes[np.maximum(op, 0)], -1) + 1  # (0: no op around the allocation)
+    total = np.bincount(name, weights=rise[live], minlength=len(labels) + 1)
+    count = np.bincount(name, minlength=len(labels) + 1)
+    order = np.argsort(-total, kind="stable")[:top]
+    return {
+        "held_at_peak": [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]),
+                          "allocated_bytes": float(total[i])} for i in order.tolist() if count[i]],
+        "held_at_peak_bytes": float(rise[live].sum()),
+    }
 
 
 def _allocating_ops(events, rows: np.ndarray, outermost: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -40,12 +40,14 @@ DEVICE_TYPES: dict[int, str] = {
 }
 
 
-#: The args of a memory event that ``memory_fields`` reads, in its order.
-FIELDS = ("Device Type", "Device Id", "Total Allocated", "Total Reserved")
+#: The args of a memory event that ``memory_fields`` reads, in its order ("Addr": the block's address,
+#: which pairs an allocation with its free: exact as a float64, addresses being below 2**53; "Bytes":
+#: its size, negative for a free).
+FIELDS = ("Device Type", "Device Id", "Total Allocated", "Total Reserved", "Addr", "Bytes")
 
 
 def memory_fields(args: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(device type code, device id, total allocated, total reserved) of each event's args, as float
+    """(device type code, device id, total allocated, total reserved, address, size) of each event's args, as float
     arrays (NaN where a field is missing or not a number)."""
     return tuple(floats([a.get(field, np.nan) for a in args]) for field in FIELDS)
 
@@ -87,10 +89,14 @@ def running_totals(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.
 
 def sample_columns(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.ndarray, allocated: np.ndarray,
                    reserved: np.ndarray, thread_id: np.ndarray, process_id: np.ndarray,
-                   allocated_name: str = ALLOCATED) -> dict[str, Any] | None:
+                   allocated_name: str = ALLOCATED, address: np.ndarray | None = None,
+                   size: np.ndarray | None = None) -> dict[str, Any] | None:
     """Raw ``sample`` columns (``trace.build_events``'s input) of memory events: an ``allocated_bytes`` row
     per event on a known device type, a ``reserved_bytes`` row per such event on a GPU. None when there
-    are none. ``start_ns`` int64; the others as ``memory_fields`` gives them (thread and process ids too)."""
+    are none. ``start_ns`` int64; the others as ``memory_fields`` gives them (thread and process ids too).
+    ``address``, ``size``: the block each event allocated or freed and its bytes (negative: freed), kept
+    in the allocated row's ``extra`` (``{"address": N, "bytes": B}``), which tells what is still held at a
+    peak (analyzers/memory.py)."""
     labels = np.array([None, *DEVICE_TYPES.values()], dtype=object)  # code 0: no label (left out)
     label_of = np.zeros(len(device_type), dtype=np.int64)
     for i, code in enumerate(DEVICE_TYPES, start=1):
@@ -115,7 +121,20 @@ def sample_columns(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.
         "thread_id": _ids(thread_id[rows]),
         "process_id": _ids(process_id[rows]),
         "value": np.concatenate([values[at] for (_, _, values), at in zip(parts, picks)]),
+        "extra": np.concatenate([_blocks(address, size, picks[0]), np.full(len(picks[1]), None, dtype=object)]),
     }
+
+
+def _blocks(address: np.ndarray | None, size: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``{"address": N, "bytes": B}`` texts of ``rows`` (None where the address or size is unknown)."""
+    out = np.full(len(rows), None, dtype=object)
+    if address is None or size is None or not len(rows):
+        return out
+    where, nbytes = address[rows], size[rows]
+    known = np.isfinite(where) & (where >= 0) & np.isfinite(nbytes)
+    out[known] = [f'{{"address":{a},"bytes":{b}}}'
+                  for a, b in zip(where[known].astype(np.int64).tolist(), nbytes[known].astype(np.int64).tolist())]
+    return out
 
 
 def _changed(start_ns: np.ndarray, device_id: np.ndarray, values: np.ndarray) -> np.ndarray:

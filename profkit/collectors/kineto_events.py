@@ -249,10 +249,11 @@ MEMORY_FIELDS = ("ts", "pid", "tid", *FIELDS)
 def memory_rows(events: list[dict]) -> np.ndarray:
     """The ``MEMORY_FIELDS`` of allocator events as a float array of a row each (NaN where missing; a
     "stream 7" or "Spans" id by its digits, as ``floats`` reads them)."""
-    device_type, device_id, allocated, reserved = FIELDS  # (named, not looped: a frame per event costs)
+    device_type, device_id, allocated, reserved, address, size = FIELDS  # (named, not looped: a frame per event costs)
     try:
         rows = [(e.get("ts", _NAN), e.get("pid", _NAN), e.get("tid", _NAN), a.get(device_type, _NAN),
-                 a.get(device_id, _NAN), a.get(allocated, _NAN), a.get(reserved, _NAN))
+                 a.get(device_id, _NAN), a.get(allocated, _NAN), a.get(reserved, _NAN), a.get(address, _NAN),
+                 a.get(size, _NAN))
                 for e in events for a in (e.get("args") or _EMPTY,)]
     except AttributeError:  # some event's args is no object: its fields read as missing
         return memory_rows([{**e, "args": e["args"] if type(e.get("args")) is dict else _EMPTY} for e in events])

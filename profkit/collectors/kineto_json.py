@@ -569,12 +569,13 @@ def _memory_samples(rows: np.ndarray, host_pid: int, base_ns: int, notes: list[s
     as ``allocated_bytes`` / ``reserved_bytes`` samples (allocator.py), on the thread that allocated."""
     if not len(rows):
         return None
-    ts, pid, tid, device_type, device_id, allocated, reserved = rows.T
+    ts, pid, tid, device_type, device_id, allocated, reserved, address, size = rows.T
     timed = np.abs(ts) < MAX_US  # (NaN: no ts, compares False)
     start_ns, _ = _to_ns(np.where(timed, ts, 0.0), np.zeros(len(ts)), base_ns)
     columns = allocator.sample_columns(
         start_ns[timed], device_type[timed], device_id[timed], allocated[timed], reserved[timed], tid[timed],
-        np.where(np.isnan(pid), host_pid, pid)[timed])
+        np.where(np.isnan(pid), host_pid, pid)[timed], address=address[timed],
+        size=size[timed])
     left_out = allocator.unknown_device_count(device_type[timed]) + int((~timed).sum())
     notes.append(f"{len(rows) - left_out} allocator memory events (profile_memory) read as "
                  f"{allocator.ALLOCATED} / {allocator.RESERVED} samples"
@@ -591,6 +592,7 @@ def _memory_samples(rows: np.ndarray, host_pid: int, base_ns: int, notes: list[s
         "process_id": columns["process_id"],
         "thread_id": columns["thread_id"],
         "value": from_numpy(columns["value"]),
+        "extra": pa.array(columns["extra"], type=pa.string()),
         "_external_id": from_numpy(np.full(len(columns["value"]), np.nan)),
     })
     return table

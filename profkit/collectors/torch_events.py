@@ -133,9 +133,10 @@ def _memory_samples(columns: dict, items: list, rows: np.ndarray, activities: bo
     thread = to_numpy(columns["thread_id"].take(from_numpy(rows)), np.nan).astype(np.float64)
     process = columns["process_id"][rows].astype(np.float64)
     if activities:
-        device_type, device_id, allocated, reserved = allocator.memory_fields(
+        device_type, device_id, allocated, reserved, address, size = allocator.memory_fields(
             allocator.metadata_args([item.metadata_json() for item in items]))
-        return allocator.sample_columns(start, device_type, device_id, allocated, reserved, thread, process)
+        return allocator.sample_columns(start, device_type, device_id, allocated, reserved, thread, process,
+                                        address=address, size=size)
     device_type = np.fromiter((int(item.device_type()) for item in items), dtype=np.float64, count=len(items))
     device_id = np.fromiter(map(methodcaller("device_index"), items), dtype=np.float64, count=len(items))
     nbytes = np.fromiter(map(methodcaller("nbytes"), items), dtype=np.float64, count=len(items))

@@ -26,6 +26,7 @@ from typing import Any, Iterator, TextIO
 import numpy as np
 import pandas as pd
 
+from ..analyzers.memory import sample_blocks
 from ..trace.io import Trace
 from ..trace.kinds import ALLOCATED_SAMPLE, RESERVED_SAMPLE
 from ..trace.schema import Kind
@@ -257,10 +258,14 @@ def _memory_lines(samples: pd.DataFrame, host_pid: int, base_ns: int) -> Iterato
     pid = allocated["process_id"].fillna(host_pid).astype(np.int64).to_numpy()
     thread = _ints(allocated["thread_id"])
     values = allocated["value"].to_numpy(np.float64)
+    texts = allocated["extra"].to_numpy(dtype=object) if "extra" in allocated else np.full(len(allocated), None)
+    address, size = sample_blocks(texts)  # (the block's: what a peak still holds)
     for i in range(len(allocated)):
         args = {"Total Allocated": int(values[i]), "Device Id": int(device[i]), "Device Type": 1 if gpu[i] else 0}
         if not np.isnan(held[i]):
             args["Total Reserved"] = int(held[i])
+        if not np.isnan(address[i]) and not np.isnan(size[i]):
+            args["Addr"], args["Bytes"] = int(address[i]), int(size[i])
         yield (f'{{"ph": "i", "s": "t", "cat": "cpu_instant_event", "name": "[memory]", "pid": {int(pid[i])}, '
                f'"tid": {int(thread[i])}, "ts": {_us(start[i] - base_ns)}, "args": {json.dumps(args)}}}')
 

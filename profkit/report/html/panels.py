@@ -320,6 +320,11 @@ def memory_panel(view: View) -> str | None:
             out.append(notes([f"allocated peak at {fmt_ns(device['allocated_peak_at_ns'])} in "
                               f"{device['allocated_peak_op']}{inside}; {fmt_bytes(device['allocated_first_bytes'])} "
                               f"at the start, {fmt_bytes(device['allocated_last_bytes'])} at the end"]))
+        held = device.get("held_at_peak")
+        if held:
+            before = (_num(device.get("allocated_peak_bytes")) or 0) - (_num(device.get("held_at_peak_bytes")) or 0)
+            out.append(records_table(held, caption="held at the peak: blocks allocated while recording, by the op "
+                                     f"that allocated them ({fmt_bytes(max(before, 0))} from before)"))
     phases = [p for p in memory.get("phases") or [] if _num(p.get("allocated_peak_bytes")) is not None]
     if phases:
         items = [(str(p["phase"]), float(p["allocated_peak_bytes"]), _colour(str(p["phase"]))) for p in phases[:40]]

@@ -12,7 +12,11 @@ that allocated when the peak was reached), ``allocated_peak_call`` (the
 top-level op around it), ``allocated_first_bytes`` / ``allocated_last_bytes``,
 ``allocated_since_start`` (true where torch gave each event's size, not the
 allocator's totals: torch before 2.13; the figures count from when recording
-started).
+started); where the events carry their blocks' addresses (torch 2.13's
+recordings, imported ``profile_memory`` traces): ``held_at_peak``, the ops
+whose blocks, allocated while recording, were still held at the peak
+(``name``, ``count`` of blocks, ``allocated_bytes``), and ``held_at_peak_bytes``
+(all such blocks: the rest of the peak was allocated before recording started).
 ``phases``: the allocator's peak per phase / training step (``phase``,
 ``allocated_peak_bytes``). ``top_allocations``: the ops that allocated the
 most bytes over the run (``name``, ``count``, ``allocated_bytes``, ``device_type``: the
@@ -34,6 +38,7 @@ from .core import _span
 from .phases import analysis
 
 _PEAK_FIELDS = ("peak_bytes", "peak_at_ns")
+_HELD_LISTED = 5  # ops listed per device as holding memory at the peak
 
 
 @section("memory", order=44, render=lambda data, console: render(data, console))
@@ -47,6 +52,9 @@ def memory_section(ctx: ReportContext) -> dict[str, Any]:
     peaks = {i: device["allocated_peak_row"] for i, device in enumerate(devices) if "allocated_peak_row" in device}
     for i, (op, call) in zip(peaks, memory.enclosing_ops(events, list(peaks.values()))):
         devices[i]["allocated_peak_op"], devices[i]["allocated_peak_call"] = op, call
+    for device in devices:
+        if "allocated_peak_index" in device:
+            device.update(memory.held_at_peak(events, samples, device.pop("allocated_peak_index"), _HELD_LISTED) or {})
     ranks = len({d["rank"] for d in devices}) > 1
     for device in devices:
         for key in [k for k in device if k.endswith("_peak_row")]:
@@ -137,6 +145,12 @@ def render(data: dict[str, Any], console) -> None:
             line += (f"; allocated {fmt_bytes(device['allocated_first_bytes'])} at the start, "
                      f"{fmt_bytes(device['allocated_last_bytes'])} at the end")
         console.print(line)
+        held = device.get("held_at_peak")
+        if held:
+            before = device["allocated_peak_bytes"] - device["held_at_peak_bytes"]
+            console.print("  held at the peak: " + ", ".join(
+                f"{escape(h['name'])} {fmt_bytes(h['allocated_bytes'])} ({h['count']} block{'s' * (h['count'] != 1)})" for h in held[:_TOP_SHOWN])
+                + (f"; {fmt_bytes(before)} allocated before recording started" if before > 0 else ""))
     if data.get("phases"):
         console.print("  allocated peak by phase: " + ", ".join(
             f"{escape(str(p['phase']))} {fmt_bytes(p['allocated_peak_bytes'])}" for p in data["phases"]))
