@@ -448,7 +448,8 @@ def allocator_memory_on_gpu(ctx):
     profiler's activities: the totals, not sizes counted from the start), a peak at least what the
     workload held at once (two 128 MiB operands, 512 MiB, a 128 MiB product), inside the "grow"
     phase, at most what the allocator reserved, and at most the process's memory NVML read (which
-    also holds the CUDA context)."""
+    also holds the CUDA context); what was held at the peak (blocks paired by address) holds the 512
+    MiB block and adds up to at least the workload's 896 MiB."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     from gpu_workloads import MEMORY_EXTRA_BYTES
 
@@ -460,11 +461,14 @@ def allocator_memory_on_gpu(ctx):
     figures = {"allocated_peak_bytes": gpu.get("allocated_peak_bytes"), "held_bytes": held,
                "reserved_peak_bytes": gpu.get("reserved_peak_bytes"), "process_peak_bytes": gpu.get("process_peak_bytes"),
                "since_start": gpu.get("allocated_since_start"), "peak_op": gpu.get("allocated_peak_op"),
-               "grow_peak_bytes": phases.get("grow")}
+               "grow_peak_bytes": phases.get("grow"), "held_at_peak_bytes": gpu.get("held_at_peak_bytes"),
+               "held_at_peak": gpu.get("held_at_peak")}
     allocated, reserved = figures["allocated_peak_bytes"] or 0, figures["reserved_peak_bytes"] or 0
     ok = (allocated >= held and reserved >= allocated and figures["since_start"] is False
           and (figures["grow_peak_bytes"] or 0) >= held
-          and (figures["process_peak_bytes"] is None or figures["process_peak_bytes"] >= reserved))
+          and (figures["process_peak_bytes"] is None or figures["process_peak_bytes"] >= reserved)
+          and (figures["held_at_peak_bytes"] or 0) >= held
+          and any(h["allocated_bytes"] >= MEMORY_EXTRA_BYTES for h in figures["held_at_peak"] or []))
     return ok, (f"GPU 0 allocated peak {allocated / 2**20:.0f} MiB (held {held / 2**20:.0f}) in "
                 f"{figures['peak_op']}, reserved {reserved / 2**20:.0f} MiB, NVML process "
                 f"{(figures['process_peak_bytes'] or 0) / 2**20:.0f} MiB"), figures
