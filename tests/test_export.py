@@ -129,3 +129,24 @@ def test_events_without_a_process_export_on_the_host_process(tmp_path):
     named = table.column("name").to_pylist()[2]
     moved = [e for e in events if e.get("name") == named and e.get("ph") == "X"]
     assert moved and any(e["pid"] == host for e in moved)
+
+
+def test_a_gpu_event_without_a_device_index_exports_beside_the_named_gpus(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profkit.trace import load
+    from synthetic_traces import make_trace
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet", steps=1))
+    gpu_rows = [i for i, t in enumerate(table.column("device_type").to_pylist()) if t == "gpu"]
+    values = table.column("device_index").to_pylist()
+    values[gpu_rows[0]] = None  # (profkit names every GPU event's device; a file others wrote may not)
+    table = table.set_column(table.schema.get_field_index("device_index"), "device_index", pa.array(values, pa.int16()))
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(table, odd)
+    out = tmp_path / "odd.json"
+    write_chrome(load(odd), out)
+    names = [e["args"]["name"] for e in json.loads(out.read_text())["traceEvents"]
+             if e.get("ph") == "M" and e.get("name") == "process_name"]
+    assert "GPU 0" in names  # the other GPU events still name their GPU's track

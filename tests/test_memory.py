@@ -385,6 +385,7 @@ def test_malformed_allocator_events_are_left_out_not_a_traceback(tmp_path):
         {"ph": "i", "s": "t", "name": "[memory]", "pid": 100, "tid": "x", "ts": 11,
          "args": {"Total Allocated": "lots", "Device Type": 1, "Device Id": 0}},  # no number
         {"ph": "i", "s": "t", "name": "[memory]", "pid": 100, "tid": 7, "args": {"Total Allocated": 9}},  # no ts
+        _memory_event(12, allocated=7, reserved=7, nbytes=7, device=2**40),  # no GPU has that index
         _memory_event(12, allocated=100, reserved=None, nbytes=100),
     ]
     trace = _import(_chrome(tmp_path, events), tmp_path)

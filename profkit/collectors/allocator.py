@@ -103,14 +103,16 @@ def sample_columns(start_ns: np.ndarray, device_type: np.ndarray, device_id: np.
         label_of[device_type == code] = i
     types = labels[label_of]
     gpu = types == "gpu"
-    parts = [(allocated_name, (label_of > 0) & ~np.isnan(allocated), allocated),
-             (RESERVED, gpu & ~np.isnan(reserved) & _changed(start_ns, device_id, reserved), reserved)]
+    with np.errstate(invalid="ignore"):  # (a GPU event without an index a GPU can have is left out)
+        indexed = ~gpu | ((device_id >= 0) & (device_id < 2**15))
+    parts = [(allocated_name, (label_of > 0) & indexed & ~np.isnan(allocated), allocated),
+             (RESERVED, gpu & indexed & ~np.isnan(reserved) & _changed(start_ns, device_id, reserved), reserved)]
     picks = [np.flatnonzero(mask) for _, mask, _ in parts]
     rows = np.concatenate(picks)
     if not len(rows):
         return None
     names = np.array([name for name, _, _ in parts], dtype=object)
-    index = np.where(gpu, np.nan_to_num(device_id, nan=0.0), -1).astype(np.int16)
+    index = np.where(gpu & indexed, np.nan_to_num(device_id, nan=0.0), -1).astype(np.int16)
     return {
         "kind": np.full(len(rows), Kind.SAMPLE.value, dtype=object),
         "name": np.repeat(names, [len(at) for at in picks]),

@@ -129,7 +129,7 @@ def _process_lines(events: pd.DataFrame, meta: dict, host_pid: int, kind: np.nda
         yield _meta_line("process_labels", pid, 0, {"labels": "CPU"})
         yield _meta_line("process_sort_index", pid, 0, {"sort_index": pid})
     gpu = events["device_type"].astype(str).to_numpy() == "gpu"
-    for index in sorted(set(events.loc[gpu, "device_index"].astype(int).tolist())):
+    for index in sorted(set(events.loc[gpu, "device_index"].dropna().astype(int).tolist())):  # (null: none named)
         yield _meta_line("process_name", index, 0, {"name": f"GPU {index}"})
         yield _meta_line("process_labels", index, 0, {"labels": f"GPU {index}"})
         yield _meta_line("process_sort_index", index, 0, {"sort_index": _SORT_INDEX_GPU + index})
