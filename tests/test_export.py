@@ -139,14 +139,19 @@ def test_a_gpu_event_without_a_device_index_exports_beside_the_named_gpus(tmp_pa
     from synthetic_traces import make_trace
 
     table = pq.read_table(make_trace(tmp_path / "t.parquet", steps=1))
+    kinds = table.column("kind").to_pylist()
     gpu_rows = [i for i, t in enumerate(table.column("device_type").to_pylist()) if t == "gpu"]
+    kernel = next(i for i in gpu_rows if kinds[i] == "kernel")
+    sample = next(i for i in gpu_rows if kinds[i] == "sample")
     values = table.column("device_index").to_pylist()
-    values[gpu_rows[0]] = None  # (profkit names every GPU event's device; a file others wrote may not)
+    values[kernel] = values[sample] = None  # (profkit names every GPU event's device; a file others wrote may not)
     table = table.set_column(table.schema.get_field_index("device_index"), "device_index", pa.array(values, pa.int16()))
     odd = tmp_path / "odd.parquet"
     pq.write_table(table, odd)
     out = tmp_path / "odd.json"
     write_chrome(load(odd), out)
-    names = [e["args"]["name"] for e in json.loads(out.read_text())["traceEvents"]
-             if e.get("ph") == "M" and e.get("name") == "process_name"]
+    events = json.loads(out.read_text())["traceEvents"]
+    names = [e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
     assert "GPU 0" in names  # the other GPU events still name their GPU's track
+    kernels = [e for e in events if e.get("ph") == "X" and e.get("cat") == "kernel"]
+    assert len(kernels) == kinds.count("kernel") and sum("device" not in e["args"] for e in kernels) == 1

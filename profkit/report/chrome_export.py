@@ -157,7 +157,7 @@ def _span_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: di
     start = events["start_ns"].to_numpy(np.int64) - base_ns
     duration = _ints(events["duration_ns"])
     columns = [_optional(events[c]) for c in ("correlation_id", "bytes", "batch_size", "token_count")]
-    device = events["device_index"].to_numpy()
+    device = _optional(events["device_index"])
     stream = _optional(events["stream"])
     shapes = events["input_shapes"].astype(object).to_numpy()
     dtypes = events["input_dtypes"].astype(object).to_numpy()
@@ -170,7 +170,8 @@ def _span_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: di
         if correlation is not None:
             args["correlation"] = correlation
         if on_gpu[i]:
-            args["device"] = int(device[i])
+            if device[i] is not None:
+                args["device"] = device[i]
             if stream[i] is not None:
                 args["stream"] = stream[i]
         if nbytes is not None:
