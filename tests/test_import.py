@@ -348,6 +348,25 @@ def test_report_reads_chrome_json_directly():
     assert document["run"]["device"] == "NVIDIA A100-PG509-200"
 
 
+def test_report_diff_and_check_read_a_folder_of_chrome_json_as_its_ranks(tmp_path):
+    """A tensorboard_trace_handler folder, or a job's rank files: each file a rank, converted on the fly."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for rank in (0, 1):
+        document = {**_legacy_trace(), "distributedInfo": {"rank": rank, "world_size": 2}}
+        _write(run, document, f"worker{rank}.pt.trace.json", gz=rank == 1)
+    result = cli_runner().invoke(cli, ["report", str(run), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["run"]["ranks"] == [0, 1]
+    assert document["totals"]["kernel_count"] == 2  # one gemm_kernel a rank
+    assert cli_runner().invoke(cli, ["check", str(run), "--baseline", str(run)]).exit_code == 0
+    assert cli_runner().invoke(cli, ["diff", str(run), str(run), "--format", "json"]).exit_code == 0
+    (tmp_path / "empty").mkdir()
+    empty = cli_runner().invoke(cli, ["report", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "no .parquet, .json or .json.gz traces" in empty.stderr
+
+
 def _optimizer_trace(steps: list[tuple[str, int, int]]) -> dict:
     """A host thread: a forward op at 0, then one Optimizer.step#<class>.step range per (class, ts, dur)."""
     events = [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 0, "dur": 5,

@@ -13,23 +13,34 @@ from ..trace.io import Trace, expand_paths, load, write_trace
 
 
 def load_any(paths: Iterable[str | os.PathLike]) -> list[Trace]:
-    """Traces from profkit Parquet files, folders of them, or Chrome-trace JSON (converted in memory)."""
+    """Traces from profkit Parquet files, folders of them, or Chrome-trace JSON (converted in memory):
+    files, or a folder of them without Parquet files in it (``tensorboard_trace_handler``'s, a job's
+    rank files)."""
     traces: list[Trace] = []
     for item in map(Path, paths):
         if item.is_file() and item.name.endswith(CHROME_TRACE_SUFFIXES):
-            # Converted in memory; the importer is imported only then (~40 ms otherwise saved).
-            from ..collectors.kineto_json import read_kineto
-
-            imported = read_kineto(item, progress=False)
-            with tempfile.TemporaryDirectory(prefix="profkit-") as folder:
-                trace = load(write_trace(Path(folder) / "trace.parquet", imported.table, imported.metadata))
-            trace.path = item
-            traces.append(trace)
+            traces.append(_converted(item))
+        elif item.is_dir() and not any(item.glob("*.parquet")):
+            chrome = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(CHROME_TRACE_SUFFIXES))
+            if not chrome:
+                raise UsageError(f"{item}: folder holds no .parquet, .json or .json.gz traces")
+            traces.extend(_converted(path) for path in chrome)
         else:
             traces.extend(load(path) for path in expand_paths([item]))
     if not traces:
         raise UsageError("no traces given")
     return _distinct_ranks(traces)
+
+
+def _converted(path: Path) -> Trace:
+    """A Chrome-trace JSON file as a trace, converted in memory (a temporary Parquet file, gone after)."""
+    from ..collectors.kineto_json import read_kineto  # (imported only here: ~40 ms otherwise saved)
+
+    imported = read_kineto(path, progress=False)
+    with tempfile.TemporaryDirectory(prefix="profkit-") as folder:
+        trace = load(write_trace(Path(folder) / "trace.parquet", imported.table, imported.metadata))
+    trace.path = path
+    return trace
 
 
 def _distinct_ranks(traces: list[Trace]) -> list[Trace]:
