@@ -103,6 +103,9 @@ def test_importing_a_trace_does_not_import_pandas(tmp_path):
         {"ph": "C", "name": "power", "pid": 0, "ts": 5, "args": {"value": 300.5}},
         {"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "GPU 0"}},
         {"ph": "s", "cat": "ac2g", "id": 9, "pid": 1, "tid": 1, "ts": 2},
+        {"ph": "i", "s": "t", "name": "[memory]", "pid": 1, "tid": 1, "ts": 3,  # (its block's text went through pa.array)
+         "args": {"Total Allocated": 512, "Total Reserved": 2048, "Bytes": 512, "Addr": 4096, "Device Id": 0,
+                  "Device Type": 1}},
     ]
     exported = [  # profkit's own phase marks (as profkit export writes them): their args unpacked
         {"ph": "X", "cat": "cpu_op", "name": "aten::add", "pid": 1, "tid": 1, "ts": 1, "dur": 10},
@@ -120,8 +123,8 @@ def test_importing_a_trace_does_not_import_pandas(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    # a.json: 5 spans + 1 step mark + 1 power sample, 1 kernel; b.json: 2 spans; and no pandas
-    assert result.stdout.split() == ["7", "1", "2", "0", "False"]
+    # a.json: 5 spans + 1 step mark + 1 power sample + 2 allocator samples, 1 kernel; b.json: 2 spans; no pandas
+    assert result.stdout.split() == ["9", "1", "2", "0", "False"]
 
 
 @pytest.mark.parametrize("preset, expected", [(None, "system"), ("mimalloc", "mimalloc")])

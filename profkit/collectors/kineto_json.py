@@ -592,7 +592,7 @@ def _memory_samples(rows: np.ndarray, host_pid: int, base_ns: int, notes: list[s
         "process_id": columns["process_id"],
         "thread_id": columns["thread_id"],
         "value": from_numpy(columns["value"]),
-        "extra": pa.array(columns["extra"], type=pa.string()),
+        "extra": text_array([text or "" for text in columns["extra"].tolist()], empty_is_null=True),  # (pa.array imports pandas)
         "_external_id": from_numpy(np.full(len(columns["value"]), np.nan)),
     })
     return table
