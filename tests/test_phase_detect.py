@@ -100,6 +100,34 @@ def test_leaf_module_on_float_input_and_non_token_inputs_are_ignored(recorder):
     assert _marks(recorder) == []
 
 
+def test_global_hooks_without_keyword_arguments_as_on_torch_2_4(monkeypatch):
+    """torch 2.4's register_module_forward_hook takes no with_kwargs (install raised there, so no pass was
+    ever found): its hooks get (module, args, result), result None when forward raised. Here the newer
+    torch is made to look like it; the suite passes on a real 2.4 too (docs/recording.md)."""
+    from torch.nn.modules import module as nn_module
+
+    original = nn_module.register_module_forward_hook
+
+    def without_kwargs(hook, *, always_call: bool = False):  # 2.4's signature
+        return original(hook, always_call=always_call)
+
+    monkeypatch.setattr(nn_module, "register_module_forward_hook", without_kwargs)
+    marks = MarkRecorder()
+    phase_detect.install(marks)
+    try:
+        class Boom(torch.nn.Module):
+            def forward(self, ids):
+                raise RuntimeError("boom")
+
+        with torch.no_grad(), pytest.raises(RuntimeError):
+            Boom()(torch.zeros(2, 3, dtype=torch.long))  # (no stale depth left behind)
+        generate(_tiny_lm(), torch.randint(0, 64, (2, 12)), new_tokens=3)  # ids passed positionally
+    finally:
+        phase_detect.uninstall()
+    passes = [m for m in _marks(marks) if m["name"] in ("prefill", "decode")]
+    assert [(m["name"], m["tokens"]) for m in passes] == [("prefill", 24), ("decode", 2), ("decode", 2)]
+
+
 def test_nested_calls_are_seen_once_and_an_exception_leaves_no_stale_depth(recorder):
     class Boom(torch.nn.Module):
         def __init__(self):
