@@ -3,6 +3,7 @@ generate) and report it — on the GPU when there is one, else on the CPU."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import click
 from rich.console import Console
 
 from ..collectors.launch import launch_recorded
+from ..errors import UsageError
 from ..report import ReportOptions, build_report, render_terminal
 from ..trace.io import load
+from .main import NO_TORCH
 
 
 @click.command("demo")
@@ -21,6 +24,8 @@ from ..trace.io import load
 @click.option("--new-tokens", default=16, show_default=True, type=click.IntRange(min=2), help="Tokens to generate.")
 def command(output, device, steps, new_tokens):
     """Record and report the bundled example end to end."""
+    if importlib.util.find_spec("torch") is None:  # (the example would die on its first line)
+        raise UsageError(NO_TORCH.format(command="demo"))
     program = [sys.executable, "-m", "profkit.examples.tiny_transformer", "--device", device,
                "--steps", str(steps), "--new-tokens", str(new_tokens)]
     click.echo(f"profkit: recording {' '.join(program[1:])}", err=True)

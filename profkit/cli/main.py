@@ -14,6 +14,10 @@ import click
 from .. import __version__
 from ..errors import ProfkitError
 
+#: What a command that needs torch says where it is not installed.
+NO_TORCH = ("`profkit {command}` needs PyTorch, which this Python cannot import: pip install torch "
+            "(report, import, diff, check and export work without it)")
+
 #: Subcommand name -> module defining ``command``. Modules load only when their
 #: command runs, so `profkit record` does not pay for pandas and the analyzers.
 _COMMAND_MODULES = {
@@ -44,6 +48,11 @@ class _Group(click.Group):
         except ProfkitError as exc:
             click.echo(f"profkit: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except ModuleNotFoundError as exc:  # (report, import, diff, check and export run without torch)
+            if exc.name != "torch":
+                raise
+            click.echo(f"profkit: error: {NO_TORCH.format(command=ctx.invoked_subcommand)}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
