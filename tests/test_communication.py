@@ -143,3 +143,47 @@ def test_the_html_report_has_a_communication_panel_only_where_there_are_collecti
     assert "50 µs" in page and "50.0 %" in page  # exposed, and overlapped share of 100 µs
     without = _kernels(tmp_path / "b.parquet", [("gemm_kernel", 7, 0, 100)])
     assert 'id="communication"' not in render_html(build_report([profkit.load(without)]))
+
+
+def test_check_gates_on_exposed_communication(tmp_path):
+    from conftest import cli_runner
+
+    from profkit.cli.main import cli
+
+    # The same all-reduce, hidden behind 50 µs of GEMM in the baseline and 40 µs in the new trace:
+    # exposed 50 -> 60 µs, +20 %.
+    base = _kernels(tmp_path / "base.parquet", [(NCCL, 20, 0, 100), ("gemm_kernel", 7, 0, 50)])
+    new = _kernels(tmp_path / "new.parquet", [(NCCL, 20, 0, 100), ("gemm_kernel", 7, 0, 40)])
+
+    def run(limit: str, *paths: Path):
+        return cli_runner().invoke(cli, ["check", str(paths[0]), "--baseline", str(paths[1]),
+                                         "--max-exposed-communication-regression", limit, "--format", "json"])
+
+    failed = run("10%", new, base)
+    assert failed.exit_code == 1 and "exposed communication +20.0 % > 10 %" in failed.stderr
+    (verdict,) = json.loads(failed.stdout)["budgets"]
+    assert (verdict["base"], verdict["new"], verdict["base_basis"]) == (50 * US, 60 * US, "total")
+    assert run("25%", new, base).exit_code == 0
+    plain = _kernels(tmp_path / "plain.parquet", [("gemm_kernel", 7, 0, 50)])
+    unmeasurable = run("10%", plain, plain)
+    assert unmeasurable.exit_code == 2 and "neither trace has collective kernels" in unmeasurable.stderr
+
+
+def test_check_compares_the_median_step_of_a_job_with_steps(tmp_path):
+    from conftest import cli_runner
+
+    from profkit.cli.main import cli
+
+    if not (SHARED / "sampled_rank-0.json.gz").exists():
+        pytest.skip("../shared/traces is not here")
+    run = tmp_path / "run"
+    run.mkdir()
+    for rank in (0, 1):
+        (run / f"sampled_rank-{rank}.json.gz").write_bytes((SHARED / f"sampled_rank-{rank}.json.gz").read_bytes())
+    result = cli_runner().invoke(cli, ["check", str(run), "--baseline", str(run),
+                                       "--max-exposed-communication-regression", "0%", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    (verdict,) = json.loads(result.stdout)["budgets"]
+    assert verdict["base_basis"] == "median of 2 steps × 2 ranks"
+    # A step's exposed time is part of its rank's: at most the 336 ms rank 0 shows over its whole run.
+    assert 0 < verdict["base"] <= 336.1e6

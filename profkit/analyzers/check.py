@@ -45,7 +45,7 @@ from ..trace.schema import Kind
 from .classes import CLASS_ORDER
 from .classify import classify_table
 from .columns import label_codes
-from . import energy, memory
+from . import communication, energy, memory
 from .diff import classified_class_table
 from .intervals import merge_intervals, overlap_ns
 from .phase_windows import step_positions, window_columns
@@ -66,14 +66,15 @@ class CheckInputError(UsageError):
 
 @dataclass(frozen=True)
 class Budget:
-    metric: str  # "time" | "energy" | "memory"
+    metric: str  # "time" | "energy" | "memory" | "exposed_communication"
     limit: float  # largest allowed relative increase, 0.05 = 5 %
     scope: str = "total"  # "total" | "class" | "phase"
     target: str | None = None  # the class or phase name; memory: the measure compared (memory.PEAK_SOURCES)
 
     @property
     def label(self) -> str:
-        return self.metric if self.scope == "total" else f"{self.metric} of {self.scope} {self.target}"
+        what = self.metric.replace("_", " ")
+        return what if self.scope == "total" else f"{what} of {self.scope} {self.target}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ def check(
     base = CheckedTrace(base_events, base_doc, "baseline", base_devices)
     new = CheckedTrace(new_events, new_doc, "trace", new_devices)
     budgets = [_memory_measure(budget, base, new) if budget.metric == "memory" else budget for budget in budgets]
+    if any(b.metric == "exposed_communication" for b in budgets) and not (base.exposed or new.exposed):
+        raise CheckInputError("neither trace has collective kernels (NCCL, RCCL): no communication to compare")
     per_step = bool(len(base.step_windows()[0]) and len(new.step_windows()[0]))
     return [Verdict(budget, base.measure(budget, per_step=per_step), new.measure(budget, per_step=per_step))
             for budget in budgets]
@@ -254,9 +257,25 @@ class CheckedTrace:
                     return float(section[key])
         raise CheckInputError(f"the {self.side} has no power or energy samples (record with telemetry on)")
 
+    @cached_property
+    def exposed(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per rank: when a collective kernel ran and no other device work did (analyzers/communication.py)."""
+        return communication.exposed_intervals(communication.device_rows(self.rows))
+
     def measure(self, budget: Budget, *, per_step: bool) -> Measurement:
         """The figure ``budget`` compares, on this trace."""
         events, side = self.events, self.side
+        if budget.metric == "exposed_communication":
+            if budget.scope != "total":
+                raise CheckInputError("exposed communication budgets are for the run (per step where it has steps)")
+            if per_step:
+                starts, ends, ranks = self.step_windows()
+                values = np.zeros(len(starts))
+                for rank, (exposed_start, exposed_end) in self.exposed.items():
+                    mine = ranks == rank
+                    values[mine] = overlap_ns(exposed_start, exposed_end, starts[mine], ends[mine])
+                return Measurement(float(np.median(values)), "median of " + _count(ranks, "step", "steps"))
+            return Measurement(float(sum(int((e - s).sum()) for s, e in self.exposed.values())), "total")
         if budget.metric == "memory":  # (a peak over the run: there is no per-step memory budget)
             if budget.scope != "total":
                 raise CheckInputError("memory budgets are for the whole run (a peak), not per class or phase")

@@ -16,11 +16,50 @@ Pure functions over arrays; a loop over ranks only (a job has a few), none over 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .intervals import intersect_intervals, merge_intervals, overlap_ns
+from ..trace.kinds import Kind
+from .classes import OpClass
+from .columns import kind_mask, label_codes
+from .intervals import intersect_intervals, merge_intervals, overlap_ns, subtract_intervals
+
+#: Device work: what can run beside a collective and hide it.
+DEVICE_WORK = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
+
+
+class DeviceRows(NamedTuple):
+    """The classified rows' (classify.classify_table) device work as arrays: each row's rank, whether it
+    is device work, whether a collective kernel, and its start and end."""
+
+    rank: np.ndarray
+    device_work: np.ndarray
+    collective: np.ndarray
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+
+
+def device_rows(rows) -> DeviceRows:
+    """``DeviceRows`` of classified rows: collectives are the device rows of the communication class."""
+    codes, labels = label_codes(rows["category"])
+    work = kind_mask(label_codes(rows["kind"]), *DEVICE_WORK)
+    collective = work & np.append(labels == OpClass.COMMUNICATION.value, False)[codes]
+    rank = rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), dtype=np.int64)
+    start = rows["start_ns"].to_numpy(np.int64)
+    return DeviceRows(rank, work, collective, start, start + rows["duration_ns"].to_numpy(np.int64))
+
+
+def exposed_intervals(rows: DeviceRows) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per rank with collective kernels: the disjoint intervals when one ran and no other device work
+    of that rank did (what ``check`` sums per step)."""
+    out = {}
+    for r in np.unique(rows.rank[rows.collective]).tolist():
+        mine = rows.rank == r
+        comm = merge_intervals(rows.start_ns[rows.collective & mine], rows.end_ns[rows.collective & mine])
+        other = rows.device_work & ~rows.collective & mine
+        out[int(r)] = subtract_intervals(comm, merge_intervals(rows.start_ns[other], rows.end_ns[other]))
+    return out
 
 
 def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:

@@ -39,20 +39,22 @@ def _scoped(ctx, param, values):
 @click.option("--max-energy-regression", callback=_limit, default=None, help="Largest allowed growth of energy, e.g. 10%.")
 @click.option("--max-memory-regression", callback=_limit, default=None,
               help="Largest allowed growth of the peak memory of any one device, e.g. 5%.")
+@click.option("--max-exposed-communication-regression", "exposed_limit", callback=_limit, default=None,
+              help="Largest allowed growth of the collective kernels' time no other GPU work overlapped, e.g. 10%.")
 @click.option("--max-class-regression", "class_budgets", multiple=True, callback=_scoped, metavar="CLASS=PCT",
               help="Time budget of one operator class, e.g. contraction=10% (repeatable).")
 @click.option("--max-phase-regression", "phase_budgets", multiple=True, callback=_scoped, metavar="PHASE=PCT",
               help="Time budget of one phase (median per pass), e.g. decode=5% (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-def command(trace, baseline, max_time_regression, max_energy_regression, max_memory_regression, class_budgets,
-            phase_budgets, fmt):
+def command(trace, baseline, max_time_regression, max_energy_regression, max_memory_regression, exposed_limit,
+            class_budgets, phase_budgets, fmt):
     """Compare TRACE with --baseline against budgets; exit 1 if one is exceeded.
 
     TRACE and BASELINE are profkit traces, folders of rank traces, or
     Chrome-trace JSON. Steps and passes compare by their median.
     """
     budgets = build_budgets(max_time_regression, max_energy_regression, class_budgets, phase_budgets,
-                            memory_limit=max_memory_regression)
+                            memory_limit=max_memory_regression, exposed_limit=exposed_limit)
     base_traces, new_traces = load_any([baseline]), load_any([trace])
     verdicts = check(ReportContext(traces=base_traces).events, ReportContext(traces=new_traces).events, budgets,
                      base_devices=[(t.rank, t.metadata) for t in base_traces],
@@ -71,15 +73,18 @@ def _failure(verdict: Verdict) -> str:
     return f"{verdict.budget.label} {fmt_change(verdict.change)} > {100 * verdict.budget.limit:g} %"
 
 
-def build_budgets(time_limit, energy_limit, class_budgets, phase_budgets, memory_limit=None) -> list[Budget]:
+def build_budgets(time_limit, energy_limit, class_budgets, phase_budgets, memory_limit=None,
+                  exposed_limit=None) -> list[Budget]:
     budgets = []
     if time_limit is not None or not (energy_limit is not None or memory_limit is not None or class_budgets
-                                      or phase_budgets):
+                                      or phase_budgets or exposed_limit is not None):
         budgets.append(Budget("time", time_limit if time_limit is not None else parse_limit(DEFAULT_TIME_LIMIT)))
     if energy_limit is not None:
         budgets.append(Budget("energy", energy_limit))
     if memory_limit is not None:
         budgets.append(Budget("memory", memory_limit))
+    if exposed_limit is not None:
+        budgets.append(Budget("exposed_communication", exposed_limit))
     budgets += [Budget("time", limit, "class", name) for name, limit in class_budgets]
     budgets += [Budget("time", limit, "phase", name) for name, limit in phase_budgets]
     if not budgets:
@@ -96,7 +101,9 @@ def fmt_change(change: float | None) -> str:
 
 def _value(verdict: Verdict, value: float) -> str:
     metric = verdict.budget.metric
-    return fmt_ns(value) if metric == "time" else fmt_bytes(value) if metric == "memory" else fmt_si(value, "J")
+    if metric in ("time", "exposed_communication"):
+        return fmt_ns(value)
+    return fmt_bytes(value) if metric == "memory" else fmt_si(value, "J")
 
 
 def rows(verdicts: list[Verdict]) -> list[list[str]]:

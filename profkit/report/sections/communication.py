@@ -13,18 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from rich.markup import escape
 
 from ...analyzers import communication
-from ...analyzers.classes import OpClass
-from ...analyzers.columns import kind_mask, label_codes
+from ...analyzers.columns import label_codes
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share
 from ..kernel_names import short_kernel_name
 from ..registry import section
 from .categories import classified, gpu_trace
-from .memory_traffic import GPU_WORK
 
 _SHOWN = 3  # collective names in the terminal line
 
@@ -34,16 +31,10 @@ def communication_section(ctx: ReportContext) -> dict[str, Any]:
     rows = classified(ctx)
     if not gpu_trace(ctx):
         return {"ranks": [], "collectives": [], "reason": "no GPU work in the trace"}
-    codes, labels = label_codes(rows["category"])
-    collective_code = np.flatnonzero(labels == OpClass.COMMUNICATION.value)
-    device_work = kind_mask(label_codes(rows["kind"]), *GPU_WORK)
-    collective = device_work & np.isin(codes, collective_code)
+    rank, device_work, collective, start, end = communication.device_rows(rows)
     if not collective.any():
         return {"ranks": [], "collectives": [], "reason": "no collective kernels (NCCL, RCCL) in the trace"}
-    rank = rows["rank"].to_numpy(np.int64) if "rank" in rows else np.zeros(len(rows), dtype=np.int64)
-    start = rows["start_ns"].to_numpy(np.int64)
-    duration = rows["duration_ns"].to_numpy(np.int64)
-    end = start + duration
+    duration = end - start
     exposed = communication.exposed_by_kernel(rank, collective, device_work, start, end)
     names = label_codes(rows["name"])
     return {
