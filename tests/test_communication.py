@@ -71,13 +71,12 @@ def test_a_trace_without_collectives_says_so_and_prints_nothing(tmp_path, capsys
 
 def test_each_rank_is_measured_against_its_own_work():
     # Rank 1's GEMM overlaps rank 0's all-reduce in time but runs on another GPU: it hides nothing.
-    rank = np.array([0, 1, 1])
-    collective = np.array([True, False, True])
-    work = np.ones(3, dtype=bool)
-    start, end = np.array([0, 0, 100]), np.array([100, 100, 150])
-    by_rank = communication.overlap_by_rank(rank, collective, work, start, end)
+    rows = communication.DeviceRows(rank=np.array([0, 1, 1]), device_work=np.ones(3, dtype=bool),
+                                    collective=np.array([True, False, True]), start_ns=np.array([0, 0, 100]),
+                                    end_ns=np.array([100, 100, 150]))
+    by_rank = communication.overlap_by_rank(rows)
     assert [(r["rank"], r["overlapped_ns"], r["exposed_ns"]) for r in by_rank] == [(0, 0, 100), (1, 0, 50)]
-    assert communication.exposed_by_kernel(rank, collective, work, start, end).tolist() == [100, 0, 50]
+    assert communication.exposed_by_kernel(rows).tolist() == [100, 0, 50]
 
 
 def test_diff_compares_exposed_communication_per_rank(tmp_path):

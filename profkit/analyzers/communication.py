@@ -23,7 +23,7 @@ import numpy as np
 from ..trace.kinds import Kind
 from .classes import OpClass
 from .columns import kind_mask, label_codes
-from .intervals import intersect_intervals, merge_intervals, overlap_ns, subtract_intervals
+from .intervals import merge_intervals, overlap_ns, subtract_intervals, union_ns
 
 #: Device work: what can run beside a collective and hide it.
 DEVICE_WORK = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -66,45 +66,37 @@ def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
     return int((intervals[1] - intervals[0]).sum())
 
 
-def overlap_by_rank(rank: np.ndarray, collective: np.ndarray, device_work: np.ndarray, start_ns: np.ndarray,
-                    end_ns: np.ndarray) -> list[dict[str, Any]]:
+def overlap_by_rank(rows: DeviceRows) -> list[dict[str, Any]]:
     """One record per rank with collective kernels: ``rank``, ``communication_ns`` (their union),
-    ``overlapped_ns``, ``exposed_ns``, ``overlapped_share`` (of ``communication_ns``), ``span_ns`` (the
-    rank's first device start to its last device end) and ``exposed_share`` (of ``span_ns``).
-    ``collective``: the collective kernels; ``device_work``: every device row (collectives included)."""
+    ``overlapped_ns``, ``exposed_ns`` (``exposed_intervals``), ``overlapped_share`` (of
+    ``communication_ns``), ``span_ns`` (the rank's first device start to its last device end) and
+    ``exposed_share`` (of ``span_ns``)."""
     out = []
-    for r in np.unique(rank[collective]).tolist():
-        mine = rank == r
-        comm = merge_intervals(start_ns[collective & mine], end_ns[collective & mine])
-        other = device_work & ~collective & mine
-        overlapped = _length(intersect_intervals(comm, merge_intervals(start_ns[other], end_ns[other])))
-        total = _length(comm)
-        work = device_work & mine
-        span = int(end_ns[work].max() - start_ns[work].min())
+    for r, exposed in exposed_intervals(rows).items():
+        mine = rows.rank == r
+        total = union_ns(rows.start_ns[rows.collective & mine], rows.end_ns[rows.collective & mine])
+        hidden = total - _length(exposed)
+        work = rows.device_work & mine
+        span = int(rows.end_ns[work].max() - rows.start_ns[work].min())
         out.append({
             "rank": int(r),
             "communication_ns": total,
-            "overlapped_ns": overlapped,
-            "exposed_ns": total - overlapped,
-            "overlapped_share": overlapped / total if total else None,
+            "overlapped_ns": hidden,
+            "exposed_ns": total - hidden,
+            "overlapped_share": hidden / total if total else None,
             "span_ns": span,
-            "exposed_share": (total - overlapped) / span if span else None,
+            "exposed_share": (total - hidden) / span if span else None,
         })
     return out
 
 
-def exposed_by_kernel(rank: np.ndarray, collective: np.ndarray, device_work: np.ndarray, start_ns: np.ndarray,
-                      end_ns: np.ndarray) -> np.ndarray:
-    """Per row, the ns of a collective kernel that no other device work of its rank overlapped (0 for
-    the other rows): its duration less its overlap with that work's union."""
-    exposed = np.zeros(len(start_ns), dtype=np.int64)
-    for r in np.unique(rank[collective]).tolist():
-        mine = rank == r
-        rows = np.flatnonzero(collective & mine)
-        other = device_work & ~collective & mine
-        union = merge_intervals(start_ns[other], end_ns[other])
-        covered = overlap_ns(union[0], union[1], start_ns[rows], end_ns[rows])
-        exposed[rows] = (end_ns[rows] - start_ns[rows]) - covered
+def exposed_by_kernel(rows: DeviceRows) -> np.ndarray:
+    """Per row, the ns of a collective kernel inside its rank's exposed intervals (0 for the other
+    rows): its duration less what other device work of its rank overlapped."""
+    exposed = np.zeros(len(rows.start_ns), dtype=np.int64)
+    for r, (exposed_start, exposed_end) in exposed_intervals(rows).items():
+        at = np.flatnonzero(rows.collective & (rows.rank == r))
+        exposed[at] = overlap_ns(exposed_start, exposed_end, rows.start_ns[at], rows.end_ns[at])
     return exposed
 
 

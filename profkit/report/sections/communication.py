@@ -31,15 +31,15 @@ def communication_section(ctx: ReportContext) -> dict[str, Any]:
     rows = classified(ctx)
     if not gpu_trace(ctx):
         return {"ranks": [], "collectives": [], "reason": "no GPU work in the trace"}
-    rank, device_work, collective, start, end = communication.device_rows(rows)
-    if not collective.any():
+    device = communication.device_rows(rows)
+    if not device.collective.any():
         return {"ranks": [], "collectives": [], "reason": "no collective kernels (NCCL, RCCL) in the trace"}
-    duration = end - start
-    exposed = communication.exposed_by_kernel(rank, collective, device_work, start, end)
+    exposed = communication.exposed_by_kernel(device)
     names = label_codes(rows["name"])
     return {
-        "ranks": communication.overlap_by_rank(rank, collective, device_work, start, end),
-        "collectives": communication.by_name(*names, collective, duration, exposed, ctx.options.top),
+        "ranks": communication.overlap_by_rank(device),
+        "collectives": communication.by_name(*names, device.collective, device.end_ns - device.start_ns, exposed,
+                                             ctx.options.top),
         "reason": None,
     }
 
