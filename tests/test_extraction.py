@@ -192,6 +192,10 @@ def test_input_signature_drops_per_call_fields():
 
 def test_recording_does_not_import_torchinductor(tmp_path):
     """torch.profiler's own start imports TorchInductor (1-2 s); profkit's must not."""
+    bare = subprocess.run([sys.executable, "-c", "import sys, torch; print('torch._inductor' in sys.modules)"],
+                          capture_output=True, text=True, timeout=240)
+    if bare.stdout.strip() == "True":  # (torch 2.5: torch.export imports torch._inductor.config)
+        pytest.skip(f"torch {torch.__version__}'s own import loads TorchInductor")
     script = textwrap.dedent(
         f"""
         import sys, torch, profkit
