@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from ..collectors import CHROME_TRACE_SUFFIXES
+from ..collectors import CHROME_TRACE_SUFFIXES, chrome_traces_in
 from ..errors import UsageError
 from ..trace.io import Trace, expand_paths, load, write_trace
 
@@ -21,7 +21,7 @@ def load_any(paths: Iterable[str | os.PathLike]) -> list[Trace]:
         if item.is_file() and item.name.endswith(CHROME_TRACE_SUFFIXES):
             traces.append(_converted(item))
         elif item.is_dir() and not any(item.glob("*.parquet")):
-            chrome = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(CHROME_TRACE_SUFFIXES))
+            chrome = chrome_traces_in(item)
             if not chrome:
                 raise UsageError(f"{item}: folder holds no .parquet, .json or .json.gz traces")
             traces.extend(_converted(path) for path in chrome)

@@ -37,7 +37,7 @@ from ..trace.build import build_events
 from ..trace.io import write_trace
 from ..trace.kinds import ALLOCATOR_SAMPLES, TRAIN_STEP_PHASE
 from ..trace.schema import GPU_KINDS, Kind
-from . import CHROME_TRACE_SUFFIXES, allocator
+from . import allocator, chrome_traces_in
 from .kineto_events import MAX_US, Collected, dumps, floats, read_document
 from .kineto_meta import file_metadata, int_or_none
 
@@ -168,7 +168,7 @@ def trace_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
-            inside = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(CHROME_TRACE_SUFFIXES))
+            inside = chrome_traces_in(item)
             if not inside:
                 raise TraceImportError(f"{item}: folder holds no .json or .json.gz traces")
             found.extend(inside)
