@@ -169,14 +169,20 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     at, rise = np.concatenate(rows), np.concatenate(rises)
     if not len(at):
         return []
-    op, _ = _allocating_ops(events, at)
+    return [{**record, "device_type": device_type} for record in _by_allocating_op(events, at, rise, top)]
+
+
+def _by_allocating_op(events, rows: np.ndarray, nbytes: np.ndarray, top: int) -> list[dict[str, Any]]:
+    """The sample ``rows`` grouped by the op that allocated (``_allocating_ops``), ``top`` of them with
+    the most ``nbytes``, most first: ``name`` ("(no op)" for none), ``count``, ``allocated_bytes``."""
+    op, _ = _allocating_ops(events, rows)
     codes, labels = label_codes(events["name"])
     name = np.where(op >= 0, codes[np.maximum(op, 0)], -1) + 1  # (0: no op around the allocation)
-    total = np.bincount(name, weights=rise, minlength=len(labels) + 1)
+    total = np.bincount(name, weights=nbytes, minlength=len(labels) + 1)
     count = np.bincount(name, minlength=len(labels) + 1)
     order = np.argsort(-total, kind="stable")[:top]
-    return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "allocated_bytes": float(total[i]),
-             "device_type": device_type} for i in order.tolist() if count[i]]
+    return [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]), "allocated_bytes": float(total[i])}
+            for i in order.tolist() if count[i]]
 
 
 def sample_blocks(texts) -> tuple[np.ndarray, np.ndarray]:
@@ -241,17 +247,8 @@ def held_at_peak(events, samples: Samples, peak: int, top: int) -> dict[str, Any
     live = last[rise[last] > 0]
     if not len(live):
         return {"held_at_peak": [], "held_at_peak_bytes": 0.0}
-    op, _ = _allocating_ops(events, rows[live])
-    codes, labels = label_codes(events["name"])
-    name = np.where(op >= 0, codes[np.maximum(op, 0)], -1) + 1  # (0: no op around the allocation)
-    total = np.bincount(name, weights=rise[live], minlength=len(labels) + 1)
-    count = np.bincount(name, minlength=len(labels) + 1)
-    order = np.argsort(-total, kind="stable")[:top]
-    return {
-        "held_at_peak": [{"name": str(labels[i - 1]) if i else "(no op)", "count": int(count[i]),
-                          "allocated_bytes": float(total[i])} for i in order.tolist() if count[i]],
-        "held_at_peak_bytes": float(rise[live].sum()),
-    }
+    return {"held_at_peak": _by_allocating_op(events, rows[live], rise[live], top),
+            "held_at_peak_bytes": float(rise[live].sum())}
 
 
 def _allocating_ops(events, rows: np.ndarray, outermost: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
