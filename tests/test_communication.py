@@ -74,9 +74,10 @@ def test_each_rank_is_measured_against_its_own_work():
     rows = communication.DeviceRows(rank=np.array([0, 1, 1]), device_work=np.ones(3, dtype=bool),
                                     collective=np.array([True, False, True]), start_ns=np.array([0, 0, 100]),
                                     end_ns=np.array([100, 100, 150]))
-    by_rank = communication.overlap_by_rank(rows)
+    exposed = communication.exposed_intervals(rows)
+    by_rank = communication.overlap_by_rank(rows, exposed)
     assert [(r["rank"], r["overlapped_ns"], r["exposed_ns"]) for r in by_rank] == [(0, 0, 100), (1, 0, 50)]
-    assert communication.exposed_by_kernel(rows).tolist() == [100, 0, 50]
+    assert communication.exposed_by_kernel(rows, exposed).tolist() == [100, 0, 50]
 
 
 def test_diff_compares_exposed_communication_per_rank(tmp_path):

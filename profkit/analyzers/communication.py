@@ -66,13 +66,13 @@ def _length(intervals: tuple[np.ndarray, np.ndarray]) -> int:
     return int((intervals[1] - intervals[0]).sum())
 
 
-def overlap_by_rank(rows: DeviceRows) -> list[dict[str, Any]]:
+def overlap_by_rank(rows: DeviceRows, exposed_by_rank: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
     """One record per rank with collective kernels: ``rank``, ``communication_ns`` (their union),
-    ``overlapped_ns``, ``exposed_ns`` (``exposed_intervals``), ``overlapped_share`` (of
-    ``communication_ns``), ``span_ns`` (the rank's first device start to its last device end) and
-    ``exposed_share`` (of ``span_ns``)."""
+    ``overlapped_ns``, ``exposed_ns`` (``exposed_by_rank``: ``exposed_intervals(rows)``),
+    ``overlapped_share`` (of ``communication_ns``), ``span_ns`` (the rank's first device start to its
+    last device end) and ``exposed_share`` (of ``span_ns``)."""
     out = []
-    for r, exposed in exposed_intervals(rows).items():
+    for r, exposed in exposed_by_rank.items():
         mine = rows.rank == r
         total = union_ns(rows.start_ns[rows.collective & mine], rows.end_ns[rows.collective & mine])
         hidden = total - _length(exposed)
@@ -90,11 +90,12 @@ def overlap_by_rank(rows: DeviceRows) -> list[dict[str, Any]]:
     return out
 
 
-def exposed_by_kernel(rows: DeviceRows) -> np.ndarray:
-    """Per row, the ns of a collective kernel inside its rank's exposed intervals (0 for the other
-    rows): its duration less what other device work of its rank overlapped."""
+def exposed_by_kernel(rows: DeviceRows, exposed_by_rank: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per row, the ns of a collective kernel inside its rank's exposed intervals (``exposed_by_rank``:
+    ``exposed_intervals(rows)``; 0 for the other rows): its duration less what other device work of its
+    rank overlapped."""
     exposed = np.zeros(len(rows.start_ns), dtype=np.int64)
-    for r, (exposed_start, exposed_end) in exposed_intervals(rows).items():
+    for r, (exposed_start, exposed_end) in exposed_by_rank.items():
         at = np.flatnonzero(rows.collective & (rows.rank == r))
         exposed[at] = overlap_ns(exposed_start, exposed_end, rows.start_ns[at], rows.end_ns[at])
     return exposed

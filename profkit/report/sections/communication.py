@@ -34,10 +34,11 @@ def communication_section(ctx: ReportContext) -> dict[str, Any]:
     device = communication.device_rows(rows)
     if not device.collective.any():
         return {"ranks": [], "collectives": [], "reason": "no collective kernels (NCCL, RCCL) in the trace"}
-    exposed = communication.exposed_by_kernel(device)
+    exposed_by_rank = communication.exposed_intervals(device)  # (once: the ranks' figures and each kernel's)
+    exposed = communication.exposed_by_kernel(device, exposed_by_rank)
     names = label_codes(rows["name"])
     return {
-        "ranks": communication.overlap_by_rank(device),
+        "ranks": communication.overlap_by_rank(device, exposed_by_rank),
         "collectives": communication.by_name(*names, device.collective, device.end_ns - device.start_ns, exposed,
                                              ctx.options.top),
         "reason": None,
