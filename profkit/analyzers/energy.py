@@ -194,13 +194,19 @@ def sum_tracks(tracks: list[EnergyTrack], source: str) -> EnergyTrack:
                        sum(tr.wraps for tr in tracks))
 
 
-def samples_of(events: pd.DataFrame) -> pd.DataFrame:
-    """Telemetry sample rows with plain columns (rank 0 when the table has no rank): not torch's allocator
-    totals, a row per allocation (the memory section reads those)."""
+def telemetry_rows(events: pd.DataFrame) -> np.ndarray:
+    """Positions of the telemetry sample rows: not torch's allocator totals, a row per allocation (the
+    memory section reads those)."""
     at = np.flatnonzero(is_kind(events, Kind.SAMPLE.value))  # only the sample rows of each column are read
     if len(at):
         codes, labels = label_codes(events["name"])
         at = at[~np.append(labels_in(labels, ALLOCATOR_SAMPLES), False)[codes[at]]]
+    return at
+
+
+def samples_of(events: pd.DataFrame) -> pd.DataFrame:
+    """Telemetry sample rows (``telemetry_rows``) with plain columns (rank 0 when the table has no rank)."""
+    at = telemetry_rows(events)
     if not len(at):  # no telemetry (most imported traces): the empty table, typed as below
         return pd.DataFrame({"rank": np.zeros(0, np.int64), "name": np.zeros(0, object),
                              "device_type": np.zeros(0, object), "device_index": np.zeros(0, np.int64),

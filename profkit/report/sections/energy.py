@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...analyzers import energy
-from ...analyzers.columns import float_values, int_values, is_kind, label_codes, positions
+from ...analyzers.columns import float_values, int_values, label_codes, positions
 from ...trace.kinds import Kind
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share, fmt_si
@@ -44,7 +44,7 @@ def samples_of(ctx: ReportContext) -> pd.DataFrame | None:
     telemetry)."""
 
     def compute():
-        if not is_kind(ctx.table, Kind.SAMPLE.value).any():
+        if not len(energy.telemetry_rows(ctx.table)):  # (an imported trace's allocator rows are no telemetry)
             return None
         samples = energy.samples_of(ctx.table)
         return None if samples.empty else samples
