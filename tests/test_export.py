@@ -155,3 +155,47 @@ def test_a_gpu_event_without_a_device_index_exports_beside_the_named_gpus(tmp_pa
     assert "GPU 0" in names  # the other GPU events still name their GPU's track
     kernels = [e for e in events if e.get("ph") == "X" and e.get("cat") == "kernel"]
     assert len(kernels) == kinds.count("kernel") and sum("device" not in e["args"] for e in kernels) == 1
+
+
+def _with_column(table, column: str, values: list):
+    import pyarrow as pa
+
+    field = table.schema.field(column)
+    kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, kind))
+
+
+def test_an_event_of_no_kind_exports_as_other(tmp_path):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet", steps=1))
+    kinds = table.column("kind").to_pylist()
+    row = kinds.index("cpu_op")
+    kinds[row] = None  # (profkit gives every event a kind; a file others wrote may not)
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(_with_column(table, "kind", kinds), odd)
+    out = tmp_path / "odd.json"
+    result = cli_runner().invoke(cli, ["export", str(odd), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    events = json.loads(out.read_text())["traceEvents"]
+    named = [e for e in events if e.get("ph") == "X" and e["name"] == table.column("name")[row].as_py()]
+    assert any(e["cat"] == "other" for e in named)
+    assert "1 other" in result.stderr
+
+
+def test_two_events_with_one_id_are_a_one_line_error_and_no_file(tmp_path):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet", steps=1))
+    ids = table.column("event_id").to_pylist()
+    launched = [i for i in table.column("launch_id").to_pylist() if i is not None]
+    assert launched  # (the ids a flow arrow looks up)
+    ids[ids.index(launched[0]) + 1] = launched[0]
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(_with_column(table, "event_id", ids), odd)
+    out = tmp_path / "odd.json"
+    result = cli_runner().invoke(cli, ["export", str(odd), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "share an event_id" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert set(tmp_path.iterdir()) == {tmp_path / "t.parquet", odd}  # (no output, no temporary file left)

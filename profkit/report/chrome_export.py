@@ -26,6 +26,7 @@ from typing import Any, Iterator, TextIO
 import numpy as np
 import pandas as pd
 
+from ..analyzers.columns import positions
 from ..analyzers.memory import sample_blocks
 from ..trace.io import Trace
 from ..trace.kinds import ALLOCATED_SAMPLE, RESERVED_SAMPLE
@@ -112,7 +113,8 @@ def _write_document(trace: Trace, out: TextIO, counts: dict[str, int]) -> None:
 
 def _event_lines(events: pd.DataFrame, meta: dict, base_ns: int, counts: dict[str, int]) -> Iterator[str]:
     host_pid = _host_pid(events)
-    kind = events["kind"].astype(str).to_numpy()
+    # (a row of no kind, in a file others wrote, is written as "other", as the importer keeps unknown events)
+    kind = events["kind"].astype(object).fillna(Kind.OTHER.value).astype(str).to_numpy(dtype=object)
     yield from _process_lines(events, meta, host_pid, kind)
     spans = ~np.isin(kind, [Kind.SAMPLE.value])
     yield from _span_lines(events[spans], kind[spans], base_ns, counts)
@@ -198,8 +200,8 @@ def _flow_lines(events: pd.DataFrame, kind: np.ndarray, base_ns: int, counts: di
     if not linked.any():
         return
     rows = np.flatnonzero(linked)
-    launch = pd.Index(events["event_id"].to_numpy(np.int64)).get_indexer(
-        events["launch_id"].to_numpy(dtype=np.float64, na_value=np.nan)[rows].astype(np.int64))
+    # (two events with one id make no arrow: positions says so in a line, as the report does)
+    launch = positions(events["event_id"].to_numpy(np.int64), events["launch_id"].iloc[rows])
     rows, launch = rows[launch >= 0], launch[launch >= 0]
     start = events["start_ns"].to_numpy(np.int64) - base_ns
     pid = events["process_id"].astype("Float64").fillna(_host_pid(events)).to_numpy(dtype=np.int64)
