@@ -83,9 +83,12 @@ def test_class_table_matches_the_paper(bert_trace):
     classes = aggregate_classes(rows, limits).set_index("category")
     # contraction >= 99 % of the flop (paper: 99.80 %)
     assert classes.loc["contraction", "flop_share"] >= 0.99
-    # normalization and element-wise take visible time (paper: 25.5 % and 13.5 % on a V100)
-    assert classes.loc["normalization", "time_share"] >= 0.01
-    assert classes.loc["elementwise", "time_share"] >= 0.01
+    # normalization and element-wise take far more of the time than of the flop (paper: 25.5 % and 13.5 %
+    # of the time on a V100 for 0.17 % and 0.03 % of the flop). On a CPU, where the GEMMs are slower,
+    # measured: normalization ~1.2 % of the time (0.8-1.2 % on a loaded 2-core machine: a fixed 1 %
+    # threshold failed one run in four) for 0.08 % of the flop, element-wise 8-11 % for 0.17 %.
+    for name in ("normalization", "elementwise"):
+        assert classes.loc[name, "time_share"] >= 5 * classes.loc[name, "flop_share"] > 0
     # contraction flop = 2·M·N·K per forward product, twice that backward, within 1 %
     expected = analytic_contraction_flops(STEPS)  # 2 · 3 · 3.255e9 = 19.53e9
     assert classes.loc["contraction", "flops"] == pytest.approx(expected, rel=0.01)
