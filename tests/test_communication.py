@@ -25,8 +25,8 @@ T0 = 1_750_000_000_000_000_000
 US = 1_000
 
 
-def _kernels(path: Path, kernels: list[tuple[str, int, int, int]]) -> Path:
-    """A trace of GPU kernels only: (name, stream, start µs, duration µs) each, on GPU 0."""
+def _kernels(path: Path, kernels: list[tuple[str, int, int, int]], rank: int = 0) -> Path:
+    """A trace of GPU kernels only: (name, stream, start µs, duration µs) each, on GPU 0 of ``rank``."""
     raw = pd.DataFrame([{"kind": "kernel", "name": name, "start_ns": T0 + start * US, "duration_ns": duration * US,
                          "device_type": "gpu", "device_index": 0, "stream": stream, "thread_id": stream}
                         for name, stream, start, duration in kernels])
@@ -34,7 +34,7 @@ def _kernels(path: Path, kernels: list[tuple[str, int, int, int]]) -> Path:
     raw["process_id"] = 1
     for column in ("thread_id", "stream"):
         raw[column] = raw[column].astype("Int64")
-    metadata = {"producer": "tests", "command": ["python", "train.py"], "partial": False, "exit_code": 0, "rank": 0,
+    metadata = {"producer": "tests", "command": ["python", "train.py"], "partial": False, "exit_code": 0, "rank": rank,
                 "devices": [{"index": 0, "type": "gpu", "name": "NVIDIA H100 80GB HBM3"}]}
     return write_trace(path, build_events(raw), metadata)
 
@@ -55,6 +55,35 @@ def test_overlapped_and_exposed_time_of_hand_built_kernels(tmp_path):
     assert collective["count"] == 3 and collective["time_ns"] == 180 * US
     assert collective["exposed_ns"] == (50 + 60 + 20) * US  # each kernel's own exposed time
     assert section["reason"] is None
+    assert rank["waiting_ns"] is None and section["waiting"] is None  # (one rank: nobody to wait for)
+
+
+GATHER = "ncclKernel_AllGather_RING_LL_Sum_float(ncclDevComm*, unsigned long, ncclWork*)"
+
+
+def test_each_rank_waits_for_the_slowest_collective_by_collective(tmp_path, capsys):
+    # Three all-reduces on each of two ranks, whose clocks are 5 s apart (durations only are compared):
+    # rank 0 runs them 100, 40, 70 µs, rank 1 60, 90, 70 µs. Rank 0 waits 40 µs in the first (rank 1
+    # came late), rank 1 50 µs in the second. An all-gather ran twice on rank 0, once on rank 1 (a
+    # window that cut one off): not matched, and named.
+    from rich.console import Console
+
+    from profkit.report.sections.communication import render
+
+    rank0 = _kernels(tmp_path / "r0.parquet", [(NCCL, 20, 0, 100), (NCCL, 20, 200, 40), (NCCL, 20, 400, 70),
+                                               (GATHER, 21, 600, 500), (GATHER, 21, 1200, 30)], rank=0)
+    later = 5_000_000  # µs
+    rank1 = _kernels(tmp_path / "r1.parquet", [(NCCL, 20, later, 60), (NCCL, 20, later + 200, 90),
+                                               (NCCL, 20, later + 400, 70), (GATHER, 21, later + 600, 10)], rank=1)
+    section = build_report([profkit.load(rank0), profkit.load(rank1)])["communication"]
+    by_rank = {r["rank"]: r for r in section["ranks"]}
+    assert by_rank[0]["waiting_ns"] == 40 * US and by_rank[1]["waiting_ns"] == 50 * US
+    assert by_rank[0]["waiting_share"] == pytest.approx(40 / 210) and by_rank[1]["waiting_share"] == pytest.approx(50 / 220)
+    assert section["waiting"] == {"instances": 3, "skipped": [GATHER]}
+    console = Console(file=None, force_terminal=False, width=200)
+    render(section, console)
+    out = capsys.readouterr().out
+    assert "rank 0 40 µs" in out and "rank 1 50 µs" in out and "ncclKernel_AllGather" in out
 
 
 def test_a_trace_without_collectives_says_so_and_prints_nothing(tmp_path, capsys):
@@ -187,3 +216,45 @@ def test_check_compares_the_median_step_of_a_job_with_steps(tmp_path):
     assert verdict["base_basis"] == "median of 2 steps × 2 ranks"
     # A step's exposed time is part of its rank's: at most the 336 ms rank 0 shows over its whole run.
     assert 0 < verdict["base"] <= 336.1e6
+
+
+def _waiting_from_json(sources: list[Path]) -> list[int]:
+    """Each rank's waiting, the plain way: the k-th NCCL kernel of a name on every rank is one collective;
+    a rank waited for its duration beyond the shortest one's."""
+    durations = []
+    for source in sources:
+        with gzip.open(source) as f:
+            events = json.load(f)["traceEvents"]
+        kernels = sorted((e["ts"], e["name"], e["dur"]) for e in events
+                         if e.get("ph") == "X" and str(e.get("cat")).lower() == "kernel" and e["name"].startswith("nccl"))
+        per_name: dict[str, list[float]] = {}
+        for _, name, dur in kernels:
+            per_name.setdefault(name, []).append(dur)
+        durations.append(per_name)
+    waited = [0.0] * len(sources)
+    for name in durations[0]:
+        runs = [d.get(name, []) for d in durations]
+        if len({len(r) for r in runs}) != 1:
+            continue
+        for instance in zip(*runs):
+            for rank, dur in enumerate(instance):
+                waited[rank] += (dur - min(instance)) * 1000
+    return [round(w) for w in waited]
+
+
+def test_the_shared_nccl_job_waits_agree_with_its_json(tmp_path):
+    sources = [SHARED / f"sampled_rank-{rank}.json.gz" for rank in (0, 1)]
+    if not all(source.exists() for source in sources):
+        pytest.skip("../shared/traces is not here")
+    from profkit.collectors.kineto_json import import_paths
+
+    targets = []
+    for rank, source in enumerate(sources):
+        targets.append(tmp_path / f"rank{rank}.parquet")
+        import_paths([source], targets[-1], progress=False)
+    section = build_report([profkit.load(t) for t in targets])["communication"]
+    expected = _waiting_from_json(sources)
+    measured = [r["waiting_ns"] for r in sorted(section["ranks"], key=lambda r: r["rank"])]
+    assert measured == pytest.approx(expected, abs=2_000)  # (µs in the file: a ns of rounding per kernel)
+    assert all(w > 10**7 for w in measured)  # both ranks wait (>10 ms): each is the late one in turn
+    assert section["waiting"]["instances"] == 10 and section["waiting"]["skipped"] == []

@@ -11,7 +11,16 @@ device work covered (``overlapped_ns``), the ``exposed_ns`` rest, and the rank's
 collective kernel name: kernels, their time and exposed time, each kernel's own (kernels of one name
 that overlap each other count twice there, once in the union).
 
-Pure functions over arrays; a loop over ranks only (a job has a few), none over events.
+With several ranks, each rank's *waiting*: a collective finishes on every rank at about the same time,
+so the rank that reaches it last runs its kernel shortest, and on every other rank the kernel's time
+beyond that shortest one is time spent waiting for the late rank (a straggler's own kernels wait least).
+This reads durations only, so it needs no clock common to the ranks' hosts. The instances of a
+collective are matched by order: the k-th kernel of one name on each rank (NCCL runs a communicator's
+collectives in the same order on every rank); a name whose count differs between ranks (a profiling
+window that cut one off) is left out and named.
+
+Pure functions over arrays; loops over ranks and collective names only (a job has a few), none over
+events.
 """
 
 from __future__ import annotations
@@ -117,3 +126,41 @@ def by_name(name_codes: np.ndarray, name_labels: np.ndarray, collective: np.ndar
     return [{"name": str(name_labels[i]), "count": int(count[i]), "time_ns": int(time[i]),
              "exposed_ns": int(exposed[i]), "exposed_share": float(exposed[i] / time[i]) if time[i] else None}
             for i in order.tolist()]
+
+
+class Waiting(NamedTuple):
+    """What ``waiting_by_rank`` finds: per rank, ``matched_ns`` (the time of its collective kernels
+    matched on every rank) and ``waiting_ns`` (their time beyond the fastest rank's, instance by
+    instance); ``instances`` matched, and the collective names left out (``skipped``)."""
+
+    matched_ns: dict[int, int]
+    waiting_ns: dict[int, int]
+    instances: int
+    skipped: list[str]
+
+
+def waiting_by_rank(rows: DeviceRows, name_codes: np.ndarray, name_labels: np.ndarray) -> Waiting | None:
+    """Each rank's time in collectives spent waiting for the other ranks (see the module's words); None
+    with fewer than two ranks that ran collectives."""
+    ranks = np.unique(rows.rank[rows.collective]).tolist()
+    if len(ranks) < 2:
+        return None
+    matched = dict.fromkeys(ranks, 0)
+    waiting = dict.fromkeys(ranks, 0)
+    instances, skipped = 0, []
+    collective = np.flatnonzero(rows.collective)
+    order = collective[np.lexsort((rows.start_ns[collective], rows.rank[collective], name_codes[collective]))]
+    duration = rows.end_ns - rows.start_ns
+    for code in np.unique(name_codes[order]).tolist():
+        mine = order[name_codes[order] == code]
+        per_rank = [duration[mine[rows.rank[mine] == r]] for r in ranks]  # (each in start order)
+        if len({len(d) for d in per_rank}) != 1:
+            skipped.append(str(name_labels[code]) if code >= 0 else "(no name)")
+            continue
+        table = np.stack(per_rank)  # rank x instance
+        beyond = table - table.min(axis=0)
+        for i, r in enumerate(ranks):
+            matched[r] += int(table[i].sum())
+            waiting[r] += int(beyond[i].sum())
+        instances += table.shape[1]
+    return Waiting(matched, waiting, instances, skipped)

@@ -407,7 +407,10 @@ def communication_panel(view: View) -> str | None:
         ("overlapped by other GPU work", fmt_share(1 - exposed / communicated) if communicated else "–"),
         ("exposed", fmt_ns(exposed)),
     ])
-    out += records_table(ranks, caption="per rank: exposed = the collectives' time no other GPU work overlapped")
+    caption = "per rank: exposed = the collectives' time no other GPU work overlapped"
+    if any(r.get("waiting_ns") is not None for r in ranks):
+        caption += "; waiting = their time beyond the fastest rank's, collective by collective (time spent waiting for the others)"
+    out += records_table(ranks, caption=caption)
     collectives = section.get("collectives") or []
     if collectives:
         out += records_table(collectives, caption="collective kernels, most exposed first", display=KERNEL_NAMES)

@@ -6,7 +6,12 @@ JSON: ``ranks``, one object per rank with collective kernels (``rank``,
 ``span_ns``, ``exposed_share`` of the span); ``collectives``: the collective
 kernel names with the most exposed time (``name``, ``count``, ``time_ns``,
 ``exposed_ns``, ``exposed_share`` of their own time); ``reason`` (null when the
-trace has collective kernels).
+trace has collective kernels). With several ranks each rank object also has
+``waiting_ns`` (its collective kernels' time beyond the fastest rank's, instance
+by instance: time spent waiting for the others) and ``waiting_share`` (of its
+matched collectives' time), and ``waiting`` says what was matched (``instances``;
+``skipped``: collective names whose count differs between ranks); null fields
+and ``waiting`` with one rank.
 """
 
 from __future__ import annotations
@@ -30,17 +35,25 @@ _SHOWN = 3  # collective names in the terminal line
 def communication_section(ctx: ReportContext) -> dict[str, Any]:
     rows = classified(ctx)
     if not gpu_trace(ctx):
-        return {"ranks": [], "collectives": [], "reason": "no GPU work in the trace"}
+        return {"ranks": [], "collectives": [], "waiting": None, "reason": "no GPU work in the trace"}
     device = communication.device_rows(rows)
     if not device.collective.any():
-        return {"ranks": [], "collectives": [], "reason": "no collective kernels (NCCL, RCCL) in the trace"}
+        return {"ranks": [], "collectives": [], "waiting": None,
+                "reason": "no collective kernels (NCCL, RCCL) in the trace"}
     exposed_by_rank = communication.exposed_intervals(device)  # (once: the ranks' figures and each kernel's)
     exposed = communication.exposed_by_kernel(device, exposed_by_rank)
     names = label_codes(rows["name"])
+    ranks = communication.overlap_by_rank(device, exposed_by_rank)
+    waits = communication.waiting_by_rank(device, *names)
+    for record in ranks:
+        matched = waits.matched_ns.get(record["rank"], 0) if waits else 0
+        record["waiting_ns"] = waits.waiting_ns.get(record["rank"]) if waits else None
+        record["waiting_share"] = record["waiting_ns"] / matched if matched else None
     return {
-        "ranks": communication.overlap_by_rank(device, exposed_by_rank),
+        "ranks": ranks,
         "collectives": communication.by_name(*names, device.collective, device.end_ns - device.start_ns, exposed,
                                              ctx.options.top),
+        "waiting": {"instances": waits.instances, "skipped": waits.skipped} if waits else None,
         "reason": None,
     }
 
@@ -55,6 +68,13 @@ def render(data: dict[str, Any], console) -> None:
             f"[bold]communication[/bold] · {who}collective kernels {fmt_ns(r['communication_ns'])}: "
             f"{fmt_share(r['overlapped_share'])} overlapped by other GPU work, "
             f"[bold]{fmt_ns(r['exposed_ns'])} exposed[/bold] ({fmt_share(r['exposed_share'])} of the GPU span)")
+    waited = [r for r in ranks if r.get("waiting_ns") is not None]
+    if waited:  # (several ranks: how long each one's collectives waited for the others)
+        console.print("  waiting for other ranks (a collective's time beyond its fastest rank's): " + ", ".join(
+            f"rank {r['rank']} {fmt_ns(r['waiting_ns'])} ({fmt_share(r['waiting_share'])})" for r in waited))
+    skipped = (data.get("waiting") or {}).get("skipped") or []
+    if skipped:
+        console.print(f"  not matched across ranks (counts differ): {escape(', '.join(skipped[:_SHOWN]))}")
     listed = data.get("collectives") or []
     if listed:
         console.print("  most exposed: " + ", ".join(
