@@ -160,9 +160,7 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     for first, end in zip(samples.groups[:-1].tolist(), samples.groups[1:].tolist()):
         if not allocated[first] or samples.device_type[first] != device_type:
             continue
-        values = samples.value[first:end]
-        before = np.r_[0.0 if samples.since_start[first] else np.nan, values[:-1]]
-        rise = values - before
+        rise = _rises(samples, first, end)
         grew = rise > 0  # (NaN: the first of absolute totals, compares False)
         rows.append(samples.row[first:end][grew])
         rises.append(rise[grew])
@@ -170,6 +168,14 @@ def allocations_by_op(events, samples: Samples, top: int) -> list[dict[str, Any]
     if not len(at):
         return []
     return [{**record, "device_type": device_type} for record in _by_allocating_op(events, at, rise, top)]
+
+
+def _rises(samples: Samples, first: int, end: int) -> np.ndarray:
+    """The rise of each of one device's samples ``first:end`` (``first``: the device's first) over the one
+    before; the first sample's over 0 where the totals count from when recording started, else NaN
+    (an absolute total has no before)."""
+    values = samples.value[first:end]
+    return values - np.r_[0.0 if samples.since_start[first] else np.nan, values[:-1]]
 
 
 def _by_allocating_op(events, rows: np.ndarray, nbytes: np.ndarray, top: int) -> list[dict[str, Any]]:
@@ -238,9 +244,7 @@ def held_at_peak(events, samples: Samples, peak: int, top: int) -> dict[str, Any
     address, rise = sample_blocks(texts)
     if not np.isfinite(address).any():
         return None
-    values = samples.value[first:peak + 1]
-    derived = values - np.r_[0.0 if samples.since_start[first] else np.nan, values[:-1]]
-    rise = np.where(np.isfinite(rise), rise, derived)
+    rise = np.where(np.isfinite(rise), rise, _rises(samples, first, peak + 1))
     known = np.flatnonzero(np.isfinite(address) & np.isfinite(rise) & (rise != 0))
     order = known[np.lexsort((known, address[known]))]  # by address, then in time
     last = order[np.r_[address[order][1:] != address[order][:-1], True]]  # each block's last event
