@@ -204,9 +204,10 @@ def telemetry_rows(events: pd.DataFrame) -> np.ndarray:
     return at
 
 
-def samples_of(events: pd.DataFrame) -> pd.DataFrame:
-    """Telemetry sample rows (``telemetry_rows``) with plain columns (rank 0 when the table has no rank)."""
-    at = telemetry_rows(events)
+def samples_of(events: pd.DataFrame, at: np.ndarray | None = None) -> pd.DataFrame:
+    """Telemetry sample rows (``at``: ``telemetry_rows``, found here when not given) with plain columns
+    (rank 0 when the table has no rank)."""
+    at = telemetry_rows(events) if at is None else at
     if not len(at):  # no telemetry (most imported traces): the empty table, typed as below
         return pd.DataFrame({"rank": np.zeros(0, np.int64), "name": np.zeros(0, object),
                              "device_type": np.zeros(0, object), "device_index": np.zeros(0, np.int64),

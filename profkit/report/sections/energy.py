@@ -44,9 +44,10 @@ def samples_of(ctx: ReportContext) -> pd.DataFrame | None:
     telemetry)."""
 
     def compute():
-        if not len(energy.telemetry_rows(ctx.table)):  # (an imported trace's allocator rows are no telemetry)
+        at = energy.telemetry_rows(ctx.table)
+        if not len(at):  # (an imported trace's allocator rows are no telemetry)
             return None
-        samples = energy.samples_of(ctx.table)
+        samples = energy.samples_of(ctx.table, at)
         return None if samples.empty else samples
 
     return ctx.cached("telemetry_samples", compute)
