@@ -120,7 +120,7 @@ def test_what_if_hardware():
 
 
 def test_calibration_file_roundtrip(tmp_path, monkeypatch):
-    from profkit.analyzers.calibrate import save
+    from profkit.trace.calibration import save
 
     monkeypatch.setenv("PROFKIT_CACHE_DIR", str(tmp_path / "cache"))
     entry = {"name": "Some CPU", "device_type": "cpu", "peak_tflop_per_s": {"fp32": 0.1}, "memory_tb_per_s": 0.01}

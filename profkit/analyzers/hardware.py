@@ -6,9 +6,10 @@ device is found by matching the GPU name it recorded against each row's
 patterns; ``--hardware NAME`` picks a row by key or alias instead, for a
 what-if analysis ("how would this trace classify on an H100?").
 
-Measured ceilings come from ``profkit calibrate`` (calibrate.py writes them to
-a JSON file in the user's cache directory; this module only reads it, so the
-analyzers never import torch). Reports show both: the datasheet ceiling is the
+Measured ceilings come from ``profkit calibrate`` (collectors/calibrate.py
+measures them with torch; trace/calibration.py writes and reads the file in
+the user's cache directory: this module only reads it, so the analyzers never
+import torch). Reports show both: the datasheet ceiling is the
 roofline a GPU trace is classified against, the measured one is what is
 attainable. A CPU trace is classified against the calibrated CPU, or against a
 per-core fallback scaled by the recorded core count when none was measured.
@@ -17,15 +18,14 @@ per-core fallback scaled by the recorded core count when none was measured.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UsageError
+from ..trace.calibration import calibration_key, load_calibration
 
 #: dtypes a peak can be given for (keys of peak_tflop_per_s).
 PEAK_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
@@ -185,37 +185,6 @@ def _matchers() -> tuple[tuple[HardwareSpec, tuple[re.Pattern, ...]], ...]:
 #: The data file is read and its patterns compiled as the module loads: every report matches its device
 #: against them (~1 ms, moved out of the first report of a process into the import that precedes it).
 _matchers()
-
-
-# ---------------------------------------------------------------- calibration file (written by calibrate.py)
-
-
-def cache_dir() -> Path:
-    """$PROFKIT_CACHE_DIR, else $XDG_CACHE_HOME/profkit, else ~/.cache/profkit."""
-    explicit = os.environ.get("PROFKIT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "profkit"
-
-
-def calibration_path() -> Path:
-    return cache_dir() / "calibration.json"
-
-
-def calibration_key(device_type: str, name: str) -> str:
-    return f"{device_type}:{name}"
-
-
-def load_calibration(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    """Calibration entries by key; {} when the file is missing or unreadable."""
-    path = Path(path) if path else calibration_path()
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    entries = document.get("entries") if isinstance(document, dict) else None
-    return entries if isinstance(entries, dict) else {}
 
 
 def measured_spec(entry: Mapping[str, Any]) -> HardwareSpec:

@@ -13,9 +13,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..analyzers.calibrate import measure, save
+from ..collectors.calibrate import measure
 from ..analyzers.hardware import match_device, spec_by_name
 from ..report.format import fmt_share, fmt_si
+from ..trace.calibration import save
 
 
 @click.command("calibrate")

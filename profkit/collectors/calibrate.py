@@ -5,25 +5,21 @@ matmul on an H100 runs at about 800 of 989 TFLOP/s); a roofline should show
 both. ``profkit calibrate`` runs a large square matmul per dtype and a large
 device-to-device copy (bytes read + written) on a GPU or the CPU, keeps the
 best of a few timed blocks, and saves the figures to the calibration file in
-the user's cache directory (hardware.calibration_path), keyed by device name
+the user's cache directory (trace/calibration.py), keyed by device name
 so reports of traces recorded on this device find them.
 
-This is the one analyzers module that imports torch, lazily, inside the
-measuring functions: loading and reading calibrations needs no torch.
+It imports torch lazily, inside the measuring functions: loading and reading
+calibrations (trace/calibration.py) needs no torch.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 import socket
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UsageError
-from .hardware import calibration_key, calibration_path, load_calibration
 
 #: Matmul sizes (n for an n×n×n product): large enough to fill the device.
 GPU_SIZES = {"fp64": 4096, "fp32": 8192, "tf32": 8192, "bf16": 8192, "fp16": 8192, "fp8": 8192, "int8": 8192}
@@ -116,7 +112,7 @@ def measure(device: str = "auto", *, quick: bool = False, dtypes: tuple[str, ...
         def sync() -> None:
             torch.cuda.synchronize(device)
     elif device == "cpu":
-        from ..collectors.metadata import cpu_name
+        from .metadata import cpu_name
 
         name, device_type, sizes, copy_bytes, min_time = cpu_name(), "cpu", CPU_SIZES, CPU_COPY_BYTES, 0.5
 
@@ -164,22 +160,3 @@ def measure(device: str = "auto", *, quick: bool = False, dtypes: tuple[str, ...
         "memory_tb_per_s": bandwidth / 1e12,
         "details": details,
     }
-
-
-def save(entry: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
-    """Add or replace ``entry`` in the calibration file (atomic write); returns the file's path."""
-    path = Path(path) if path else calibration_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{path.parent}: cannot create the calibration folder ({exc.strerror or exc})") from None
-    entries = load_calibration(path)
-    entries[calibration_key(entry["device_type"], entry["name"])] = entry
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps({"version": 1, "entries": entries}, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write the calibration file ({exc.strerror or exc})") from None
-    return path
