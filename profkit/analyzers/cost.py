@@ -26,7 +26,6 @@ refusing duplicates).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from itertools import repeat
@@ -36,11 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import Labels, label_codes, label_table
-
-try:  # ~10x faster on the short texts of shapes and dtypes; json where it is missing or refuses a text
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - orjson is a dependency
-    _fast_loads = json.loads
+from .json_texts import value_of, values_of
 
 #: Recorded dtype spelling -> (short name, bytes per element). Short names are
 #: the keys of the hardware peaks table (fp32, bf16, ...).
@@ -170,15 +165,7 @@ ZERO = Cost(0.0, 0.0)
 
 def parse_inputs(shapes_json: str | None, dtypes_json: str | None) -> OpInputs:
     """Parse the trace's JSON text columns; anything unparsable becomes no tensors."""
-    return inputs_of(_parse_json(shapes_json), dtype_infos(_parse_json(dtypes_json)))
-
-
-def _parse_json(text: str | None):
-    """The JSON value of a text column's text; None for a null or unparsable text."""
-    try:
-        return _json_loads(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
+    return inputs_of(value_of(shapes_json), dtype_infos(value_of(dtypes_json)))
 
 
 def dtype_infos(dtypes) -> list[tuple[str, int] | None] | None:
@@ -288,14 +275,6 @@ def _extra_codes(extras: np.ndarray, read: Callable[[dict], Any], key: str) -> t
 
 
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)
-
-
-def _json_loads(text: str):
-    """``json.loads`` (orjson's where it reads the text: NaN, integers beyond 64 bits... take json's way)."""
-    try:
-        return _fast_loads(text)
-    except ValueError:
-        return json.loads(text)
 
 
 # ---------------------------------------------------------------- the registry
@@ -449,23 +428,10 @@ def _fold_codes(key: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
 
 
 def _parse_texts(labels: np.ndarray, codes: list[int]) -> dict[int, object]:
-    """The JSON value of each label ``codes`` name (code -1, and unparsable texts: None): one parse of
-    them all as one JSON array (a call per text costs more than its parse), text by text where that
-    fails. Only texts that are bracketed lists are read at once, and only when the array has one
-    value per text: a text such as "[1],[2]" would otherwise read as two."""
+    """The JSON value of each label ``codes`` name (code -1, and unparsable texts: None), each text
+    parsed once (``json_texts.values_of``: all in one parse where it can)."""
     used = sorted(set(codes) - {-1})
-    parsed: dict[int, object] = {-1: None}
-    texts = [labels[code] for code in used]
-    if all(isinstance(text, str) and text[:1] == "[" and text[-1:] == "]" for text in texts):
-        try:
-            values = _fast_loads("[" + ",".join(texts) + "]")
-        except ValueError:
-            values = None
-        if isinstance(values, list) and len(values) == len(texts):
-            parsed.update(zip(used, values))
-            return parsed
-    parsed.update((code, _parse_json(text)) for code, text in zip(used, texts))
-    return parsed
+    return {-1: None, **dict(zip(used, values_of([labels[code] for code in used])))}
 
 
 # ---------------------------------------------------------------- shape helpers

@@ -20,11 +20,8 @@ import numpy as np
 from ..trace.kinds import ALLOCATED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE, RESERVED_SAMPLE, Kind
 from .columns import float_values, int_values, is_kind, label_codes, labels_in, positions, texts_at
 from .intervals import merge_intervals
+from .json_texts import values_of
 
-try:  # (the blocks' texts, parsed at once)
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - orjson is a dependency
-    from json import loads as _loads
 
 #: Memory sample name -> its short key in the summary, in the order a reader is shown them. The first
 #: present of ``PEAK_SOURCES`` is what a memory budget compares (``check``).
@@ -194,28 +191,13 @@ def _by_allocating_op(events, rows: np.ndarray, nbytes: np.ndarray, top: int) ->
 def sample_blocks(texts) -> tuple[np.ndarray, np.ndarray]:
     """(address, size) of the block in allocator samples' ``extra`` texts (``{"address": N, "bytes": B}``,
     collectors/allocator.py; size negative for a free) as float64 (exact: addresses are below 2**53);
-    NaN where a row has none. One parse of the texts as one JSON array (a call per text costs more than
-    its parse), text by text where that fails."""
-    plain = [text if isinstance(text, str) and text else "null" for text in texts]
-    try:
-        documents = _loads("[" + ",".join(plain) + "]")
-        if not isinstance(documents, list) or len(documents) != len(plain):
-            raise ValueError
-    except ValueError:  # (a text that is no JSON value, or holds several)
-        documents = [_document(text) for text in plain]
-    documents = [d if type(d) is dict else _NONE for d in documents]
+    NaN where a row has none (texts parsed by ``json_texts.values_of``: at once where it can)."""
+    documents = [d if type(d) is dict else _NONE for d in values_of(list(texts))]
     return (_numbers([d.get("address", _NAN) for d in documents]), _numbers([d.get("bytes", _NAN) for d in documents]))
 
 
 _NONE: dict = {}
 _NAN = float("nan")
-
-
-def _document(text: str):
-    try:
-        return _loads(text)
-    except ValueError:
-        return None
 
 
 def _numbers(values: list) -> np.ndarray:
@@ -227,7 +209,17 @@ def _numbers(values: list) -> np.ndarray:
             return found
     except (TypeError, ValueError, OverflowError):
         pass
-    return np.array([float(v) if type(v) in (int, float) else np.nan for v in values], dtype=np.float64)
+    return np.array([_number(v) for v in values], dtype=np.float64)
+
+
+def _number(value) -> float:
+    """A number as a float; NaN for anything else, and for an integer beyond float's range."""
+    if type(value) in (int, float):
+        try:
+            return float(value)
+        except OverflowError:
+            return _NAN
+    return _NAN
 
 
 def held_at_peak(events, samples: Samples, peak: int, top: int) -> dict[str, Any] | None:
