@@ -13,11 +13,13 @@ that overlap each other count twice there, once in the union).
 
 With several ranks, each rank's *waiting*: a collective finishes on every rank at about the same time,
 so the rank that reaches it last runs its kernel shortest, and on every other rank the kernel's time
-beyond that shortest one is time spent waiting for the late rank (a straggler's own kernels wait least).
-This reads durations only, so it needs no clock common to the ranks' hosts. The instances of a
-collective are matched by order: the k-th kernel of one name on each rank (NCCL runs a communicator's
-collectives in the same order on every rank); a name whose count differs between ranks (a profiling
-window that cut one off) is left out and named.
+beyond that shortest one is time spent waiting for the late rank (a straggler's own kernels wait least;
+with some of a job's ranks only, the fastest of those given). This reads durations only, so it needs no
+clock common to the ranks' hosts. An instance is the k-th kernel of one collective call on each rank:
+the same c10d:: call, from the same caller, on the same message size, in the same training step
+(NCCL runs a communicator's collectives in the same order on every rank, but kernel names do not tell
+collectives apart, and a trace may keep only a sample of its events). A call some rank lacks, or ran
+a different number of times, is left out and named.
 
 Pure functions over arrays; loops over ranks and collective names only (a job has a few), none over
 events.
@@ -25,14 +27,15 @@ events.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 from ..trace.kinds import Kind
 from .classes import OpClass
-from .columns import kind_mask, label_codes
+from .columns import int_values, kind_mask, label_codes, label_startswith, positions
 from .intervals import merge_intervals, overlap_ns, subtract_intervals, union_ns
+from .phase_windows import assign_to_windows
 
 #: Device work: what can run beside a collective and hide it.
 DEVICE_WORK = (Kind.KERNEL.value, Kind.MEMCPY.value, Kind.MEMSET.value)
@@ -128,10 +131,75 @@ def by_name(name_codes: np.ndarray, name_labels: np.ndarray, collective: np.ndar
             for i in order.tolist()]
 
 
+#: Names of the process group's collective calls (c10d::allreduce_, c10d::alltoall_base_...): the op a
+#: collective kernel's launching op (torch's record_param_comms) sits in, or launched it itself.
+CALL_PREFIX = "c10d::"
+#: torch's annotation of a collective inside record_param_comms: its input dims are the message's.
+MESSAGE_PREFIX = "nccl:"
+#: Calls whose message differs from rank to rank (each rank's own splits): their size names no instance.
+PER_RANK_MESSAGES = ("alltoall", "all_to_all")
+_CALL_LEVELS = 4  # launching op, record_param_comms, the c10d:: call: a few levels up at most
+
+
+class Calls(NamedTuple):
+    """Which collective call each collective kernel ran (``collective_calls``): ``key``, one integer per
+    distinct (call, caller, message, step), the same on every rank of one events table; ``name``, the
+    call's."""
+
+    key: np.ndarray
+    name: np.ndarray
+
+
+def collective_calls(events, kernel_pos: np.ndarray, steps: Mapping[str, Any]) -> Calls:
+    """The collective call of each kernel at ``kernel_pos`` (rows of ``events``, the table of every rank):
+    the nearest op at or above the op that launched it whose name starts with ``CALL_PREFIX`` (else that
+    op; else the kernel's own name); the op or annotation it was called from (its parent: the same code
+    on every rank); its message (the input dims of the launching op's ``MESSAGE_PREFIX`` annotation, else
+    of the launching op; none for ``PER_RANK_MESSAGES`` calls); and the training step it was launched in
+    (``steps``: step windows, columns as ``phase_windows.window_columns`` gives them; the window holding
+    the launching op's start, else the kernel's, on its rank; none outside them). Kernel names cannot
+    tell collectives apart: NCCL names a kernel by algorithm and type (every all-to-all, and on some
+    versions every collective, is one SendRecv kernel)."""
+    ids = int_values(events["event_id"])
+    parent = positions(ids, events["parent_id"])
+    launched_by = positions(ids, events["op_id"])[kernel_pos] if "op_id" in events else np.full(len(kernel_pos), -1)
+    names, shapes = label_codes(events["name"]), label_codes(events["input_shapes"])
+    is_call = label_startswith(names, CALL_PREFIX)
+    call = np.full(len(kernel_pos), -1, dtype=np.int64)
+    at = launched_by.copy()
+    for _ in range(_CALL_LEVELS):
+        found = (at >= 0) & (call < 0)
+        found[found] = is_call[at[found]]
+        call[found] = at[found]
+        at = np.where(at >= 0, parent[np.maximum(at, 0)], -1)
+    call = np.where(call >= 0, call, launched_by)
+    name_code = np.where(call >= 0, names[0][np.maximum(call, 0)], names[0][kernel_pos])
+    message_of = np.full(len(ids) + 1, -1, dtype=np.int64)  # (position -1 reads the trailing -1)
+    annotation = np.flatnonzero(label_startswith(names, MESSAGE_PREFIX) & (parent >= 0))
+    message_of[parent[annotation]] = shapes[0][annotation]
+    message = message_of[launched_by]
+    own = np.where(launched_by >= 0, shapes[0][np.maximum(launched_by, 0)], -1)
+    message = np.where(message >= 0, message, own)
+    per_rank = [any(part in str(text) for part in PER_RANK_MESSAGES) for text in names[1].tolist()]  # (per name)
+    message[np.array(per_rank + [False], dtype=bool)[name_code]] = -1
+    caller = np.where(call >= 0, parent[np.maximum(call, 0)], -1)
+    caller_code = np.where(caller >= 0, names[0][np.maximum(caller, 0)], -1)
+    start = int_values(events["start_ns"])
+    when = np.where(launched_by >= 0, start[np.maximum(launched_by, 0)], start[kernel_pos])
+    window = assign_to_windows(when, int_values(events["rank"])[kernel_pos], steps)
+    step = np.append(np.asarray(steps["step"], dtype=np.float64), np.nan)[window]  # (window -1: none)
+    step_code = np.where(np.isfinite(step), np.nan_to_num(step, nan=-1.0), -1.0).astype(np.int64)
+    parts = np.stack([name_code, caller_code, message, step_code])
+    key = np.unique(parts, axis=1, return_inverse=True)[1].reshape(-1)
+    label_of = np.append(np.asarray(names[1], dtype=object), "(no name)")
+    return Calls(key.astype(np.int64), label_of[name_code])
+
+
 class Waiting(NamedTuple):
     """What ``waiting_by_rank`` finds: per rank, ``matched_ns`` (the time of its collective kernels
     matched on every rank) and ``waiting_ns`` (their time beyond the fastest rank's, instance by
-    instance); ``instances`` matched, and the collective names left out (``skipped``)."""
+    instance); ``instances`` matched, and the collective calls some of whose kernels were left out
+    (``skipped``, by name)."""
 
     matched_ns: dict[int, int]
     waiting_ns: dict[int, int]
@@ -139,28 +207,33 @@ class Waiting(NamedTuple):
     skipped: list[str]
 
 
-def waiting_by_rank(rows: DeviceRows, name_codes: np.ndarray, name_labels: np.ndarray) -> Waiting | None:
-    """Each rank's time in collectives spent waiting for the other ranks (see the module's words); None
-    with fewer than two ranks that ran collectives."""
-    ranks = np.unique(rows.rank[rows.collective]).tolist()
+def waiting_by_rank(rank: np.ndarray, duration_ns: np.ndarray, start_ns: np.ndarray, calls: Calls) -> Waiting | None:
+    """Each rank's time in collectives spent waiting for the other ranks (see the module's words), over
+    collective kernels (one entry each: ``rank``, ``duration_ns``, ``start_ns`` and their ``calls``);
+    None with fewer than two ranks. The k-th kernel of one call (key) on each rank is one instance; a call
+    some rank lacks, or ran a different number of times, is left out (a profiling window, or a trace that
+    keeps a sample of its events, cut it)."""
+    ranks, rank_index = np.unique(rank, return_inverse=True)
+    rank_index = rank_index.reshape(-1)
     if len(ranks) < 2:
         return None
-    matched = dict.fromkeys(ranks, 0)
-    waiting = dict.fromkeys(ranks, 0)
-    instances, skipped = 0, []
-    collective = np.flatnonzero(rows.collective)
-    order = collective[np.lexsort((rows.start_ns[collective], rows.rank[collective], name_codes[collective]))]
-    duration = rows.end_ns - rows.start_ns
-    for code in np.unique(name_codes[order]).tolist():
-        mine = order[name_codes[order] == code]
-        per_rank = [duration[mine[rows.rank[mine] == r]] for r in ranks]  # (each in start order)
-        if len({len(d) for d in per_rank}) != 1:
-            skipped.append(str(name_labels[code]) if code >= 0 else "(no name)")
-            continue
-        table = np.stack(per_rank)  # rank x instance
-        beyond = table - table.min(axis=0)
-        for i, r in enumerate(ranks):
-            matched[r] += int(table[i].sum())
-            waiting[r] += int(beyond[i].sum())
-        instances += table.shape[1]
-    return Waiting(matched, waiting, instances, skipped)
+    width = len(ranks)
+    keys = int(calls.key.max()) + 1
+    counts = np.bincount(calls.key * width + rank_index, minlength=keys * width).reshape(keys, width)
+    whole = (counts == counts[:, :1]).all(axis=1) & (counts[:, 0] > 0)
+    kept = np.flatnonzero(whole[calls.key])
+    kept = kept[np.lexsort((start_ns[kept], rank_index[kept], calls.key[kept]))]
+    # The k-th of each (call, rank) in start order: its instance number.
+    run = calls.key[kept] * width + rank_index[kept]
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    instance = np.arange(len(kept)) - np.repeat(starts, np.diff(np.r_[starts, len(kept)]))
+    group = np.unique(calls.key[kept] * (int(instance.max(initial=0)) + 1) + instance, return_inverse=True)[1]
+    group = group.reshape(-1)
+    fastest = np.full(int(group.max(initial=-1)) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(fastest, group, duration_ns[kept])
+    beyond = duration_ns[kept] - fastest[group]
+    matched = np.bincount(rank_index[kept], weights=duration_ns[kept], minlength=width)
+    waited = np.bincount(rank_index[kept], weights=beyond, minlength=width)
+    skipped = sorted({str(name) for name in calls.name[~whole[calls.key]].tolist()})
+    return Waiting({int(r): int(matched[i]) for i, r in enumerate(ranks.tolist())},
+                   {int(r): int(waited[i]) for i, r in enumerate(ranks.tolist())}, len(fastest), skipped)

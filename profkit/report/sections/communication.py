@@ -10,8 +10,8 @@ trace has collective kernels). With several ranks each rank object also has
 ``waiting_ns`` (its collective kernels' time beyond the fastest rank's, instance
 by instance: time spent waiting for the others) and ``waiting_share`` (of its
 matched collectives' time), and ``waiting`` says what was matched (``instances``;
-``skipped``: collective names whose count differs between ranks); null fields
-and ``waiting`` with one rank.
+``skipped``: the collective calls, by name, some rank lacks or ran a different
+number of times in a step); null fields and ``waiting`` with one rank.
 """
 
 from __future__ import annotations
@@ -20,13 +20,18 @@ from typing import Any
 
 from rich.markup import escape
 
+import numpy as np
+
 from ...analyzers import communication
-from ...analyzers.columns import label_codes
+from ...analyzers.columns import int_values, label_codes, positions
+from ...analyzers.energy import STEP_PHASES
+from ...analyzers.phase_windows import step_positions
 from ..context import ReportContext
 from ..format import fmt_ns, fmt_share
 from ..kernel_names import short_kernel_name
 from ..registry import section
 from .categories import classified, gpu_trace
+from .phases import analysis
 
 _SHOWN = 3  # collective names in the terminal line
 
@@ -44,7 +49,7 @@ def communication_section(ctx: ReportContext) -> dict[str, Any]:
     exposed = communication.exposed_by_kernel(device, exposed_by_rank)
     names = label_codes(rows["name"])
     ranks = communication.overlap_by_rank(device, exposed_by_rank)
-    waits = communication.waiting_by_rank(device, *names)
+    waits = _waiting(ctx, rows, device)
     for record in ranks:
         matched = waits.matched_ns.get(record["rank"], 0) if waits else 0
         record["waiting_ns"] = waits.waiting_ns.get(record["rank"]) if waits else None
@@ -56,6 +61,22 @@ def communication_section(ctx: ReportContext) -> dict[str, Any]:
         "waiting": {"instances": waits.instances, "skipped": waits.skipped} if waits else None,
         "reason": None,
     }
+
+
+def _waiting(ctx: ReportContext, rows, device: communication.DeviceRows) -> communication.Waiting | None:
+    """``waiting_by_rank`` over the collective kernels, each matched by its call in the events of every
+    rank (the step windows: the Phases table's)."""
+    at = np.flatnonzero(device.collective)
+    if len(np.unique(device.rank[at])) < 2:
+        return None
+    events = ctx.table
+    kernel_pos = positions(int_values(events["event_id"]), rows["event_id"])[at]
+    windows = analysis(ctx).window_columns
+    steps = {name: np.asarray(values)[step_positions(windows, STEP_PHASES, steady=False)]
+             for name, values in windows.items()}
+    calls = communication.collective_calls(events, kernel_pos, steps)
+    return communication.waiting_by_rank(device.rank[at], (device.end_ns - device.start_ns)[at], device.start_ns[at],
+                                         calls)
 
 
 def render(data: dict[str, Any], console) -> None:
@@ -74,7 +95,7 @@ def render(data: dict[str, Any], console) -> None:
             f"rank {r['rank']} {fmt_ns(r['waiting_ns'])} ({fmt_share(r['waiting_share'])})" for r in waited))
     skipped = (data.get("waiting") or {}).get("skipped") or []
     if skipped:
-        console.print(f"  not matched across ranks (counts differ): {escape(', '.join(skipped[:_SHOWN]))}")
+        console.print(f"  not matched across ranks (a rank lacks some calls): {escape(', '.join(skipped[:_SHOWN]))}")
     listed = data.get("collectives") or []
     if listed:
         console.print("  most exposed: " + ", ".join(
