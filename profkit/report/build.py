@@ -15,11 +15,14 @@ REPORT_VERSION = 1
 
 
 def build_report(traces: Iterable, options: ReportOptions | None = None) -> dict[str, Any]:
-    """The JSON report: ``report_version`` then one key per registered section."""
+    """The JSON report: ``report_version`` then one key per registered section (``options.sections``:
+    only those)."""
     ctx = ReportContext(traces=list(traces), options=options or ReportOptions())
     document: dict[str, Any] = {"report_version": REPORT_VERSION}
+    wanted = set(ctx.options.sections)
     for sec in sections():
-        document[sec.key] = jsonable(sec.compute(ctx))
+        if not wanted or sec.key in wanted:  # (a section another one needs is computed for it, not shown)
+            document[sec.key] = jsonable(sec.compute(ctx))
     return document
 
 

@@ -31,6 +31,7 @@ UNREAD_COLUMNS = ("device_type", "device_index", "stream", "process_id", "thread
 class ReportOptions:
     top: int = 15  # rows in top-N tables
     hardware: str | None = None  # analyze against this device instead of the trace's own
+    sections: tuple[str, ...] = ()  # only these sections (registry keys); () for all
     extra: dict[str, Any] = field(default_factory=dict)  # options later sections add
 
 
