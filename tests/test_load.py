@@ -94,6 +94,33 @@ def test_two_events_with_one_id_are_a_one_line_error(tmp_path):
         "see docs/trace-format.md)"]
 
 
+@pytest.mark.parametrize("loop", ["own parent", "two-event loop"])
+@pytest.mark.parametrize("command", ["report", "diff"])
+def test_events_that_are_their_own_ancestors_are_a_one_line_error(tmp_path, loop, command):
+    # A walk up the parents stops at the top: round a loop it once never stopped (found by a fuzz).
+    import pyarrow.parquet as pq
+
+    from synthetic_traces import make_trace
+
+    table = pq.read_table(make_trace(tmp_path / "t.parquet"))
+    ids, parents = table.column("event_id").to_pylist(), table.column("parent_id").to_pylist()
+    kinds = table.column("kind").to_pylist()
+    first, second = [i for i, kind in enumerate(kinds) if kind == "cpu_op"][:2]  # (two top-level ops)
+    if loop == "own parent":
+        parents[first] = ids[first]
+    else:
+        parents[first], parents[second] = ids[second], ids[first]
+    looped = tmp_path / "looped.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("parent_id"), "parent_id",
+                                    pa.array(parents, pa.int64())), looped)
+    args = ["report", str(looped)] if command == "report" else ["diff", str(tmp_path / "t.parquet"), str(looped)]
+    result = run_profkit(*args, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "profkit: error: parent_id chains loop or nest over 10000 levels deep: an event is its own ancestor "
+        "(see docs/trace-format.md)"]
+
+
 @pytest.mark.parametrize("command", ["report", "check", "export"])
 def test_an_event_without_a_start_is_a_one_line_error(tmp_path, command):
     import pyarrow.parquet as pq

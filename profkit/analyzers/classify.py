@@ -34,8 +34,8 @@ import pandas as pd
 
 from ..trace.schema import Kind
 from .classes import CLASS_ORDER, OpClass, classify_name, fused_flags
-from .columns import (float_values, id_values, int_values, is_kind, label_codes, label_endswith, label_table,
-                      labels_in, text_column, texts_at, used_labels)
+from .columns import (check_nesting, float_values, id_values, int_values, is_kind, label_codes, label_endswith,
+                      label_table, labels_in, text_column, texts_at, used_labels)
 from .columns import positions as _positions
 from .cost import cost_codes, has_cost_formula, list_type_codes, reads_lists, reads_values, value_codes
 from .kernel_types import kernel_element_type
@@ -544,7 +544,10 @@ def _walk_up(parent_pos: np.ndarray, costed: np.ndarray, is_op: np.ndarray) -> t
     op_parent = np.full(n, -1, dtype=np.int64)
     rows = np.flatnonzero(is_op & (parent_pos >= 0))
     current = parent_pos[rows]
+    levels = 0
     while len(rows):
+        levels += 1
+        check_nesting(levels)
         hit = costed[current]
         unit[rows[hit]] = current[hit]  # keeps climbing: the last costed ancestor is the outermost
         first_op = is_op[current] & (op_parent[rows] < 0)

@@ -187,6 +187,19 @@ def _positions(index: pd.Index | np.ndarray, ids: pd.Series | Column) -> np.ndar
     return pos
 
 
+#: No call stack nests deeper (Python's recursion limit is 1,000): a walk up ``parent_id`` that climbs
+#: more levels is going round a loop, an event that is its own ancestor.
+MAX_NESTING = 10_000
+
+
+def check_nesting(levels: int) -> None:
+    """Raise TraceFormatError once a walk up the parents has climbed more than ``MAX_NESTING`` levels: the
+    walks that stop only at the top would otherwise go round a loop for ever."""
+    if levels > MAX_NESTING:
+        raise TraceFormatError(f"parent_id chains loop or nest over {MAX_NESTING} levels deep: an event is its own "
+                               "ancestor (see docs/trace-format.md)")
+
+
 def descending_order(values: np.ndarray) -> np.ndarray:
     """Positions of ``values`` (a numpy column without nulls) in the order ``sort_values(ascending=False)``
     puts them: pandas' nargsort, a quicksort of the reversed values reversed back, ties included."""

@@ -13,12 +13,13 @@ are readings 100 ms apart, so a short peak between two readings is missed.
 
 from __future__ import annotations
 
+from itertools import count
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 from ..trace.kinds import ALLOCATED_SAMPLE, ALLOCATED_SINCE_START_SAMPLE, RESERVED_SAMPLE, Kind
-from .columns import float_values, int_values, is_kind, label_codes, labels_in, positions, texts_at
+from .columns import check_nesting, float_values, int_values, is_kind, label_codes, labels_in, positions, texts_at
 from .intervals import merge_intervals
 from .json_texts import values_of
 
@@ -263,7 +264,8 @@ def _allocating_ops(events, rows: np.ndarray, outermost: bool = False) -> tuple[
     if not outermost:
         return found, None
     top = innermost.copy()
-    while True:  # (up an op at a time while one is above)
+    for levels in count(1):  # (up an op at a time while one is above)
+        check_nesting(levels)
         above = _climb(parent, parent[np.maximum(top, 0)], is_op)
         higher = (top >= 0) & (above >= 0)
         if not higher.any():
@@ -275,7 +277,8 @@ def _climb(parent: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarra
     """From each row of ``start`` (-1: none) up its ``parent`` chain to the first row where ``stop`` holds
     (itself included); -1 where none does. All rows a level at a time: a nesting depth of steps."""
     found = start.copy()
-    while True:
+    for levels in count(1):
+        check_nesting(levels)
         climb = (found >= 0) & ~stop[np.maximum(found, 0)]
         if not climb.any():
             return found
