@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
-
 import numpy as np
+from rich.markup import escape
 
 from ...analyzers import communication
 from ...analyzers.columns import int_values, label_codes, positions
