@@ -84,6 +84,7 @@ def test_each_rank_waits_for_the_slowest_collective_by_collective(tmp_path, caps
     render(section, console)
     out = capsys.readouterr().out
     assert "rank 0 40 µs" in out and "rank 1 50 µs" in out and "ncclKernel_AllGather" in out
+    assert "over the 3 collectives matched on every rank" in out
 
 
 def test_a_trace_without_collectives_says_so_and_prints_nothing(tmp_path, capsys):

@@ -90,8 +90,11 @@ def render(data: dict[str, Any], console) -> None:
             f"[bold]{fmt_ns(r['exposed_ns'])} exposed[/bold] ({fmt_share(r['exposed_share'])} of the GPU span)")
     waited = [r for r in ranks if r.get("waiting_ns") is not None]
     if waited:  # (several ranks: how long each one's collectives waited for the others)
-        console.print("  waiting for other ranks (a collective's time beyond its fastest rank's): " + ", ".join(
-            f"rank {r['rank']} {fmt_ns(r['waiting_ns'])} ({fmt_share(r['waiting_share'])})" for r in waited))
+        instances = (data.get("waiting") or {}).get("instances")
+        console.print(f"  waiting for other ranks (over the {instances} collectives matched on every rank, each one's "
+                      "time beyond its fastest rank's): " + ", ".join(
+                          f"rank {r['rank']} {fmt_ns(r['waiting_ns'])} ({fmt_share(r['waiting_share'])})"
+                          for r in waited))
     skipped = (data.get("waiting") or {}).get("skipped") or []
     if skipped:
         console.print(f"  not matched across ranks (a rank lacks some calls): {escape(', '.join(skipped[:_SHOWN]))}")
