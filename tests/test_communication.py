@@ -85,6 +85,9 @@ def test_each_rank_waits_for_the_slowest_collective_by_collective(tmp_path, caps
     out = capsys.readouterr().out
     assert "rank 0 40 µs" in out and "rank 1 50 µs" in out and "ncclKernel_AllGather" in out
     assert "over the 3 collectives matched on every rank" in out
+    # Rank 1 came last to the first, rank 0 to the second, both ran the third alike (a tie counts for each).
+    assert by_rank[0]["last_arrivals"] == 2 and by_rank[1]["last_arrivals"] == 2
+    assert "last to arrive most often: ranks 0, 1, at 2 of 3 each" in out
 
 
 def test_a_trace_without_collectives_says_so_and_prints_nothing(tmp_path, capsys):
@@ -270,27 +273,31 @@ def test_collectives_are_matched_by_call_and_message_not_by_kernel_name_and_orde
     assert by_rank[0]["waiting_ns"] == 60 * US and by_rank[1]["waiting_ns"] == 50 * US
     assert by_rank[0]["waiting_share"] == pytest.approx(60 / 190) and by_rank[1]["waiting_share"] == pytest.approx(50 / 180)
     assert section["waiting"] == {"instances": 3, "skipped": ["c10d::_allgather_base_"]}
+    assert by_rank[0]["last_arrivals"] == 1 and by_rank[1]["last_arrivals"] == 2  # (B; A and the all-to-all)
 
 
-def _waiting_of_pairs_ending_together(sources: list[Path], within_us: float = 1000.0) -> tuple[list[int], int]:
+def _waiting_of_pairs_ending_together(sources: list[Path], within_us: float = 1000.0) -> tuple[list[int], list[int], int]:
     """Each rank's waiting, found without profkit from what a collective is: its kernels end together on
     every rank. The two ranks of the shared job share a clock (their ProfilerStep#551 starts 0.2 ms apart),
     so a rank-0 NCCL kernel and the rank-1 one that ends within ``within_us`` of it are one collective; a
-    rank waited for its kernel's time beyond the shorter one's. (ns, per rank; and the pairs found.)"""
+    rank waited for its kernel's time beyond the shorter one's, and the shorter one's rank came last.
+    (Waiting ns and last arrivals, per rank; and the pairs found.)"""
     kernels = []
     for source in sources:
         with gzip.open(source) as f:
             events = json.load(f)["traceEvents"]
         kernels.append([(e["ts"] + e["dur"], e["dur"]) for e in events
                         if e.get("ph") == "X" and str(e.get("cat")).lower() == "kernel" and e["name"].startswith("nccl")])
-    waited, pairs = [0.0, 0.0], 0
+    waited, last, pairs = [0.0, 0.0], [0, 0], 0
     for end0, dur0 in kernels[0]:
         partners = [dur1 for end1, dur1 in kernels[1] if abs(end1 - end0) <= within_us]
         if len(partners) == 1:
             pairs += 1
             waited[0] += (dur0 - min(dur0, partners[0])) * 1000
             waited[1] += (partners[0] - min(dur0, partners[0])) * 1000
-    return [round(w) for w in waited], pairs
+            last[0] += dur0 <= partners[0]  # (the shorter kernel: its rank started last)
+            last[1] += partners[0] <= dur0
+    return [round(w) for w in waited], last, pairs
 
 
 def test_the_shared_nccl_job_waits_agree_with_the_kernels_that_end_together(tmp_path):
@@ -307,8 +314,9 @@ def test_the_shared_nccl_job_waits_agree_with_the_kernels_that_end_together(tmp_
         targets.append(tmp_path / f"rank{rank}.parquet")
         import_paths([source], targets[-1], progress=False)
     section = build_report([profkit.load(t) for t in targets])["communication"]
-    expected, pairs = _waiting_of_pairs_ending_together(sources)
+    expected, last, pairs = _waiting_of_pairs_ending_together(sources)
     measured = [r["waiting_ns"] for r in sorted(section["ranks"], key=lambda r: r["rank"])]
+    assert [r["last_arrivals"] for r in sorted(section["ranks"], key=lambda r: r["rank"])] == last == [1, 4]
     assert pairs == 5 and section["waiting"]["instances"] == pairs
     assert measured == pytest.approx(expected, abs=2_000)  # (µs in the file: a ns of rounding per kernel)
     assert measured[0] > 20 * 10**6 > 10**6 > measured[1]  # rank 0 waited ~32 ms, rank 1 well under 1 ms

@@ -197,12 +197,14 @@ def collective_calls(events, kernel_pos: np.ndarray, steps: Mapping[str, Any]) -
 
 class Waiting(NamedTuple):
     """What ``waiting_by_rank`` finds: per rank, ``matched_ns`` (the time of its collective kernels
-    matched on every rank) and ``waiting_ns`` (their time beyond the fastest rank's, instance by
-    instance); ``instances`` matched, and the collective calls some of whose kernels were left out
-    (``skipped``, by name)."""
+    matched on every rank), ``waiting_ns`` (their time beyond the fastest rank's, instance by
+    instance) and ``last_arrivals`` (the instances where its kernel was the shortest: it reached the
+    collective last, the others waited for it; a tie counts for each); ``instances`` matched, and the
+    collective calls some of whose kernels were left out (``skipped``, by name)."""
 
     matched_ns: dict[int, int]
     waiting_ns: dict[int, int]
+    last_arrivals: dict[int, int]
     instances: int
     skipped: list[str]
 
@@ -234,6 +236,9 @@ def waiting_by_rank(rank: np.ndarray, duration_ns: np.ndarray, start_ns: np.ndar
     beyond = duration_ns[kept] - fastest[group]
     matched = np.bincount(rank_index[kept], weights=duration_ns[kept], minlength=width)
     waited = np.bincount(rank_index[kept], weights=beyond, minlength=width)
+    last = np.bincount(rank_index[kept][beyond == 0], minlength=width)
     skipped = sorted({str(name) for name in calls.name[~whole[calls.key]].tolist()})
-    return Waiting({int(r): int(matched[i]) for i, r in enumerate(ranks.tolist())},
-                   {int(r): int(waited[i]) for i, r in enumerate(ranks.tolist())}, len(fastest), skipped)
+    per_rank = ranks.tolist()
+    return Waiting({int(r): int(matched[i]) for i, r in enumerate(per_rank)},
+                   {int(r): int(waited[i]) for i, r in enumerate(per_rank)},
+                   {int(r): int(last[i]) for i, r in enumerate(per_rank)}, len(fastest), skipped)

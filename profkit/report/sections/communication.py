@@ -8,8 +8,9 @@ kernel names with the most exposed time (``name``, ``count``, ``time_ns``,
 ``exposed_ns``, ``exposed_share`` of their own time); ``reason`` (null when the
 trace has collective kernels). With several ranks each rank object also has
 ``waiting_ns`` (its collective kernels' time beyond the fastest rank's, instance
-by instance: time spent waiting for the others) and ``waiting_share`` (of its
-matched collectives' time), and ``waiting`` says what was matched (``instances``;
+by instance: time spent waiting for the others), ``waiting_share`` (of its
+matched collectives' time) and ``last_arrivals`` (the matched collectives it
+reached last: its kernel was the shortest; a tie counts for each), and ``waiting`` says what was matched (``instances``;
 ``skipped``: the collective calls, by name, some rank lacks or ran a different
 number of times in a step); null fields and ``waiting`` with one rank.
 """
@@ -53,6 +54,7 @@ def communication_section(ctx: ReportContext) -> dict[str, Any]:
         matched = waits.matched_ns.get(record["rank"], 0) if waits else 0
         record["waiting_ns"] = waits.waiting_ns.get(record["rank"]) if waits else None
         record["waiting_share"] = record["waiting_ns"] / matched if matched else None
+        record["last_arrivals"] = waits.last_arrivals.get(record["rank"]) if waits else None
     return {
         "ranks": ranks,
         "collectives": communication.by_name(*names, device.collective, device.end_ns - device.start_ns, exposed,
@@ -95,6 +97,11 @@ def render(data: dict[str, Any], console) -> None:
                       "time beyond its fastest rank's): " + ", ".join(
                           f"rank {r['rank']} {fmt_ns(r['waiting_ns'])} ({fmt_share(r['waiting_share'])})"
                           for r in waited))
+        most = max(r.get("last_arrivals") or 0 for r in waited)
+        if instances and most:  # (the straggler: the rank the others waited for most often)
+            late = [str(r["rank"]) for r in waited if r.get("last_arrivals") == most]
+            console.print(f"  last to arrive most often: rank{'s' if len(late) > 1 else ''} {', '.join(late)}, at "
+                          f"{most} of {instances}{' each' if len(late) > 1 else ''}")
     skipped = (data.get("waiting") or {}).get("skipped") or []
     if skipped:
         console.print(f"  not matched across ranks (a rank lacks some calls): {escape(', '.join(skipped[:_SHOWN]))}")
