@@ -409,7 +409,8 @@ def communication_panel(view: View) -> str | None:
     ])
     caption = "per rank: exposed = the collectives' time no other GPU work overlapped"
     if any(r.get("waiting_ns") is not None for r in ranks):
-        caption += "; waiting = their time beyond the fastest rank's, collective by collective (time spent waiting for the others)"
+        caption += ("; waiting = their time beyond the fastest rank's, collective by collective (time spent waiting for "
+                    "the others); last arrivals = the matched collectives the rank reached last (its kernel the shortest)")
     out += records_table(ranks, caption=caption)
     collectives = section.get("collectives") or []
     if collectives:
