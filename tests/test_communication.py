@@ -225,18 +225,19 @@ def test_check_compares_the_median_step_of_a_job_with_steps(tmp_path):
 SENDRECV = "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)"
 
 
-def _rank_json(path: Path, rank: int, calls: list[tuple[str, int, int, int]]) -> Path:
+def _rank_json(path: Path, rank: int, calls: list[tuple], groups: list[str] | None = None) -> Path:
     """A Kineto trace of one rank: one ProfilerStep#7 holding collective calls (c10d op name, message
     elements, start µs, kernel µs), each as torch writes one: the c10d:: op, record_param_comms inside it
     with its nccl:* annotation (the message's dims) and the launch, and one NCCL kernel, named alike for
-    every call (as SendRecv kernels are)."""
+    every call (as SendRecv kernels are); ``groups``: each call's process group, on record_param_comms
+    as recent torch writes it."""
     cpu = {"ph": "X", "pid": 1, "tid": 1}
     events = [{**cpu, "cat": "user_annotation", "name": "ProfilerStep#7", "ts": 0, "dur": 10_000}]
     for i, (call, elements, at, kernel_us) in enumerate(calls):
         events += [
             {**cpu, "cat": "cpu_op", "name": call, "ts": at, "dur": 50, "args": {"External id": 10 * i + 1}},
             {**cpu, "cat": "cpu_op", "name": "record_param_comms", "ts": at + 1, "dur": 40,
-             "args": {"External id": 10 * i + 2}},
+             "args": {"External id": 10 * i + 2, **({"Process Group Name": groups[i]} if groups else {})}},
             {**cpu, "cat": "user_annotation", "name": "nccl:" + call.split("::")[1].strip("_"), "ts": at + 2,
              "dur": 5, "args": {"External id": 10 * i + 3, "Input Dims": [[elements]], "Input type": ["float"]}},
             {**cpu, "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": at + 10, "dur": 5,
@@ -250,14 +251,24 @@ def _rank_json(path: Path, rank: int, calls: list[tuple[str, int, int, int]]) ->
     return path
 
 
+def _imported_section(tmp_path: Path, sources: list[Path]) -> tuple[dict, dict[int, dict]]:
+    """The communication section of the rank files ``sources`` (Chrome-trace JSON) imported and reported
+    together, and its rank objects by rank."""
+    from profkit.collectors.kineto_json import import_paths
+
+    targets = [tmp_path / f"{source.name}.parquet" for source in sources]
+    for source, target in zip(sources, targets):
+        import_paths([source], target, progress=False)
+    section = build_report([profkit.load(t) for t in targets])["communication"]
+    return section, {r["rank"]: r for r in section["ranks"]}
+
+
 def test_collectives_are_matched_by_call_and_message_not_by_kernel_name_and_order(tmp_path):
     # Two all-reduces per rank, A (1000 elements) and B (2000), issued in the other order on rank 1, every
     # kernel named alike. A: rank 0 100 µs, rank 1 70 µs -> rank 0 waited 30; B: rank 0 40, rank 1 90 ->
     # rank 1 waited 50. (Pairing the k-th kernels would give 10 and 30.) An all-to-all, whose message is
     # each rank's own (300 and 500 elements): rank 0 50 µs, rank 1 20 -> rank 0 waited 30 more. An
     # all-gather only rank 0 ran is left out, and named.
-    from profkit.collectors.kineto_json import import_paths
-
     sources = [_rank_json(tmp_path / "r0.json", 0, [("c10d::allreduce_", 1000, 100, 100),
                                                     ("c10d::allreduce_", 2000, 1000, 40),
                                                     ("c10d::alltoall_base_", 300, 3000, 50),
@@ -265,15 +276,23 @@ def test_collectives_are_matched_by_call_and_message_not_by_kernel_name_and_orde
                _rank_json(tmp_path / "r1.json", 1, [("c10d::allreduce_", 2000, 100, 90),
                                                     ("c10d::allreduce_", 1000, 1000, 70),
                                                     ("c10d::alltoall_base_", 500, 3000, 20)])]
-    targets = [tmp_path / "r0.parquet", tmp_path / "r1.parquet"]
-    for source, target in zip(sources, targets):
-        import_paths([source], target, progress=False)
-    section = build_report([profkit.load(t) for t in targets])["communication"]
-    by_rank = {r["rank"]: r for r in section["ranks"]}
+    section, by_rank = _imported_section(tmp_path, sources)
     assert by_rank[0]["waiting_ns"] == 60 * US and by_rank[1]["waiting_ns"] == 50 * US
     assert by_rank[0]["waiting_share"] == pytest.approx(60 / 190) and by_rank[1]["waiting_share"] == pytest.approx(50 / 180)
     assert section["waiting"] == {"instances": 3, "skipped": ["c10d::_allgather_base_"]}
     assert by_rank[0]["last_arrivals"] == 1 and by_rank[1]["last_arrivals"] == 2  # (B; A and the all-to-all)
+
+
+def test_calls_of_two_process_groups_are_told_apart_by_the_group_torch_records(tmp_path):
+    # Two groups all-reduce the same 1000 elements from the same place; their communicators order them
+    # apart, so rank 1 runs group "1"'s first. Group "0": rank 0 100 µs, rank 1 60 -> rank 0 waited 40;
+    # group "1": rank 0 30, rank 1 80 -> rank 1 waited 50. (Without the group, the k-th pairing: 70 and 0.)
+    call = "c10d::allreduce_"
+    sources = [_rank_json(tmp_path / "r0.json", 0, [(call, 1000, 100, 100), (call, 1000, 1000, 30)], groups=["0", "1"]),
+               _rank_json(tmp_path / "r1.json", 1, [(call, 1000, 100, 80), (call, 1000, 1000, 60)], groups=["1", "0"])]
+    section, by_rank = _imported_section(tmp_path, sources)
+    assert by_rank[0]["waiting_ns"] == 40 * US and by_rank[1]["waiting_ns"] == 50 * US
+    assert section["waiting"] == {"instances": 2, "skipped": []}
 
 
 def _waiting_of_pairs_ending_together(sources: list[Path], within_us: float = 1000.0) -> tuple[list[int], list[int], int]:
@@ -307,13 +326,7 @@ def test_the_shared_nccl_job_waits_agree_with_the_kernels_that_end_together(tmp_
     sources = [SHARED / f"sampled_rank-{rank}.json.gz" for rank in (0, 1)]
     if not all(source.exists() for source in sources):
         pytest.skip("../shared/traces is not here")
-    from profkit.collectors.kineto_json import import_paths
-
-    targets = []
-    for rank, source in enumerate(sources):
-        targets.append(tmp_path / f"rank{rank}.parquet")
-        import_paths([source], targets[-1], progress=False)
-    section = build_report([profkit.load(t) for t in targets])["communication"]
+    section, _ = _imported_section(tmp_path, sources)
     expected, last, pairs = _waiting_of_pairs_ending_together(sources)
     measured = [r["waiting_ns"] for r in sorted(section["ranks"], key=lambda r: r["rank"])]
     assert [r["last_arrivals"] for r in sorted(section["ranks"], key=lambda r: r["rank"])] == last == [1, 4]

@@ -16,13 +16,14 @@ so the rank that reaches it last runs its kernel shortest, and on every other ra
 beyond that shortest one is time spent waiting for the late rank (a straggler's own kernels wait least;
 with some of a job's ranks only, the fastest of those given). This reads durations only, so it needs no
 clock common to the ranks' hosts. An instance is the k-th kernel of one collective call on each rank:
-the same c10d:: call, from the same caller, on the same message size, in the same training step
-(NCCL runs a communicator's collectives in the same order on every rank, but kernel names do not tell
-collectives apart, and a trace may keep only a sample of its events). A call some rank lacks, or ran
-a different number of times, is left out and named.
+the same c10d:: call, from the same caller, on the same message size, of the same process group
+where the trace names it, in the same training step (NCCL runs a communicator's collectives in the
+same order on every rank, but kernel names do not tell collectives apart, and a trace may keep only a
+sample of its events). A call some rank lacks, or ran a different number of times, is left out and
+named.
 
-Pure functions over arrays; loops over ranks and collective names only (a job has a few), none over
-events.
+Pure functions over arrays; loops over ranks (a job has a few), none over events but one over the
+collective kernels whose launching op names a process group (to read the name from its text).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ import numpy as np
 
 from ..trace.kinds import Kind
 from .classes import OpClass
-from .columns import int_values, kind_mask, label_codes, label_startswith, positions
+from .columns import int_values, kind_mask, label_codes, label_startswith, positions, texts_at
 from .intervals import merge_intervals, overlap_ns, subtract_intervals, union_ns
+from .json_texts import values_of
 from .phase_windows import assign_to_windows
 
 #: Device work: what can run beside a collective and hide it.
@@ -138,13 +140,16 @@ CALL_PREFIX = "c10d::"
 MESSAGE_PREFIX = "nccl:"
 #: Calls whose message differs from rank to rank (each rank's own splits): their size names no instance.
 PER_RANK_MESSAGES = ("alltoall", "all_to_all")
+#: The key in a launching op's ``extra`` naming its communicator (recent torch, 2.13 among them, writes
+#: it on record_param_comms): NCCL orders collectives per communicator, so two groups' calls differ.
+GROUP_KEY = "Process Group Name"
 _CALL_LEVELS = 4  # launching op, record_param_comms, the c10d:: call: a few levels up at most
 
 
 class Calls(NamedTuple):
     """Which collective call each collective kernel ran (``collective_calls``): ``key``, one integer per
-    distinct (call, caller, message, step), the same on every rank of one events table; ``name``, the
-    call's."""
+    distinct (call, caller, message, step, process group), the same on every rank of one events table;
+    ``name``, the call's."""
 
     key: np.ndarray
     name: np.ndarray
@@ -155,7 +160,8 @@ def collective_calls(events, kernel_pos: np.ndarray, steps: Mapping[str, Any]) -
     the nearest op at or above the op that launched it whose name starts with ``CALL_PREFIX`` (else that
     op; else the kernel's own name); the op or annotation it was called from (its parent: the same code
     on every rank); its message (the input dims of the launching op's ``MESSAGE_PREFIX`` annotation, else
-    of the launching op; none for ``PER_RANK_MESSAGES`` calls); and the training step it was launched in
+    of the launching op; none for ``PER_RANK_MESSAGES`` calls); its process group where the launching op
+    names one (``GROUP_KEY``); and the training step it was launched in
     (``steps``: step windows, columns as ``phase_windows.window_columns`` gives them; the window holding
     the launching op's start, else the kernel's, on its rank; none outside them). Kernel names cannot
     tell collectives apart: NCCL names a kernel by algorithm and type (every all-to-all, and on some
@@ -184,15 +190,34 @@ def collective_calls(events, kernel_pos: np.ndarray, steps: Mapping[str, Any]) -
     message[np.array(per_rank + [False], dtype=bool)[name_code]] = -1
     caller = np.where(call >= 0, parent[np.maximum(call, 0)], -1)
     caller_code = np.where(caller >= 0, names[0][np.maximum(caller, 0)], -1)
+    group = _group_codes(events, launched_by)
     start = int_values(events["start_ns"])
     when = np.where(launched_by >= 0, start[np.maximum(launched_by, 0)], start[kernel_pos])
     window = assign_to_windows(when, int_values(events["rank"])[kernel_pos], steps)
     step = np.append(np.asarray(steps["step"], dtype=np.float64), np.nan)[window]  # (window -1: none)
     step_code = np.where(np.isfinite(step), np.nan_to_num(step, nan=-1.0), -1.0).astype(np.int64)
-    parts = np.stack([name_code, caller_code, message, step_code])
+    parts = np.stack([name_code, caller_code, message, step_code, group])
     key = np.unique(parts, axis=1, return_inverse=True)[1].reshape(-1)
     label_of = np.append(np.asarray(names[1], dtype=object), "(no name)")
     return Calls(key.astype(np.int64), label_of[name_code])
+
+
+def _group_codes(events, launched_by: np.ndarray) -> np.ndarray:
+    """Per kernel, a code for the process group its launching op's ``extra`` names (``GROUP_KEY``); -1 where
+    none does (older traces). Equal names get equal codes."""
+    codes = np.full(len(launched_by), -1, dtype=np.int64)
+    linked = np.flatnonzero(launched_by >= 0)
+    if not len(linked) or "extra" not in events:
+        return codes
+    quoted = f'"{GROUP_KEY}"'
+    texts = texts_at(events["extra"], launched_by[linked]).tolist()
+    named = [i for i, text in enumerate(texts) if type(text) is str and quoted in text]  # (most extras: ids only)
+    number: dict[str, int] = {}
+    for i, document in zip(named, values_of([texts[i] for i in named])):
+        name = document.get(GROUP_KEY) if isinstance(document, dict) else None
+        if name is not None:
+            codes[linked[i]] = number.setdefault(str(name), len(number))
+    return codes
 
 
 class Waiting(NamedTuple):
