@@ -23,7 +23,7 @@ sample of its events). A call some rank lacks, or ran a different number of time
 named.
 
 Pure functions over arrays; loops over ranks (a job has a few), none over events but one over the
-collective kernels whose launching op names a process group (to read the name from its text).
+distinct texts of the launching ops that name a process group (to read the name from it).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import numpy as np
 
 from ..trace.kinds import Kind
 from .classes import OpClass
-from .columns import int_values, kind_mask, label_codes, label_startswith, positions, texts_at
+from .columns import int_values, kind_mask, label_codes, label_startswith, label_table, positions, texts_at
 from .intervals import merge_intervals, overlap_ns, subtract_intervals, union_ns
-from .json_texts import values_of
+from .json_texts import extra_codes
 from .phase_windows import assign_to_windows
 
 #: Device work: what can run beside a collective and hide it.
@@ -186,8 +186,7 @@ def collective_calls(events, kernel_pos: np.ndarray, steps: Mapping[str, Any]) -
     message = message_of[launched_by]
     own = np.where(launched_by >= 0, shapes[0][np.maximum(launched_by, 0)], -1)
     message = np.where(message >= 0, message, own)
-    per_rank = [any(part in str(text) for part in PER_RANK_MESSAGES) for text in names[1].tolist()]  # (per name)
-    message[np.array(per_rank + [False], dtype=bool)[name_code]] = -1
+    message[label_table((name_code, names[1]), lambda text: any(part in text for part in PER_RANK_MESSAGES))] = -1
     caller = np.where(call >= 0, parent[np.maximum(call, 0)], -1)
     caller_code = np.where(caller >= 0, names[0][np.maximum(caller, 0)], -1)
     group = _group_codes(events, launched_by)
@@ -207,16 +206,12 @@ def _group_codes(events, launched_by: np.ndarray) -> np.ndarray:
     none does (older traces). Equal names get equal codes."""
     codes = np.full(len(launched_by), -1, dtype=np.int64)
     linked = np.flatnonzero(launched_by >= 0)
-    if not len(linked) or "extra" not in events:
-        return codes
-    quoted = f'"{GROUP_KEY}"'
-    texts = texts_at(events["extra"], launched_by[linked]).tolist()
-    named = [i for i, text in enumerate(texts) if type(text) is str and quoted in text]  # (most extras: ids only)
-    number: dict[str, int] = {}
-    for i, document in zip(named, values_of([texts[i] for i in named])):
-        name = document.get(GROUP_KEY) if isinstance(document, dict) else None
-        if name is not None:
-            codes[linked[i]] = number.setdefault(str(name), len(number))
+    if len(linked) and "extra" in events:
+        def group(document: dict):
+            name = document.get(GROUP_KEY)
+            return None if name is None else str(name)
+
+        codes[linked] = extra_codes(texts_at(events["extra"], launched_by[linked]), group, GROUP_KEY)[0]
     return codes
 
 

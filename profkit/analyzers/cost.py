@@ -29,13 +29,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .columns import Labels, label_codes, label_table
-from .json_texts import value_of, values_of
+from .json_texts import extra_codes, value_of, values_of
 
 #: Recorded dtype spelling -> (short name, bytes per element). Short names are
 #: the keys of the hardware peaks table (fp32, bf16, ...).
@@ -228,7 +228,7 @@ def value_codes(extras: np.ndarray) -> tuple[np.ndarray, list[list | None]]:
     """(code per row, -1 for none; the parsed argument values of each code) from rows' ``extra`` JSON
     texts, whose ``concrete_inputs`` list holds them (``kineto_events.ARG_KEYS``; profkit record writes
     it for the ops that ``reads_values``). Each distinct text is parsed once, each distinct list kept once."""
-    return _extra_codes(extras, lambda document: argument_values(document.get("concrete_inputs")), "concrete_inputs")
+    return extra_codes(extras, lambda document: argument_values(document.get("concrete_inputs")), "concrete_inputs")
 
 
 def list_type_codes(extras: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int]]]:
@@ -240,38 +240,7 @@ def list_type_codes(extras: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int
         spelling = document.get("tensor_list_dtype")
         return _DTYPES.get(spelling) if isinstance(spelling, str) else None
 
-    return _extra_codes(extras, kind, "tensor_list_dtype")
-
-
-def _extra_codes(extras: np.ndarray, read: Callable[[dict], Any], key: str) -> tuple[np.ndarray, list]:
-    """(code per row, -1 for none; the distinct values) of ``read(document)`` over rows' ``extra`` JSON
-    objects (None: nothing there). Each distinct text is parsed and read once, each value kept once;
-    only texts that name ``key`` are parsed (an imported op's extra holds its ids: mostly distinct)."""
-    # The distinct texts that name ``key``, numbered in a dict (a hash a row, as pandas' factorize, without
-    # its ~0.3 ms of set-up a call: most calls see a few dozen rows, the ops of one kind).
-    quoted = f'"{key}"'
-    code_of_text: dict[str, int] = {}
-    number = code_of_text.setdefault
-    codes = np.array([number(text, len(code_of_text)) if type(text) is str and quoted in text else -1
-                      for text in np.asarray(extras, dtype=object).tolist()], dtype=np.int64)
-    texts = np.empty(len(code_of_text), dtype=object)
-    texts[:] = list(code_of_text)
-    named = list(range(len(texts)))
-    parsed = _parse_texts(texts, named)
-    values: list = []
-    seen: dict[str, int] = {}
-    text_code = np.full(len(texts) + 1, -1, dtype=np.int64)
-    for i in named:
-        document = parsed.get(i)
-        value = read(document) if isinstance(document, dict) else None
-        if value is None:
-            continue
-        key = repr(value)
-        if key not in seen:
-            seen[key] = len(values)
-            values.append(value)
-        text_code[i] = seen[key]
-    return text_code[codes], values
+    return extra_codes(extras, kind, "tensor_list_dtype")
 
 
 _INT = repeat(int)  # (the second argument of isinstance, for every dimension of a shape)

@@ -10,6 +10,9 @@ text (NaN, Infinity), so both readings give the same values.
 from __future__ import annotations
 
 import json
+from typing import Any, Callable
+
+import numpy as np
 
 try:
     from orjson import loads as _fast_loads
@@ -46,3 +49,29 @@ def values_of(texts: list) -> list:
         if type(values) is list and len(values) == len(texts):
             return values
     return [value_of(text) for text in texts]
+
+
+def extra_codes(extras, read: Callable[[dict], Any], key: str) -> tuple[np.ndarray, list]:
+    """(code per row, -1 for none; the distinct values) of ``read(document)`` over rows' ``extra`` JSON
+    objects (None: nothing there). Each distinct text is parsed and read once, each value kept once;
+    only texts that name ``key`` are parsed (an imported op's extra holds its ids: mostly distinct)."""
+    # The distinct texts that name ``key``, numbered in a dict (a hash a row, as pandas' factorize, without
+    # its ~0.3 ms of set-up a call: most calls see a few dozen rows, the ops of one kind).
+    quoted = f'"{key}"'
+    code_of_text: dict[str, int] = {}
+    number = code_of_text.setdefault
+    codes = np.array([number(text, len(code_of_text)) if type(text) is str and quoted in text else -1
+                      for text in np.asarray(extras, dtype=object).tolist()], dtype=np.int64)
+    values: list = []
+    seen: dict[str, int] = {}
+    text_code = np.full(len(code_of_text) + 1, -1, dtype=np.int64)  # (code -1 reads the trailing -1)
+    for i, document in enumerate(values_of(list(code_of_text))):
+        value = read(document) if isinstance(document, dict) else None
+        if value is None:
+            continue
+        known = repr(value)
+        if known not in seen:
+            seen[known] = len(values)
+            values.append(value)
+        text_code[i] = seen[known]
+    return text_code[codes], values
