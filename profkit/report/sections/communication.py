@@ -10,9 +10,10 @@ trace has collective kernels). With several ranks each rank object also has
 ``waiting_ns`` (its collective kernels' time beyond the fastest rank's, instance
 by instance: time spent waiting for the others), ``waiting_share`` (of its
 matched collectives' time) and ``last_arrivals`` (the matched collectives it
-reached last: its kernel was the shortest; a tie counts for each), and ``waiting`` says what was matched (``instances``;
-``skipped``: the collective calls, by name, some rank lacks or ran a different
-number of times in a step); null fields and ``waiting`` with one rank.
+reached last: its kernel was the shortest; a tie counts for each), and
+``waiting`` says what was matched (``instances``; ``skipped``: the collective
+calls, by name, some rank lacks or ran a different number of times in a step);
+null fields and ``waiting`` with one rank.
 """
 
 from __future__ import annotations
